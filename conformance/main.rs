@@ -1,0 +1,9 @@
+//! The conformance suite: black-box tests of the real `xps` binary.
+
+mod support;
+
+mod bad_input;
+mod cli;
+mod config_golden;
+mod docs;
+mod examples;

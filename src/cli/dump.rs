@@ -1,0 +1,260 @@
+//! `--dump`: the compiled routing table written back as xps.conf, with
+//! every effective setting spelled out (inheritance merged, defaults
+//! filled in, includes spliced, paths absolute), and where each block was
+//! defined as a comment. The output is itself a valid config that compiles
+//! to the same routes.
+
+use super::text::{duration, size};
+use crate::config::fmt::quote;
+use crate::routing::{Action, LogTarget, Route, Snapshot, UpstreamGroup, Workers};
+use std::fmt::Write as _;
+
+/// The whole table as text.
+pub fn dump(s: &Snapshot) -> String {
+    let mut o = String::new();
+    let files: Vec<String> = s.files.iter().map(|f| f.display().to_string()).collect();
+    let _ = writeln!(o, "# xps routing table, generation {}", s.generation);
+    let _ = writeln!(o, "# read from: {}", files.join(", "));
+    if s.main.expserver {
+        o.push_str("# eXpServer mode: responses xps makes carry Access-Control-Allow-Origin: *\n");
+    }
+    main(&mut o, s);
+    for u in s.named_upstreams() {
+        upstream(&mut o, u);
+    }
+    for (id, server) in s.servers.iter().enumerate() {
+        let _ = writeln!(o, "\nserver {{  # {} ({})", server.label(id), server.origin);
+        for addr in &server.listen {
+            let is_default = s
+                .listeners
+                .iter()
+                .any(|l| l.addr == *addr && l.hosts.default_server() == Some(id));
+            let suffix = if is_default { " default_server" } else { "" };
+            let _ = writeln!(o, "    listen {}{suffix};", addr_text(*addr));
+        }
+        if !server.server_name.is_empty() {
+            let names: Vec<String> = server.server_name.iter().map(|n| n.to_string()).collect();
+            let _ = writeln!(o, "    server_name {};", names.join(" "));
+        }
+        let c = &server.connection;
+        let _ = writeln!(
+            o,
+            "    client_header_timeout {};",
+            duration(c.client_header_timeout)
+        );
+        let _ = writeln!(
+            o,
+            "    keepalive_timeout {};",
+            duration(c.keepalive_timeout)
+        );
+        let _ = writeln!(o, "    keepalive_requests {};", c.keepalive_requests);
+        let _ = writeln!(
+            o,
+            "    client_header_max_size {};",
+            size(c.client_header_max_size)
+        );
+        if server.return_first {
+            o.push_str("    # a server-level return answers every request\n");
+        } else {
+            o.push_str("    # when no location matches:\n");
+        }
+        route(&mut o, s, &server.fallback, 1);
+        for loc in server.locations.list() {
+            let _ = writeln!(o, "\n    location {} {{  # {}", loc.matcher, loc.origin);
+            route(&mut o, s, &loc.route, 2);
+            o.push_str("    }\n");
+        }
+        o.push_str("}\n");
+    }
+    if !s.streams.is_empty() {
+        o.push_str("\nstream {\n");
+        for st in &s.streams {
+            let _ = writeln!(o, "    server {{  # {}", st.origin);
+            for addr in &st.listen {
+                let _ = writeln!(o, "        listen {};", addr_text(*addr));
+            }
+            let _ = writeln!(
+                o,
+                "        proxy_pass {};",
+                proxy_target(&s.upstreams[st.upstream])
+            );
+            let _ = writeln!(o, "        proxy_timeout {};", duration(st.proxy_timeout));
+            let _ = writeln!(
+                o,
+                "        proxy_connect_timeout {};",
+                duration(st.proxy_connect_timeout)
+            );
+            for rule in &st.access.rules {
+                let _ = writeln!(o, "        {rule};  # {}", rule.origin);
+            }
+            o.push_str("    }\n");
+        }
+        o.push_str("}\n");
+    }
+    o
+}
+
+fn main(o: &mut String, s: &Snapshot) {
+    let m = &s.main;
+    let workers = match m.workers {
+        Workers::Auto => "auto".to_string(),
+        Workers::Count(n) => n.to_string(),
+    };
+    let _ = writeln!(o, "workers {workers};");
+    let _ = writeln!(
+        o,
+        "server_header {};",
+        m.server_header.as_deref().map_or("off".to_string(), quote)
+    );
+    let _ = writeln!(o, "watch {};", on_off(m.watch));
+    let _ = writeln!(
+        o,
+        "error_log {} {};",
+        log_target(&m.error_log.target),
+        m.error_log.level.name()
+    );
+    let _ = writeln!(o, "max_connections {};", m.max_connections);
+    let _ = writeln!(o, "shutdown_timeout {};", duration(m.shutdown_timeout));
+}
+
+fn upstream(o: &mut String, u: &UpstreamGroup) {
+    let _ = writeln!(o, "\nupstream {} {{  # {}", u.name, u.origin);
+    for m in &u.members {
+        let backup = if m.backup { " backup" } else { "" };
+        let _ = writeln!(
+            o,
+            "    server {} weight={} max_fails={} fail_timeout={}{backup};",
+            addr_text(m.addr),
+            m.weight,
+            m.max_fails,
+            duration(m.fail_timeout)
+        );
+    }
+    let _ = writeln!(o, "    balance {};", u.balance);
+    let _ = writeln!(o, "    keepalive {};", u.keepalive);
+    if let Some(h) = &u.health_check {
+        let _ = writeln!(
+            o,
+            "    health_check {} interval={} fails={} passes={};",
+            quote(&h.path),
+            duration(h.interval),
+            h.fails,
+            h.passes
+        );
+    }
+    o.push_str("}\n");
+}
+
+/// The settings of a route that matter for its handler.
+fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
+    let pad = "    ".repeat(depth);
+    let mut line = |text: String| {
+        o.push_str(&pad);
+        o.push_str(&text);
+        o.push_str(";\n");
+    };
+    for rule in &r.access.rules {
+        line(format!("{rule}"));
+    }
+    match &r.action {
+        Action::Return(ret) => match &ret.text {
+            Some(t) => line(format!("return {} {}", ret.code, quote(t))),
+            None => line(format!("return {}", ret.code)),
+        },
+        Action::Proxy(id) => {
+            line(format!("proxy_pass {}", proxy_target(&s.upstreams[*id])));
+            for h in &r.proxy_set_header {
+                line(format!(
+                    "proxy_set_header {} {}",
+                    quote(&h.name),
+                    quote(&h.value)
+                ));
+            }
+            line(format!(
+                "proxy_connect_timeout {}",
+                duration(r.proxy_connect_timeout)
+            ));
+            line(format!(
+                "proxy_read_timeout {}",
+                duration(r.proxy_read_timeout)
+            ));
+            line(format!(
+                "proxy_send_timeout {}",
+                duration(r.proxy_send_timeout)
+            ));
+        }
+        Action::Metrics => line("metrics".to_string()),
+        Action::Static | Action::NotFound => {}
+    }
+    if let Some(root) = &r.root {
+        line(format!("root {}", quote(&root.to_string_lossy())));
+        let index: Vec<String> = r.index.iter().map(|i| quote(i)).collect();
+        line(format!("index {}", index.join(" ")));
+        line(format!("autoindex {}", on_off(r.autoindex)));
+        line(format!("autoindex_format {}", r.autoindex_format.name()));
+        line(format!(
+            "dotfiles {}",
+            if r.dotfiles { "allow" } else { "deny" }
+        ));
+        line(format!(
+            "charset {}",
+            r.charset.as_deref().map_or("off".to_string(), quote)
+        ));
+        line(format!("gzip_static {}", on_off(r.gzip.static_files)));
+    }
+    for p in &r.error_page {
+        let codes: Vec<String> = p.codes.iter().map(u16::to_string).collect();
+        line(format!("error_page {} {}", codes.join(" "), quote(&p.path)));
+    }
+    for h in &r.add_header {
+        line(format!("add_header {} {}", quote(&h.name), quote(&h.value)));
+    }
+    line(format!("gzip {}", on_off(r.gzip.enabled)));
+    if r.gzip.enabled {
+        line(format!("gzip_types {}", r.gzip.types.join(" ")));
+        line(format!("gzip_min_length {}", size(r.gzip.min_length)));
+        line(format!("gzip_comp_level {}", r.gzip.comp_level));
+    }
+    line(format!(
+        "client_max_body_size {}",
+        size(r.client_max_body_size)
+    ));
+    line(format!(
+        "client_body_timeout {}",
+        duration(r.client_body_timeout)
+    ));
+    line(format!("send_timeout {}", duration(r.send_timeout)));
+    line(format!(
+        "access_log {}",
+        r.access_log.as_ref().map_or("off".to_string(), log_target)
+    ));
+}
+
+fn proxy_target(u: &UpstreamGroup) -> String {
+    if u.implicit {
+        u.members
+            .first()
+            .map_or_else(|| u.name.clone(), |m| addr_text(m.addr))
+    } else {
+        u.name.clone()
+    }
+}
+
+fn addr_text(addr: std::net::SocketAddr) -> String {
+    match addr {
+        std::net::SocketAddr::V4(a) => a.to_string(),
+        std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+fn log_target(t: &LogTarget) -> String {
+    match t {
+        LogTarget::Stdout => "stdout".to_string(),
+        LogTarget::Stderr => "stderr".to_string(),
+        LogTarget::File(p) => quote(&p.to_string_lossy()),
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b { "on" } else { "off" }
+}

@@ -1,0 +1,377 @@
+//! `--explain`: walks one request through the routing table the way the
+//! server would — listener, server, path, locations, access, handler — and
+//! says at every step what was picked and why.
+
+use crate::http::target;
+use crate::routing::location::Verdict;
+use crate::routing::{Action, HostMatch, LocationMatch, Route, Server, Snapshot};
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+/// Explains `[METHOD] URL` from client `from`; `Err` when the request
+/// cannot reach this config at all.
+pub fn explain(s: &Snapshot, request: &[String], from: IpAddr) -> Result<String, String> {
+    let (method, url) = match request {
+        [url] => ("GET", url.as_str()),
+        [method, url] => (method.as_str(), url.as_str()),
+        [] => return Err("--explain needs a URL: xps --explain CONFIG [METHOD] URL".to_string()),
+        _ => return Err("--explain takes [METHOD] URL".to_string()),
+    };
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(format!("`{method}` is not an HTTP method (GET, POST, …)"));
+    }
+    let url = Url::parse(url)?;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "request    {method} {}{} from {from}",
+        url.path,
+        url.query.map(|q| format!("?{q}")).unwrap_or_default()
+    );
+    if s.listeners.is_empty() {
+        return Err("this config has no HTTP listeners".to_string());
+    }
+    let (listener, why) = match &url.host {
+        None => (
+            &s.listeners[0],
+            "the first listener (the URL names no host)".to_string(),
+        ),
+        Some(host) => {
+            let local = local_addr(host, url.port);
+            let found = local.and_then(|a| s.listener(a)).or_else(|| {
+                let on_port = s.listeners.iter().filter(|l| l.addr.port() == url.port);
+                on_port.min_by_key(|l| !l.addr.ip().is_unspecified())
+            });
+            match found {
+                Some(l) => (l, format!("accepts connections to {host}:{}", url.port)),
+                None => {
+                    let all: Vec<String> = s.listeners.iter().map(|l| l.addr.to_string()).collect();
+                    return Err(format!(
+                        "no listener for port {} (listeners: {})",
+                        url.port,
+                        all.join(", ")
+                    ));
+                }
+            }
+        }
+    };
+    let _ = writeln!(o, "listener   {} — {why}", listener.addr);
+    let host_header = url.host.as_ref().map(|h| format!("{h}:{}", url.port));
+    let (sid, host_match) = listener.server(host_header.as_deref());
+    let server = &s.servers[sid];
+    let reason = match host_match {
+        HostMatch::Exact(n) => format!("server_name `{n}` matches exactly"),
+        HostMatch::Wildcard(suffix) => {
+            format!("server_name `*{suffix}` is the longest matching wildcard")
+        }
+        HostMatch::Default => {
+            "no server_name matches; it is the default_server of this address".to_string()
+        }
+        HostMatch::CatchAll => {
+            "no server_name matches; it is the first server here without server_name".to_string()
+        }
+        HostMatch::First => {
+            "no server_name matches and there is no default_server; it is the first server here"
+                .to_string()
+        }
+    };
+    let _ = writeln!(
+        o,
+        "server     {} ({}) — {reason}",
+        server.label(sid),
+        server.origin
+    );
+    let path = match target::parse(&format!(
+        "{}{}",
+        url.path,
+        url.query.map(|q| format!("?{q}")).unwrap_or_default()
+    )) {
+        Ok(t) => t.path,
+        Err(e) => {
+            let _ = writeln!(o, "path       {} — {e}", url.path);
+            let _ = writeln!(o, "answer     400 Bad Request");
+            return Ok(o);
+        }
+    };
+    let _ = writeln!(
+        o,
+        "path       {path}{}",
+        if path != url.path {
+            " (normalised)"
+        } else {
+            ""
+        }
+    );
+    let (route, which) = server.route(&path);
+    locations(&mut o, server, &path, which);
+    if !access(&mut o, route, from) {
+        let _ = writeln!(o, "answer     403 Forbidden");
+        return Ok(o);
+    }
+    handler(&mut o, s, route, method, &path);
+    Ok(o)
+}
+
+/// A URL as `--explain` accepts it.
+struct Url<'a> {
+    host: Option<String>,
+    port: u16,
+    path: &'a str,
+    query: Option<&'a str>,
+}
+
+impl<'a> Url<'a> {
+    fn parse(url: &'a str) -> Result<Url<'a>, String> {
+        let (host, port, rest) = if let Some(after) = url.strip_prefix("http://") {
+            let end = after.find(['/', '?']).unwrap_or(after.len());
+            let authority = &after[..end];
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                    let port = p
+                        .parse::<u16>()
+                        .map_err(|_| format!("`{p}` is not a port"))?;
+                    (h, port)
+                }
+                _ => (authority, 80),
+            };
+            if host.is_empty() {
+                return Err(format!("`{url}` has no host"));
+            }
+            let rest = &after[end..];
+            (
+                Some(host.to_ascii_lowercase()),
+                port,
+                if rest.is_empty() { "/" } else { rest },
+            )
+        } else if url.starts_with('/') {
+            (None, 80, url)
+        } else if url.starts_with("https://") {
+            return Err("xps serves plain HTTP only; use an http:// URL".to_string());
+        } else {
+            return Err(format!(
+                "`{url}` is neither http://host[:port]/path nor /path"
+            ));
+        };
+        let (path, query) = match rest.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (rest, None),
+        };
+        Ok(Url {
+            host,
+            port,
+            path: if path.is_empty() { "/" } else { path },
+            query,
+        })
+    }
+}
+
+/// The local address a connection to `host:port` would arrive on.
+fn local_addr(host: &str, port: u16) -> Option<SocketAddr> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host == "localhost" {
+        return Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
+    }
+    host.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, port))
+}
+
+fn locations(o: &mut String, server: &Server, path: &str, which: LocationMatch) {
+    if which == LocationMatch::ServerReturn {
+        let _ = writeln!(
+            o,
+            "locations  not consulted: a server-level `return` answers every request"
+        );
+        return;
+    }
+    if server.locations.is_empty() {
+        let _ = writeln!(o, "locations  none in this server");
+    } else {
+        let _ = writeln!(o, "locations");
+        let width = server
+            .locations
+            .list()
+            .iter()
+            .map(|l| l.matcher.to_string().len())
+            .max()
+            .unwrap_or(0);
+        for (loc, verdict) in server
+            .locations
+            .list()
+            .iter()
+            .zip(server.locations.explain(path))
+        {
+            let p = loc.matcher.path();
+            let why = match verdict {
+                Verdict::ExactMatch => "exact match".to_string(),
+                Verdict::ExactMismatch => format!("exact location; the path is not `{p}`"),
+                Verdict::PrefixMatch(n) => {
+                    format!("prefix match on a segment boundary ({n} characters)")
+                }
+                Verdict::NotAPrefix => format!("the path does not start with `{p}`"),
+                Verdict::NotASegmentBoundary => format!("`{p}` ends inside a path segment here"),
+            };
+            let mark = if verdict.is_match() {
+                "match   "
+            } else {
+                "no match"
+            };
+            let _ = writeln!(
+                o,
+                "  {mark}  {:<width$}  {}  {why}",
+                loc.matcher.to_string(),
+                loc.origin
+            );
+        }
+    }
+    match which {
+        LocationMatch::Location(i) => {
+            let loc = &server.locations.list()[i];
+            let why = match loc.matcher {
+                crate::routing::Match::Exact(_) => "an exact match wins outright",
+                crate::routing::Match::Prefix(_) => "the longest matching prefix",
+            };
+            let _ = writeln!(o, "location   {} ({}) — {why}", loc.matcher, loc.origin);
+        }
+        _ => {
+            let _ = writeln!(
+                o,
+                "location   none matched — the server-level settings apply"
+            );
+        }
+    }
+}
+
+/// Writes the access decision; false when the client is denied.
+fn access(o: &mut String, route: &Route, from: IpAddr) -> bool {
+    let (allowed, rule) = route.access.check(from);
+    let verdict = if allowed { "allowed" } else { "denied" };
+    match rule {
+        Some(i) => {
+            let r = &route.access.rules[i];
+            let _ = writeln!(
+                o,
+                "access     `{r}` ({}) is the first rule matching {from} — {verdict}",
+                r.origin
+            );
+        }
+        None if route.access.is_empty() => {
+            let _ = writeln!(o, "access     no allow/deny rules — allowed");
+        }
+        None => {
+            let _ = writeln!(o, "access     no rule matches {from} — allowed");
+        }
+    }
+    allowed
+}
+
+fn handler(o: &mut String, s: &Snapshot, route: &Route, method: &str, path: &str) {
+    match &route.action {
+        Action::Return(r) => {
+            let _ = writeln!(o, "handler    return {}", r.code);
+            match &r.text {
+                Some(url) if crate::routing::Return::is_redirect(r.code) => {
+                    let _ = writeln!(o, "answer     {} with Location: {url}", r.code);
+                }
+                Some(text) => {
+                    let _ = writeln!(o, "answer     {} with the body {text:?}", r.code);
+                }
+                None => {
+                    let _ = writeln!(o, "answer     {} with the built-in page", r.code);
+                }
+            }
+        }
+        Action::Proxy(id) => {
+            let u = &s.upstreams[*id];
+            let members: Vec<String> = u
+                .members
+                .iter()
+                .map(|m| {
+                    let mut t = m.addr.to_string();
+                    if m.weight != 1 {
+                        t.push_str(&format!(" weight={}", m.weight));
+                    }
+                    if m.backup {
+                        t.push_str(" backup");
+                    }
+                    t
+                })
+                .collect();
+            let what = if u.implicit {
+                format!("proxy_pass {}", u.name)
+            } else {
+                format!(
+                    "proxy_pass upstream `{}` ({}, balance {})",
+                    u.name, u.origin, u.balance
+                )
+            };
+            let _ = writeln!(o, "handler    {what}");
+            let _ = writeln!(o, "answer     forwarded to one of: {}", members.join(", "));
+        }
+        Action::Metrics => {
+            let _ = writeln!(o, "handler    metrics");
+            let _ = writeln!(
+                o,
+                "answer     200 with live figures (json, prometheus or html)"
+            );
+        }
+        Action::NotFound => {
+            let _ = writeln!(
+                o,
+                "handler    none: no location matched and the server has no root"
+            );
+            let _ = writeln!(o, "answer     404 Not Found");
+        }
+        Action::Static => static_file(o, route, method, path),
+    }
+}
+
+fn static_file(o: &mut String, route: &Route, method: &str, path: &str) {
+    let Some(root) = &route.root else { return };
+    let file = root.join(path.trim_start_matches('/'));
+    let _ = writeln!(o, "handler    static files from {}", root.display());
+    let _ = writeln!(o, "file       {}", file.display());
+    if method != "GET" && method != "HEAD" {
+        let _ = writeln!(o, "answer     405 Method Not Allowed (Allow: GET, HEAD)");
+        return;
+    }
+    if !route.dotfiles && path.split('/').any(|seg| seg.starts_with('.')) {
+        let _ = writeln!(
+            o,
+            "answer     404 Not Found (a path segment starts with `.` and dotfiles are denied)"
+        );
+        return;
+    }
+    let answer = if file.is_file() {
+        let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        format!("200 with the file ({len} bytes)")
+    } else if file.is_dir() && !path.ends_with('/') {
+        format!("301 to {path}/ (a folder is requested with a trailing slash)")
+    } else if file.is_dir() {
+        match route
+            .index
+            .iter()
+            .map(|i| file.join(i))
+            .find(|p| p.is_file())
+        {
+            Some(index) => format!("200 with the index file {}", index_name(&index)),
+            None if route.autoindex => {
+                "200 with a listing of the folder (autoindex on)".to_string()
+            }
+            None => format!(
+                "404 (no index file among {} and autoindex is off)",
+                route.index.join(", ")
+            ),
+        }
+    } else {
+        "404 Not Found (no such file)".to_string()
+    };
+    let _ = writeln!(o, "answer     {answer}");
+}
+
+fn index_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,590 @@
+//! Checked tree → [`Snapshot`]: inheritance merged, upstream names
+//! resolved, locations indexed, listeners grouped; and the checks that need
+//! the whole picture (unknown upstreams, duplicate locations, two default
+//! servers on one address, a location with nothing to serve, a missing
+//! `root` folder).
+
+use super::check::Node;
+use super::diagnostic::{Diagnostic, suggestion};
+use super::directives::Key;
+use super::layer::{Layer, log_target};
+use super::source::{SourceMap, Span};
+use super::values::{ProxyTarget, Value};
+use crate::routing::{
+    Action, ConnectionLimits, ErrorLog, HostIndex, Listener, Location, Locations, LogLevel,
+    LogTarget, MainSettings, Match, Member, Origin, Server, ServerName, Snapshot, StreamServer,
+    UpstreamGroup, UpstreamId, Workers,
+};
+use crate::upstream::Balance;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Compiles the checked main block. Returns `None` when any error was
+/// found (all of them are in `out`).
+pub fn compile(
+    nodes: &[Node],
+    sources: &SourceMap,
+    expserver: bool,
+    out: &mut Vec<Diagnostic>,
+) -> Option<Snapshot> {
+    let errors_before = out.iter().filter(|d| d.is_error()).count();
+    let mut c = Compiler {
+        sources,
+        out,
+        upstreams: Vec::new(),
+        by_name: HashMap::new(),
+        implicit: HashMap::new(),
+        file_names: sources
+            .files()
+            .iter()
+            .map(|f| Arc::from(f.name.as_str()))
+            .collect(),
+        roots_checked: HashSet::new(),
+        stream_spans: Vec::new(),
+    };
+    let mut main = MainSettings {
+        workers: Workers::Auto,
+        server_header: Some("eXpServer".to_string()),
+        watch: true,
+        error_log: ErrorLog {
+            target: LogTarget::Stderr,
+            level: LogLevel::Info,
+        },
+        max_connections: 10_000,
+        shutdown_timeout: Duration::from_secs(10),
+        expserver,
+    };
+    let mut layer = Layer::default();
+    for n in nodes {
+        match (n.spec.key, &n.value) {
+            (Key::Workers, Value::Workers(w)) => main.workers = *w,
+            (Key::ServerHeader, Value::TextOrOff(t)) => main.server_header = t.clone(),
+            (Key::Watch, Value::Flag(b)) => main.watch = *b,
+            (Key::ErrorLog, Value::ErrorLog(spec, level)) => {
+                main.error_log = ErrorLog {
+                    target: log_target(spec, c.folder(n.name)),
+                    level: *level,
+                }
+            }
+            (Key::MaxConnections, Value::Number(m)) => main.max_connections = *m,
+            (Key::ShutdownTimeout, Value::Duration(d)) => main.shutdown_timeout = *d,
+            (Key::Upstream, _) => c.upstream(n),
+            _ => c.apply(&mut layer, n),
+        }
+    }
+    let mut servers = Vec::new();
+    let mut streams = Vec::new();
+    for n in nodes {
+        match n.spec.key {
+            _ if n.value == Value::Invalid => {}
+            Key::Server => servers.extend(c.server(n, &layer)),
+            Key::Stream => streams.extend(c.stream(n)),
+            _ => {}
+        }
+    }
+    let listeners = c.listeners(&servers);
+    c.stream_conflicts(&listeners);
+    let other_errors = c.out.iter().any(Diagnostic::is_error);
+    if !other_errors && servers.is_empty() && streams.is_empty() {
+        c.out.push(
+            Diagnostic::error("nothing to serve: the config has no `server` block")
+                .help("add `server { listen 8080; root .; }`"),
+        );
+    }
+    let errors_after = c.out.iter().filter(|d| d.is_error()).count();
+    if errors_after > errors_before {
+        return None;
+    }
+    Some(Snapshot {
+        generation: 1,
+        main,
+        listeners,
+        servers: servers.into_iter().map(|s| s.server).collect(),
+        upstreams: c.upstreams,
+        streams,
+        files: sources
+            .files()
+            .iter()
+            .map(|f| super::layer::absolute(Path::new("."), &f.path.to_string_lossy()))
+            .collect(),
+    })
+}
+
+struct Compiler<'a> {
+    sources: &'a SourceMap,
+    out: &'a mut Vec<Diagnostic>,
+    upstreams: Vec<UpstreamGroup>,
+    /// Named group → index, with the span of its name.
+    by_name: HashMap<String, (UpstreamId, Span)>,
+    /// `HOST:PORT` of an implicit group → index.
+    implicit: HashMap<String, UpstreamId>,
+    /// Display names of files, shared by every [`Origin`].
+    file_names: Vec<Arc<str>>,
+    /// Root folders already checked for existence.
+    roots_checked: HashSet<std::path::PathBuf>,
+    /// Stream listen addresses with their spans, for the conflict check.
+    stream_spans: Vec<(SocketAddr, Span)>,
+}
+
+/// A server with what the listener and duplicate checks need.
+struct Compiled {
+    server: Server,
+    /// `(address, default_server, span of the listen argument)`.
+    listen: Vec<(SocketAddr, bool, Span)>,
+    /// Span of the `server_name` arguments.
+    names_span: Option<Span>,
+}
+
+impl Compiler<'_> {
+    fn folder(&self, span: Span) -> &Path {
+        self.sources.file(span.file).folder()
+    }
+
+    fn origin(&self, span: Span) -> Origin {
+        let (line, column) = self.sources.file(span.file).line_col(span.start);
+        Origin {
+            file: self.file_names[span.file].clone(),
+            line,
+            column,
+        }
+    }
+
+    /// Adds an inheritable setting to a layer; warns about a missing root.
+    fn apply(&mut self, layer: &mut Layer, n: &Node) {
+        let folder = self.folder(n.name).to_path_buf();
+        let origin = self.origin(n.name);
+        if !layer.apply(n, &folder, || origin) {
+            return;
+        }
+        if n.spec.key == Key::Root {
+            if let Some(root) = layer.root.clone() {
+                self.check_root(&root, n);
+            }
+        }
+    }
+
+    fn check_root(&mut self, root: &Path, n: &Node) {
+        if !self.roots_checked.insert(root.to_path_buf()) {
+            return;
+        }
+        let written = self.sources.text(n.args).trim_matches('"').to_string();
+        let file_name = &self.sources.file(n.name.file).name;
+        if !root.exists() {
+            self.out.push(
+                Diagnostic::warning(format!("root folder `{written}` does not exist"))
+                    .at(n.args, "no such folder")
+                    .note(format!(
+                        "relative roots are relative to the folder of `{file_name}`"
+                    ))
+                    .note("requests for it will get 404 until it is created"),
+            );
+        } else if !root.is_dir() {
+            self.out.push(
+                Diagnostic::warning(format!("root `{written}` is not a folder"))
+                    .at(n.args, "not a folder"),
+            );
+        }
+    }
+
+    fn upstream(&mut self, n: &Node) {
+        let Value::Text(name) = &n.value else { return };
+        if let Some((_, first)) = self.by_name.get(name) {
+            let first = *first;
+            self.out.push(
+                Diagnostic::error(format!("upstream `{name}` is defined twice"))
+                    .at(n.args, "defined again here")
+                    .also(first, "first defined here"),
+            );
+            return;
+        }
+        let mut group = UpstreamGroup {
+            name: name.clone(),
+            members: Vec::new(),
+            balance: Balance::RoundRobin,
+            keepalive: 32,
+            health_check: None,
+            implicit: false,
+            origin: self.origin(n.name),
+        };
+        let mut seen: HashMap<SocketAddr, Span> = HashMap::new();
+        for child in &n.children {
+            match &child.value {
+                Value::Member(m) => {
+                    if let Some(first) = seen.insert(m.addr, child.args) {
+                        self.out.push(
+                            Diagnostic::error(format!(
+                                "`{}` is a member of `{name}` twice",
+                                m.name
+                            ))
+                            .at(child.args, "repeated member")
+                            .also(first, "first listed here"),
+                        );
+                    }
+                    group.members.push(m.clone());
+                }
+                Value::Choice(b) => group.balance = Balance::from_name(b).unwrap_or_default(),
+                Value::Number(k) => group.keepalive = *k,
+                Value::HealthCheck(h) => group.health_check = Some(h.clone()),
+                _ => {}
+            }
+        }
+        if !n.children.iter().any(|c| c.spec.key == Key::Member) {
+            self.out.push(
+                Diagnostic::error(format!("upstream `{name}` has no members"))
+                    .at(n.args, "empty group")
+                    .help("add `server HOST:PORT;` inside the block"),
+            );
+        }
+        self.by_name
+            .insert(name.clone(), (self.upstreams.len(), n.args));
+        self.upstreams.push(group);
+    }
+
+    /// The group a `proxy_pass` names, creating implicit groups for
+    /// `HOST:PORT`.
+    fn resolve(&mut self, target: &ProxyTarget, n: &Node) -> Option<UpstreamId> {
+        match target {
+            ProxyTarget::Name(name) => match self.by_name.get(name) {
+                Some((id, _)) => Some(*id),
+                None => {
+                    let known: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+                    let mut d = Diagnostic::error(format!("unknown upstream `{name}`"))
+                        .at(n.args, "no upstream group has this name")
+                        .maybe_help(suggestion(name, known.iter().copied()));
+                    if d.help.is_none() {
+                        d = d.help(format!("define `upstream {name} {{ server HOST:PORT; }}`, or write the backend as HOST:PORT"));
+                    }
+                    self.out.push(d);
+                    None
+                }
+            },
+            ProxyTarget::Address(name, addr) => {
+                if let Some(&id) = self.implicit.get(name) {
+                    return Some(id);
+                }
+                let id = self.upstreams.len();
+                self.upstreams.push(UpstreamGroup {
+                    name: name.clone(),
+                    members: vec![Member {
+                        name: name.clone(),
+                        addr: *addr,
+                        weight: 1,
+                        max_fails: 1,
+                        fail_timeout: Duration::from_secs(10),
+                        backup: false,
+                    }],
+                    balance: Balance::RoundRobin,
+                    keepalive: 32,
+                    health_check: None,
+                    implicit: true,
+                    origin: self.origin(n.args),
+                });
+                self.implicit.insert(name.clone(), id);
+                Some(id)
+            }
+        }
+    }
+
+    fn server(&mut self, n: &Node, main: &Layer) -> Option<Compiled> {
+        let mut layer = Layer::default();
+        let mut listen = Vec::new();
+        let mut names: Vec<ServerName> = Vec::new();
+        let mut names_span = None;
+        let mut server_return = None;
+        let mut location_nodes = Vec::new();
+        for child in &n.children {
+            match (&child.spec.key, &child.value) {
+                (Key::Listen, Value::Listen(addr, default)) => {
+                    if let Some((_, _, first)) = listen.iter().find(|(a, _, _)| a == addr) {
+                        self.out.push(
+                            Diagnostic::error(format!("this server listens on {addr} twice"))
+                                .at(child.args, "repeated address")
+                                .also(*first, "first listed here"),
+                        );
+                        continue;
+                    }
+                    listen.push((*addr, *default, child.args));
+                }
+                (Key::ServerName, Value::ServerNames(list)) => {
+                    names = list.clone();
+                    names_span = Some(child.args);
+                }
+                (Key::Return, Value::Return(r)) => server_return = Some((r.clone(), child.name)),
+                (Key::Location, _) => location_nodes.push(child),
+                _ => self.apply(&mut layer, child),
+            }
+        }
+        let layer = layer.inherit(main);
+        if let Some(size) = layer.client_header_max_size.filter(|&s| s < 1024) {
+            if let Some(node) = n
+                .children
+                .iter()
+                .find(|c| c.spec.key == Key::ClientHeaderMaxSize)
+            {
+                self.out.push(
+                    Diagnostic::error(format!(
+                        "`client_header_max_size` must be at least 1k, not {size} bytes"
+                    ))
+                    .at(node.args, "too small"),
+                );
+            }
+        }
+        if !n.children.iter().any(|c| c.spec.key == Key::Listen) {
+            self.out.push(
+                Diagnostic::error("server has no `listen`")
+                    .at(n.name, "this server accepts no connections")
+                    .help("add `listen PORT;`, for example `listen 8080;`"),
+            );
+        }
+        let mut locations = Vec::new();
+        let mut seen: HashMap<Match, Span> = HashMap::new();
+        for loc in &location_nodes {
+            let Value::Location(matcher) = &loc.value else {
+                continue;
+            };
+            if let Some(first) = seen.get(matcher) {
+                self.out.push(
+                    Diagnostic::error(format!("duplicate location `{matcher}`"))
+                        .at(loc.args, "this location matches the same paths")
+                        .also(*first, "first defined here")
+                        .help("merge the two blocks"),
+                );
+                continue;
+            }
+            seen.insert(matcher.clone(), loc.args);
+            if let Some(location) = self.location(loc, matcher, &layer) {
+                locations.push(location);
+            }
+        }
+        if let (Some((_, span)), false) = (&server_return, location_nodes.is_empty()) {
+            self.out.push(
+                Diagnostic::warning("this server's locations are unreachable")
+                    .at(*span, "a server-level `return` answers every request first")
+                    .note("move the `return` into a location, or remove the locations"),
+            );
+        }
+        let fallback_action = match server_return {
+            Some((r, _)) => Action::Return(r),
+            None if layer.root.is_some() => Action::Static,
+            None => Action::NotFound,
+        };
+        let return_first = matches!(fallback_action, Action::Return(_));
+        Some(Compiled {
+            server: Server {
+                server_name: names,
+                listen: listen.iter().map(|(a, _, _)| *a).collect(),
+                locations: Locations::new(locations),
+                fallback: layer.route(fallback_action),
+                return_first,
+                connection: ConnectionLimits {
+                    client_header_timeout: layer
+                        .client_header_timeout
+                        .unwrap_or(Duration::from_secs(10)),
+                    keepalive_timeout: layer.keepalive_timeout.unwrap_or(Duration::from_secs(75)),
+                    keepalive_requests: layer.keepalive_requests.unwrap_or(1000),
+                    client_header_max_size: layer.client_header_max_size.unwrap_or(16 << 10),
+                },
+                origin: self.origin(n.name),
+            },
+            listen,
+            names_span,
+        })
+    }
+
+    fn location(&mut self, n: &Node, matcher: &Match, server: &Layer) -> Option<Location> {
+        let mut layer = Layer::default();
+        let mut handlers: Vec<(Action, Span)> = Vec::new();
+        for child in &n.children {
+            match (&child.spec.key, &child.value) {
+                (Key::ProxyPass | Key::Return | Key::Metrics, Value::Invalid) => return None,
+                (Key::ProxyPass, Value::ProxyPass(target)) => {
+                    let id = self.resolve(target, child)?;
+                    handlers.push((Action::Proxy(id), child.name));
+                }
+                (Key::Return, Value::Return(r)) => {
+                    handlers.push((Action::Return(r.clone()), child.name))
+                }
+                (Key::Metrics, _) => handlers.push((Action::Metrics, child.name)),
+                _ => self.apply(&mut layer, child),
+            }
+        }
+        let layer = layer.inherit(server);
+        if let [(_, first), (_, second), ..] = handlers.as_slice() {
+            let (a, b) = (
+                self.sources.text(*first).to_string(),
+                self.sources.text(*second).to_string(),
+            );
+            self.out.push(
+                Diagnostic::error(format!("location `{matcher}` has both `{a}` and `{b}`"))
+                    .at(*second, "second handler")
+                    .also(*first, "first handler")
+                    .help("a location answers in one way: keep one of them, or split the location"),
+            );
+            return None;
+        }
+        let action = match handlers.pop() {
+            Some((action, _)) => action,
+            None if layer.root.is_some() => Action::Static,
+            None => {
+                self.out.push(
+                    Diagnostic::error(format!("location `{matcher}` has nothing to serve"))
+                        .at(n.args, "no root, proxy_pass, return or metrics")
+                        .help("add `root PATH;` here or in the server, or `proxy_pass`, `return` or `metrics`"),
+                );
+                return None;
+            }
+        };
+        Some(Location {
+            matcher: matcher.clone(),
+            route: layer.route(action),
+            origin: self.origin(n.name),
+        })
+    }
+
+    /// Groups servers by listen address; checks default servers and names.
+    fn listeners(&mut self, servers: &[Compiled]) -> Vec<Listener> {
+        let mut order: Vec<SocketAddr> = Vec::new();
+        let mut members: HashMap<SocketAddr, Vec<usize>> = HashMap::new();
+        let mut defaults: HashMap<SocketAddr, Span> = HashMap::new();
+        let mut names: HashMap<(SocketAddr, String), Span> = HashMap::new();
+        for (id, s) in servers.iter().enumerate() {
+            for (addr, is_default, span) in &s.listen {
+                if !members.contains_key(addr) {
+                    order.push(*addr);
+                }
+                members.entry(*addr).or_default().push(id);
+                if *is_default {
+                    if let Some(first) = defaults.get(addr) {
+                        self.out.push(
+                            Diagnostic::error(format!("two default servers for {addr}"))
+                                .at(*span, "second default_server")
+                                .also(*first, "first default_server"),
+                        );
+                    } else {
+                        defaults.insert(*addr, *span);
+                    }
+                }
+                for name in &s.server.server_name {
+                    let key = (*addr, name.to_string());
+                    let here = s.names_span.unwrap_or(*span);
+                    if let Some(first) = names.get(&key) {
+                        self.out.push(
+                            Diagnostic::warning(format!(
+                                "server name `{name}` is used twice on {addr}"
+                            ))
+                            .at(here, "the earlier server keeps it")
+                            .also(*first, "first used here"),
+                        );
+                    } else {
+                        names.insert(key, here);
+                    }
+                }
+            }
+        }
+        order
+            .into_iter()
+            .map(|addr| {
+                let ids = members.remove(&addr).unwrap_or_default();
+                let hosts = HostIndex::new(ids.iter().map(|&id| {
+                    let s = &servers[id];
+                    let is_default = s.listen.iter().any(|(a, d, _)| *a == addr && *d);
+                    (id, s.server.server_name.as_slice(), is_default)
+                }));
+                Listener {
+                    addr,
+                    servers: ids,
+                    hosts,
+                }
+            })
+            .collect()
+    }
+
+    fn stream(&mut self, n: &Node) -> Vec<StreamServer> {
+        let mut outer = Layer::default();
+        for child in n
+            .children
+            .iter()
+            .filter(|c| c.spec.key != Key::StreamServer)
+        {
+            self.apply(&mut outer, child);
+        }
+        let mut streams = Vec::new();
+        for s in n
+            .children
+            .iter()
+            .filter(|c| c.spec.key == Key::StreamServer)
+        {
+            let mut layer = Layer::default();
+            let mut listen = Vec::new();
+            let mut upstream = None;
+            let mut has_proxy = false;
+            for child in &s.children {
+                match (&child.spec.key, &child.value) {
+                    (Key::StreamListen, Value::Listen(addr, _)) => listen.push((*addr, child.args)),
+                    (Key::StreamProxyPass, Value::ProxyPass(target)) => {
+                        has_proxy = true;
+                        upstream = self.resolve(target, child);
+                    }
+                    (Key::StreamProxyPass, _) => has_proxy = true,
+                    _ => self.apply(&mut layer, child),
+                }
+            }
+            let layer = layer.inherit(&outer);
+            if !s.children.iter().any(|c| c.spec.key == Key::StreamListen) {
+                self.out.push(
+                    Diagnostic::error("stream server has no `listen`")
+                        .at(s.name, "this server accepts no connections")
+                        .help("add `listen PORT;`"),
+                );
+            }
+            if !has_proxy {
+                self.out.push(
+                    Diagnostic::error("stream server has no `proxy_pass`")
+                        .at(s.name, "nowhere to relay connections")
+                        .help("add `proxy_pass HOST:PORT;` or `proxy_pass UPSTREAM;`"),
+                );
+            }
+            let Some(upstream) = upstream else { continue };
+            streams.push(StreamServer {
+                listen: listen.iter().map(|(a, _)| *a).collect(),
+                upstream,
+                proxy_timeout: layer.proxy_timeout.unwrap_or(Duration::from_secs(600)),
+                proxy_connect_timeout: layer
+                    .proxy_connect_timeout
+                    .unwrap_or(Duration::from_secs(5)),
+                access: crate::routing::AccessList {
+                    rules: layer.access.clone().unwrap_or_default(),
+                },
+                origin: self.origin(s.name),
+            });
+            self.stream_spans.extend(listen);
+        }
+        streams
+    }
+
+    /// An address is either HTTP or stream, and one stream server's.
+    fn stream_conflicts(&mut self, listeners: &[Listener]) {
+        let spans = std::mem::take(&mut self.stream_spans);
+        let mut seen: HashMap<SocketAddr, Span> = HashMap::new();
+        for (addr, span) in spans {
+            if listeners.iter().any(|l| l.addr == addr) {
+                self.out.push(
+                    Diagnostic::error(format!("{addr} is both an HTTP and a stream address"))
+                        .at(span, "already an HTTP listen address")
+                        .help("use another port for the stream server"),
+                );
+            } else if let Some(first) = seen.get(&addr) {
+                self.out.push(
+                    Diagnostic::error(format!("two stream servers listen on {addr}"))
+                        .at(span, "second listener")
+                        .also(*first, "first listener"),
+                );
+            } else {
+                seen.insert(addr, span);
+            }
+        }
+    }
+}

@@ -1,0 +1,743 @@
+//! The one table of directives: name, contexts, arity, whether it repeats,
+//! the kind of value it takes, and its documentation.
+//!
+//! Every structural check in [`super::check`] reads this table, and
+//! `docs/config.md` is generated from it (a test keeps the two equal), so
+//! the language, its checks and its reference cannot drift apart.
+
+use crate::routing::LogLevel;
+use crate::upstream::Balance;
+
+/// Where a directive stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Context {
+    /// The top level of the file.
+    Main,
+    /// Inside an HTTP `server { }`.
+    Server,
+    /// Inside a `location { }`.
+    Location,
+    /// Inside an `upstream NAME { }`.
+    Upstream,
+    /// Inside `stream { }`.
+    Stream,
+    /// Inside a `server { }` of a `stream`.
+    StreamServer,
+}
+
+impl Context {
+    /// The name used in messages and docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Context::Main => "main",
+            Context::Server => "server",
+            Context::Location => "location",
+            Context::Upstream => "upstream",
+            Context::Stream => "stream",
+            Context::StreamServer => "stream server",
+        }
+    }
+}
+
+/// Which directive a row is: compile dispatches on this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Key {
+    Workers,
+    ServerHeader,
+    Include,
+    Watch,
+    ErrorLog,
+    AccessLog,
+    Upstream,
+    Server,
+    Stream,
+    StreamServer,
+    Listen,
+    StreamListen,
+    ServerName,
+    Location,
+    Root,
+    Index,
+    Autoindex,
+    AutoindexFormat,
+    Dotfiles,
+    Charset,
+    ProxyPass,
+    StreamProxyPass,
+    ProxySetHeader,
+    Return,
+    Metrics,
+    Allow,
+    Deny,
+    AddHeader,
+    ErrorPage,
+    Gzip,
+    GzipTypes,
+    GzipMinLength,
+    GzipCompLevel,
+    GzipStatic,
+    ClientHeaderTimeout,
+    ClientBodyTimeout,
+    KeepaliveTimeout,
+    KeepaliveRequests,
+    SendTimeout,
+    ProxyConnectTimeout,
+    ProxyReadTimeout,
+    ProxySendTimeout,
+    ProxyTimeout,
+    ClientMaxBodySize,
+    ClientHeaderMaxSize,
+    MaxConnections,
+    ShutdownTimeout,
+    Member,
+    Balance,
+    Keepalive,
+    HealthCheck,
+}
+
+/// The kind of value a directive's arguments form; [`super::values`]
+/// parses each kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// No arguments, or a block with no arguments.
+    Nothing,
+    /// `on` or `off`.
+    Flag,
+    /// `250ms`, `10s`, `5m`, `1h`, `1d`, combinations like `1m30s`; a bare
+    /// number is seconds.
+    Duration,
+    /// `512`, `4k`, `1m`, `1g` (powers of 1024).
+    Size,
+    /// A whole number in a range.
+    Number {
+        /// Smallest accepted.
+        min: u64,
+        /// Largest accepted.
+        max: u64,
+    },
+    /// `auto` or a thread count.
+    Workers,
+    /// Any text, or `off`.
+    TextOrOff,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    /// A file system path; relative to the folder of the file it is in.
+    Path,
+    /// A glob of files to include.
+    Glob,
+    /// A name for an upstream group.
+    Name,
+    /// `server_name` entries.
+    ServerNames,
+    /// File names (`index`).
+    Files,
+    /// MIME types (`gzip_types`).
+    MimeTypes,
+    /// `[ADDR:]PORT`, plus `default_server` when allowed.
+    Listen {
+        /// Whether `default_server` may follow.
+        default_server: bool,
+    },
+    /// `[=] PATH`.
+    Location,
+    /// `ADDR`, `CIDR` or `all`.
+    Access,
+    /// `CODE [URL|TEXT]`.
+    Return,
+    /// `CODE… PATH`.
+    ErrorPage,
+    /// `NAME VALUE`.
+    Header,
+    /// `NAME`, `HOST:PORT`, and `http://…` when `http`.
+    ProxyPass {
+        /// Whether this is the HTTP form (`http://` allowed).
+        http: bool,
+    },
+    /// `HOST:PORT [weight=N] [max_fails=N] [fail_timeout=D] [backup]`.
+    Member,
+    /// `PATH [interval=D] [fails=N] [passes=N]`.
+    HealthCheck,
+    /// `stderr|PATH [LEVEL]`.
+    ErrorLog,
+    /// `stdout|stderr|PATH|off`.
+    AccessLog,
+}
+
+/// One row of the table.
+#[derive(Debug)]
+pub struct Spec {
+    /// Which directive.
+    pub key: Key,
+    /// Its name in the language.
+    pub name: &'static str,
+    /// Where it may stand.
+    pub contexts: &'static [Context],
+    /// Fewest arguments.
+    pub min_args: usize,
+    /// Most arguments; `None` for no limit.
+    pub max_args: Option<usize>,
+    /// The context its block opens; `None` when it takes `;`.
+    pub block: Option<Context>,
+    /// May appear more than once in a block.
+    pub repeatable: bool,
+    /// Set in an outer block, it is the default of inner blocks.
+    pub inherited: bool,
+    /// The value it takes.
+    pub kind: Kind,
+    /// Syntax line for the docs.
+    pub syntax: &'static str,
+    /// Default, as the docs state it.
+    pub default: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+    /// A short example.
+    pub example: &'static str,
+}
+
+impl Spec {
+    const fn new(
+        key: Key,
+        name: &'static str,
+        contexts: &'static [Context],
+        args: (usize, Option<usize>),
+        kind: Kind,
+    ) -> Spec {
+        Spec {
+            key,
+            name,
+            contexts,
+            min_args: args.0,
+            max_args: args.1,
+            block: None,
+            repeatable: false,
+            inherited: false,
+            kind,
+            syntax: "",
+            default: "–",
+            doc: "",
+            example: "",
+        }
+    }
+
+    const fn block(mut self, ctx: Context) -> Spec {
+        self.block = Some(ctx);
+        self
+    }
+
+    const fn repeatable(mut self) -> Spec {
+        self.repeatable = true;
+        self
+    }
+
+    const fn inherited(mut self) -> Spec {
+        self.inherited = true;
+        self
+    }
+
+    const fn docs(
+        mut self,
+        syntax: &'static str,
+        default: &'static str,
+        doc: &'static str,
+        example: &'static str,
+    ) -> Spec {
+        self.syntax = syntax;
+        self.default = default;
+        self.doc = doc;
+        self.example = example;
+        self
+    }
+
+    /// The heading of this row in the docs: the name, plus the context when
+    /// another row shares the name.
+    pub fn title(&self) -> String {
+        let shared = TABLE.iter().filter(|s| s.name == self.name).count() > 1;
+        if shared {
+            let ctx: Vec<&str> = self.contexts.iter().map(|c| c.name()).collect();
+            format!("{} (in {})", self.name, ctx.join(", "))
+        } else {
+            self.name.to_string()
+        }
+    }
+}
+
+use Context::{
+    Location as L, Main as M, Server as S, Stream as ST, StreamServer as SS, Upstream as U,
+};
+
+const MSL: &[Context] = &[M, S, L];
+const MS: &[Context] = &[M, S];
+const ONE: (usize, Option<usize>) = (1, Some(1));
+const NONE: (usize, Option<usize>) = (0, Some(0));
+const FLAG: Kind = Kind::Flag;
+const DUR: Kind = Kind::Duration;
+
+/// Every directive of the language.
+pub static TABLE: &[Spec] = &[
+    // main
+    Spec::new(Key::Workers, "workers", &[M], ONE, Kind::Workers).docs(
+        "workers auto | N",
+        "auto",
+        "Number of event-loop threads. `auto` starts one per CPU.",
+        "workers 4;",
+    ),
+    Spec::new(Key::ServerHeader, "server_header", &[M], ONE, Kind::TextOrOff).docs(
+        "server_header TEXT | off",
+        "eXpServer",
+        "Value of the `Server` header on responses xps makes; `off` leaves the header out. Proxied responses keep their upstream's `Server`.",
+        "server_header off;",
+    ),
+    Spec::new(Key::Include, "include", &[M, S, ST], ONE, Kind::Glob).repeatable().docs(
+        "include GLOB",
+        "–",
+        "Splices the directives of other files in at this point. The glob is relative to the folder of the file that includes; files are read in name order. A glob that matches nothing is fine, a plain path that does not exist is an error. Included files are watched for changes too.",
+        "include sites/*.conf;",
+    ),
+    Spec::new(Key::Watch, "watch", &[M], ONE, FLAG).docs(
+        "watch on | off",
+        "on",
+        "Reload the running server when any loaded file changes. `SIGHUP` reloads either way.",
+        "watch off;",
+    ),
+    Spec::new(Key::ErrorLog, "error_log", &[M], (1, Some(2)), Kind::ErrorLog).docs(
+        "error_log stderr | PATH [debug | info | warn | error]",
+        "stderr info",
+        "Where diagnostics and lifecycle events go, and the least severe level written. A relative PATH is relative to the file's folder.",
+        "error_log logs/error.log warn;",
+    ),
+    Spec::new(Key::AccessLog, "access_log", MSL, ONE, Kind::AccessLog).inherited().docs(
+        "access_log stdout | stderr | PATH | off",
+        "off",
+        "One line per request in the combined log format, followed by the request time in seconds. A relative PATH is relative to the file's folder.",
+        "access_log logs/access.log;",
+    ),
+    Spec::new(Key::MaxConnections, "max_connections", &[M], ONE, Kind::Number { min: 1, max: 1_000_000 }).docs(
+        "max_connections N",
+        "10000",
+        "Most client connections open at once; beyond it xps stops accepting until one closes.",
+        "max_connections 20000;",
+    ),
+    Spec::new(Key::ShutdownTimeout, "shutdown_timeout", &[M], ONE, DUR).docs(
+        "shutdown_timeout DURATION",
+        "10s",
+        "On `SIGTERM`/`SIGINT`, how long requests in flight may take before xps exits anyway.",
+        "shutdown_timeout 30s;",
+    ),
+    Spec::new(Key::Upstream, "upstream", &[M], ONE, Kind::Name).block(U).repeatable().docs(
+        "upstream NAME { … }",
+        "–",
+        "A named group of backends for `proxy_pass NAME`. It needs at least one `server` member.",
+        "upstream app {\n    server 127.0.0.1:3000;\n    server 127.0.0.1:3001;\n}",
+    ),
+    Spec::new(Key::Server, "server", &[M], NONE, Kind::Nothing).block(S).repeatable().docs(
+        "server { … }",
+        "–",
+        "An HTTP virtual server. It needs at least one `listen`.",
+        "server {\n    listen 8001;\n    root ./public;\n}",
+    ),
+    Spec::new(Key::Stream, "stream", &[M], NONE, Kind::Nothing).block(ST).docs(
+        "stream { … }",
+        "–",
+        "Plain TCP proxying. Its `server` blocks relay bytes unchanged to an upstream. Nothing is inherited from the HTTP side.",
+        "stream {\n    server {\n        listen 9000;\n        proxy_pass 127.0.0.1:5432;\n    }\n}",
+    ),
+    // server
+    Spec::new(Key::Listen, "listen", &[S], (1, Some(2)), Kind::Listen { default_server: true }).repeatable().docs(
+        "listen [ADDRESS:]PORT [default_server]",
+        "– (required)",
+        "An address the server accepts connections on: `8001` is `0.0.0.0:8001`; `[::]:8001` is IPv6 only, so both can be given; `127.0.0.1:8001`; `localhost:8001` is `127.0.0.1:8001`. `default_server` makes this server answer requests whose Host matches no `server_name` on that address.",
+        "listen 8001;\nlisten [::]:8001;\nlisten 127.0.0.1:8080 default_server;",
+    ),
+    Spec::new(Key::ServerName, "server_name", &[S], (1, None), Kind::ServerNames).docs(
+        "server_name NAME…",
+        "none (matches any Host)",
+        "Host names this server answers: exact names, and leading wildcards `*.example.test` (which do not match `example.test` itself). Matching ignores case and the port. A Host picks: an exact name, then the longest wildcard, then the `default_server` of the address, then the first server without `server_name`, then the first server.",
+        "server_name example.test *.example.test;",
+    ),
+    Spec::new(Key::Location, "location", &[S], (1, Some(2)), Kind::Location).block(L).repeatable().docs(
+        "location [=] PATH { … }",
+        "–",
+        "Settings for a part of the site. `location = /p` matches only `/p` and wins outright. `location /p` matches `/p` and everything under `/p/`, but not `/px`; `location /p/` matches everything under `/p/`. The longest matching prefix wins. Paths are matched after percent-decoding and resolving `.`, `..` and `//`; the query is ignored. Locations do not nest.",
+        "location /api {\n    proxy_pass app;\n}\nlocation = /old {\n    return 301 /new;\n}",
+    ),
+    Spec::new(Key::Return, "return", &[S, L], (1, Some(2)), Kind::Return).docs(
+        "return CODE [URL | TEXT]",
+        "–",
+        "Answers with a fixed response. 301, 302, 303, 307 and 308 need a URL (the `Location`); other codes take an optional body text. A server-level `return` answers every request of the server before locations are looked at. Access rules are checked first.",
+        "return 301 https://example.test/;\nreturn 403 \"not here\";",
+    ),
+    // static files
+    Spec::new(Key::Root, "root", MSL, ONE, Kind::Path).inherited().docs(
+        "root PATH",
+        "–",
+        "Folder of static files: the file served is root + request path. A relative PATH is relative to the folder of the file it is written in. Files whose real path (symlinks resolved) leaves the root are not served.",
+        "root ./public;",
+    ),
+    Spec::new(Key::Index, "index", MSL, (1, None), Kind::Files).inherited().docs(
+        "index FILE…",
+        "index.html",
+        "Files tried in order for a request that names a directory.",
+        "index index.html index.htm;",
+    ),
+    Spec::new(Key::Autoindex, "autoindex", MSL, ONE, FLAG).inherited().docs(
+        "autoindex on | off",
+        "off",
+        "List a directory that has no index file.",
+        "autoindex on;",
+    ),
+    Spec::new(Key::AutoindexFormat, "autoindex_format", MSL, ONE, Kind::Choice(&["html", "json"])).inherited().docs(
+        "autoindex_format html | json",
+        "html",
+        "Format of directory listings. A request with `Accept: application/json` gets JSON either way.",
+        "autoindex_format json;",
+    ),
+    Spec::new(Key::Dotfiles, "dotfiles", MSL, ONE, Kind::Choice(&["deny", "allow"])).inherited().docs(
+        "dotfiles deny | allow",
+        "deny",
+        "Whether paths with a segment starting with `.` are served and listed. Denied ones answer 404.",
+        "dotfiles allow;",
+    ),
+    Spec::new(Key::Charset, "charset", MSL, ONE, Kind::TextOrOff).inherited().docs(
+        "charset NAME | off",
+        "off",
+        "Appends `; charset=NAME` to `text/*` content types.",
+        "charset utf-8;",
+    ),
+    Spec::new(Key::ErrorPage, "error_page", MSL, (2, None), Kind::ErrorPage).repeatable().inherited().docs(
+        "error_page CODE… PATH",
+        "a small built-in page",
+        "Serves PATH (a file under the effective root) with the given status instead of the built-in page. Codes are 300–599.",
+        "error_page 404 /404.html;\nerror_page 500 502 503 504 /50x.html;",
+    ),
+    Spec::new(Key::AddHeader, "add_header", MSL, (2, Some(2)), Kind::Header).repeatable().inherited().docs(
+        "add_header NAME VALUE",
+        "–",
+        "A header added to every response of the block, proxied ones included.",
+        "add_header X-Frame-Options DENY;",
+    ),
+    // proxy
+    Spec::new(Key::ProxyPass, "proxy_pass", &[L], ONE, Kind::ProxyPass { http: true }).docs(
+        "proxy_pass NAME | HOST:PORT | http://HOST:PORT",
+        "–",
+        "Sends requests to an upstream group, or to one backend. The request goes with its own path and query; `http://NAME` names a group too. There is no path part: the request's path is sent unchanged.",
+        "proxy_pass app;\nproxy_pass 127.0.0.1:3000;",
+    ),
+    Spec::new(Key::ProxySetHeader, "proxy_set_header", MSL, (2, Some(2)), Kind::Header).repeatable().inherited().docs(
+        "proxy_set_header NAME VALUE",
+        "–",
+        "Adds or replaces a request header sent upstream; an empty VALUE (`\"\"`) removes it.",
+        "proxy_set_header X-Request-Source edge;",
+    ),
+    Spec::new(Key::ProxyConnectTimeout, "proxy_connect_timeout", &[M, S, L, ST, SS], ONE, DUR).inherited().docs(
+        "proxy_connect_timeout DURATION",
+        "5s",
+        "Time to connect to a backend; past it the next member is tried, and when none is left the answer is 504.",
+        "proxy_connect_timeout 2s;",
+    ),
+    Spec::new(Key::ProxyReadTimeout, "proxy_read_timeout", MSL, ONE, DUR).inherited().docs(
+        "proxy_read_timeout DURATION",
+        "60s",
+        "Longest gap between two reads from a backend; past it the answer is 504 (or the connection closes, if the response had started). Also the idle timeout of WebSocket tunnels.",
+        "proxy_read_timeout 5m;",
+    ),
+    Spec::new(Key::ProxySendTimeout, "proxy_send_timeout", MSL, ONE, DUR).inherited().docs(
+        "proxy_send_timeout DURATION",
+        "60s",
+        "Longest gap between two writes to a backend.",
+        "proxy_send_timeout 30s;",
+    ),
+    Spec::new(Key::Metrics, "metrics", &[L], NONE, Kind::Nothing).docs(
+        "metrics",
+        "–",
+        "Answers with live figures: JSON (the eXpServer dashboard's fields), Prometheus text, or an HTML page, by `?format=` or `Accept`.",
+        "location /_status {\n    metrics;\n}",
+    ),
+    // access
+    Spec::new(Key::Allow, "allow", &[M, S, L, ST, SS], ONE, Kind::Access).repeatable().inherited().docs(
+        "allow ADDRESS | CIDR | all",
+        "–",
+        "Lets matching clients in. `allow` and `deny` rules form one ordered list: the first that matches decides, and a client no rule matches is allowed. Denied requests get 403; denied stream connections are closed. Checked before anything else, `return` included.",
+        "allow 127.0.0.0/8;\nallow ::1;\ndeny all;",
+    ),
+    Spec::new(Key::Deny, "deny", &[M, S, L, ST, SS], ONE, Kind::Access).repeatable().inherited().docs(
+        "deny ADDRESS | CIDR | all",
+        "–",
+        "Keeps matching clients out; see `allow`.",
+        "deny 10.0.0.0/8;",
+    ),
+    // gzip
+    Spec::new(Key::Gzip, "gzip", MSL, ONE, FLAG).inherited().docs(
+        "gzip on | off",
+        "off",
+        "Compress responses for clients that accept gzip, when the type is in `gzip_types`, the body is at least `gzip_min_length`, the response is not a range and not already encoded. Sets `Content-Encoding: gzip` and `Vary: Accept-Encoding`.",
+        "gzip on;",
+    ),
+    Spec::new(Key::GzipTypes, "gzip_types", MSL, (1, None), Kind::MimeTypes).inherited().docs(
+        "gzip_types TYPE…",
+        "text/html text/plain text/css text/xml text/javascript application/javascript application/json application/xml image/svg+xml",
+        "Content types that are compressed; `*` for all.",
+        "gzip_types text/html application/json;",
+    ),
+    Spec::new(Key::GzipMinLength, "gzip_min_length", MSL, ONE, Kind::Size).inherited().docs(
+        "gzip_min_length SIZE",
+        "256",
+        "Smaller bodies go uncompressed.",
+        "gzip_min_length 1k;",
+    ),
+    Spec::new(Key::GzipCompLevel, "gzip_comp_level", MSL, ONE, Kind::Number { min: 1, max: 9 }).inherited().docs(
+        "gzip_comp_level 1-9",
+        "5",
+        "Compression level: 1 is fastest, 9 smallest.",
+        "gzip_comp_level 6;",
+    ),
+    Spec::new(Key::GzipStatic, "gzip_static", MSL, ONE, FLAG).inherited().docs(
+        "gzip_static on | off",
+        "off",
+        "Serve `FILE.gz` from beside `FILE` to clients that accept gzip.",
+        "gzip_static on;",
+    ),
+    // limits and timeouts
+    Spec::new(Key::ClientHeaderTimeout, "client_header_timeout", MS, ONE, DUR).inherited().docs(
+        "client_header_timeout DURATION",
+        "10s",
+        "The whole request head must arrive within this time, else 408 and the connection closes.",
+        "client_header_timeout 5s;",
+    ),
+    Spec::new(Key::ClientBodyTimeout, "client_body_timeout", MSL, ONE, DUR).inherited().docs(
+        "client_body_timeout DURATION",
+        "10s",
+        "Longest gap between two reads of a request body, else 408.",
+        "client_body_timeout 30s;",
+    ),
+    Spec::new(Key::KeepaliveTimeout, "keepalive_timeout", MS, ONE, DUR).inherited().docs(
+        "keepalive_timeout DURATION",
+        "75s",
+        "How long an idle connection is kept open between requests; `0` turns keep-alive off.",
+        "keepalive_timeout 30s;",
+    ),
+    Spec::new(Key::KeepaliveRequests, "keepalive_requests", MS, ONE, Kind::Number { min: 1, max: u32::MAX as u64 }).inherited().docs(
+        "keepalive_requests N",
+        "1000",
+        "Requests served on one connection before it is closed.",
+        "keepalive_requests 100;",
+    ),
+    Spec::new(Key::SendTimeout, "send_timeout", MSL, ONE, DUR).inherited().docs(
+        "send_timeout DURATION",
+        "30s",
+        "Longest gap between two writes to a client, else the connection closes.",
+        "send_timeout 60s;",
+    ),
+    Spec::new(Key::ClientMaxBodySize, "client_max_body_size", MSL, ONE, Kind::Size).inherited().docs(
+        "client_max_body_size SIZE",
+        "1m",
+        "Largest request body accepted, else 413.",
+        "client_max_body_size 50m;",
+    ),
+    Spec::new(Key::ClientHeaderMaxSize, "client_header_max_size", MS, ONE, Kind::Size).inherited().docs(
+        "client_header_max_size SIZE",
+        "16k",
+        "Largest request head (request line and headers) accepted, else 431; a request line alone past it gets 414. At least 1k.",
+        "client_header_max_size 32k;",
+    ),
+    // upstream
+    Spec::new(Key::Member, "server", &[U], (1, Some(5)), Kind::Member).repeatable().docs(
+        "server HOST:PORT [weight=N] [max_fails=N] [fail_timeout=DURATION] [backup]",
+        "–",
+        "A member of the group. `weight` (default 1) is its share of requests; after `max_fails` failures (default 1; 0 never) within `fail_timeout` (default 10s) it gets no traffic for `fail_timeout`; `backup` members serve only when no primary is up. `localhost` is 127.0.0.1; other names are resolved when the config loads.",
+        "server 127.0.0.1:3000 weight=3;\nserver 127.0.0.1:3001 max_fails=2 fail_timeout=10s;\nserver 127.0.0.1:3002 backup;",
+    ),
+    Spec::new(Key::Balance, "balance", &[U], ONE, Kind::Choice(Balance::NAMES)).docs(
+        "balance round_robin | least_conn | ip_hash | random",
+        "round_robin",
+        "How a member is picked: smooth weighted round robin; fewest active requests; a hash of the client address; or the less loaded of two random members.",
+        "balance least_conn;",
+    ),
+    Spec::new(Key::Keepalive, "keepalive", &[U], ONE, Kind::Number { min: 0, max: 100_000 }).docs(
+        "keepalive N",
+        "32",
+        "Idle connections to the group's members kept open per worker for reuse; 0 closes each after use.",
+        "keepalive 64;",
+    ),
+    Spec::new(Key::HealthCheck, "health_check", &[U], (1, Some(4)), Kind::HealthCheck).docs(
+        "health_check PATH [interval=DURATION] [fails=N] [passes=N]",
+        "off; when given: interval=5s fails=2 passes=1",
+        "Probes every member with `GET PATH` in the background, the first time as soon as the group loads. A 2xx or 3xx answer is healthy. `fails` failed probes in a row take a member out, `passes` good ones bring it back.",
+        "health_check /healthz interval=2s fails=3;",
+    ),
+    // stream
+    Spec::new(Key::StreamServer, "server", &[ST], NONE, Kind::Nothing).block(SS).repeatable().docs(
+        "server { … }",
+        "–",
+        "A TCP proxy server: every connection accepted on its `listen` addresses is relayed to `proxy_pass`.",
+        "server {\n    listen 9000;\n    proxy_pass db;\n}",
+    ),
+    Spec::new(Key::StreamListen, "listen", &[SS], ONE, Kind::Listen { default_server: false }).repeatable().docs(
+        "listen [ADDRESS:]PORT",
+        "– (required)",
+        "An address the stream server accepts connections on; the forms are those of the HTTP `listen`. An address cannot be both HTTP and stream.",
+        "listen 127.0.0.1:9000;",
+    ),
+    Spec::new(Key::StreamProxyPass, "proxy_pass", &[SS], ONE, Kind::ProxyPass { http: false }).docs(
+        "proxy_pass NAME | HOST:PORT",
+        "– (required)",
+        "Where the stream server relays connections: an upstream group (balanced as for HTTP) or one backend.",
+        "proxy_pass 127.0.0.1:6379;",
+    ),
+    Spec::new(Key::ProxyTimeout, "proxy_timeout", &[ST, SS], ONE, DUR).inherited().docs(
+        "proxy_timeout DURATION",
+        "10m",
+        "A tunnel with no bytes either way for this long is closed.",
+        "proxy_timeout 1h;",
+    ),
+];
+
+/// What the table says about a name in a context.
+pub enum Lookup {
+    /// The row for this name in this context.
+    Found(&'static Spec),
+    /// The name exists, but not here; the rows that have it.
+    WrongContext(Vec<&'static Spec>),
+    /// No directive has this name.
+    Unknown,
+}
+
+/// Looks a directive name up for a context.
+pub fn lookup(name: &str, ctx: Context) -> Lookup {
+    let rows: Vec<&'static Spec> = TABLE.iter().filter(|s| s.name == name).collect();
+    match rows.iter().find(|s| s.contexts.contains(&ctx)) {
+        Some(spec) => Lookup::Found(spec),
+        None if rows.is_empty() => Lookup::Unknown,
+        None => Lookup::WrongContext(rows),
+    }
+}
+
+/// The context the block of `name` opens when written in `parent`.
+pub fn block_context(parent: Context, name: &str) -> Option<Context> {
+    match lookup(name, parent) {
+        Lookup::Found(spec) => spec.block,
+        _ => None,
+    }
+}
+
+/// Names of directives allowed in a context (for suggestions).
+pub fn names_in(ctx: Context) -> impl Iterator<Item = &'static str> {
+    TABLE
+        .iter()
+        .filter(move |s| s.contexts.contains(&ctx))
+        .map(|s| s.name)
+}
+
+/// Advice for names that exist in nginx but not in xps.
+pub fn nginx_advice(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "http" => "xps has no `http` block: write `server` and `upstream` blocks at the top level",
+        "events" => {
+            "xps needs no `events` block: `workers` and `max_connections` are top-level directives"
+        }
+        "worker_processes" => "the xps name is `workers`",
+        "worker_connections" => "the xps name is `max_connections`",
+        "alias" => "xps has `root` only: the file served is root + request path",
+        "server_tokens" => "`server_header off;` leaves the Server header out",
+        "sendfile" | "tcp_nopush" | "tcp_nodelay" | "open_file_cache" => {
+            "xps always serves files with sendfile; there is nothing to turn on"
+        }
+        "types" | "default_type" => "xps knows the MIME types itself",
+        "user" | "pid" | "daemon" | "master_process" => {
+            "xps runs in the foreground as the user that starts it"
+        }
+        "rewrite" | "try_files" | "if" | "set" | "map" => {
+            "xps has no rewriting; `return` answers with a redirect"
+        }
+        "proxy_redirect" | "proxy_buffering" | "proxy_buffers" | "proxy_http_version" => {
+            "xps always streams proxied bodies over HTTP/1.1 with bounded buffers"
+        }
+        "gzip_vary" => "xps always sends `Vary: Accept-Encoding` with compressed responses",
+        "keepalive_time" => "the xps name is `keepalive_timeout`",
+        "client_header_buffer_size" | "large_client_header_buffers" => {
+            "the xps name is `client_header_max_size`"
+        }
+        "limit_except" => "static locations answer only GET and HEAD already",
+        "listen_backlog" | "reuseport" => "xps sets the listen backlog and SO_REUSEPORT itself",
+        _ if name.starts_with("ssl") => {
+            "TLS is not supported by xps; put a TLS terminator in front"
+        }
+        "http2" => "HTTP/2 is not supported by xps",
+        _ => return None,
+    })
+}
+
+/// Levels `error_log` accepts (re-exported for the value parser).
+pub const LOG_LEVELS: &[&str] = LogLevel::NAMES;
+
+/// The `docs/config.md` section generated from the table.
+pub fn reference_markdown() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for spec in TABLE {
+        let ctx: Vec<&str> = spec.contexts.iter().map(|c| c.name()).collect();
+        let _ = writeln!(out, "### `{}`\n", spec.title());
+        let _ = writeln!(out, "```\n{}\n```\n", spec.syntax);
+        let _ = writeln!(out, "- **Context:** {}", ctx.join(", "));
+        let _ = writeln!(out, "- **Default:** {}", spec.default);
+        let mut traits = Vec::new();
+        if spec.repeatable {
+            traits.push("may be repeated in a block");
+        } else {
+            traits.push("at most once per block");
+        }
+        if spec.inherited {
+            traits.push("inherited by inner blocks");
+        }
+        let _ = writeln!(out, "- **Use:** {}\n", traits.join("; "));
+        let _ = writeln!(out, "{}\n", spec.doc);
+        let _ = writeln!(out, "```nginx\n{}\n```\n", spec.example);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_is_documented_and_unique_per_context() {
+        for spec in TABLE {
+            assert!(
+                !spec.syntax.is_empty() && !spec.doc.is_empty() && !spec.example.is_empty(),
+                "{}",
+                spec.name
+            );
+            assert!(spec.syntax.starts_with(spec.name), "{}", spec.name);
+            for ctx in spec.contexts {
+                let n = TABLE
+                    .iter()
+                    .filter(|s| s.name == spec.name && s.contexts.contains(ctx))
+                    .count();
+                assert_eq!(n, 1, "{} twice in {}", spec.name, ctx.name());
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_distinguishes_unknown_and_wrong_context() {
+        assert!(matches!(
+            lookup("root", Context::Location),
+            Lookup::Found(_)
+        ));
+        assert!(matches!(
+            lookup("root", Context::Upstream),
+            Lookup::WrongContext(_)
+        ));
+        assert!(matches!(lookup("rot", Context::Server), Lookup::Unknown));
+        assert_eq!(
+            block_context(Context::Stream, "server"),
+            Some(Context::StreamServer)
+        );
+        assert_eq!(
+            block_context(Context::Main, "server"),
+            Some(Context::Server)
+        );
+        assert_eq!(block_context(Context::Upstream, "server"), None);
+    }
+}

@@ -1,0 +1,220 @@
+//! Inheritance: the inheritable settings one block sets, merged main →
+//! server → location. A value set in an outer block is the default of every
+//! inner block that does not set it; lists (`allow`/`deny`, `add_header`,
+//! `proxy_set_header`, `index`, `error_page`) are replaced whole, never
+//! merged.
+
+use super::check::Node;
+use super::directives::Key;
+use super::values::{LogSpec, Value};
+use crate::routing::{
+    AccessList, AccessRule, Action, ErrorPage, Gzip, Header, ListingFormat, LogTarget, Origin,
+    Route,
+};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The inheritable settings of one block; `None` means "not set here".
+#[derive(Clone, Debug, Default)]
+pub struct Layer {
+    pub access_log: Option<Option<LogTarget>>,
+    pub root: Option<PathBuf>,
+    pub index: Option<Vec<String>>,
+    pub autoindex: Option<bool>,
+    pub autoindex_format: Option<ListingFormat>,
+    pub dotfiles: Option<bool>,
+    pub charset: Option<Option<String>>,
+    pub access: Option<Vec<AccessRule>>,
+    pub add_header: Option<Vec<Header>>,
+    pub proxy_set_header: Option<Vec<Header>>,
+    pub error_page: Option<Vec<ErrorPage>>,
+    pub gzip: Option<bool>,
+    pub gzip_types: Option<Vec<String>>,
+    pub gzip_min_length: Option<u64>,
+    pub gzip_comp_level: Option<u32>,
+    pub gzip_static: Option<bool>,
+    pub client_header_timeout: Option<Duration>,
+    pub client_body_timeout: Option<Duration>,
+    pub keepalive_timeout: Option<Duration>,
+    pub keepalive_requests: Option<u64>,
+    pub send_timeout: Option<Duration>,
+    pub proxy_connect_timeout: Option<Duration>,
+    pub proxy_read_timeout: Option<Duration>,
+    pub proxy_send_timeout: Option<Duration>,
+    pub proxy_timeout: Option<Duration>,
+    pub client_max_body_size: Option<u64>,
+    pub client_header_max_size: Option<u64>,
+}
+
+/// The default `gzip_types`.
+pub const DEFAULT_GZIP_TYPES: &[&str] = &[
+    "text/html",
+    "text/plain",
+    "text/css",
+    "text/xml",
+    "text/javascript",
+    "application/javascript",
+    "application/json",
+    "application/xml",
+    "image/svg+xml",
+];
+
+impl Layer {
+    /// Records an inheritable setting of this block; returns false for
+    /// directives that are not inheritable settings. `folder` is the folder
+    /// of the file the node is written in (for relative paths).
+    pub fn apply(&mut self, node: &Node, folder: &Path, origin: impl FnOnce() -> Origin) -> bool {
+        match (node.spec.key, &node.value) {
+            (Key::AccessLog, Value::AccessLog(spec)) => {
+                self.access_log = Some(spec.as_ref().map(|s| log_target(s, folder)))
+            }
+            (Key::Root, Value::Text(p)) => self.root = Some(absolute(folder, p)),
+            (Key::Index, Value::Words(w)) => self.index = Some(w.clone()),
+            (Key::Autoindex, Value::Flag(b)) => self.autoindex = Some(*b),
+            (Key::AutoindexFormat, Value::Choice(c)) => {
+                self.autoindex_format = Some(if *c == "json" {
+                    ListingFormat::Json
+                } else {
+                    ListingFormat::Html
+                })
+            }
+            (Key::Dotfiles, Value::Choice(c)) => self.dotfiles = Some(*c == "allow"),
+            (Key::Charset, Value::TextOrOff(t)) => self.charset = Some(t.clone()),
+            (Key::Allow | Key::Deny, Value::Access(target)) => {
+                self.access.get_or_insert_with(Vec::new).push(AccessRule {
+                    allow: node.spec.key == Key::Allow,
+                    target: *target,
+                    origin: origin(),
+                })
+            }
+            (Key::AddHeader, Value::Header(h)) => {
+                self.add_header.get_or_insert_with(Vec::new).push(h.clone())
+            }
+            (Key::ProxySetHeader, Value::Header(h)) => self
+                .proxy_set_header
+                .get_or_insert_with(Vec::new)
+                .push(h.clone()),
+            (Key::ErrorPage, Value::ErrorPage(p)) => {
+                self.error_page.get_or_insert_with(Vec::new).push(p.clone())
+            }
+            (Key::Gzip, Value::Flag(b)) => self.gzip = Some(*b),
+            (Key::GzipTypes, Value::Words(w)) => self.gzip_types = Some(w.clone()),
+            (Key::GzipMinLength, Value::Size(n)) => self.gzip_min_length = Some(*n),
+            (Key::GzipCompLevel, Value::Number(n)) => self.gzip_comp_level = Some(*n as u32),
+            (Key::GzipStatic, Value::Flag(b)) => self.gzip_static = Some(*b),
+            (Key::ClientHeaderTimeout, Value::Duration(d)) => self.client_header_timeout = Some(*d),
+            (Key::ClientBodyTimeout, Value::Duration(d)) => self.client_body_timeout = Some(*d),
+            (Key::KeepaliveTimeout, Value::Duration(d)) => self.keepalive_timeout = Some(*d),
+            (Key::KeepaliveRequests, Value::Number(n)) => self.keepalive_requests = Some(*n),
+            (Key::SendTimeout, Value::Duration(d)) => self.send_timeout = Some(*d),
+            (Key::ProxyConnectTimeout, Value::Duration(d)) => self.proxy_connect_timeout = Some(*d),
+            (Key::ProxyReadTimeout, Value::Duration(d)) => self.proxy_read_timeout = Some(*d),
+            (Key::ProxySendTimeout, Value::Duration(d)) => self.proxy_send_timeout = Some(*d),
+            (Key::ProxyTimeout, Value::Duration(d)) => self.proxy_timeout = Some(*d),
+            (Key::ClientMaxBodySize, Value::Size(n)) => self.client_max_body_size = Some(*n),
+            (Key::ClientHeaderMaxSize, Value::Size(n)) => self.client_header_max_size = Some(*n),
+            _ => return false,
+        }
+        true
+    }
+
+    /// This block's settings over the outer block's.
+    pub fn inherit(mut self, outer: &Layer) -> Layer {
+        macro_rules! take {
+            ($($field:ident),*) => {$(
+                if self.$field.is_none() {
+                    self.$field = outer.$field.clone();
+                }
+            )*};
+        }
+        take!(
+            access_log,
+            root,
+            index,
+            autoindex,
+            autoindex_format,
+            dotfiles,
+            charset,
+            access,
+            add_header,
+            proxy_set_header,
+            error_page,
+            gzip,
+            gzip_types,
+            gzip_min_length,
+            gzip_comp_level,
+            gzip_static,
+            client_header_timeout,
+            client_body_timeout,
+            keepalive_timeout,
+            keepalive_requests,
+            send_timeout,
+            proxy_connect_timeout,
+            proxy_read_timeout,
+            proxy_send_timeout,
+            proxy_timeout,
+            client_max_body_size,
+            client_header_max_size
+        );
+        self
+    }
+
+    /// The effective route: every unset setting at its default.
+    pub fn route(&self, action: Action) -> Route {
+        Route {
+            action,
+            root: self.root.clone(),
+            index: self
+                .index
+                .clone()
+                .unwrap_or_else(|| vec!["index.html".to_string()]),
+            autoindex: self.autoindex.unwrap_or(false),
+            autoindex_format: self.autoindex_format.unwrap_or_default(),
+            dotfiles: self.dotfiles.unwrap_or(false),
+            charset: self.charset.clone().flatten(),
+            access: AccessList {
+                rules: self.access.clone().unwrap_or_default(),
+            },
+            add_header: self.add_header.clone().unwrap_or_default(),
+            proxy_set_header: self.proxy_set_header.clone().unwrap_or_default(),
+            error_page: self.error_page.clone().unwrap_or_default(),
+            gzip: Gzip {
+                enabled: self.gzip.unwrap_or(false),
+                types: self
+                    .gzip_types
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_GZIP_TYPES.iter().map(|s| s.to_string()).collect()),
+                min_length: self.gzip_min_length.unwrap_or(256),
+                comp_level: self.gzip_comp_level.unwrap_or(5),
+                static_files: self.gzip_static.unwrap_or(false),
+            },
+            client_body_timeout: self.client_body_timeout.unwrap_or(Duration::from_secs(10)),
+            send_timeout: self.send_timeout.unwrap_or(Duration::from_secs(30)),
+            proxy_connect_timeout: self.proxy_connect_timeout.unwrap_or(Duration::from_secs(5)),
+            proxy_read_timeout: self.proxy_read_timeout.unwrap_or(Duration::from_secs(60)),
+            proxy_send_timeout: self.proxy_send_timeout.unwrap_or(Duration::from_secs(60)),
+            client_max_body_size: self.client_max_body_size.unwrap_or(1 << 20),
+            access_log: self.access_log.clone().flatten(),
+        }
+    }
+}
+
+/// A log destination with its path resolved.
+pub fn log_target(spec: &LogSpec, folder: &Path) -> LogTarget {
+    match spec {
+        LogSpec::Stdout => LogTarget::Stdout,
+        LogSpec::Stderr => LogTarget::Stderr,
+        LogSpec::Path(p) => LogTarget::File(absolute(folder, p)),
+    }
+}
+
+/// `p` made absolute against `folder` (symlinks are not resolved).
+pub fn absolute(folder: &Path, p: &str) -> PathBuf {
+    let joined = folder.join(p);
+    let abs = std::path::absolute(&joined).unwrap_or(joined);
+    // Drop `.` components; keep `..` (resolving it lexically is wrong
+    // across symlinks).
+    abs.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}

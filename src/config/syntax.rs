@@ -1,0 +1,250 @@
+//! The pest parser for `grammar/xps.pest`, and the syntax errors a person
+//! can act on.
+//!
+//! Before pest runs, [`prescan`] walks the text once for the mistakes pest
+//! would report badly or dangerously: unterminated strings, unbalanced
+//! braces, nesting deep enough to exhaust the stack, binary input. What is
+//! left of pest's errors is phrased with human names for the grammar rules.
+
+use super::ast::Item;
+use super::diagnostic::Diagnostic;
+use super::lower;
+use super::source::{FileId, SourceFile, Span};
+use pest::Parser as _;
+
+/// The parser pest derives from the grammar.
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/xps.pest"]
+pub struct XpsParser;
+
+/// Deepest block nesting accepted (`server { location { } }` is 2).
+pub const MAX_DEPTH: usize = 16;
+
+/// Parses one file into its syntax tree, or the syntax errors in it.
+pub fn parse(file: &SourceFile, id: FileId) -> Result<Vec<Item>, Vec<Diagnostic>> {
+    if let Some(d) = prescan(&file.text, id) {
+        return Err(vec![d]);
+    }
+    match XpsParser::parse(Rule::file, &file.text) {
+        Ok(mut pairs) => {
+            let (items, errors) = lower::file(pairs.next(), id);
+            if errors.is_empty() {
+                Ok(items)
+            } else {
+                Err(errors)
+            }
+        }
+        Err(e) => Err(vec![from_pest(&file.text, id, &e)]),
+    }
+}
+
+/// One pass over the text for structural errors; `None` when it is sound.
+fn prescan(text: &str, id: FileId) -> Option<Diagnostic> {
+    let bytes = text.as_bytes();
+    // Offsets of the open `{`s, innermost last.
+    let mut open: Vec<usize> = Vec::new();
+    // The first `{` whose `}` is indented differently from it: the likely
+    // culprit when a block turns out unclosed.
+    let mut suspect: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let at = |len: usize| Span::new(id, i, i + len);
+        match bytes[i] {
+            b'#' => {
+                i += bytes[i..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .unwrap_or(bytes.len() - i);
+                continue;
+            }
+            b'"' => match closing_quote(bytes, i) {
+                Some(end) => i = end,
+                None => {
+                    let line_end = bytes[i..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(bytes.len(), |n| i + n);
+                    return Some(
+                        Diagnostic::error("unterminated string")
+                            .at(
+                                Span::new(id, i, line_end),
+                                "this string has no closing `\"`",
+                            )
+                            .help("close it with `\"`; write `\\\"` for a quote inside a string"),
+                    );
+                }
+            },
+            b'\'' => {
+                return Some(
+                    Diagnostic::error("single quotes do not delimit strings")
+                        .at(at(1), "single quote")
+                        .help("use double quotes: \"like this\""),
+                );
+            }
+            b'{' => {
+                open.push(i);
+                if open.len() > MAX_DEPTH {
+                    return Some(
+                        Diagnostic::error(format!("blocks nested more than {MAX_DEPTH} deep"))
+                            .at(at(1), "too deep")
+                            .note("xps.conf nests at most `stream { server { } }` or `server { location { } }`"),
+                    );
+                }
+            }
+            b'}' => match open.pop() {
+                Some(o) => {
+                    if suspect.is_none()
+                        && indent_of(text, o) != indent_of(text, i)
+                        && starts_line(text, i)
+                    {
+                        suspect = Some(o);
+                    }
+                }
+                None => {
+                    return Some(
+                        Diagnostic::error("unexpected `}`")
+                            .at(at(1), "no block is open here")
+                            .help("remove it, or look for a `{` missing above"),
+                    );
+                }
+            },
+            c if c < 0x20 && c != b'\t' && c != b'\n' && c != b'\r' || c == 0x7f => {
+                let mut d = Diagnostic::error(format!("unexpected control character U+{c:04X}"))
+                    .at(at(1), "not text");
+                if bytes.contains(&0) {
+                    d = d.note("the file looks binary, not like an xps.conf");
+                }
+                return Some(d);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let last = *open.last()?;
+    let mut d = Diagnostic::error("unclosed block")
+        .at(Span::new(id, last, last + 1), "this `{` is never closed")
+        .help("add the missing `}`");
+    if let Some(s) = suspect.filter(|&s| s != last) {
+        d = d.also(Span::new(id, s, s + 1), "this block may be the one missing its `}`: the `}` that closes it is indented differently");
+    }
+    Some(d)
+}
+
+/// Offset of the `"` that closes the string opening at `start`.
+fn closing_quote(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut j = start + 1;
+    while j < bytes.len() {
+        match bytes[j] {
+            b'\\' => j += 2,
+            b'"' => return Some(j),
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// The leading blanks of the line holding `offset`.
+fn indent_of(text: &str, offset: usize) -> &str {
+    let start = text[..offset].rfind('\n').map_or(0, |n| n + 1);
+    let line = &text[start..];
+    &line[..line.len() - line.trim_start_matches([' ', '\t']).len()]
+}
+
+/// Whether only blanks stand before `offset` on its line.
+fn starts_line(text: &str, offset: usize) -> bool {
+    let start = text[..offset].rfind('\n').map_or(0, |n| n + 1);
+    text[start..offset].trim_matches([' ', '\t']).is_empty()
+}
+
+/// A pest error in words: what was expected and what was found.
+fn from_pest(text: &str, id: FileId, e: &pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match e.location {
+        pest::error::InputLocation::Pos(p) => p,
+        pest::error::InputLocation::Span((p, _)) => p,
+    };
+    let positives: Vec<Rule> = match &e.variant {
+        pest::error::ErrorVariant::ParsingError { positives, .. } => positives.clone(),
+        pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    let found = text[pos..].chars().next();
+    let span = Span::new(id, pos, pos + found.map_or(0, char::len_utf8));
+    match found {
+        None => {
+            let end = text.trim_end().len();
+            Diagnostic::error("unexpected end of file")
+                .at(Span::new(id, end, end), "expected `;` or `{` here")
+                .help("end the last directive with `;`")
+        }
+        Some(';') if !positives.contains(&Rule::semicolon) => Diagnostic::error("unexpected `;`")
+            .at(span, "there is no directive here to end")
+            .help("remove it"),
+        Some('{') if !positives.contains(&Rule::open_brace) => {
+            Diagnostic::error("unexpected `{`").at(span, "a block needs a directive name before it")
+        }
+        Some('}') if positives.contains(&Rule::semicolon) => {
+            Diagnostic::error("expected `;`, found `}`")
+                .at(span, "the directive before this is not ended")
+                .help("end the directive with `;`")
+        }
+        Some(c) => {
+            let mut names: Vec<&str> = positives.iter().map(|r| human(*r)).collect();
+            names.dedup();
+            let expected = match names.as_slice() {
+                [] => "something else".to_string(),
+                [one] => one.to_string(),
+                [init @ .., last] => format!("{} or {last}", init.join(", ")),
+            };
+            Diagnostic::error(format!("expected {expected}, found `{}`", c.escape_debug()))
+                .at(span, format!("expected {expected}"))
+        }
+    }
+}
+
+/// The name a person knows for a grammar rule.
+fn human(rule: Rule) -> &'static str {
+    match rule {
+        Rule::directive | Rule::name => "a directive",
+        Rule::argument | Rule::bare | Rule::quoted | Rule::quoted_text | Rule::word_char => {
+            "an argument"
+        }
+        Rule::semicolon => "`;`",
+        Rule::block | Rule::open_brace => "`{`",
+        Rule::close_brace => "`}`",
+        Rule::EOI => "end of file",
+        Rule::file | Rule::COMMENT | Rule::WHITESPACE => "a directive",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        let f = SourceFile::new("t", "t", text.to_string());
+        match parse(&f, 0) {
+            Ok(items) => panic!("parsed: {items:?}"),
+            Err(d) => d[0].message.clone(),
+        }
+    }
+
+    #[test]
+    fn parses_directives_blocks_and_comments() {
+        let f = SourceFile::new("t", "t", "a b \"c d\"; # x\nserver { listen 1; }\n".into());
+        let items = parse(&f, 0).expect("parses");
+        assert_eq!(items.len(), 3);
+    }
+
+    #[test]
+    fn structural_errors_have_their_own_messages() {
+        assert_eq!(err("root \"abc;\n"), "unterminated string");
+        assert_eq!(err("server {\n listen 1;\n"), "unclosed block");
+        assert_eq!(err("}"), "unexpected `}`");
+        assert_eq!(err("a\u{0}b;"), "unexpected control character U+0000");
+        assert_eq!(err("root 'x';"), "single quotes do not delimit strings");
+        assert_eq!(err("root x"), "unexpected end of file");
+        assert_eq!(err("server { root x }"), "expected `;`, found `}`");
+        assert_eq!(err(";"), "unexpected `;`");
+        assert_eq!(err("{ }"), "unexpected `{`");
+        assert!(err(&"a {".repeat(100_000)).starts_with("blocks nested more than"));
+    }
+}

@@ -1,0 +1,25 @@
+//! xps — the Rust eXpServer: an HTTP/1.1 server and reverse proxy driven
+//! by `xps.conf`, a small nginx-like language.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! config text ──config──▶ Snapshot (routing) ──▶ workers
+//! request bytes ──http──▶ head ──Snapshot lookup──▶ Route ──handler──▶ response
+//! ```
+//!
+//! - [`config`]: text (or an eXpServer `xps_config.json`) → [`routing::Snapshot`],
+//!   with rustc-style diagnostics. Reads files, never opens sockets.
+//! - [`routing`]: the compiled, immutable routing table and its lookups.
+//! - [`http`]: HTTP/1.1 bytes ⇄ typed heads; no I/O, no config.
+//! - [`upstream`]: upstream policies and run-time state.
+//! - [`cli`]: the command line (`--check`, `--dump`, `--explain`, `--fmt`).
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod routing;
+pub mod upstream;

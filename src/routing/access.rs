@@ -1,0 +1,118 @@
+//! Ordered `allow`/`deny` rules over addresses and CIDR blocks: the first
+//! rule that matches the client decides; no match means allowed.
+
+use super::Origin;
+use ipnet::IpNet;
+use std::fmt;
+use std::net::IpAddr;
+
+/// What a rule matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessTarget {
+    /// `all`.
+    All,
+    /// An address (as a /32 or /128) or a CIDR block.
+    Net(IpNet),
+}
+
+impl AccessTarget {
+    /// Whether the client address falls under this target.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match self {
+            AccessTarget::All => true,
+            AccessTarget::Net(net) => net.contains(&ip),
+        }
+    }
+}
+
+impl fmt::Display for AccessTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccessTarget::All => f.write_str("all"),
+            AccessTarget::Net(net) if net.prefix_len() == net.max_prefix_len() => {
+                write!(f, "{}", net.addr())
+            }
+            AccessTarget::Net(net) => write!(f, "{net}"),
+        }
+    }
+}
+
+/// One `allow` or `deny`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessRule {
+    /// `allow` (true) or `deny` (false).
+    pub allow: bool,
+    /// What it matches.
+    pub target: AccessTarget,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+impl fmt::Display for AccessRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.allow { "allow" } else { "deny" };
+        write!(f, "{verb} {}", self.target)
+    }
+}
+
+/// The rules of one block, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct AccessList {
+    /// First match wins.
+    pub rules: Vec<AccessRule>,
+}
+
+impl AccessList {
+    /// Whether the client may pass, and the index of the rule that decided
+    /// (`None`: no rule matched, allowed).
+    pub fn check(&self, ip: IpAddr) -> (bool, Option<usize>) {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            IpAddr::V4(_) => ip,
+        };
+        match self.rules.iter().position(|r| r.target.contains(ip)) {
+            Some(i) => (self.rules[i].allow, Some(i)),
+            None => (true, None),
+        }
+    }
+
+    /// Whether there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(allow: bool, t: &str) -> AccessRule {
+        let target = if t == "all" {
+            AccessTarget::All
+        } else {
+            AccessTarget::Net(t.parse().expect("cidr"))
+        };
+        AccessRule {
+            allow,
+            target,
+            origin: Origin::default(),
+        }
+    }
+
+    #[test]
+    fn first_match_wins_and_no_match_allows() {
+        let list = AccessList {
+            rules: vec![
+                rule(false, "127.0.0.2/32"),
+                rule(true, "127.0.0.0/8"),
+                rule(false, "all"),
+            ],
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(list.check(ip("127.0.0.2")), (false, Some(0)));
+        assert_eq!(list.check(ip("127.9.9.9")), (true, Some(1)));
+        assert_eq!(list.check(ip("10.0.0.1")), (false, Some(2)));
+        assert_eq!(list.check(ip("::ffff:127.0.0.5")), (true, Some(1)));
+        assert_eq!(AccessList::default().check(ip("::1")), (true, None));
+    }
+}

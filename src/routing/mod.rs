@@ -1,0 +1,285 @@
+//! The compiled routing table: immutable, shared by every worker through an
+//! `Arc`, replaced whole on reload.
+//!
+//! Everything a request needs is resolved here at config time: inheritance
+//! is merged into each [`Route`], upstream names are indices, locations are
+//! sorted. A request only looks things up: [`Snapshot::listener`] →
+//! [`Listener::server`] → [`Server::route`]. Nothing here reads files or
+//! knows the config syntax.
+
+pub mod access;
+pub mod host;
+pub mod location;
+pub mod route;
+pub mod upstream;
+
+pub use access::{AccessList, AccessRule, AccessTarget};
+pub use host::{HostIndex, HostMatch, ServerName};
+pub use location::{Location, LocationMatch, Locations, Match};
+pub use route::{Action, ErrorPage, Gzip, Header, ListingFormat, Return, Route};
+pub use upstream::{HealthCheck, Member, UpstreamGroup};
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Index of a server in [`Snapshot::servers`].
+pub type ServerId = usize;
+/// Index of a group in [`Snapshot::upstreams`].
+pub type UpstreamId = usize;
+
+/// Where something was defined: `file:line:col`, for `--explain`, `--dump`
+/// and log lines.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Origin {
+    /// The file's display name.
+    pub file: Arc<str>,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// The whole compiled configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Counts successful loads of a running server; 1 for the first.
+    pub generation: u64,
+    /// Settings of the process as a whole.
+    pub main: MainSettings,
+    /// One per distinct HTTP listen address, in order of first mention.
+    pub listeners: Vec<Listener>,
+    /// Every HTTP server, in declaration order.
+    pub servers: Vec<Server>,
+    /// Named groups first (declaration order), then the implicit one-member
+    /// groups of `proxy_pass HOST:PORT`.
+    pub upstreams: Vec<UpstreamGroup>,
+    /// TCP proxy servers of `stream` blocks.
+    pub streams: Vec<StreamServer>,
+    /// Every file the config was read from (main file first), for watching.
+    pub files: Vec<PathBuf>,
+}
+
+impl Snapshot {
+    /// The listener a connection accepted on `local` belongs to: the exact
+    /// address, else the wildcard address of the same port and family.
+    pub fn listener(&self, local: SocketAddr) -> Option<&Listener> {
+        let local = canonical(local);
+        self.listeners.iter().find(|l| l.addr == local).or_else(|| {
+            self.listeners.iter().find(|l| {
+                l.addr.port() == local.port()
+                    && l.addr.ip().is_unspecified()
+                    && l.addr.is_ipv4() == local.is_ipv4()
+            })
+        })
+    }
+
+    /// The named upstream groups (not the implicit ones).
+    pub fn named_upstreams(&self) -> impl Iterator<Item = &UpstreamGroup> {
+        self.upstreams.iter().filter(|u| !u.implicit)
+    }
+
+    /// Number of locations over all servers.
+    pub fn location_count(&self) -> usize {
+        self.servers.iter().map(|s| s.locations.len()).sum()
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it stands for.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// Settings of the process as a whole (`main` context).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MainSettings {
+    /// `workers`.
+    pub workers: Workers,
+    /// `server_header`: the `Server` value, `None` for `off`.
+    pub server_header: Option<String>,
+    /// `watch`.
+    pub watch: bool,
+    /// `error_log`.
+    pub error_log: ErrorLog,
+    /// `max_connections`.
+    pub max_connections: u64,
+    /// `shutdown_timeout`.
+    pub shutdown_timeout: Duration,
+    /// Loaded from an eXpServer `xps_config.json`: responses xps makes
+    /// carry `Access-Control-Allow-Origin: *`.
+    pub expserver: bool,
+}
+
+/// `workers auto|N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workers {
+    /// One per CPU.
+    Auto,
+    /// Exactly this many.
+    Count(usize),
+}
+
+/// `error_log TARGET [LEVEL]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorLog {
+    /// Where lines go.
+    pub target: LogTarget,
+    /// The least severe level written.
+    pub level: LogLevel,
+}
+
+/// A log destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// A file, appended to.
+    File(PathBuf),
+}
+
+/// Levels of `error_log`, least severe first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Everything, per connection.
+    Debug,
+    /// Lifecycle events: start, reload, stop.
+    Info,
+    /// Things that went wrong but were handled.
+    Warn,
+    /// Things that failed.
+    Error,
+}
+
+impl LogLevel {
+    /// The names `error_log` accepts.
+    pub const NAMES: &'static [&'static str] = &["debug", "info", "warn", "error"];
+
+    /// The level for a name of [`LogLevel::NAMES`].
+    pub fn from_name(name: &str) -> Option<LogLevel> {
+        match name {
+            "debug" => Some(LogLevel::Debug),
+            "info" => Some(LogLevel::Info),
+            "warn" => Some(LogLevel::Warn),
+            "error" => Some(LogLevel::Error),
+            _ => None,
+        }
+    }
+
+    /// The name as written in xps.conf.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// One HTTP listen address and the servers on it.
+#[derive(Debug)]
+pub struct Listener {
+    /// The address bound.
+    pub addr: SocketAddr,
+    /// Servers on this address in declaration order.
+    pub servers: Vec<ServerId>,
+    /// Host → server for this address.
+    pub hosts: HostIndex,
+}
+
+impl Listener {
+    /// The server a `Host` value picks on this listener, and why.
+    pub fn server<'a>(&'a self, host: Option<&str>) -> (ServerId, HostMatch<'a>) {
+        self.hosts.lookup(host)
+    }
+}
+
+/// An HTTP virtual server.
+#[derive(Debug)]
+pub struct Server {
+    /// `server_name`s; empty matches any Host.
+    pub server_name: Vec<ServerName>,
+    /// The addresses it listens on.
+    pub listen: Vec<SocketAddr>,
+    /// Its locations, sorted for lookup.
+    pub locations: Locations,
+    /// What a request gets when no location matches: the server-level
+    /// settings, static files when there is a `root`, else 404; or the
+    /// server-level `return`.
+    pub fallback: Route,
+    /// A server-level `return` answers before locations are consulted.
+    pub return_first: bool,
+    /// Per-connection limits (`client_header_timeout`, `keepalive_*`,
+    /// `client_header_max_size`).
+    pub connection: ConnectionLimits,
+    /// Where the `server` block starts.
+    pub origin: Origin,
+}
+
+impl Server {
+    /// The route for a normalised path, and which location gave it.
+    pub fn route(&self, path: &str) -> (&Route, LocationMatch) {
+        if self.return_first {
+            return (&self.fallback, LocationMatch::ServerReturn);
+        }
+        match self.locations.find(path) {
+            Some(i) => (&self.locations.list()[i].route, LocationMatch::Location(i)),
+            None => (&self.fallback, LocationMatch::NoLocation),
+        }
+    }
+
+    /// A short name for messages: the first server_name, or `#N`.
+    pub fn label(&self, id: ServerId) -> String {
+        match self.server_name.first() {
+            Some(name) => name.to_string(),
+            None => format!("#{}", id + 1),
+        }
+    }
+}
+
+/// Limits that belong to a client connection rather than a route, because
+/// they apply before a request is routed or between requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `client_header_timeout`.
+    pub client_header_timeout: Duration,
+    /// `keepalive_timeout`; zero disables keep-alive.
+    pub keepalive_timeout: Duration,
+    /// `keepalive_requests`.
+    pub keepalive_requests: u64,
+    /// `client_header_max_size`.
+    pub client_header_max_size: u64,
+}
+
+/// A `stream { server { … } }`: raw TCP relayed to an upstream.
+#[derive(Debug)]
+pub struct StreamServer {
+    /// The addresses it listens on.
+    pub listen: Vec<SocketAddr>,
+    /// The group connections are relayed to.
+    pub upstream: UpstreamId,
+    /// `proxy_timeout`: idle time after which the tunnel closes.
+    pub proxy_timeout: Duration,
+    /// `proxy_connect_timeout`.
+    pub proxy_connect_timeout: Duration,
+    /// `allow`/`deny`; a denied client is closed.
+    pub access: AccessList,
+    /// Where the stream `server` block starts.
+    pub origin: Origin,
+}

@@ -1,0 +1,177 @@
+//! A route: everything a request needs once its location is known, with
+//! every inherited setting already merged in. Field names are directive
+//! names.
+
+use super::{AccessList, LogTarget, UpstreamId};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What answers the request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Files under `root`.
+    Static,
+    /// `return CODE [URL|TEXT]`.
+    Return(Return),
+    /// `proxy_pass` to this upstream group.
+    Proxy(UpstreamId),
+    /// `metrics`: live figures.
+    Metrics,
+    /// Nothing to serve here (a server without `root` and no matching
+    /// location): 404.
+    NotFound,
+}
+
+/// `return CODE [URL|TEXT]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Return {
+    /// The status code.
+    pub code: u16,
+    /// For 301/302/303/307/308 the `Location`; otherwise the body text.
+    pub text: Option<String>,
+}
+
+impl Return {
+    /// Whether the code is a redirect that takes a URL.
+    pub fn is_redirect(code: u16) -> bool {
+        matches!(code, 301 | 302 | 303 | 307 | 308)
+    }
+}
+
+/// A header to add (`add_header`) or set upstream (`proxy_set_header`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The name as written.
+    pub name: String,
+    /// The value; empty for `proxy_set_header` removes the header.
+    pub value: String,
+}
+
+/// `error_page CODE… PATH`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorPage {
+    /// The statuses it replaces.
+    pub codes: Vec<u16>,
+    /// Path of the page under the effective root.
+    pub path: String,
+}
+
+/// Directory listing format (`autoindex_format`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ListingFormat {
+    /// An HTML table.
+    #[default]
+    Html,
+    /// A JSON array.
+    Json,
+}
+
+impl ListingFormat {
+    /// The name as written in xps.conf.
+    pub fn name(self) -> &'static str {
+        match self {
+            ListingFormat::Html => "html",
+            ListingFormat::Json => "json",
+        }
+    }
+}
+
+/// The gzip settings of a route.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gzip {
+    /// `gzip`.
+    pub enabled: bool,
+    /// `gzip_types`.
+    pub types: Vec<String>,
+    /// `gzip_min_length`.
+    pub min_length: u64,
+    /// `gzip_comp_level`.
+    pub comp_level: u32,
+    /// `gzip_static`.
+    pub static_files: bool,
+}
+
+/// Everything a request needs once routed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    /// The handler.
+    pub action: Action,
+    /// `root`, absolute.
+    pub root: Option<PathBuf>,
+    /// `index`.
+    pub index: Vec<String>,
+    /// `autoindex`.
+    pub autoindex: bool,
+    /// `autoindex_format`.
+    pub autoindex_format: ListingFormat,
+    /// `dotfiles allow` (false: deny).
+    pub dotfiles: bool,
+    /// `charset`; `None` for off.
+    pub charset: Option<String>,
+    /// `allow`/`deny`.
+    pub access: AccessList,
+    /// `add_header`.
+    pub add_header: Vec<Header>,
+    /// `proxy_set_header`.
+    pub proxy_set_header: Vec<Header>,
+    /// `error_page`.
+    pub error_page: Vec<ErrorPage>,
+    /// `gzip*`.
+    pub gzip: Gzip,
+    /// `client_body_timeout`.
+    pub client_body_timeout: Duration,
+    /// `send_timeout`.
+    pub send_timeout: Duration,
+    /// `proxy_connect_timeout`.
+    pub proxy_connect_timeout: Duration,
+    /// `proxy_read_timeout`.
+    pub proxy_read_timeout: Duration,
+    /// `proxy_send_timeout`.
+    pub proxy_send_timeout: Duration,
+    /// `client_max_body_size`.
+    pub client_max_body_size: u64,
+    /// `access_log`; `None` for off.
+    pub access_log: Option<LogTarget>,
+}
+
+impl Route {
+    /// The error page configured for a status, if any.
+    pub fn error_page_for(&self, code: u16) -> Option<&str> {
+        self.error_page
+            .iter()
+            .find(|p| p.codes.contains(&code))
+            .map(|p| p.path.as_str())
+    }
+
+    /// A route with every setting at its default, for tests.
+    #[cfg(test)]
+    pub fn test(action: Action) -> Route {
+        Route {
+            action,
+            root: None,
+            index: vec!["index.html".into()],
+            autoindex: false,
+            autoindex_format: ListingFormat::Html,
+            dotfiles: false,
+            charset: None,
+            access: AccessList::default(),
+            add_header: Vec::new(),
+            proxy_set_header: Vec::new(),
+            error_page: Vec::new(),
+            gzip: Gzip {
+                enabled: false,
+                types: Vec::new(),
+                min_length: 256,
+                comp_level: 5,
+                static_files: false,
+            },
+            client_body_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
+            proxy_connect_timeout: Duration::from_secs(5),
+            proxy_read_timeout: Duration::from_secs(60),
+            proxy_send_timeout: Duration::from_secs(60),
+            client_max_body_size: 1 << 20,
+            access_log: None,
+        }
+    }
+}

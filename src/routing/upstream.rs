@@ -1,0 +1,58 @@
+//! Upstream groups as configured: members and policy. Run-time state
+//! (health, idle connections) lives in `crate::upstream`, keyed by group
+//! name and member address, so that it outlives a reload.
+
+use super::Origin;
+use crate::upstream::Balance;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// An `upstream NAME { … }` group, or the implicit one-member group of a
+/// `proxy_pass HOST:PORT`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpstreamGroup {
+    /// The group name; for an implicit group, `HOST:PORT` as written.
+    pub name: String,
+    /// Members in declaration order.
+    pub members: Vec<Member>,
+    /// `balance`.
+    pub balance: Balance,
+    /// `keepalive`: idle connections kept per worker.
+    pub keepalive: u64,
+    /// `health_check`.
+    pub health_check: Option<HealthCheck>,
+    /// Made by a `proxy_pass HOST:PORT` rather than declared.
+    pub implicit: bool,
+    /// Where it was defined.
+    pub origin: Origin,
+}
+
+/// One `server HOST:PORT …` of a group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Member {
+    /// `HOST:PORT` as written (for logs and metrics labels).
+    pub name: String,
+    /// The resolved address.
+    pub addr: SocketAddr,
+    /// `weight=N`.
+    pub weight: u32,
+    /// `max_fails=N`; 0 never takes the member out.
+    pub max_fails: u32,
+    /// `fail_timeout=D`.
+    pub fail_timeout: Duration,
+    /// `backup`.
+    pub backup: bool,
+}
+
+/// `health_check PATH [interval=D] [fails=N] [passes=N]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// The path probed with GET.
+    pub path: String,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Failed probes in a row that take a member out.
+    pub fails: u32,
+    /// Passed probes in a row that bring it back.
+    pub passes: u32,
+}
