@@ -106,7 +106,7 @@ pub fn explain(s: &Snapshot, request: &[String], from: IpAddr) -> Result<String,
     let (route, which) = server.route(&path);
     locations(&mut o, server, &path, which);
     if !access(&mut o, route, from) {
-        let _ = writeln!(o, "answer     403 Forbidden");
+        answer(&mut o, route, 403, "Forbidden");
         return Ok(o);
     }
     handler(&mut o, s, route, method, &path);
@@ -321,7 +321,7 @@ fn handler(o: &mut String, s: &Snapshot, route: &Route, method: &str, path: &str
                 o,
                 "handler    none: no location matched and the server has no root"
             );
-            let _ = writeln!(o, "answer     404 Not Found");
+            answer(o, route, 404, "Not Found");
         }
         Action::Static => static_file(o, route, method, path),
     }
@@ -333,21 +333,26 @@ fn static_file(o: &mut String, route: &Route, method: &str, path: &str) {
     let _ = writeln!(o, "handler    static files from {}", root.display());
     let _ = writeln!(o, "file       {}", file.display());
     if method != "GET" && method != "HEAD" {
-        let _ = writeln!(o, "answer     405 Method Not Allowed (Allow: GET, HEAD)");
+        answer(o, route, 405, "Method Not Allowed (Allow: GET, HEAD)");
         return;
     }
     if !route.dotfiles && path.split('/').any(|seg| seg.starts_with('.')) {
-        let _ = writeln!(
+        answer(
             o,
-            "answer     404 Not Found (a path segment starts with `.` and dotfiles are denied)"
+            route,
+            404,
+            "Not Found (a path segment starts with `.` and dotfiles are denied)",
         );
         return;
     }
-    let answer = if file.is_file() {
+    let (code, text) = if file.is_file() {
         let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        format!("200 with the file ({len} bytes)")
+        (200, format!("with the file ({len} bytes)"))
     } else if file.is_dir() && !path.ends_with('/') {
-        format!("301 to {path}/ (a folder is requested with a trailing slash)")
+        (
+            301,
+            format!("to {path}/ (a folder is requested with a trailing slash)"),
+        )
     } else if file.is_dir() {
         match route
             .index
@@ -355,19 +360,37 @@ fn static_file(o: &mut String, route: &Route, method: &str, path: &str) {
             .map(|i| file.join(i))
             .find(|p| p.is_file())
         {
-            Some(index) => format!("200 with the index file {}", index_name(&index)),
-            None if route.autoindex => {
-                "200 with a listing of the folder (autoindex on)".to_string()
-            }
-            None => format!(
-                "404 (no index file among {} and autoindex is off)",
-                route.index.join(", ")
+            Some(index) => (200, format!("with the index file {}", index_name(&index))),
+            None if route.autoindex => (
+                200,
+                "with a listing of the folder (autoindex on)".to_string(),
+            ),
+            None => (
+                404,
+                format!(
+                    "Not Found (no index file among {} and autoindex is off)",
+                    route.index.join(", ")
+                ),
             ),
         }
     } else {
-        "404 Not Found (no such file)".to_string()
+        (404, "Not Found (no such file)".to_string())
     };
-    let _ = writeln!(o, "answer     {answer}");
+    answer(o, route, code, &text);
+}
+
+/// Writes the answer line, and the `error_page` that replaces the built-in
+/// page for an error status.
+fn answer(o: &mut String, route: &Route, code: u16, text: &str) {
+    let _ = writeln!(o, "answer     {code} {text}");
+    if code >= 400 {
+        if let Some(page) = route.error_page_for(code) {
+            let _ = writeln!(
+                o,
+                "page       {page} (error_page) instead of the built-in page"
+            );
+        }
+    }
 }
 
 fn index_name(p: &Path) -> String {

@@ -1,5 +1,5 @@
 //! Table-driven checks: every directive is looked up in
-//! [`directives::TABLE`](super::directives::TABLE) for its context, arity,
+//! [`directives::TABLE`] for its context, arity,
 //! block and repetition, and its arguments are parsed by kind. The result
 //! is a tree of [`Node`]s holding typed values; every problem found along
 //! the way is reported, and checking goes on past it.
@@ -9,7 +9,7 @@ use super::diagnostic::{Diagnostic, suggestion};
 use super::directives::{self, Context, Lookup, Spec};
 use super::source::{SourceMap, Span};
 use super::values::{self, Value};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// A directive that passed the table lookup, with its parsed value
 /// ([`Value::Invalid`] when its shape or arguments were wrong).
@@ -39,7 +39,7 @@ fn block(
     out: &mut Vec<Diagnostic>,
 ) -> Vec<Node> {
     let mut nodes = Vec::new();
-    let mut seen: HashMap<&'static str, Span> = HashMap::new();
+    let mut seen: HashMap<&'static str, Span> = HashMap::default();
     for d in only_directives(items) {
         let Some(spec) = find(d, ctx, out) else {
             continue;

@@ -11,12 +11,12 @@ use super::layer::{Layer, log_target};
 use super::source::{SourceMap, Span};
 use super::values::{ProxyTarget, Value};
 use crate::routing::{
-    Action, ConnectionLimits, ErrorLog, HostIndex, Listener, Location, Locations, LogLevel,
-    LogTarget, MainSettings, Match, Member, Origin, Server, ServerName, Snapshot, StreamServer,
-    UpstreamGroup, UpstreamId, Workers,
+    AccessTarget, Action, ConnectionLimits, ErrorLog, HostIndex, Listener, Location, Locations,
+    LogLevel, LogTarget, MainSettings, Match, Member, Origin, Server, ServerName, Snapshot,
+    StreamServer, UpstreamGroup, UpstreamId, Workers,
 };
 use crate::upstream::Balance;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -35,15 +35,17 @@ pub fn compile(
         sources,
         out,
         upstreams: Vec::new(),
-        by_name: HashMap::new(),
-        implicit: HashMap::new(),
+        by_name: HashMap::default(),
+        implicit: HashMap::default(),
         file_names: sources
             .files()
             .iter()
             .map(|f| Arc::from(f.name.as_str()))
             .collect(),
-        roots_checked: HashSet::new(),
+        roots_checked: HashSet::default(),
         stream_spans: Vec::new(),
+        http_spans: HashMap::default(),
+        expserver,
     };
     let mut main = MainSettings {
         workers: Workers::Auto,
@@ -127,6 +129,10 @@ struct Compiler<'a> {
     roots_checked: HashSet<std::path::PathBuf>,
     /// Stream listen addresses with their spans, for the conflict check.
     stream_spans: Vec<(SocketAddr, Span)>,
+    /// HTTP listen addresses with the span of their first `listen`.
+    http_spans: HashMap<SocketAddr, Span>,
+    /// Loading an eXpServer JSON file (changes some wording).
+    expserver: bool,
 }
 
 /// A server with what the listener and duplicate checks need.
@@ -154,9 +160,11 @@ impl Compiler<'_> {
 
     /// Adds an inheritable setting to a layer; warns about a missing root.
     fn apply(&mut self, layer: &mut Layer, n: &Node) {
-        let folder = self.folder(n.name).to_path_buf();
-        let origin = self.origin(n.name);
-        if !layer.apply(n, &folder, || origin) {
+        if matches!(n.spec.key, Key::Allow | Key::Deny) {
+            self.check_shadowed_rule(layer, n);
+        }
+        let folder = self.sources.file(n.name.file).folder();
+        if !layer.apply(n, folder, || self.origin(n.name)) {
             return;
         }
         if n.spec.key == Key::Root {
@@ -166,19 +174,45 @@ impl Compiler<'_> {
         }
     }
 
+    /// Warns about an access rule that follows an `allow all` or `deny all`
+    /// of the same block: it can never match.
+    fn check_shadowed_rule(&mut self, layer: &Layer, n: &Node) {
+        let Some(all) = layer
+            .access
+            .iter()
+            .flatten()
+            .find(|r| r.target == AccessTarget::All)
+        else {
+            return;
+        };
+        let verb = if all.allow { "allow" } else { "deny" };
+        self.out.push(
+            Diagnostic::warning("this rule can never match")
+                .at(
+                    n.args,
+                    format!("`{verb} all` above decides every client first"),
+                )
+                .note(format!("`{verb} all` is at {}", all.origin))
+                .help("the first matching rule wins: put `all` last"),
+        );
+    }
+
     fn check_root(&mut self, root: &Path, n: &Node) {
         if !self.roots_checked.insert(root.to_path_buf()) {
             return;
         }
         let written = self.sources.text(n.args).trim_matches('"').to_string();
         let file_name = &self.sources.file(n.name.file).name;
+        let relative_to = if self.expserver {
+            "a relative `dir_path` is relative to the folder xps is started in".to_string()
+        } else {
+            format!("relative roots are relative to the folder of `{file_name}`")
+        };
         if !root.exists() {
             self.out.push(
                 Diagnostic::warning(format!("root folder `{written}` does not exist"))
                     .at(n.args, "no such folder")
-                    .note(format!(
-                        "relative roots are relative to the folder of `{file_name}`"
-                    ))
+                    .note(relative_to)
                     .note("requests for it will get 404 until it is created"),
             );
         } else if !root.is_dir() {
@@ -209,7 +243,7 @@ impl Compiler<'_> {
             implicit: false,
             origin: self.origin(n.name),
         };
-        let mut seen: HashMap<SocketAddr, Span> = HashMap::new();
+        let mut seen: HashMap<SocketAddr, Span> = HashMap::default();
         for child in &n.children {
             match &child.value {
                 Value::Member(m) => {
@@ -340,7 +374,7 @@ impl Compiler<'_> {
             );
         }
         let mut locations = Vec::new();
-        let mut seen: HashMap<Match, Span> = HashMap::new();
+        let mut seen: HashMap<Match, Span> = HashMap::default();
         for loc in &location_nodes {
             let Value::Location(matcher) = &loc.value else {
                 continue;
@@ -447,13 +481,14 @@ impl Compiler<'_> {
     /// Groups servers by listen address; checks default servers and names.
     fn listeners(&mut self, servers: &[Compiled]) -> Vec<Listener> {
         let mut order: Vec<SocketAddr> = Vec::new();
-        let mut members: HashMap<SocketAddr, Vec<usize>> = HashMap::new();
-        let mut defaults: HashMap<SocketAddr, Span> = HashMap::new();
-        let mut names: HashMap<(SocketAddr, String), Span> = HashMap::new();
+        let mut members: HashMap<SocketAddr, Vec<usize>> = HashMap::default();
+        let mut defaults: HashMap<SocketAddr, Span> = HashMap::default();
+        let mut names: HashMap<(SocketAddr, String), Span> = HashMap::default();
         for (id, s) in servers.iter().enumerate() {
             for (addr, is_default, span) in &s.listen {
                 if !members.contains_key(addr) {
                     order.push(*addr);
+                    self.http_spans.insert(*addr, *span);
                 }
                 members.entry(*addr).or_default().push(id);
                 if *is_default {
@@ -568,13 +603,19 @@ impl Compiler<'_> {
     /// An address is either HTTP or stream, and one stream server's.
     fn stream_conflicts(&mut self, listeners: &[Listener]) {
         let spans = std::mem::take(&mut self.stream_spans);
-        let mut seen: HashMap<SocketAddr, Span> = HashMap::new();
+        let mut seen: HashMap<SocketAddr, Span> = HashMap::default();
         for (addr, span) in spans {
-            if listeners.iter().any(|l| l.addr == addr) {
+            if let Some(http) = listeners
+                .iter()
+                .find(|l| l.addr == addr)
+                .and_then(|l| self.http_spans.get(&l.addr))
+            {
+                let http = *http;
                 self.out.push(
                     Diagnostic::error(format!("{addr} is both an HTTP and a stream address"))
-                        .at(span, "already an HTTP listen address")
-                        .help("use another port for the stream server"),
+                        .at(span, "a stream server listens here")
+                        .also(http, "an HTTP server listens here")
+                        .help("give one of them another port"),
                 );
             } else if let Some(first) = seen.get(&addr) {
                 self.out.push(

@@ -7,6 +7,8 @@
 
 use crate::routing::LogLevel;
 use crate::upstream::Balance;
+use rustc_hash::FxHashMap as HashMap;
+use std::sync::OnceLock;
 
 /// Where a directive stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -291,7 +293,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::Include, "include", &[M, S, ST], ONE, Kind::Glob).repeatable().docs(
         "include GLOB",
         "–",
-        "Splices the directives of other files in at this point. The glob is relative to the folder of the file that includes; files are read in name order. A glob that matches nothing is fine, a plain path that does not exist is an error. Included files are watched for changes too.",
+        "Splices the directives of other files in at this point. The glob is relative to the folder of the file that includes; files are read in name order, and as in a shell `*` does not match a leading dot (hidden files and editor backups are skipped). A glob that matches nothing is fine, a plain path that does not exist is an error, and so is a file that includes itself. Included files are watched for changes too.",
         "include sites/*.conf;",
     ),
     Spec::new(Key::Watch, "watch", &[M], ONE, FLAG).docs(
@@ -604,12 +606,25 @@ pub enum Lookup {
 
 /// Looks a directive name up for a context.
 pub fn lookup(name: &str, ctx: Context) -> Lookup {
-    let rows: Vec<&'static Spec> = TABLE.iter().filter(|s| s.name == name).collect();
+    let Some(rows) = by_name().get(name) else {
+        return Lookup::Unknown;
+    };
     match rows.iter().find(|s| s.contexts.contains(&ctx)) {
         Some(spec) => Lookup::Found(spec),
-        None if rows.is_empty() => Lookup::Unknown,
-        None => Lookup::WrongContext(rows),
+        None => Lookup::WrongContext(rows.clone()),
     }
+}
+
+/// The table indexed by name (several rows may share one).
+fn by_name() -> &'static HashMap<&'static str, Vec<&'static Spec>> {
+    static INDEX: OnceLock<HashMap<&'static str, Vec<&'static Spec>>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut map: HashMap<&'static str, Vec<&'static Spec>> = HashMap::default();
+        for spec in TABLE {
+            map.entry(spec.name).or_default().push(spec);
+        }
+        map
+    })
 }
 
 /// The context the block of `name` opens when written in `parent`.

@@ -12,6 +12,7 @@ use crate::routing::{
     Route,
 };
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The inheritable settings of one block; `None` means "not set here".
@@ -19,7 +20,7 @@ use std::time::Duration;
 pub struct Layer {
     pub access_log: Option<Option<LogTarget>>,
     pub root: Option<PathBuf>,
-    pub index: Option<Vec<String>>,
+    pub index: Option<Arc<[String]>>,
     pub autoindex: Option<bool>,
     pub autoindex_format: Option<ListingFormat>,
     pub dotfiles: Option<bool>,
@@ -29,7 +30,7 @@ pub struct Layer {
     pub proxy_set_header: Option<Vec<Header>>,
     pub error_page: Option<Vec<ErrorPage>>,
     pub gzip: Option<bool>,
-    pub gzip_types: Option<Vec<String>>,
+    pub gzip_types: Option<Arc<[String]>>,
     pub gzip_min_length: Option<u64>,
     pub gzip_comp_level: Option<u32>,
     pub gzip_static: Option<bool>,
@@ -69,7 +70,7 @@ impl Layer {
                 self.access_log = Some(spec.as_ref().map(|s| log_target(s, folder)))
             }
             (Key::Root, Value::Text(p)) => self.root = Some(absolute(folder, p)),
-            (Key::Index, Value::Words(w)) => self.index = Some(w.clone()),
+            (Key::Index, Value::Words(w)) => self.index = Some(Arc::from(w.as_slice())),
             (Key::Autoindex, Value::Flag(b)) => self.autoindex = Some(*b),
             (Key::AutoindexFormat, Value::Choice(c)) => {
                 self.autoindex_format = Some(if *c == "json" {
@@ -98,7 +99,7 @@ impl Layer {
                 self.error_page.get_or_insert_with(Vec::new).push(p.clone())
             }
             (Key::Gzip, Value::Flag(b)) => self.gzip = Some(*b),
-            (Key::GzipTypes, Value::Words(w)) => self.gzip_types = Some(w.clone()),
+            (Key::GzipTypes, Value::Words(w)) => self.gzip_types = Some(Arc::from(w.as_slice())),
             (Key::GzipMinLength, Value::Size(n)) => self.gzip_min_length = Some(*n),
             (Key::GzipCompLevel, Value::Number(n)) => self.gzip_comp_level = Some(*n as u32),
             (Key::GzipStatic, Value::Flag(b)) => self.gzip_static = Some(*b),
@@ -164,10 +165,7 @@ impl Layer {
         Route {
             action,
             root: self.root.clone(),
-            index: self
-                .index
-                .clone()
-                .unwrap_or_else(|| vec!["index.html".to_string()]),
+            index: self.index.clone().unwrap_or_else(|| defaults().0.clone()),
             autoindex: self.autoindex.unwrap_or(false),
             autoindex_format: self.autoindex_format.unwrap_or_default(),
             dotfiles: self.dotfiles.unwrap_or(false),
@@ -183,7 +181,7 @@ impl Layer {
                 types: self
                     .gzip_types
                     .clone()
-                    .unwrap_or_else(|| DEFAULT_GZIP_TYPES.iter().map(|s| s.to_string()).collect()),
+                    .unwrap_or_else(|| defaults().1.clone()),
                 min_length: self.gzip_min_length.unwrap_or(256),
                 comp_level: self.gzip_comp_level.unwrap_or(5),
                 static_files: self.gzip_static.unwrap_or(false),
@@ -197,6 +195,20 @@ impl Layer {
             access_log: self.access_log.clone().flatten(),
         }
     }
+}
+
+/// `(index, gzip_types)`.
+type DefaultLists = (Arc<[String]>, Arc<[String]>);
+
+/// The default `index` and `gzip_types` lists, built once and shared.
+fn defaults() -> &'static DefaultLists {
+    static DEFAULTS: OnceLock<DefaultLists> = OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        (
+            Arc::from(vec!["index.html".to_string()]),
+            DEFAULT_GZIP_TYPES.iter().map(|s| s.to_string()).collect(),
+        )
+    })
 }
 
 /// A log destination with its path resolved.

@@ -129,32 +129,36 @@ impl<'a> Expander<'a> {
         let canonical = std::fs::canonicalize(&self.sources.file(id).path)
             .unwrap_or_else(|_| self.sources.file(id).path.clone());
         self.stack.push(canonical);
-        let items = self.items(items, ctx, id);
+        let mut items = items;
+        self.items(&mut items, ctx, id);
         self.stack.pop();
         Some(items)
     }
 
-    fn items(&mut self, items: Vec<Item>, ctx: Context, file: FileId) -> Vec<Item> {
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            match item {
-                Item::Directive(d) if is_include(&d, ctx) => {
-                    out.extend(self.include(&d, ctx, file))
-                }
-                Item::Directive(mut d) => {
-                    if let (Some(inner), Some(block)) = (
-                        directives::block_context(ctx, &d.name.text),
-                        d.block.as_mut(),
-                    ) {
-                        let items = std::mem::take(&mut block.items);
-                        block.items = self.items(items, inner, file);
-                    }
-                    out.push(Item::Directive(d));
-                }
-                comment => out.push(comment),
+    /// Splices the includes of `items` in place (no copying when a block
+    /// has none, which is almost always).
+    fn items(&mut self, items: &mut Vec<Item>, ctx: Context, file: FileId) {
+        let mut i = 0;
+        while i < items.len() {
+            let Item::Directive(d) = &mut items[i] else {
+                i += 1;
+                continue;
+            };
+            if is_include(d, ctx) {
+                let d = d.clone();
+                let expanded = self.include(&d, ctx, file);
+                let n = expanded.len();
+                items.splice(i..=i, expanded);
+                i += n;
+                continue;
             }
+            if let Some(block) = d.block.as_mut() {
+                if let Some(inner) = directives::block_context(ctx, &d.name.text) {
+                    self.items(&mut block.items, inner, file);
+                }
+            }
+            i += 1;
         }
-        out
     }
 
     fn include(&mut self, d: &Directive, ctx: Context, file: FileId) -> Vec<Item> {
@@ -167,7 +171,13 @@ impl<'a> Expander<'a> {
             .unwrap_or_default();
         let is_glob = arg.value.contains(['*', '?', '[']);
         let paths: Vec<PathBuf> = if is_glob {
-            match glob::glob(&pattern.to_string_lossy()) {
+            // Like a shell: `*` does not match a leading dot, so editor
+            // backups and hidden files are not loaded by accident.
+            let options = glob::MatchOptions {
+                require_literal_leading_dot: true,
+                ..glob::MatchOptions::new()
+            };
+            match glob::glob_with(&pattern.to_string_lossy(), options) {
                 Ok(paths) => {
                     let mut v: Vec<PathBuf> = paths
                         .filter_map(Result::ok)
@@ -245,7 +255,8 @@ impl<'a> Expander<'a> {
 /// Whether `d` is an `include` the expander handles here (well formed, in a
 /// context that allows it); others are left for the checks to report.
 fn is_include(d: &Directive, ctx: Context) -> bool {
-    matches!(directives::lookup(&d.name.text, ctx), Lookup::Found(s) if s.key == Key::Include)
+    d.name.text == "include"
+        && matches!(directives::lookup(&d.name.text, ctx), Lookup::Found(s) if s.key == Key::Include)
         && d.args.len() == 1
         && d.block.is_none()
 }

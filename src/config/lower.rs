@@ -9,17 +9,26 @@ use super::source::{FileId, Span};
 use super::syntax::Rule;
 use pest::iterators::Pair;
 
-/// Lowers the `file` pair into items, with any escape errors.
-pub fn file(pair: Option<Pair<'_, Rule>>, id: FileId) -> (Vec<Item>, Vec<Diagnostic>) {
+/// Lowers the `file` pair of a text that starts at byte `base` of file
+/// `id` into items, with any escape errors.
+pub fn file(pair: Option<Pair<'_, Rule>>, id: FileId, base: usize) -> (Vec<Item>, Vec<Diagnostic>) {
     let mut errors = Vec::new();
+    let at = At { id, base };
     let items = match pair {
-        Some(pair) => items(pair, id, &mut errors),
+        Some(pair) => items(pair, at, &mut errors),
         None => Vec::new(),
     };
     (items, errors)
 }
 
-fn items(pair: Pair<'_, Rule>, id: FileId, errors: &mut Vec<Diagnostic>) -> Vec<Item> {
+/// Where the text being lowered lies: which file, from which byte.
+#[derive(Clone, Copy)]
+struct At {
+    id: FileId,
+    base: usize,
+}
+
+fn items(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Vec<Item> {
     let mut out = Vec::new();
     for p in pair.into_inner() {
         match p.as_rule() {
@@ -31,7 +40,7 @@ fn items(pair: Pair<'_, Rule>, id: FileId, errors: &mut Vec<Diagnostic>) -> Vec<
     out
 }
 
-fn directive(pair: Pair<'_, Rule>, id: FileId, errors: &mut Vec<Diagnostic>) -> Directive {
+fn directive(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Directive {
     let span = span(&pair, id);
     let mut name = Word {
         text: String::new(),
@@ -68,10 +77,10 @@ fn directive(pair: Pair<'_, Rule>, id: FileId, errors: &mut Vec<Diagnostic>) -> 
     }
 }
 
-fn block(pair: Pair<'_, Rule>, id: FileId, errors: &mut Vec<Diagnostic>) -> Block {
+fn block(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Block {
     let whole = span(&pair, id);
-    let open = Span::new(id, whole.start, whole.start + 1);
-    let close = Span::new(id, whole.end - 1, whole.end);
+    let open = Span::new(whole.file, whole.start, whole.start + 1);
+    let close = Span::new(whole.file, whole.end - 1, whole.end);
     Block {
         items: items(pair, id, errors),
         open,
@@ -79,7 +88,7 @@ fn block(pair: Pair<'_, Rule>, id: FileId, errors: &mut Vec<Diagnostic>) -> Bloc
     }
 }
 
-fn quoted(pair: Pair<'_, Rule>, id: FileId, errors: &mut Vec<Diagnostic>) -> Arg {
+fn quoted(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Arg {
     let whole = span(&pair, id);
     let raw = pair.as_str();
     let inner = &raw[1..raw.len() - 1];
@@ -100,7 +109,7 @@ fn quoted(pair: Pair<'_, Rule>, id: FileId, errors: &mut Vec<Diagnostic>) -> Arg
                 let at = whole.start + 1 + i;
                 errors.push(
                     Diagnostic::error("unknown escape in string")
-                        .at(Span::new(id, at, at + len), "not an escape")
+                        .at(Span::new(whole.file, at, at + len), "not an escape")
                         .help("the escapes are \\\" \\\\ \\n \\t; write \\\\ for a backslash"),
                 );
             }
@@ -113,16 +122,16 @@ fn quoted(pair: Pair<'_, Rule>, id: FileId, errors: &mut Vec<Diagnostic>) -> Arg
     }
 }
 
-fn comment(pair: &Pair<'_, Rule>, id: FileId) -> Comment {
+fn comment(pair: &Pair<'_, Rule>, id: At) -> Comment {
     Comment {
         text: pair.as_str()[1..].trim_end().to_string(),
         span: span(pair, id),
     }
 }
 
-fn span(pair: &Pair<'_, Rule>, id: FileId) -> Span {
+fn span(pair: &Pair<'_, Rule>, at: At) -> Span {
     let s = pair.as_span();
-    Span::new(id, s.start(), s.end())
+    Span::new(at.id, at.base + s.start(), at.base + s.end())
 }
 
 #[cfg(test)]

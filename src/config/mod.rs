@@ -102,6 +102,11 @@ fn finish(
     let snapshot = items.and_then(|items| {
         let nodes = check::check(&items, &sources, &mut out);
         let snapshot = compile::compile(&nodes, &sources, expserver, &mut out);
+        // Freeing the trees of a big config takes milliseconds that nobody
+        // needs to wait for.
+        if items.len() > 256 {
+            std::thread::spawn(move || drop((items, nodes)));
+        }
         snapshot.filter(|_| !out.iter().any(Diagnostic::is_error))
     });
     // Reading order: by file, then position; file-level problems last.

@@ -1,7 +1,7 @@
 //! The pest parser for `grammar/xps.pest`, and the syntax errors a person
 //! can act on.
 //!
-//! Before pest runs, [`prescan`] walks the text once for the mistakes pest
+//! Before pest runs, `prescan` walks the text once for the mistakes pest
 //! would report badly or dangerously: unterminated strings, unbalanced
 //! braces, nesting deep enough to exhaust the stack, binary input. What is
 //! left of pest's errors is phrased with human names for the grammar rules.
@@ -20,27 +20,100 @@ pub struct XpsParser;
 /// Deepest block nesting accepted (`server { location { } }` is 2).
 pub const MAX_DEPTH: usize = 16;
 
+/// Files larger than this are cut at top-level directive boundaries and
+/// the pieces parsed on parallel threads (the pieces are independent: a
+/// top-level directive never spans two of them).
+const PARALLEL_FROM: usize = 128 << 10;
+
 /// Parses one file into its syntax tree, or the syntax errors in it.
 pub fn parse(file: &SourceFile, id: FileId) -> Result<Vec<Item>, Vec<Diagnostic>> {
-    if let Some(d) = prescan(&file.text, id) {
-        return Err(vec![d]);
+    let text = file.text.as_str();
+    let boundaries = prescan(text, id).map_err(|d| vec![d])?;
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let pieces = pieces(text.len(), &boundaries, threads);
+    if pieces.len() == 1 {
+        return parse_piece(text, 0, id);
     }
-    match XpsParser::parse(Rule::file, &file.text) {
+    let results: Vec<Result<Vec<Item>, Vec<Diagnostic>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = pieces
+            .iter()
+            .map(|&(a, b)| scope.spawn(move || parse_piece(&text[a..b], a, id)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(vec![Diagnostic::error("the parser failed")]))
+            })
+            .collect()
+    });
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(mut v) => items.append(&mut v),
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(items)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Splits `0..len` into up to `n` ranges of similar size, cut only at the
+/// given boundaries.
+fn pieces(len: usize, boundaries: &[usize], n: usize) -> Vec<(usize, usize)> {
+    if len < PARALLEL_FROM || n < 2 {
+        return vec![(0, len)];
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut start = 0;
+    for k in 1..n {
+        let target = len * k / n;
+        let cut = boundaries.partition_point(|&b| b < target);
+        if let Some(&b) = boundaries.get(cut) {
+            if b > start && b < len {
+                out.push((start, b));
+                start = b;
+            }
+        }
+    }
+    out.push((start, len));
+    out
+}
+
+/// Parses `text`, which starts at byte `base` of file `id`.
+fn parse_piece(text: &str, base: usize, id: FileId) -> Result<Vec<Item>, Vec<Diagnostic>> {
+    match XpsParser::parse(Rule::file, text) {
         Ok(mut pairs) => {
-            let (items, errors) = lower::file(pairs.next(), id);
+            let (items, errors) = lower::file(pairs.next(), id, base);
             if errors.is_empty() {
                 Ok(items)
             } else {
                 Err(errors)
             }
         }
-        Err(e) => Err(vec![from_pest(&file.text, id, &e)]),
+        Err(e) => {
+            let mut d = from_pest(text, id, &e);
+            if let Some(label) = d.primary.as_mut() {
+                label.span.start += base;
+                label.span.end += base;
+            }
+            Err(vec![d])
+        }
     }
 }
 
-/// One pass over the text for structural errors; `None` when it is sound.
-fn prescan(text: &str, id: FileId) -> Option<Diagnostic> {
+/// One pass over the text for structural errors. When it is sound, the
+/// offsets just after each top-level directive (where the file may be cut).
+#[allow(clippy::result_large_err)] // one error per file at most
+fn prescan(text: &str, id: FileId) -> Result<Vec<usize>, Diagnostic> {
     let bytes = text.as_bytes();
+    let mut boundaries = Vec::new();
     // Offsets of the open `{`s, innermost last.
     let mut open: Vec<usize> = Vec::new();
     // The first `{` whose `}` is indented differently from it: the likely
@@ -64,35 +137,35 @@ fn prescan(text: &str, id: FileId) -> Option<Diagnostic> {
                         .iter()
                         .position(|&b| b == b'\n')
                         .map_or(bytes.len(), |n| i + n);
-                    return Some(
-                        Diagnostic::error("unterminated string")
-                            .at(
-                                Span::new(id, i, line_end),
-                                "this string has no closing `\"`",
-                            )
-                            .help("close it with `\"`; write `\\\"` for a quote inside a string"),
-                    );
+                    return Err(Diagnostic::error("unterminated string")
+                        .at(
+                            Span::new(id, i, line_end),
+                            "this string has no closing `\"`",
+                        )
+                        .help("close it with `\"`; write `\\\"` for a quote inside a string"));
                 }
             },
             b'\'' => {
-                return Some(
-                    Diagnostic::error("single quotes do not delimit strings")
-                        .at(at(1), "single quote")
-                        .help("use double quotes: \"like this\""),
-                );
+                return Err(Diagnostic::error("single quotes do not delimit strings")
+                    .at(at(1), "single quote")
+                    .help("use double quotes: \"like this\""));
             }
             b'{' => {
                 open.push(i);
                 if open.len() > MAX_DEPTH {
-                    return Some(
+                    return Err(
                         Diagnostic::error(format!("blocks nested more than {MAX_DEPTH} deep"))
                             .at(at(1), "too deep")
                             .note("xps.conf nests at most `stream { server { } }` or `server { location { } }`"),
                     );
                 }
             }
+            b';' if open.is_empty() => boundaries.push(i + 1),
             b'}' => match open.pop() {
                 Some(o) => {
+                    if open.is_empty() {
+                        boundaries.push(i + 1);
+                    }
                     if suspect.is_none()
                         && indent_of(text, o) != indent_of(text, i)
                         && starts_line(text, i)
@@ -101,11 +174,9 @@ fn prescan(text: &str, id: FileId) -> Option<Diagnostic> {
                     }
                 }
                 None => {
-                    return Some(
-                        Diagnostic::error("unexpected `}`")
-                            .at(at(1), "no block is open here")
-                            .help("remove it, or look for a `{` missing above"),
-                    );
+                    return Err(Diagnostic::error("unexpected `}`")
+                        .at(at(1), "no block is open here")
+                        .help("remove it, or look for a `{` missing above"));
                 }
             },
             c if c < 0x20 && c != b'\t' && c != b'\n' && c != b'\r' || c == 0x7f => {
@@ -114,20 +185,22 @@ fn prescan(text: &str, id: FileId) -> Option<Diagnostic> {
                 if bytes.contains(&0) {
                     d = d.note("the file looks binary, not like an xps.conf");
                 }
-                return Some(d);
+                return Err(d);
             }
             _ => {}
         }
         i += 1;
     }
-    let last = *open.last()?;
+    let Some(&last) = open.last() else {
+        return Ok(boundaries);
+    };
     let mut d = Diagnostic::error("unclosed block")
         .at(Span::new(id, last, last + 1), "this `{` is never closed")
         .help("add the missing `}`");
     if let Some(s) = suspect.filter(|&s| s != last) {
         d = d.also(Span::new(id, s, s + 1), "this block may be the one missing its `}`: the `}` that closes it is indented differently");
     }
-    Some(d)
+    Err(d)
 }
 
 /// Offset of the `"` that closes the string opening at `start`.
@@ -175,17 +248,15 @@ fn from_pest(text: &str, id: FileId, e: &pest::error::Error<Rule>) -> Diagnostic
                 .at(Span::new(id, end, end), "expected `;` or `{` here")
                 .help("end the last directive with `;`")
         }
-        Some(';') if !positives.contains(&Rule::semicolon) => Diagnostic::error("unexpected `;`")
+        Some(';') => Diagnostic::error("unexpected `;`")
             .at(span, "there is no directive here to end")
             .help("remove it"),
-        Some('{') if !positives.contains(&Rule::open_brace) => {
+        Some('{') => {
             Diagnostic::error("unexpected `{`").at(span, "a block needs a directive name before it")
         }
-        Some('}') if positives.contains(&Rule::semicolon) => {
-            Diagnostic::error("expected `;`, found `}`")
-                .at(span, "the directive before this is not ended")
-                .help("end the directive with `;`")
-        }
+        Some('}') => Diagnostic::error("expected `;`, found `}`")
+            .at(span, "the directive before this is not ended")
+            .help("end the directive with `;`"),
         Some(c) => {
             let mut names: Vec<&str> = positives.iter().map(|r| human(*r)).collect();
             names.dedup();
@@ -204,9 +275,7 @@ fn from_pest(text: &str, id: FileId, e: &pest::error::Error<Rule>) -> Diagnostic
 fn human(rule: Rule) -> &'static str {
     match rule {
         Rule::directive | Rule::name => "a directive",
-        Rule::argument | Rule::bare | Rule::quoted | Rule::quoted_text | Rule::word_char => {
-            "an argument"
-        }
+        Rule::argument | Rule::bare | Rule::quoted | Rule::word_char => "an argument",
         Rule::semicolon => "`;`",
         Rule::block | Rule::open_brace => "`{`",
         Rule::close_brace => "`}`",
@@ -232,6 +301,28 @@ mod tests {
         let f = SourceFile::new("t", "t", "a b \"c d\"; # x\nserver { listen 1; }\n".into());
         let items = parse(&f, 0).expect("parses");
         assert_eq!(items.len(), 3);
+    }
+
+    #[test]
+    fn large_files_parse_in_pieces_with_exact_positions() {
+        let one = "server {\n    listen 8080;\n    root \"a b\"; # c\n}\n";
+        let mut text = one.repeat(20_000);
+        let whole = parse(&SourceFile::new("t", "t", text.clone()), 0).expect("parses");
+        assert_eq!(whole.len(), 20_000);
+        let Item::Directive(last) = &whole[19_999] else {
+            panic!()
+        };
+        assert_eq!(last.span.start, text.len() - one.len());
+        text.push_str("root x }\n");
+        let errors =
+            parse(&SourceFile::new("t", "t", text.clone()), 0).expect_err("error at the end");
+        let at = errors[0].primary.as_ref().expect("span").span.start;
+        assert_eq!(at, text.len() - 2);
+        assert_eq!(pieces(1000, &[10, 500], 2), vec![(0, 1000)]);
+        assert_eq!(
+            pieces(1 << 20, &[10, 600_000, 900_000], 2),
+            vec![(0, 600_000), (600_000, 1 << 20)]
+        );
     }
 
     #[test]

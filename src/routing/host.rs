@@ -3,7 +3,7 @@
 //! without a `server_name` (it "matches any Host"), then the first server.
 
 use super::ServerId;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 
 /// One `server_name` entry.

@@ -3,7 +3,7 @@
 //! `/api` and `/api/x`, not `/apikey`); the first declared wins a tie.
 
 use super::{Origin, Route};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 
 /// How a location matches.
@@ -114,7 +114,7 @@ pub struct Locations {
 impl Locations {
     /// Indexes locations given in declaration order.
     pub fn new(list: Vec<Location>) -> Locations {
-        let mut exact = HashMap::new();
+        let mut exact = HashMap::default();
         let mut prefixes = Vec::new();
         for (i, loc) in list.iter().enumerate() {
             match &loc.matcher {

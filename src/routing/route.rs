@@ -4,6 +4,7 @@
 
 use super::{AccessList, LogTarget, UpstreamId};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What answers the request.
@@ -81,8 +82,8 @@ impl ListingFormat {
 pub struct Gzip {
     /// `gzip`.
     pub enabled: bool,
-    /// `gzip_types`.
-    pub types: Vec<String>,
+    /// `gzip_types` (shared: most routes have the same list).
+    pub types: Arc<[String]>,
     /// `gzip_min_length`.
     pub min_length: u64,
     /// `gzip_comp_level`.
@@ -98,8 +99,8 @@ pub struct Route {
     pub action: Action,
     /// `root`, absolute.
     pub root: Option<PathBuf>,
-    /// `index`.
-    pub index: Vec<String>,
+    /// `index` (shared: most routes have the same list).
+    pub index: Arc<[String]>,
     /// `autoindex`.
     pub autoindex: bool,
     /// `autoindex_format`.
@@ -149,7 +150,7 @@ impl Route {
         Route {
             action,
             root: None,
-            index: vec!["index.html".into()],
+            index: Arc::from(vec!["index.html".to_string()]),
             autoindex: false,
             autoindex_format: ListingFormat::Html,
             dotfiles: false,
@@ -160,7 +161,7 @@ impl Route {
             error_page: Vec::new(),
             gzip: Gzip {
                 enabled: false,
-                types: Vec::new(),
+                types: Arc::from(Vec::new()),
                 min_length: 256,
                 comp_level: 5,
                 static_files: false,
