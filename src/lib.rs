@@ -13,13 +13,23 @@
 //! - [`routing`]: the compiled, immutable routing table and its lookups.
 //! - [`http`]: HTTP/1.1 bytes ⇄ typed heads; no I/O, no config.
 //! - [`upstream`]: upstream policies and run-time state.
-//! - [`cli`]: the command line (`--check`, `--dump`, `--explain`, `--fmt`).
+//! - [`handler`]: (request, route) → reply: static files, listings,
+//!   `return`, error pages. No sockets.
+//! - [`net`]: the kernel: sockets, epoll, sendfile, signals, timers.
+//! - [`server`]: workers, connections, signals; orchestrates the rest.
+//! - [`access_log`], [`log`]: the two logs.
+//! - [`cli`]: the command line (`--check`, `--dump`, `--explain`, `--fmt`, run).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod cli;
 pub mod config;
+pub mod handler;
 pub mod http;
+pub mod log;
+pub mod net;
 pub mod routing;
+pub mod server;
 pub mod upstream;

@@ -74,12 +74,31 @@ pub fn run(args: Args) -> ExitCode {
     if args.fmt {
         return fmt(&args);
     }
-    let (loaded, name) = load(args.config.as_deref());
+    let (mut loaded, name) = load(args.config.as_deref());
+    if !(args.check || args.dump || args.explain) {
+        return serve(&mut loaded, &name);
+    }
     let code = report_on(&args, &loaded, &name);
     // The process ends here: freeing a large config piece by piece would
     // only make `--check` slower.
     std::mem::forget(loaded);
     code
+}
+
+/// Runs the server on a loaded config.
+fn serve(loaded: &mut Loaded, name: &str) -> ExitCode {
+    report(loaded);
+    let Some(snapshot) = loaded.snapshot.take() else {
+        failed(name, loaded);
+        return ExitCode::from(1);
+    };
+    match crate::server::run(snapshot) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("xps: error: {why}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn report_on(args: &Args, loaded: &Loaded, name: &str) -> ExitCode {

@@ -1,3 +1,9 @@
 //! HTTP/1.1 bytes ⇄ typed heads. No I/O, no config.
 
+pub mod body;
+pub mod date;
+pub mod parse;
+pub mod response;
 pub mod target;
+
+pub use parse::{Framing, Method, ParseError, RequestHead, Version};

@@ -58,7 +58,7 @@ pub struct ErrorPage {
 }
 
 /// Directory listing format (`autoindex_format`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum ListingFormat {
     /// An HTML table.
     #[default]

@@ -1,0 +1,270 @@
+//! A worker's cache of what static serving learns from the file system:
+//! the open root folders, each file's metadata, validators and (for small
+//! files) content, and rendered directory listings.
+//!
+//! Every request still asks the kernel whether the file changed (one
+//! `fstatat`); an entry is reused only while device, inode, size and
+//! modification time are unchanged. Entries are made from a file opened
+//! with `openat2(RESOLVE_BENEATH)`, so nothing outside the root — through
+//! `..` or a symlink — ever gets in.
+
+use super::autoindex::{self, ListEntry};
+use crate::net::sys::{self, Stat};
+use crate::routing::ListingFormat;
+use rustc_hash::FxHashMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Files up to this size are kept in memory and sent with one write.
+pub const MAX_CACHED_FILE: u64 = 64 << 10;
+/// Content bytes one worker keeps at most (then the cache starts over).
+const MAX_CACHED_BYTES: usize = 4 << 20;
+/// Entries one worker keeps at most per root.
+const MAX_ENTRIES: usize = 8192;
+
+/// A file or folder as the cache knows it.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// What the kernel said.
+    pub stat: Stat,
+    /// `"<mtime hex>-<size hex>"`.
+    pub etag: Arc<str>,
+    /// IMF-fixdate of the modification time.
+    pub last_modified: Arc<str>,
+    /// Type from the extension (without charset).
+    pub content_type: &'static str,
+    /// The bytes, for small files.
+    pub content: Option<Arc<[u8]>>,
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Found {
+    /// A file or folder inside the root.
+    Entry(Entry),
+    /// Nothing (or something outside the root): 404.
+    Missing,
+    /// Not readable: 403.
+    Forbidden,
+}
+
+/// A listing: the folder, its format, whether dotfiles show.
+type ListingKey = (String, ListingFormat, bool);
+
+struct Root {
+    dir: Option<File>,
+    files: FxHashMap<String, Entry>,
+    listings: FxHashMap<ListingKey, (Stat, Arc<[u8]>)>,
+}
+
+/// One worker's cache.
+#[derive(Default)]
+pub struct FileCache {
+    roots: FxHashMap<PathBuf, Root>,
+    bytes: usize,
+}
+
+fn classify(e: &io::Error) -> Found {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => Found::Forbidden,
+        _ => Found::Missing,
+    }
+}
+
+impl FileCache {
+    /// A new, empty cache.
+    pub fn new() -> FileCache {
+        FileCache::default()
+    }
+
+    fn root(&mut self, root: &Path) -> Option<&mut Root> {
+        if !self.roots.contains_key(root) {
+            self.roots.insert(
+                root.to_path_buf(),
+                Root {
+                    dir: None,
+                    files: FxHashMap::default(),
+                    listings: FxHashMap::default(),
+                },
+            );
+        }
+        let r = self.roots.get_mut(root)?;
+        if r.dir.is_none() {
+            // The root may appear after the config loaded: retried until it does.
+            r.dir = File::open(root).ok();
+        }
+        r.dir.is_some().then_some(r)
+    }
+
+    /// Looks `relative` (no leading `/`) up under `root`.
+    pub fn lookup(&mut self, root: &Path, relative: &str) -> Found {
+        let cached_bytes = self.bytes;
+        let Some(r) = self.root(root) else {
+            return Found::Missing;
+        };
+        let Some(dir) = r.dir.as_ref() else {
+            return Found::Missing;
+        };
+        let stat = match sys::stat_at(dir, relative) {
+            Ok(s) => s,
+            Err(e) => return classify(&e),
+        };
+        if let Some(e) = r.files.get(relative) {
+            if e.stat == stat {
+                return Found::Entry(e.clone());
+            }
+        }
+        let file = match sys::open_beneath(dir, root, relative) {
+            Ok(f) => f,
+            Err(e) => return classify(&e),
+        };
+        let stat = match sys::stat_file(&file) {
+            Ok(s) => s,
+            Err(e) => return classify(&e),
+        };
+        if !stat.is_dir && !stat.is_file {
+            return Found::Missing;
+        }
+        let content = if stat.is_file && stat.size <= MAX_CACHED_FILE {
+            match read_exactly(file, stat.size) {
+                Ok(bytes) => Some(bytes),
+                Err(e) => return classify(&e),
+            }
+        } else {
+            None
+        };
+        let entry = Entry {
+            stat,
+            etag: Arc::from(format!("\"{:x}-{:x}\"", stat.mtime, stat.size)),
+            last_modified: Arc::from(http_date(stat.mtime)),
+            content_type: mime_guess::from_path(relative)
+                .first_raw()
+                .unwrap_or("application/octet-stream"),
+            content,
+        };
+        let added = entry.content.as_ref().map_or(0, |c| c.len());
+        if cached_bytes + added > MAX_CACHED_BYTES || r.files.len() >= MAX_ENTRIES {
+            r.files.clear();
+            r.listings.clear();
+            self.bytes = 0;
+        }
+        let Some(r) = self.roots.get_mut(root) else {
+            return Found::Entry(entry);
+        };
+        r.files.insert(relative.to_string(), entry.clone());
+        self.bytes += added;
+        Found::Entry(entry)
+    }
+
+    /// Opens a file found by [`FileCache::lookup`] (for `sendfile`).
+    pub fn open(&mut self, root: &Path, relative: &str) -> io::Result<File> {
+        let r = self
+            .root(root)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let dir = r
+            .dir
+            .as_ref()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        sys::open_beneath(dir, root, relative)
+    }
+
+    /// The rendered listing of the folder `relative` (found as `entry`),
+    /// reused while the folder's modification time is unchanged.
+    pub fn listing(
+        &mut self,
+        root: &Path,
+        relative: &str,
+        entry: &Entry,
+        url_path: &str,
+        format: ListingFormat,
+        dotfiles: bool,
+    ) -> io::Result<Arc<[u8]>> {
+        let key = (relative.to_string(), format, dotfiles);
+        if let Some(r) = self.roots.get(root) {
+            if let Some((stat, bytes)) = r.listings.get(&key) {
+                if *stat == entry.stat {
+                    return Ok(bytes.clone());
+                }
+            }
+        }
+        let entries = self.read_dir(root, relative, dotfiles)?;
+        let bytes: Arc<[u8]> = Arc::from(autoindex::render(url_path, &entries, format));
+        if let Some(r) = self.roots.get_mut(root) {
+            r.listings.insert(key, (entry.stat, bytes.clone()));
+        }
+        Ok(bytes)
+    }
+
+    /// The entries of a folder: dotfiles left out unless allowed, symlinks
+    /// only when they resolve inside the root.
+    fn read_dir(
+        &mut self,
+        root: &Path,
+        relative: &str,
+        dotfiles: bool,
+    ) -> io::Result<Vec<ListEntry>> {
+        let mut out = Vec::new();
+        for item in std::fs::read_dir(root.join(relative))? {
+            let Ok(item) = item else { continue };
+            let name = item.file_name().to_string_lossy().into_owned();
+            if !dotfiles && name.starts_with('.') {
+                continue;
+            }
+            let Ok(kind) = item.file_type() else { continue };
+            let stat = if kind.is_symlink() {
+                let inner = format!(
+                    "{relative}{}{name}",
+                    if relative.is_empty() || relative.ends_with('/') {
+                        ""
+                    } else {
+                        "/"
+                    }
+                );
+                match self.open(root, &inner).and_then(|f| sys::stat_file(&f)) {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                }
+            } else {
+                let Ok(meta) = item.metadata() else { continue };
+                use std::os::unix::fs::MetadataExt;
+                Stat {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                    size: meta.size(),
+                    mtime: meta.mtime(),
+                    mtime_nsec: meta.mtime_nsec(),
+                    is_dir: meta.is_dir(),
+                    is_file: meta.is_file(),
+                }
+            };
+            if !stat.is_dir && !stat.is_file {
+                continue;
+            }
+            out.push(ListEntry {
+                name,
+                is_dir: stat.is_dir,
+                size: stat.size,
+                mtime: stat.mtime,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn read_exactly(mut file: File, size: u64) -> io::Result<Arc<[u8]>> {
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.read_to_end(&mut bytes)?;
+    if bytes.len() as u64 != size {
+        // The file changed while it was read: the next request looks again.
+        return Err(io::Error::from(io::ErrorKind::Interrupted));
+    }
+    Ok(Arc::from(bytes))
+}
+
+/// IMF-fixdate of Unix seconds.
+pub fn http_date(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    httpdate::fmt_http_date(t)
+}

@@ -1,0 +1,128 @@
+//! Policy: (request, route, peer) → [`Reply`]. No sockets: a reply is a
+//! status, a handful of typed header values and a body the server then
+//! writes (bytes, or a file region for `sendfile`).
+
+pub mod autoindex;
+pub mod canned;
+pub mod files;
+pub mod static_file;
+
+use std::fs::File;
+use std::sync::Arc;
+
+/// Header text that is often shared or static, so replies rarely allocate.
+#[derive(Clone, Debug)]
+pub enum Text {
+    /// A constant.
+    Static(&'static str),
+    /// Shared with a cache entry.
+    Shared(Arc<str>),
+    /// Made for this reply.
+    Owned(String),
+}
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Static(s) => s,
+            Text::Shared(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+/// A response body.
+#[derive(Debug)]
+pub enum Body {
+    /// No body.
+    Empty,
+    /// `bytes[start..end]`, shared with a cache.
+    Shared {
+        /// The bytes.
+        bytes: Arc<[u8]>,
+        /// First byte sent.
+        start: usize,
+        /// One past the last byte sent.
+        end: usize,
+    },
+    /// Bytes made for this reply.
+    Owned(Vec<u8>),
+    /// `file[start..end]`, sent with `sendfile`.
+    File {
+        /// The open file.
+        file: File,
+        /// First byte sent.
+        start: u64,
+        /// One past the last byte sent.
+        end: u64,
+    },
+}
+
+impl Body {
+    /// Whole shared bytes.
+    pub fn shared(bytes: Arc<[u8]>) -> Body {
+        let end = bytes.len();
+        Body::Shared {
+            bytes,
+            start: 0,
+            end,
+        }
+    }
+
+    /// The number of bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Shared { start, end, .. } => (end - start) as u64,
+            Body::Owned(v) => v.len() as u64,
+            Body::File { start, end, .. } => end - start,
+        }
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a handler answers.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// `Content-Type`.
+    pub content_type: Option<Text>,
+    /// `ETag`.
+    pub etag: Option<Text>,
+    /// `Last-Modified`.
+    pub last_modified: Option<Text>,
+    /// `Location`.
+    pub location: Option<String>,
+    /// `Allow` (405).
+    pub allow: Option<&'static str>,
+    /// `Content-Range` (206, 416).
+    pub content_range: Option<String>,
+    /// `Accept-Ranges: bytes` (files).
+    pub accept_ranges: bool,
+    /// The body; for HEAD it is still given, so the length is right, and
+    /// the server does not send it.
+    pub body: Body,
+}
+
+impl Reply {
+    /// A reply with a status and nothing else.
+    pub fn new(status: u16) -> Reply {
+        Reply {
+            status,
+            content_type: None,
+            etag: None,
+            last_modified: None,
+            location: None,
+            allow: None,
+            content_range: None,
+            accept_ranges: false,
+            body: Body::Empty,
+        }
+    }
+}

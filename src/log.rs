@@ -1,0 +1,88 @@
+//! The error log: lifecycle events and problems, one line each, to stderr
+//! or a file (`error_log`), from the configured level up. `XPS_DEBUG=1`
+//! turns on debug lines whatever the config says.
+
+use crate::routing::{ErrorLog, LogLevel, LogTarget};
+use std::io::Write;
+use std::sync::{Mutex, OnceLock};
+
+struct Logger {
+    level: LogLevel,
+    out: Box<dyn Write + Send>,
+}
+
+fn logger() -> &'static Mutex<Logger> {
+    static LOGGER: OnceLock<Mutex<Logger>> = OnceLock::new();
+    LOGGER.get_or_init(|| {
+        Mutex::new(Logger {
+            level: LogLevel::Info,
+            out: Box::new(std::io::stderr()),
+        })
+    })
+}
+
+/// Points the log where the config says.
+pub fn configure(config: &ErrorLog) {
+    let out: Box<dyn Write + Send> = match &config.target {
+        LogTarget::Stderr => Box::new(std::io::stderr()),
+        LogTarget::Stdout => Box::new(std::io::stdout()),
+        LogTarget::File(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(f) => Box::new(f),
+            Err(e) => {
+                eprintln!(
+                    "xps: cannot open error log {}: {e}; logging to stderr",
+                    path.display()
+                );
+                Box::new(std::io::stderr())
+            }
+        },
+    };
+    let debug = std::env::var_os("XPS_DEBUG").is_some_and(|v| v == "1");
+    let mut l = match logger().lock() {
+        Ok(l) => l,
+        Err(p) => p.into_inner(),
+    };
+    l.level = if debug { LogLevel::Debug } else { config.level };
+    l.out = out;
+}
+
+/// Whether lines of `level` are written.
+pub fn enabled(level: LogLevel) -> bool {
+    match logger().lock() {
+        Ok(l) => level >= l.level,
+        Err(p) => level >= p.into_inner().level,
+    }
+}
+
+/// Writes one line at `level`.
+pub fn write(level: LogLevel, message: &str) {
+    let mut l = match logger().lock() {
+        Ok(l) => l,
+        Err(p) => p.into_inner(),
+    };
+    if level < l.level {
+        return;
+    }
+    let time = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let _ = writeln!(l.out, "{time} [{}] {message}", level.name());
+    let _ = l.out.flush();
+}
+
+/// An info line.
+pub fn info(message: &str) {
+    write(LogLevel::Info, message);
+}
+
+/// A warning.
+pub fn warn(message: &str) {
+    write(LogLevel::Warn, message);
+}
+
+/// An error.
+pub fn error(message: &str) {
+    write(LogLevel::Error, message);
+}

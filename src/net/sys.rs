@@ -1,0 +1,192 @@
+//! System calls std does not wrap: listen sockets with `SO_REUSEPORT` and
+//! `IPV6_V6ONLY`, `accept4`, `sendfile`, `openat2(RESOLVE_BENEATH)`,
+//! `eventfd`, `signalfd`, the descriptor limit. Each function is one
+//! syscall (or a short fixed sequence) and returns `io::Result`.
+
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::socket::{
+    self, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, sockopt,
+};
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+fn io_err(e: nix::Error) -> io::Error {
+    io::Error::from(e)
+}
+
+/// A non-blocking listen socket on `addr`. `[::]`-style IPv6 sockets are
+/// IPv6-only, so `0.0.0.0:P` and `[::]:P` can both be bound. With
+/// `reuseport`, several sockets may bind the same address (one per worker).
+pub fn listen(addr: SocketAddr, reuseport: bool, backlog: i32) -> io::Result<TcpListener> {
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket::socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io_err)?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(io_err)?;
+    if reuseport {
+        socket::setsockopt(&fd, sockopt::ReusePort, &true).map_err(io_err)?;
+    }
+    match addr {
+        SocketAddr::V4(a) => socket::bind(fd.as_raw_fd(), &SockaddrIn::from(a)).map_err(io_err)?,
+        SocketAddr::V6(a) => {
+            socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true).map_err(io_err)?;
+            socket::bind(fd.as_raw_fd(), &SockaddrIn6::from(a)).map_err(io_err)?
+        }
+    }
+    let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
+    socket::listen(&fd, backlog).map_err(io_err)?;
+    Ok(TcpListener::from(fd))
+}
+
+/// Accepts one connection as a non-blocking, close-on-exec stream.
+pub fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
+    let fd: OwnedFd = socket::accept4(
+        listener.as_fd(),
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(io_err)?;
+    Ok(TcpStream::from(fd))
+}
+
+/// Sends up to `count` bytes of `file` from `*offset` to the socket
+/// without copying through user space; advances `*offset`.
+pub fn sendfile(out: &TcpStream, file: &File, offset: &mut i64, count: usize) -> io::Result<usize> {
+    nix::sys::sendfile::sendfile64(out.as_fd(), file.as_fd(), Some(offset), count).map_err(io_err)
+}
+
+/// Opens `relative` (no leading `/`) for reading inside the folder `dir`;
+/// the kernel refuses any resolution that leaves the folder, through `..`
+/// or a symlink (`EXDEV`). Falls back to a plain open checked against the
+/// canonical folder where `openat2` does not exist.
+pub fn open_beneath(dir: &File, dir_path: &std::path::Path, relative: &str) -> io::Result<File> {
+    let path = if relative.is_empty() { "." } else { relative };
+    let how = OpenHow::new()
+        .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOCTTY)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match nix::fcntl::openat2(dir.as_fd(), path, how) {
+        Ok(fd) => Ok(File::from(fd)),
+        Err(nix::Error::ENOSYS) => {
+            let root = std::fs::canonicalize(dir_path)?;
+            let target = std::fs::canonicalize(dir_path.join(path))?;
+            if target.starts_with(&root) {
+                File::open(target)
+            } else {
+                Err(io::Error::from_raw_os_error(libc::EXDEV))
+            }
+        }
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// An eventfd for waking a worker from another thread.
+pub fn eventfd() -> io::Result<nix::sys::eventfd::EventFd> {
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).map_err(io_err)
+}
+
+/// The signals the server handles through a signalfd.
+pub const SIGNALS: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+];
+
+/// Blocks [`SIGNALS`] in this thread (threads spawned later inherit the
+/// mask) and returns a signalfd that reads them.
+pub fn signalfd() -> io::Result<nix::sys::signalfd::SignalFd> {
+    let mut set = SigSet::empty();
+    for s in SIGNALS {
+        set.add(s);
+    }
+    set.thread_block().map_err(io_err)?;
+    nix::sys::signalfd::SignalFd::new(&set).map_err(io_err)
+}
+
+/// Raises the soft limit on open descriptors towards `want` (at most the
+/// hard limit); returns the new soft limit.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 1024;
+    };
+    let target = want.min(hard);
+    if target > soft && setrlimit(Resource::RLIMIT_NOFILE, target, hard).is_ok() {
+        return target;
+    }
+    soft
+}
+
+/// What [`stat_at`] reports about a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, Unix seconds.
+    pub mtime: i64,
+    /// Nanoseconds part of the modification time.
+    pub mtime_nsec: i64,
+    /// A directory.
+    pub is_dir: bool,
+    /// A regular file.
+    pub is_file: bool,
+}
+
+impl Stat {
+    fn from_raw(st: &libc::stat) -> Stat {
+        let fmt = st.st_mode & libc::S_IFMT;
+        Stat {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size.max(0) as u64,
+            mtime: st.st_mtime,
+            mtime_nsec: st.st_mtime_nsec,
+            is_dir: fmt == libc::S_IFDIR,
+            is_file: fmt == libc::S_IFREG,
+        }
+    }
+}
+
+/// `fstatat(dir, relative)`, following symlinks: one syscall, no path
+/// allocation. Says nothing about whether the path stays inside `dir`;
+/// [`open_beneath`] does.
+pub fn stat_at(dir: &File, relative: &str) -> io::Result<Stat> {
+    let path = if relative.is_empty() { "." } else { relative };
+    nix::sys::stat::fstatat(dir.as_fd(), path, nix::fcntl::AtFlags::empty())
+        .map(|st| Stat::from_raw(&st))
+        .map_err(io_err)
+}
+
+/// `fstat` of an open file.
+pub fn stat_file(file: &File) -> io::Result<Stat> {
+    nix::sys::stat::fstat(file.as_fd())
+        .map(|st| Stat::from_raw(&st))
+        .map_err(io_err)
+}
+
+/// `send` with `MSG_MORE`: the kernel holds the bytes back briefly to join
+/// them with what follows (a response head before its `sendfile` body).
+pub fn send_more(out: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+    use nix::sys::socket::MsgFlags;
+    socket::send(
+        out.as_raw_fd(),
+        buf,
+        MsgFlags::from_bits_retain(libc::MSG_MORE | libc::MSG_NOSIGNAL),
+    )
+    .map_err(io_err)
+}

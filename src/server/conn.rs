@@ -1,0 +1,762 @@
+//! One client connection: read request heads, answer them in order, keep
+//! the connection alive or close it, and keep its deadline up to date.
+//!
+//! The socket is registered edge-triggered for both directions once, so
+//! the connection remembers unused readiness (`readable`, `writable`) and
+//! [`Conn::drive`] loops until it can make no more progress: output
+//! flushed or blocked, input drained to `WouldBlock`. Responses go out in
+//! request order: a pipelined request is not parsed while an earlier
+//! response is still being written.
+
+use super::Ctx;
+use crate::handler::{Body, Reply, canned, static_file};
+use crate::http::body::ChunkedDecoder;
+use crate::http::parse::{self, Framing, Method, ParseError, RequestHead, Version};
+use crate::http::response;
+use crate::net::sys;
+use crate::routing::{Action, ConnectionLimits, LogTarget, Route, Snapshot};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Read buffer size (grows up to the head limit when a head needs it).
+pub const READ_BUF: usize = 16 << 10;
+/// Request bodies up to this size are read and discarded to keep the
+/// connection; larger ones close it after the response.
+const DRAIN_LIMIT: u64 = 1 << 20;
+/// How long a closing connection keeps reading what the client still sends,
+/// so that the kernel does not reset the connection under the response.
+const LINGER: Duration = Duration::from_secs(2);
+/// Bytes per `sendfile` call: enough to fill a socket buffer.
+const SENDFILE_CHUNK: usize = 1 << 20;
+
+/// Whether the worker keeps the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Keep it; wait for events or its deadline.
+    Keep,
+    /// Close it now.
+    Close,
+}
+
+/// Where the connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Between requests (or before the first), no byte of a head yet.
+    Idle,
+    /// Part of a request head has arrived (at `since`).
+    Head { since: Instant },
+    /// A response is being written.
+    Writing,
+    /// Discarding a request body before the next request.
+    Draining,
+    /// Response sent, write side shut; reading until the client closes.
+    Lingering { until: Instant },
+}
+
+/// The unread input: `buf[start..end]`.
+struct Input {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Input {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+}
+
+/// A request body being discarded.
+enum Drain {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// An access-log line waiting for its byte count and duration.
+struct PendingLog {
+    target: LogTarget,
+    /// `addr - - [time] "request"` (up to the status).
+    prefix: String,
+    /// `"referer" "user agent"`.
+    suffix: String,
+    status: u16,
+    started: Instant,
+}
+
+/// The response being written.
+struct Output {
+    head: Vec<u8>,
+    head_pos: usize,
+    body: Body,
+    body_sent: u64,
+    send_body: bool,
+}
+
+/// A client connection.
+pub struct Conn {
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    input: Option<Input>,
+    out: Output,
+    phase: Phase,
+    /// Readiness not used up yet (edge-triggered: no new edge will say so).
+    readable: bool,
+    writable: bool,
+    /// Close once the current response is out.
+    close_after: bool,
+    /// The peer closed its side.
+    peer_closed: bool,
+    drain: Option<Drain>,
+    requests: u64,
+    limits: ConnectionLimits,
+    /// `send_timeout` and `client_body_timeout` of the current route.
+    send_timeout: Duration,
+    body_timeout: Duration,
+    /// When the connection last made progress in its current phase.
+    progress: Instant,
+    /// When the connection must be looked at again.
+    pub deadline: Option<Instant>,
+    /// When a timer entry is scheduled for it (at most one that matters).
+    pub timer_at: Option<Instant>,
+    log: Option<PendingLog>,
+}
+
+impl Conn {
+    /// A new connection accepted on a listener whose default server sets
+    /// `limits`.
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        limits: ConnectionLimits,
+        now: Instant,
+    ) -> Conn {
+        let mut c = Conn {
+            stream,
+            peer,
+            local,
+            input: None,
+            out: Output {
+                head: Vec::new(),
+                head_pos: 0,
+                body: Body::Empty,
+                body_sent: 0,
+                send_body: false,
+            },
+            phase: Phase::Idle,
+            readable: false,
+            writable: true,
+            close_after: false,
+            peer_closed: false,
+            drain: None,
+            requests: 0,
+            send_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+            limits,
+            progress: now,
+            deadline: None,
+            timer_at: None,
+            log: None,
+        };
+        // A fresh connection gets the head timeout to send its first byte.
+        c.deadline = Some(now + c.limits.client_header_timeout);
+        c
+    }
+
+    /// The socket (for registration).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Whether the connection is between requests with nothing in flight
+    /// (it may be closed at once on shutdown).
+    pub fn is_idle(&self) -> bool {
+        self.phase == Phase::Idle && self.input.as_ref().is_none_or(|i| i.start == i.end)
+    }
+
+    /// Handles readiness from epoll.
+    pub fn on_event(
+        &mut self,
+        readable: bool,
+        writable: bool,
+        closed: bool,
+        ctx: &mut Ctx,
+    ) -> Next {
+        self.readable |= readable || closed;
+        self.writable |= writable;
+        self.drive(ctx)
+    }
+
+    /// Handles the deadline passing.
+    pub fn on_timeout(&mut self, ctx: &mut Ctx) -> Next {
+        match self.phase {
+            Phase::Head { .. } => {
+                // Some of a head arrived but not all of it in time.
+                self.reply_error(408, ctx);
+                self.drive(ctx)
+            }
+            Phase::Draining if self.out_pending() => Next::Close,
+            _ => Next::Close,
+        }
+    }
+
+    /// Asks the connection to finish its current response and close.
+    pub fn finish_and_close(&mut self, ctx: &mut Ctx) -> Next {
+        if self.is_idle() {
+            return Next::Close;
+        }
+        self.close_after = true;
+        self.drive(ctx)
+    }
+
+    /// Makes all the progress possible now.
+    pub fn drive(&mut self, ctx: &mut Ctx) -> Next {
+        let next = self.run(ctx);
+        if next == Next::Keep {
+            self.update_deadline(ctx.now);
+            self.release_idle_buffer(ctx);
+        }
+        next
+    }
+
+    fn run(&mut self, ctx: &mut Ctx) -> Next {
+        loop {
+            if let Phase::Lingering { .. } = self.phase {
+                return self.linger(ctx);
+            }
+            if self.out_pending() {
+                if !self.writable {
+                    return Next::Keep;
+                }
+                match self.flush() {
+                    Ok(true) => {
+                        self.progress = ctx.now;
+                        self.response_done(ctx);
+                        if self.close_after && self.drain.is_none() {
+                            return self.begin_close(ctx);
+                        }
+                    }
+                    Ok(false) => return Next::Keep,
+                    Err(_) => return Next::Close,
+                }
+            }
+            if self.drain.is_some() {
+                match self.drain_body(ctx) {
+                    Some(next) => return next,
+                    None => continue,
+                }
+            }
+            if self.close_after {
+                return self.begin_close(ctx);
+            }
+            // Parse what is buffered.
+            if let Some(input) = &self.input {
+                if input.start < input.end {
+                    let max_head = self.limits.client_header_max_size as usize;
+                    match parse::parse(input.data(), max_head) {
+                        Ok(Some(head)) => {
+                            if let Some(i) = self.input.as_mut() {
+                                i.consume(head.head_len);
+                            }
+                            self.respond(head, ctx);
+                            continue;
+                        }
+                        Ok(None) => {
+                            if self.phase == Phase::Idle {
+                                self.phase = Phase::Head { since: ctx.now };
+                            }
+                        }
+                        Err(e) => {
+                            self.reply_parse_error(e, ctx);
+                            continue;
+                        }
+                    }
+                }
+            }
+            if self.peer_closed {
+                return Next::Close;
+            }
+            if !self.readable {
+                return Next::Keep;
+            }
+            match self.read(ctx) {
+                Ok(0) => {
+                    self.peer_closed = true;
+                    self.readable = false;
+                    // A half-sent head is abandoned; between requests the
+                    // client is simply gone.
+                    return Next::Close;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Next::Keep;
+                }
+                Err(_) => return Next::Close,
+            }
+        }
+    }
+
+    fn out_pending(&self) -> bool {
+        self.out.head_pos < self.out.head.len()
+            || (self.out.send_body && self.out.body_sent < self.out.body.len())
+    }
+
+    /// Reads once into the input buffer.
+    fn read(&mut self, ctx: &mut Ctx) -> io::Result<usize> {
+        let max_head = self.limits.client_header_max_size as usize;
+        let input = self.input.get_or_insert_with(|| Input {
+            buf: ctx.take_buffer(),
+            start: 0,
+            end: 0,
+        });
+        if input.end == input.buf.len() {
+            if input.start > 0 {
+                input.buf.copy_within(input.start..input.end, 0);
+                input.end -= input.start;
+                input.start = 0;
+            } else {
+                // A head bigger than the buffer but within its limit.
+                let grow = (input.buf.len() * 2)
+                    .min(max_head + 1)
+                    .max(input.buf.len() + 1);
+                input.buf.resize(grow, 0);
+            }
+        }
+        let n = self.stream.read(&mut input.buf[input.end..])?;
+        input.end += n;
+        Ok(n)
+    }
+
+    /// Gives the read buffer back to the worker while the connection idles.
+    fn release_idle_buffer(&mut self, ctx: &mut Ctx) {
+        if self.phase == Phase::Idle && self.input.as_ref().is_some_and(|i| i.start == i.end) {
+            if let Some(input) = self.input.take() {
+                ctx.give_buffer(input.buf);
+            }
+        }
+    }
+
+    /// Writes as much of the response as the socket takes. `Ok(true)`:
+    /// all of it.
+    fn flush(&mut self) -> io::Result<bool> {
+        loop {
+            let head = &self.out.head[self.out.head_pos..];
+            let body_left = if self.out.send_body {
+                self.out.body.len() - self.out.body_sent
+            } else {
+                0
+            };
+            if head.is_empty() && body_left == 0 {
+                return Ok(true);
+            }
+            let result = match &self.out.body {
+                Body::File { file, start, .. } if body_left > 0 => {
+                    if !head.is_empty() {
+                        sys::send_more(&self.stream, head)
+                    } else {
+                        let mut offset = (*start + self.out.body_sent) as i64;
+                        let count = (body_left as usize).min(SENDFILE_CHUNK);
+                        sys::sendfile(&self.stream, file, &mut offset, count)
+                    }
+                }
+                body => {
+                    let rest: &[u8] = match body {
+                        Body::Shared { bytes, start, end } if body_left > 0 => {
+                            &bytes[start + self.out.body_sent as usize..*end]
+                        }
+                        Body::Owned(v) if body_left > 0 => &v[self.out.body_sent as usize..],
+                        _ => &[],
+                    };
+                    if rest.is_empty() {
+                        self.stream.write(head)
+                    } else if head.is_empty() {
+                        self.stream.write(rest)
+                    } else {
+                        self.stream
+                            .write_vectored(&[IoSlice::new(head), IoSlice::new(rest)])
+                    }
+                }
+            };
+            match result {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => {
+                    let from_head = n.min(head.len());
+                    self.out.head_pos += from_head;
+                    self.out.body_sent += (n - from_head) as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The response is out: log it, and make ready for the next request.
+    fn response_done(&mut self, ctx: &mut Ctx) {
+        if let Some(log) = self.log.take() {
+            let elapsed = log.started.elapsed().as_secs_f64();
+            let sent = if self.out.send_body {
+                self.out.body_sent
+            } else {
+                0
+            };
+            let line = format!(
+                "{} {} {} {} {:.3}",
+                log.prefix, log.status, sent, log.suffix, elapsed
+            );
+            ctx.shared.access_log.write(&log.target, line);
+        }
+        self.out.head.clear();
+        self.out.head_pos = 0;
+        self.out.body = Body::Empty;
+        self.out.body_sent = 0;
+        self.out.send_body = false;
+        if self.drain.is_none() {
+            self.phase = Phase::Idle;
+        }
+    }
+
+    /// Discards request body bytes. `Some` when the connection must wait or
+    /// close; `None` when the body is done.
+    fn drain_body(&mut self, ctx: &mut Ctx) -> Option<Next> {
+        self.phase = Phase::Draining;
+        loop {
+            let drain = self.drain.as_mut()?;
+            if let Some(input) = self.input.as_mut() {
+                let data = input.data();
+                let used = match drain {
+                    Drain::Length(left) => {
+                        let n = (*left).min(data.len() as u64);
+                        *left -= n;
+                        n as usize
+                    }
+                    Drain::Chunked(d) => match d.decode(data, |_| {}) {
+                        Ok(n) => n,
+                        Err(_) => return Some(Next::Close),
+                    },
+                };
+                input.consume(used);
+                if used > 0 {
+                    self.progress = ctx.now;
+                }
+            }
+            let done = match drain {
+                Drain::Length(left) => *left == 0,
+                Drain::Chunked(d) => d.is_done(),
+            };
+            if done {
+                self.drain = None;
+                self.phase = Phase::Idle;
+                return None;
+            }
+            if self.peer_closed {
+                return Some(Next::Close);
+            }
+            if !self.readable {
+                return Some(Next::Keep);
+            }
+            match self.read(ctx) {
+                Ok(0) => return Some(Next::Close),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Some(Next::Keep);
+                }
+                Err(_) => return Some(Next::Close),
+            }
+        }
+    }
+
+    /// Shuts the write side and reads what the client still sends for a
+    /// moment, so the response is not destroyed by a reset.
+    fn begin_close(&mut self, ctx: &mut Ctx) -> Next {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.phase = Phase::Lingering {
+            until: ctx.now + LINGER,
+        };
+        self.linger(ctx)
+    }
+
+    fn linger(&mut self, ctx: &mut Ctx) -> Next {
+        let mut scratch = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut scratch) {
+                Ok(0) => return Next::Close,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    let _ = ctx;
+                    return Next::Keep;
+                }
+                Err(_) => return Next::Close,
+            }
+        }
+    }
+
+    fn update_deadline(&mut self, now: Instant) {
+        self.deadline = Some(match self.phase {
+            Phase::Lingering { until } => until,
+            _ if self.out_pending() => self.progress + self.send_timeout,
+            Phase::Head { since } => since + self.limits.client_header_timeout,
+            Phase::Draining => self.progress + self.body_timeout,
+            Phase::Idle if self.requests == 0 => self.progress + self.limits.client_header_timeout,
+            Phase::Idle => self.progress + self.limits.keepalive_timeout,
+            Phase::Writing => now + self.send_timeout,
+        });
+    }
+
+    /// Answers a head that could not be parsed, then closes.
+    fn reply_parse_error(&mut self, e: ParseError, ctx: &mut Ctx) {
+        if let Some(input) = self.input.as_mut() {
+            let n = input.end - input.start;
+            input.consume(n);
+        }
+        self.reply_error(e.status(), ctx);
+    }
+
+    /// Writes a built-in error page and closes after it.
+    fn reply_error(&mut self, status: u16, ctx: &mut Ctx) {
+        self.close_after = true;
+        let snapshot = ctx.shared.snapshot.load_full();
+        let reply = canned::error(status);
+        self.write_reply(reply, None, Version::Http11, false, &snapshot, ctx);
+        self.phase = Phase::Writing;
+    }
+
+    /// Routes a request and writes its response.
+    fn respond(&mut self, head: RequestHead, ctx: &mut Ctx) {
+        self.requests += 1;
+        self.phase = Phase::Writing;
+        self.progress = ctx.now;
+        let snapshot = ctx.shared.snapshot.load_full();
+        let Some(listener) = snapshot.listener(self.local) else {
+            // The address left the config in a reload.
+            self.close_after = true;
+            self.write_reply(
+                canned::error(404),
+                None,
+                head.version,
+                head.method == Method::Head,
+                &snapshot,
+                ctx,
+            );
+            return;
+        };
+        let (sid, _) = listener.server(head.host.as_deref());
+        let server = &snapshot.servers[sid];
+        self.limits = server.connection.clone();
+        let (route, _) = server.route(&head.uri.path);
+        self.send_timeout = route.send_timeout;
+        self.body_timeout = route.client_body_timeout;
+
+        // The body: refused when too large, else discarded (or the
+        // connection closed) after the response.
+        let too_large = match head.framing {
+            Framing::Length(n) => n > route.client_max_body_size,
+            _ => false,
+        };
+        match head.framing {
+            Framing::None => {}
+            Framing::Length(n) if n <= DRAIN_LIMIT && !too_large => {
+                self.drain = Some(Drain::Length(n))
+            }
+            Framing::Chunked => {
+                self.drain = Some(Drain::Chunked(ChunkedDecoder::new(
+                    route.client_max_body_size.min(DRAIN_LIMIT),
+                )))
+            }
+            Framing::Length(_) => self.close_after = true,
+        }
+        if head.expect_continue && head.framing != Framing::None {
+            // The client waits for `100 Continue` before sending the body;
+            // the answer comes without reading it, so the body may never come.
+            self.close_after = true;
+        }
+        if !head.keep_alive
+            || ctx.stopping
+            || self.requests >= self.limits.keepalive_requests
+            || self.limits.keepalive_timeout.is_zero()
+        {
+            self.close_after = true;
+        }
+
+        let reply = if too_large {
+            self.close_after = true;
+            self.drain = None;
+            canned::error(413)
+        } else if !route.access.check(self.peer.ip()).0 {
+            canned::error(403)
+        } else {
+            handle(&head, route, ctx)
+        };
+        if self.close_after {
+            // A closing connection discards the rest while it lingers.
+            self.drain = None;
+        }
+        let reply = with_error_page(reply, &head, route, ctx);
+        if route.access_log.is_some() {
+            self.log = Some(pending_log(&head, route, self.peer, reply.status, ctx.now));
+        }
+        let head_only = head.method == Method::Head;
+        self.write_reply(reply, Some(route), head.version, head_only, &snapshot, ctx);
+    }
+
+    /// Writes the head (and queues the body) of a reply.
+    fn write_reply(
+        &mut self,
+        reply: Reply,
+        route: Option<&Route>,
+        version: Version,
+        head_only: bool,
+        snapshot: &Snapshot,
+        ctx: &Ctx,
+    ) {
+        let b = &mut self.out.head;
+        b.clear();
+        response::status_line(b, reply.status);
+        response::header(b, "Date", ctx.date.get());
+        if let Some(server) = &snapshot.main.server_header {
+            response::header(b, "Server", server);
+        }
+        if let Some(t) = &reply.content_type {
+            response::header(b, "Content-Type", t.as_str());
+        }
+        let no_body = reply.status == 304 || reply.status == 204 || reply.status < 200;
+        if !no_body {
+            response::header_u64(b, "Content-Length", reply.body.len());
+        }
+        if let Some(t) = &reply.last_modified {
+            response::header(b, "Last-Modified", t.as_str());
+        }
+        if let Some(t) = &reply.etag {
+            response::header(b, "ETag", t.as_str());
+        }
+        if let Some(l) = &reply.location {
+            response::header(b, "Location", l);
+        }
+        if let Some(a) = reply.allow {
+            response::header(b, "Allow", a);
+        }
+        if let Some(r) = &reply.content_range {
+            response::header(b, "Content-Range", r);
+        }
+        if reply.accept_ranges {
+            response::header(b, "Accept-Ranges", "bytes");
+        }
+        let mut has_cors = false;
+        if let Some(route) = route {
+            for h in &route.add_header {
+                has_cors |= h.name.eq_ignore_ascii_case("access-control-allow-origin");
+                response::header(b, &h.name, &h.value);
+            }
+        }
+        if snapshot.main.expserver && !has_cors {
+            response::header(b, "Access-Control-Allow-Origin", "*");
+        }
+        if self.close_after {
+            response::header(b, "Connection", "close");
+        } else if version == Version::Http10 {
+            response::header(b, "Connection", "keep-alive");
+        }
+        response::end(b);
+        self.out.head_pos = 0;
+        self.out.send_body = !head_only && !no_body;
+        self.out.body = if self.out.send_body {
+            reply.body
+        } else {
+            Body::Empty
+        };
+        self.out.body_sent = 0;
+    }
+}
+
+/// The handler of a route.
+fn handle(head: &RequestHead, route: &Route, ctx: &mut Ctx) -> Reply {
+    match &route.action {
+        Action::Static => static_file::serve(head, route, &mut ctx.files),
+        Action::Return(r) => canned::ret(r, route.charset.as_deref()),
+        Action::NotFound => canned::error(404),
+        // Their run time comes with the proxy and metrics stages.
+        Action::Proxy(_) | Action::Metrics => canned::error(501),
+    }
+}
+
+/// Replaces the built-in page of an error status with the route's
+/// `error_page`, when it has one for that status.
+fn with_error_page(reply: Reply, head: &RequestHead, route: &Route, ctx: &mut Ctx) -> Reply {
+    if reply.status < 400 {
+        return reply;
+    }
+    let Some(page) = route.error_page_for(reply.status) else {
+        return reply;
+    };
+    match static_file::error_page(route, &mut ctx.files, page, reply.status, head) {
+        Some(mut r) => {
+            r.allow = reply.allow;
+            r.content_range = reply.content_range;
+            r
+        }
+        None => reply,
+    }
+}
+
+fn pending_log(
+    head: &RequestHead,
+    route: &Route,
+    peer: SocketAddr,
+    status: u16,
+    now: Instant,
+) -> PendingLog {
+    let time = crate::access_log::clf_time(SystemTime::now());
+    let prefix = format!(
+        "{} - - [{time}] \"{} {} {}\"",
+        peer.ip(),
+        head.method,
+        escape(&head.target),
+        head.version.as_str()
+    );
+    let suffix = format!(
+        "\"{}\" \"{}\"",
+        escape(head.referer.as_deref().unwrap_or("-")),
+        escape(head.user_agent.as_deref().unwrap_or("-"))
+    );
+    PendingLog {
+        target: route.access_log.clone().unwrap_or(LogTarget::Stdout),
+        prefix,
+        suffix,
+        status,
+        started: now,
+    }
+}
+
+/// Quotes and control characters escaped, as nginx does in its logs.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\x22"),
+            '\\' => out.push_str("\\x5C"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A snapshot handle the connection code reads (for tests and the worker).
+pub type SnapshotRef = Arc<Snapshot>;

@@ -1,0 +1,258 @@
+//! Orchestration: bind the listen addresses, start the workers, and turn
+//! signals into a graceful stop (SIGTERM, SIGINT), an immediate one
+//! (SIGQUIT) or a reload (SIGHUP).
+
+pub mod conn;
+pub mod worker;
+
+use crate::access_log::AccessLog;
+use crate::handler::files::FileCache;
+use crate::http::date::DateCache;
+use crate::net::sys;
+use crate::routing::{Snapshot, Workers};
+use arc_swap::ArcSwap;
+use nix::sys::eventfd::EventFd;
+use nix::sys::signal::Signal;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+use worker::Worker;
+
+/// State every worker shares.
+pub struct Shared {
+    /// The routing table; swapped whole on reload.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Set once on SIGTERM/SIGINT.
+    pub stopping: AtomicBool,
+    /// Open client connections over all workers (for `max_connections`).
+    pub connections: AtomicUsize,
+    /// The access-log writer.
+    pub access_log: AccessLog,
+}
+
+/// What a worker's connections use besides their own state.
+pub struct Ctx {
+    /// The shared state.
+    pub shared: Arc<Shared>,
+    /// The `Date` value of this loop turn.
+    pub date: DateCache,
+    /// This worker's file and listing cache.
+    pub files: FileCache,
+    /// Read buffers of idle connections, for reuse.
+    pool: Vec<Vec<u8>>,
+    /// The time of this loop turn.
+    pub now: Instant,
+    /// The server is stopping: no more keep-alive.
+    pub stopping: bool,
+}
+
+/// Read buffers kept for reuse per worker at most.
+const POOL: usize = 256;
+
+impl Ctx {
+    fn new(shared: Arc<Shared>) -> Ctx {
+        Ctx {
+            shared,
+            date: DateCache::default(),
+            files: FileCache::new(),
+            pool: Vec::new(),
+            now: Instant::now(),
+            stopping: false,
+        }
+    }
+
+    /// A read buffer of [`conn::READ_BUF`] bytes.
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_else(|| vec![0; conn::READ_BUF])
+    }
+
+    /// Takes a read buffer back (oversized ones are dropped).
+    pub fn give_buffer(&mut self, buf: Vec<u8>) {
+        if buf.len() == conn::READ_BUF && self.pool.len() < POOL {
+            self.pool.push(buf);
+        }
+    }
+}
+
+/// How workers share listen addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenMode {
+    /// One socket per address, in every worker's epoll with
+    /// `EPOLLEXCLUSIVE`.
+    Exclusive,
+    /// One `SO_REUSEPORT` socket per address per worker; the kernel
+    /// spreads connections.
+    ReusePort,
+}
+
+impl ListenMode {
+    /// From `XPS_LISTEN_MODE` (`reuseport` or `exclusive`), for
+    /// benchmarks; the default is [`ListenMode::ReusePort`].
+    pub fn from_env() -> ListenMode {
+        match std::env::var("XPS_LISTEN_MODE").as_deref() {
+            Ok("exclusive") => ListenMode::Exclusive,
+            _ => ListenMode::ReusePort,
+        }
+    }
+}
+
+/// Why the server could not start.
+pub fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::EADDRINUSE) => {
+            format!("{addr} is already in use (another server is listening there)")
+        }
+        Some(libc::EACCES) => {
+            format!("{addr}: permission denied (ports below 1024 need privileges)")
+        }
+        Some(libc::EADDRNOTAVAIL) => format!("{addr} is not an address of this machine"),
+        _ => format!(
+            "cannot listen on {addr}: {}",
+            crate::config::load::io_reason(e)
+        ),
+    }
+}
+
+/// Binds every HTTP listen address: per worker with `SO_REUSEPORT`, or
+/// once. A probe without `SO_REUSEPORT` first makes sure no other process
+/// holds the address (which `SO_REUSEPORT` would silently share).
+fn bind_all(
+    snapshot: &Snapshot,
+    workers: usize,
+    mode: ListenMode,
+) -> Result<Vec<Vec<TcpListener>>, String> {
+    let mut per_worker: Vec<Vec<TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+    for l in &snapshot.listeners {
+        match mode {
+            ListenMode::Exclusive => {
+                let socket =
+                    sys::listen(l.addr, false, 4096).map_err(|e| bind_error(l.addr, &e))?;
+                for w in per_worker.iter_mut() {
+                    w.push(socket.try_clone().map_err(|e| bind_error(l.addr, &e))?);
+                }
+            }
+            ListenMode::ReusePort => {
+                drop(sys::listen(l.addr, false, 1).map_err(|e| bind_error(l.addr, &e))?);
+                for w in per_worker.iter_mut() {
+                    w.push(sys::listen(l.addr, true, 4096).map_err(|e| bind_error(l.addr, &e))?);
+                }
+            }
+        }
+    }
+    Ok(per_worker)
+}
+
+/// Runs the server until a signal stops it. `Err` when it cannot start.
+pub fn run(snapshot: Snapshot) -> Result<(), String> {
+    // Block the signals before any thread starts, so every thread inherits
+    // the mask and only the signalfd sees them.
+    let signals = sys::signalfd().map_err(|e| format!("cannot set up signals: {e}"))?;
+    crate::log::configure(&snapshot.main.error_log);
+    let workers = match snapshot.main.workers {
+        Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Workers::Count(n) => n,
+    };
+    sys::raise_fd_limit(snapshot.main.max_connections + 1024);
+    let mode = ListenMode::from_env();
+    let listeners = bind_all(&snapshot, workers, mode)?;
+    if !snapshot.streams.is_empty() {
+        crate::log::warn("stream servers are configured but TCP proxying is not served yet");
+    }
+    let addrs: Vec<String> = snapshot
+        .listeners
+        .iter()
+        .map(|l| format!("http://{}", l.addr))
+        .collect();
+    let shutdown_timeout = snapshot.main.shutdown_timeout;
+    let shared = Arc::new(Shared {
+        snapshot: ArcSwap::from_pointee(snapshot),
+        stopping: AtomicBool::new(false),
+        connections: AtomicUsize::new(0),
+        access_log: AccessLog::start(),
+    });
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let mut wakes = Vec::new();
+    for (i, socks) in listeners.into_iter().enumerate() {
+        let wake = Arc::new(sys::eventfd().map_err(|e| format!("cannot create an eventfd: {e}"))?);
+        let worker = Worker::new(
+            socks,
+            mode == ListenMode::Exclusive,
+            shared.clone(),
+            wake.clone(),
+        )
+        .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+        wakes.push(wake);
+        let done = done_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("xps-worker-{i}"))
+            .spawn(move || {
+                worker.run();
+                let _ = done.send(());
+            })
+            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+    }
+    drop(done_tx);
+    crate::log::info(&format!(
+        "xps {} serving {} with {workers} worker{}",
+        env!("CARGO_PKG_VERSION"),
+        addrs.join(", "),
+        if workers == 1 { "" } else { "s" }
+    ));
+    loop {
+        let signal = match signals.read_signal() {
+            Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32).ok(),
+            Ok(None) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(format!("reading signals failed: {e}")),
+        };
+        match signal {
+            Some(Signal::SIGTERM) | Some(Signal::SIGINT) => {
+                crate::log::info("stopping: no new connections; finishing requests in flight");
+                stop(&shared, &wakes, &done_rx, wakes.len(), shutdown_timeout);
+                return Ok(());
+            }
+            Some(Signal::SIGQUIT) => {
+                crate::log::info("SIGQUIT: exiting at once");
+                std::process::exit(0);
+            }
+            Some(Signal::SIGHUP) => {
+                crate::log::info(
+                    "SIGHUP received; reloading comes with the reload stage, nothing changed",
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Tells every worker to stop and waits for them, at most `timeout`.
+fn stop(
+    shared: &Shared,
+    wakes: &[Arc<EventFd>],
+    done: &mpsc::Receiver<()>,
+    workers: usize,
+    timeout: Duration,
+) {
+    shared.stopping.store(true, Ordering::Release);
+    for w in wakes {
+        let _ = w.write(1);
+    }
+    let deadline = Instant::now() + timeout;
+    let mut finished = 0;
+    while finished < workers {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match done.recv_timeout(left) {
+            Ok(()) => finished += 1,
+            Err(_) => {
+                crate::log::warn(&format!(
+                    "shutdown_timeout passed with {} connection(s) open; exiting",
+                    shared.connections.load(Ordering::Relaxed)
+                ));
+                return;
+            }
+        }
+    }
+    crate::log::info("stopped");
+}

@@ -1,0 +1,314 @@
+//! One worker thread: an epoll instance, its listeners, a slab of
+//! connections and a timer wheel. Nothing here is shared with other
+//! workers but the [`Shared`] state behind an `Arc`.
+
+use super::conn::{Conn, Next};
+use super::{Ctx, Shared};
+use crate::net::{Event, Poller, TimerWheel, sys};
+use crate::routing::ConnectionLimits;
+use nix::sys::eventfd::EventFd;
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// Token of the wake-up eventfd.
+const WAKE: u64 = 1 << 62;
+/// Bit marking listener tokens (the rest is the listener's index).
+const LISTENER: u64 = 1 << 63;
+/// How often a worker that stopped accepting (at `max_connections`, or out
+/// of descriptors) looks again.
+const PAUSE_CHECK: Duration = Duration::from_millis(100);
+
+/// A slab slot: its connection and a generation that changes every time
+/// the slot is reused, so a stale event for an old connection is dropped.
+struct Slot {
+    generation: u32,
+    conn: Option<Conn>,
+}
+
+/// One event loop.
+pub struct Worker {
+    poller: Poller,
+    listeners: Vec<TcpListener>,
+    /// Listeners are shared with other workers (`EPOLLEXCLUSIVE`).
+    exclusive: bool,
+    /// Listeners are out of the poller (too many connections).
+    paused: bool,
+    slots: Vec<Slot>,
+    free: Vec<usize>,
+    live: usize,
+    timers: TimerWheel,
+    wake: Arc<EventFd>,
+    ctx: Ctx,
+    events: Vec<Event>,
+    expired: Vec<u64>,
+    stopping: bool,
+}
+
+fn token(slot: usize, generation: u32) -> u64 {
+    ((generation as u64) << 32) | slot as u64
+}
+
+impl Worker {
+    /// A worker accepting on `listeners`.
+    pub fn new(
+        listeners: Vec<TcpListener>,
+        exclusive: bool,
+        shared: Arc<Shared>,
+        wake: Arc<EventFd>,
+    ) -> io::Result<Worker> {
+        let poller = Poller::new(1024)?;
+        poller.add_reader(wake.as_ref(), WAKE)?;
+        for (i, l) in listeners.iter().enumerate() {
+            poller.add_listener(l, LISTENER | i as u64, exclusive)?;
+        }
+        Ok(Worker {
+            poller,
+            listeners,
+            exclusive,
+            paused: false,
+            slots: Vec::new(),
+            free: Vec::new(),
+            live: 0,
+            timers: TimerWheel::new(Duration::from_millis(50)),
+            wake,
+            ctx: Ctx::new(shared),
+            events: Vec::with_capacity(1024),
+            expired: Vec::new(),
+            stopping: false,
+        })
+    }
+
+    /// Runs until the server stops and every connection of this worker is
+    /// done.
+    pub fn run(mut self) {
+        loop {
+            let now = Instant::now();
+            let mut timeout = self.timers.next_timeout(now);
+            if self.paused {
+                timeout = Some(timeout.map_or(PAUSE_CHECK, |t| t.min(PAUSE_CHECK)));
+            }
+            self.events.clear();
+            match self.poller.wait(timeout) {
+                Ok(events) => self.events.extend(events),
+                Err(e) => {
+                    crate::log::error(&format!("worker: epoll_wait failed: {e}"));
+                    return;
+                }
+            }
+            self.ctx.now = Instant::now();
+            self.ctx.date.refresh();
+            for i in 0..self.events.len() {
+                let ev = self.events[i];
+                self.dispatch(ev);
+            }
+            self.expire();
+            if self.paused {
+                self.maybe_resume();
+            }
+            if self.stopping && self.live == 0 {
+                return;
+            }
+        }
+    }
+
+    fn dispatch(&mut self, ev: Event) {
+        if ev.token == WAKE {
+            let _ = self.wake.read();
+            if self.ctx.shared.stopping.load(Ordering::Acquire) && !self.stopping {
+                self.begin_stop();
+            }
+        } else if ev.token & LISTENER != 0 {
+            self.accept((ev.token & !LISTENER) as usize);
+        } else {
+            let slot = (ev.token & 0xffff_ffff) as usize;
+            let generation = (ev.token >> 32) as u32;
+            let next = match self.slots.get_mut(slot) {
+                Some(Slot {
+                    generation: g,
+                    conn: Some(conn),
+                }) if *g == generation => {
+                    conn.on_event(ev.readable, ev.writable, ev.closed, &mut self.ctx)
+                }
+                _ => return, // a stale event for a slot that was reused
+            };
+            self.after(slot, next);
+        }
+    }
+
+    fn after(&mut self, slot: usize, next: Next) {
+        match next {
+            Next::Close => self.close(slot),
+            Next::Keep => self.arm(slot),
+        }
+    }
+
+    /// Schedules the connection's deadline unless an earlier entry will
+    /// already wake it.
+    fn arm(&mut self, slot: usize) {
+        let s = &mut self.slots[slot];
+        let Some(conn) = s.conn.as_mut() else { return };
+        if let Some(deadline) = conn.deadline {
+            if conn.timer_at.is_none_or(|t| t > deadline) {
+                self.timers.schedule(deadline, token(slot, s.generation));
+                conn.timer_at = Some(deadline);
+            }
+        }
+    }
+
+    fn expire(&mut self) {
+        let now = self.ctx.now;
+        self.expired.clear();
+        let mut expired = std::mem::take(&mut self.expired);
+        self.timers.expire(now, &mut expired);
+        for &t in &expired {
+            let slot = (t & 0xffff_ffff) as usize;
+            let generation = (t >> 32) as u32;
+            let next = match self.slots.get_mut(slot) {
+                Some(Slot {
+                    generation: g,
+                    conn: Some(conn),
+                }) if *g == generation => {
+                    conn.timer_at = None;
+                    if conn.deadline.is_some_and(|d| d <= now) {
+                        conn.on_timeout(&mut self.ctx)
+                    } else {
+                        Next::Keep
+                    }
+                }
+                _ => continue,
+            };
+            self.after(slot, next);
+        }
+        self.expired = expired;
+    }
+
+    fn accept(&mut self, index: usize) {
+        loop {
+            if self.stopping {
+                return;
+            }
+            let max = self.ctx.shared.snapshot.load().main.max_connections as usize;
+            if self.ctx.shared.connections.load(Ordering::Relaxed) >= max {
+                self.pause();
+                return;
+            }
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match sys::accept(listener) {
+                Ok(stream) => self.add(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EMFILE)
+                            | Some(libc::ENFILE)
+                            | Some(libc::ENOMEM)
+                            | Some(libc::ENOBUFS)
+                    ) =>
+                {
+                    crate::log::warn(&format!("accept: {e}; pausing new connections"));
+                    self.pause();
+                    return;
+                }
+                // ECONNABORTED and the like concern one connection only.
+                Err(_) => continue,
+            }
+        }
+    }
+
+    fn add(&mut self, stream: std::net::TcpStream) {
+        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+            return;
+        };
+        let _ = stream.set_nodelay(true);
+        let limits = {
+            let snapshot = self.ctx.shared.snapshot.load();
+            snapshot
+                .listener(local)
+                .map(|l| snapshot.servers[l.server(None).0].connection.clone())
+                .unwrap_or(ConnectionLimits {
+                    client_header_timeout: Duration::from_secs(10),
+                    keepalive_timeout: Duration::from_secs(75),
+                    keepalive_requests: 1000,
+                    client_header_max_size: 16 << 10,
+                })
+        };
+        let conn = Conn::new(stream, peer, local, limits, self.ctx.now);
+        let slot = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot {
+                    generation: 1,
+                    conn: None,
+                });
+                self.slots.len() - 1
+            }
+        };
+        let generation = self.slots[slot].generation;
+        if self
+            .poller
+            .add_stream(conn.stream(), token(slot, generation))
+            .is_err()
+        {
+            self.free.push(slot);
+            return;
+        }
+        self.slots[slot].conn = Some(conn);
+        self.live += 1;
+        self.ctx.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.arm(slot);
+    }
+
+    fn close(&mut self, slot: usize) {
+        let s = &mut self.slots[slot];
+        if s.conn.take().is_some() {
+            // Dropping the stream closes it, which also removes it from epoll.
+            s.generation = s.generation.wrapping_add(1).max(1);
+            self.free.push(slot);
+            self.live -= 1;
+            self.ctx.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn pause(&mut self) {
+        if self.paused {
+            return;
+        }
+        for l in &self.listeners {
+            let _ = self.poller.remove(l);
+        }
+        self.paused = true;
+    }
+
+    fn maybe_resume(&mut self) {
+        let max = self.ctx.shared.snapshot.load().main.max_connections as usize;
+        if self.stopping || self.ctx.shared.connections.load(Ordering::Relaxed) >= max {
+            return;
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            let _ = self
+                .poller
+                .add_listener(l, LISTENER | i as u64, self.exclusive);
+        }
+        self.paused = false;
+    }
+
+    /// Stops accepting (this worker's listener descriptors close now),
+    /// closes idle connections and lets the others finish their response.
+    fn begin_stop(&mut self) {
+        self.stopping = true;
+        self.ctx.stopping = true;
+        self.listeners.clear();
+        for slot in 0..self.slots.len() {
+            let next = match self.slots[slot].conn.as_mut() {
+                Some(conn) => conn.finish_and_close(&mut self.ctx),
+                None => continue,
+            };
+            self.after(slot, next);
+        }
+    }
+}
