@@ -39,10 +39,10 @@ impl TimerWheel {
     /// deadline beyond the wheel's span fires early, at the span's end;
     /// the owner then schedules it again.
     pub fn schedule(&mut self, at: Instant, token: u64) {
-        let tick = self
-            .tick_of(at)
-            .max(self.next)
-            .min(self.next + SLOTS as u64 - 1);
+        // Round up, so that an entry never fires before its deadline.
+        let d = at.saturating_duration_since(self.start).as_nanos();
+        let ceil = d.div_ceil(self.tick.as_nanos()) as u64;
+        let tick = ceil.max(self.next).min(self.next + SLOTS as u64 - 1);
         self.buckets[(tick % SLOTS as u64) as usize].push(token);
         self.len += 1;
     }
