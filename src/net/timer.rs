@@ -71,7 +71,7 @@ impl TimerWheel {
             .map(|i| self.next + i)
             .find(|t| !self.buckets[(t % SLOTS as u64) as usize].is_empty())?;
         let at = self.start
-            + Duration::from_nanos((self.tick.as_nanos() as u64).saturating_mul(first + 1));
+            + Duration::from_nanos((self.tick.as_nanos() as u64).saturating_mul(first));
         Some(at.saturating_duration_since(now))
     }
 
