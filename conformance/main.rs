@@ -1,5 +1,6 @@
 //! The conformance suite: black-box tests of the real `xps` binary.
 
+mod server;
 mod support;
 
 mod bad_input;
@@ -7,3 +8,4 @@ mod cli;
 mod config_golden;
 mod docs;
 mod examples;
+mod http_golden;

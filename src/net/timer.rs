@@ -70,8 +70,8 @@ impl TimerWheel {
         let first = (0..SLOTS as u64)
             .map(|i| self.next + i)
             .find(|t| !self.buckets[(t % SLOTS as u64) as usize].is_empty())?;
-        let at = self.start
-            + Duration::from_nanos((self.tick.as_nanos() as u64).saturating_mul(first));
+        let at =
+            self.start + Duration::from_nanos((self.tick.as_nanos() as u64).saturating_mul(first));
         Some(at.saturating_duration_since(now))
     }
 
