@@ -8,4 +8,5 @@ mod cli;
 mod config_golden;
 mod docs;
 mod examples;
+mod http_behaviour;
 mod http_golden;

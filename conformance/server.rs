@@ -22,6 +22,7 @@ pub struct Server {
     /// The first port (`{port}` in the template).
     pub port: u16,
     /// The second port (`{port2}`), for configs with two listeners.
+    #[allow(dead_code)]
     pub port2: u16,
     /// The folder holding the config and whatever the test put there.
     pub dir: PathBuf,
