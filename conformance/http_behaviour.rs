@@ -563,3 +563,31 @@ fn without_a_config_the_current_folder_is_served_on_8080() {
     let _ = child.wait();
     assert!(r.text().contains("file.txt"), "{}", r.text());
 }
+
+#[test]
+fn saved_files_are_served_new_at_once() {
+    let server = site();
+    let dir = server.dir.join("site");
+    let mut s = server.connect();
+    let mut get = |path: &str| {
+        s.write_all(request("GET", path, &[]).as_bytes())
+            .expect("send");
+        read_response(&mut s, false).expect("response")
+    };
+    assert_eq!(get("/hello.txt").body, b"hello\n");
+    // In place.
+    std::fs::write(dir.join("hello.txt"), "second\n").expect("write");
+    assert_eq!(get("/hello.txt").body, b"second\n");
+    // Save by rename, as editors do.
+    std::fs::write(dir.join(".hello.tmp"), "third\n").expect("write");
+    std::fs::rename(dir.join(".hello.tmp"), dir.join("hello.txt")).expect("rename");
+    assert_eq!(get("/hello.txt").body, b"third\n");
+    // Deleted, then created again.
+    std::fs::remove_file(dir.join("hello.txt")).expect("rm");
+    assert_eq!(get("/hello.txt").status, 404);
+    std::fs::write(dir.join("hello.txt"), "fourth\n").expect("write");
+    assert_eq!(get("/hello.txt").body, b"fourth\n");
+    // A listing shows a new file at once.
+    std::fs::write(dir.join("sub/new.txt"), "n").expect("write");
+    assert!(get("/sub/").text().contains("new.txt"));
+}

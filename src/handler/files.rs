@@ -2,20 +2,28 @@
 //! the open root folders, each file's metadata, validators and (for small
 //! files) content, and rendered directory listings.
 //!
-//! Every request still asks the kernel whether the file changed (one
-//! `fstatat`); an entry is reused only while device, inode, size and
-//! modification time are unchanged. Entries are made from a file opened
-//! with `openat2(RESOLVE_BENEATH)`, so nothing outside the root — through
-//! `..` or a symlink — ever gets in.
+//! Freshness: the folder of every cached entry is watched (inotify), and a
+//! change in it drops its entries before the next request is served, so a
+//! saved file is served new at once. As a safety net for what a folder
+//! watch cannot see (a parent folder renamed, a symlink's target changed
+//! in another folder), an entry older than [`REVALIDATE`] is checked with
+//! one `fstatat` (device, inode, size, modification time) before reuse;
+//! without a working watcher, every request is checked that way. Entries
+//! are made from a file opened with `openat2(RESOLVE_BENEATH)`, so nothing
+//! outside the root — through `..` or a symlink — ever gets in.
 
 use super::autoindex::{self, ListEntry};
-use crate::net::sys::{self, Stat};
+use crate::net::sys::{self, DirWatch, Stat, WatchId};
 use crate::routing::ListingFormat;
 use rustc_hash::FxHashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a watched entry is trusted without asking the kernel.
+pub const REVALIDATE: Duration = Duration::from_secs(1);
 
 /// Files up to this size are kept in memory and sent with one write.
 pub const MAX_CACHED_FILE: u64 = 64 << 10;
@@ -53,9 +61,20 @@ pub enum Found {
 /// A listing: the folder, its format, whether dotfiles show.
 type ListingKey = (String, ListingFormat, bool);
 
+/// A cached entry with what freshness needs.
+struct Cached {
+    entry: Entry,
+    /// The folder it is in, relative to the root (`""` for the root).
+    dir: String,
+    /// Its folder is watched.
+    watched: bool,
+    /// When it was last known to be current.
+    checked: Instant,
+}
+
 struct Root {
     dir: Option<File>,
-    files: FxHashMap<String, Entry>,
+    files: FxHashMap<String, Cached>,
     listings: FxHashMap<ListingKey, (Stat, Arc<[u8]>)>,
 }
 
@@ -64,6 +83,17 @@ struct Root {
 pub struct FileCache {
     roots: FxHashMap<PathBuf, Root>,
     bytes: usize,
+    /// The folder watcher; `None` when inotify is unavailable.
+    watch: Option<DirWatch>,
+    /// Watched folders (absolute) and their watch ids, both ways.
+    watched: FxHashMap<PathBuf, WatchId>,
+    folders: FxHashMap<WatchId, (PathBuf, String)>,
+}
+
+/// The folder (relative to the root) an entry's path is in.
+fn folder_of(relative: &str) -> &str {
+    let trimmed = relative.trim_end_matches('/');
+    trimmed.rfind('/').map_or("", |i| &trimmed[..i])
 }
 
 fn classify(e: &io::Error) -> Found {
@@ -74,9 +104,55 @@ fn classify(e: &io::Error) -> Found {
 }
 
 impl FileCache {
-    /// A new, empty cache.
+    /// A new, empty cache with a folder watcher when the system has one.
     pub fn new() -> FileCache {
-        FileCache::default()
+        FileCache {
+            watch: DirWatch::new().ok(),
+            ..FileCache::default()
+        }
+    }
+
+    /// The watcher, to be polled by the worker's event loop.
+    pub fn watcher(&self) -> Option<&DirWatch> {
+        self.watch.as_ref()
+    }
+
+    /// Drops the entries of every folder the watcher reports changed. The
+    /// worker calls this before serving the requests of a loop turn.
+    pub fn invalidate(&mut self) {
+        let Some(watch) = &self.watch else { return };
+        for id in watch.changed() {
+            let Some((root, dir)) = self.folders.remove(&id) else {
+                continue;
+            };
+            self.watched.remove(&root.join(&dir));
+            if let Some(r) = self.roots.get_mut(&root) {
+                r.files
+                    .retain(|key, c| c.dir != dir && key.trim_end_matches('/') != dir);
+                r.listings
+                    .retain(|(key, _, _), _| key.trim_end_matches('/') != dir);
+            }
+        }
+    }
+
+    /// Watches `root/dir` unless it already is; whether it is watched.
+    fn watch_folder(&mut self, root: &Path, dir: &str) -> bool {
+        let Some(watch) = &self.watch else {
+            return false;
+        };
+        let abs = root.join(dir);
+        if self.watched.contains_key(&abs) {
+            return true;
+        }
+        match watch.add(&abs) {
+            Ok(id) => {
+                self.folders
+                    .insert(id.clone(), (root.to_path_buf(), dir.to_string()));
+                self.watched.insert(abs, id);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     fn root(&mut self, root: &Path) -> Option<&mut Root> {
@@ -98,8 +174,8 @@ impl FileCache {
         r.dir.is_some().then_some(r)
     }
 
-    /// Looks `relative` (no leading `/`) up under `root`.
-    pub fn lookup(&mut self, root: &Path, relative: &str) -> Found {
+    /// Looks `relative` (no leading `/`) up under `root` at time `now`.
+    pub fn lookup(&mut self, root: &Path, relative: &str, now: Instant) -> Found {
         let cached_bytes = self.bytes;
         let Some(r) = self.root(root) else {
             return Found::Missing;
@@ -107,13 +183,20 @@ impl FileCache {
         let Some(dir) = r.dir.as_ref() else {
             return Found::Missing;
         };
-        let stat = match sys::stat_at(dir, relative) {
-            Ok(s) => s,
-            Err(e) => return classify(&e),
-        };
-        if let Some(e) = r.files.get(relative) {
-            if e.stat == stat {
-                return Found::Entry(e.clone());
+        if let Some(c) = r.files.get_mut(relative) {
+            if c.watched && now.saturating_duration_since(c.checked) < REVALIDATE {
+                return Found::Entry(c.entry.clone());
+            }
+            match sys::stat_at(dir, relative) {
+                Ok(stat) if stat == c.entry.stat => {
+                    c.checked = now;
+                    return Found::Entry(c.entry.clone());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    r.files.remove(relative);
+                    return classify(&e);
+                }
             }
         }
         let file = match sys::open_beneath(dir, root, relative) {
@@ -150,10 +233,18 @@ impl FileCache {
             r.listings.clear();
             self.bytes = 0;
         }
+        let folder = folder_of(relative).to_string();
+        let watched = self.watch_folder(root, &folder);
         let Some(r) = self.roots.get_mut(root) else {
             return Found::Entry(entry);
         };
-        r.files.insert(relative.to_string(), entry.clone());
+        let cached = Cached {
+            entry: entry.clone(),
+            dir: folder,
+            watched,
+            checked: now,
+        };
+        r.files.insert(relative.to_string(), cached);
         self.bytes += added;
         Found::Entry(entry)
     }
@@ -189,6 +280,7 @@ impl FileCache {
                 }
             }
         }
+        self.watch_folder(root, relative.trim_end_matches('/'));
         let entries = self.read_dir(root, relative, dotfiles)?;
         let bytes: Arc<[u8]> = Arc::from(autoindex::render(url_path, &entries, format));
         if let Some(r) = self.roots.get_mut(root) {

@@ -9,9 +9,10 @@ use super::{Body, Reply, Text, canned};
 use crate::http::{Method, RequestHead};
 use crate::routing::{ListingFormat, Route};
 use std::path::Path;
+use std::time::Instant;
 
 /// Serves the request from the route's root.
-pub fn serve(req: &RequestHead, route: &Route, fs: &mut FileCache) -> Reply {
+pub fn serve(req: &RequestHead, route: &Route, fs: &mut FileCache, now: Instant) -> Reply {
     if req.method != Method::Get && req.method != Method::Head {
         let mut r = canned::error(405);
         r.allow = Some("GET, HEAD");
@@ -25,7 +26,7 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut FileCache) -> Reply {
         return canned::error(404);
     };
     let relative = path.trim_start_matches('/');
-    let entry = match fs.lookup(root, relative) {
+    let entry = match fs.lookup(root, relative, now) {
         Found::Entry(e) => e,
         Found::Missing => return canned::error(404),
         Found::Forbidden => return canned::error(403),
@@ -46,7 +47,7 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut FileCache) -> Reply {
     }
     for index in route.index.iter() {
         let candidate = format!("{relative}{index}");
-        if let Found::Entry(e) = fs.lookup(root, &candidate) {
+        if let Found::Entry(e) = fs.lookup(root, &candidate, now) {
             if e.stat.is_file {
                 return file(req, route, fs, root, &candidate, e, 200);
             }
@@ -88,11 +89,12 @@ pub fn error_page(
     page: &str,
     status: u16,
     req: &RequestHead,
+    now: Instant,
 ) -> Option<Reply> {
     let root = route.root.as_deref()?;
     let normal = crate::http::target::normalise(page).ok()?;
     let relative = normal.trim_start_matches('/');
-    match fs.lookup(root, relative) {
+    match fs.lookup(root, relative, now) {
         Found::Entry(e) if e.stat.is_file => {
             let mut plain = req.clone();
             plain.range = None;

@@ -19,7 +19,7 @@ pub struct Event {
     pub readable: bool,
     /// Bytes can be written.
     pub writable: bool,
-    /// The peer hung up or the socket failed.
+    /// The peer hung up (its side, or both) or the socket failed.
     pub closed: bool,
 }
 
@@ -102,7 +102,9 @@ impl Poller {
                     EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP,
                 ),
                 writable: f.contains(EpollFlags::EPOLLOUT),
-                closed: f.intersects(EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR),
+                closed: f.intersects(
+                    EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR,
+                ),
             }
         }))
     }

@@ -190,3 +190,56 @@ pub fn send_more(out: &TcpStream, buf: &[u8]) -> io::Result<usize> {
     )
     .map_err(io_err)
 }
+
+/// Change notifications for folders (inotify), non-blocking; readable
+/// through epoll when something changed.
+pub struct DirWatch {
+    inotify: nix::sys::inotify::Inotify,
+}
+
+/// Identifies one watched folder of a [`DirWatch`].
+pub type WatchId = nix::sys::inotify::WatchDescriptor;
+
+impl DirWatch {
+    /// A new watcher.
+    pub fn new() -> io::Result<DirWatch> {
+        use nix::sys::inotify::{InitFlags, Inotify};
+        let inotify =
+            Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).map_err(io_err)?;
+        Ok(DirWatch { inotify })
+    }
+
+    /// Watches a folder for any change to its entries or itself.
+    pub fn add(&self, dir: &std::path::Path) -> io::Result<WatchId> {
+        use nix::sys::inotify::AddWatchFlags as F;
+        let mask = F::IN_MODIFY
+            | F::IN_ATTRIB
+            | F::IN_CLOSE_WRITE
+            | F::IN_CREATE
+            | F::IN_DELETE
+            | F::IN_MOVED_FROM
+            | F::IN_MOVED_TO
+            | F::IN_DELETE_SELF
+            | F::IN_MOVE_SELF
+            | F::IN_ONLYDIR;
+        self.inotify.add_watch(dir, mask).map_err(io_err)
+    }
+
+    /// The folders that changed since the last call (empty when none).
+    pub fn changed(&self) -> Vec<WatchId> {
+        let mut out = Vec::new();
+        while let Ok(events) = self.inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            out.extend(events.into_iter().map(|e| e.wd));
+        }
+        out
+    }
+}
+
+impl AsFd for DirWatch {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+}

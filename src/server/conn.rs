@@ -117,6 +117,9 @@ pub struct Conn {
     close_after: bool,
     /// The peer closed its side.
     peer_closed: bool,
+    /// epoll reported a hang-up: read until end of file, whatever a read
+    /// returns.
+    hangup: bool,
     drain: Option<Drain>,
     requests: u64,
     limits: ConnectionLimits,
@@ -159,6 +162,7 @@ impl Conn {
             writable: true,
             close_after: false,
             peer_closed: false,
+            hangup: false,
             drain: None,
             requests: 0,
             send_timeout: Duration::from_secs(30),
@@ -194,6 +198,7 @@ impl Conn {
         ctx: &mut Ctx,
     ) -> Next {
         self.readable |= readable || closed;
+        self.hangup |= closed;
         self.writable |= writable;
         self.drive(ctx)
     }
@@ -334,8 +339,14 @@ impl Conn {
                 input.buf.resize(grow, 0);
             }
         }
+        let space = input.buf.len() - input.end;
         let n = self.stream.read(&mut input.buf[input.end..])?;
         input.end += n;
+        if n > 0 && n < space && !self.hangup {
+            // A short read emptied the socket; bytes arriving later raise a
+            // new edge. This saves the read that would only say WouldBlock.
+            self.readable = false;
+        }
         Ok(n)
     }
 
@@ -532,7 +543,7 @@ impl Conn {
     /// Writes a built-in error page and closes after it.
     fn reply_error(&mut self, status: u16, ctx: &mut Ctx) {
         self.close_after = true;
-        let snapshot = ctx.shared.snapshot.load_full();
+        let snapshot = ctx.shared.snapshot.load();
         let reply = canned::error(status);
         self.write_reply(reply, None, Version::Http11, false, &snapshot, ctx);
         self.phase = Phase::Writing;
@@ -540,10 +551,17 @@ impl Conn {
 
     /// Routes a request and writes its response.
     fn respond(&mut self, head: RequestHead, ctx: &mut Ctx) {
+        // The snapshot of this loop turn, taken out of the context for the
+        // request (no reference count traffic) and put back after.
+        let snapshot = ctx.take_snapshot();
+        self.respond_with(head, &snapshot, ctx);
+        ctx.snapshot = Some(snapshot);
+    }
+
+    fn respond_with(&mut self, head: RequestHead, snapshot: &Arc<Snapshot>, ctx: &mut Ctx) {
         self.requests += 1;
         self.phase = Phase::Writing;
         self.progress = ctx.now;
-        let snapshot = ctx.shared.snapshot.load_full();
         let Some(listener) = snapshot.listener(self.local) else {
             // The address left the config in a reload.
             self.close_after = true;
@@ -552,7 +570,7 @@ impl Conn {
                 None,
                 head.version,
                 head.method == Method::Head,
-                &snapshot,
+                snapshot,
                 ctx,
             );
             return;
@@ -613,7 +631,7 @@ impl Conn {
             self.log = Some(pending_log(&head, route, self.peer, reply.status, ctx.now));
         }
         let head_only = head.method == Method::Head;
-        self.write_reply(reply, Some(route), head.version, head_only, &snapshot, ctx);
+        self.write_reply(reply, Some(route), head.version, head_only, snapshot, ctx);
     }
 
     /// Writes the head (and queues the body) of a reply.
@@ -688,7 +706,7 @@ impl Conn {
 /// The handler of a route.
 fn handle(head: &RequestHead, route: &Route, ctx: &mut Ctx) -> Reply {
     match &route.action {
-        Action::Static => static_file::serve(head, route, &mut ctx.files),
+        Action::Static => static_file::serve(head, route, &mut ctx.files, ctx.now),
         Action::Return(r) => canned::ret(r, route.charset.as_deref()),
         Action::NotFound => canned::error(404),
         // Their run time comes with the proxy and metrics stages.
@@ -705,7 +723,7 @@ fn with_error_page(reply: Reply, head: &RequestHead, route: &Route, ctx: &mut Ct
     let Some(page) = route.error_page_for(reply.status) else {
         return reply;
     };
-    match static_file::error_page(route, &mut ctx.files, page, reply.status, head) {
+    match static_file::error_page(route, &mut ctx.files, page, reply.status, head, ctx.now) {
         Some(mut r) => {
             r.allow = reply.allow;
             r.content_range = reply.content_range;
@@ -757,6 +775,3 @@ fn escape(s: &str) -> String {
     }
     out
 }
-
-/// A snapshot handle the connection code reads (for tests and the worker).
-pub type SnapshotRef = Arc<Snapshot>;

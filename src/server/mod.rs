@@ -46,6 +46,8 @@ pub struct Ctx {
     pub now: Instant,
     /// The server is stopping: no more keep-alive.
     pub stopping: bool,
+    /// The snapshot requests of this loop turn use ([`Ctx::refresh`]).
+    pub snapshot: Option<Arc<Snapshot>>,
 }
 
 /// Read buffers kept for reuse per worker at most.
@@ -60,6 +62,30 @@ impl Ctx {
             pool: Vec::new(),
             now: Instant::now(),
             stopping: false,
+            snapshot: None,
+        }
+    }
+
+    /// Starts a loop turn: the time, the date, and the current snapshot
+    /// (replaced only when a reload stored a new one).
+    pub fn refresh(&mut self) {
+        self.now = Instant::now();
+        self.date.refresh();
+        let current = self.shared.snapshot.load();
+        if !self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &current))
+        {
+            self.snapshot = Some(arc_swap::Guard::into_inner(current));
+        }
+    }
+
+    /// The snapshot of this loop turn (taken out; put it back after use).
+    pub fn take_snapshot(&mut self) -> Arc<Snapshot> {
+        match self.snapshot.take() {
+            Some(s) => s,
+            None => self.shared.snapshot.load_full(),
         }
     }
 

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 /// Token of the wake-up eventfd.
 const WAKE: u64 = 1 << 62;
+/// Token of the file cache's folder watcher.
+const FILES_CHANGED: u64 = (1 << 62) + 1;
 /// Bit marking listener tokens (the rest is the listener's index).
 const LISTENER: u64 = 1 << 63;
 /// How often a worker that stopped accepting (at `max_connections`, or out
@@ -64,6 +66,10 @@ impl Worker {
         for (i, l) in listeners.iter().enumerate() {
             poller.add_listener(l, LISTENER | i as u64, exclusive)?;
         }
+        let ctx = Ctx::new(shared);
+        if let Some(watch) = ctx.files.watcher() {
+            poller.add_reader(watch, FILES_CHANGED)?;
+        }
         Ok(Worker {
             poller,
             listeners,
@@ -74,7 +80,7 @@ impl Worker {
             live: 0,
             timers: TimerWheel::new(Duration::from_millis(50)),
             wake,
-            ctx: Ctx::new(shared),
+            ctx,
             events: Vec::with_capacity(1024),
             expired: Vec::new(),
             stopping: false,
@@ -98,11 +104,17 @@ impl Worker {
                     return;
                 }
             }
-            self.ctx.now = Instant::now();
-            self.ctx.date.refresh();
+            self.ctx.refresh();
+            // Changed files first: a request that arrives with the news of
+            // a save must not get the old file.
+            if self.events.iter().any(|e| e.token == FILES_CHANGED) {
+                self.ctx.files.invalidate();
+            }
             for i in 0..self.events.len() {
                 let ev = self.events[i];
-                self.dispatch(ev);
+                if ev.token != FILES_CHANGED {
+                    self.dispatch(ev);
+                }
             }
             self.expire();
             if self.paused {

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Static serving: xps against nginx, same files, same machine, same run.
+#
+#   cargo build --release && benches/http/run.sh
+#
+# Each scenario runs wrk (-t1 -c50, DURATION seconds) against each server
+# in turn. With one worker, the server is pinned to CPU 0 and wrk to CPU 1.
+# For each server it prints req/s, p50/p99 latency, peak RSS, the server's
+# CPU time during the run, and requests per server CPU-second, then the
+# xps/nginx ratios. Needs wrk and nginx (apt-get install -y wrk nginx).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+XPS=${XPS:-target/release/xps}
+NGINX=${NGINX:-nginx}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-50}
+OUT=$(pwd)/benches/out/http
+XPS_PORT=${XPS_PORT:-18481}
+NGINX_PORT=${NGINX_PORT:-18482}
+
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+command -v "$NGINX" >/dev/null || { echo "nginx is missing: apt-get install -y nginx" >&2; exit 1; }
+[ -x "$XPS" ] || { echo "no $XPS: cargo build --release" >&2; exit 1; }
+
+rm -rf "$OUT"
+mkdir -p "$OUT/www/dir200" "$OUT/nginx/logs" "$OUT/nginx/tmp"
+head -c 1024 /dev/urandom > "$OUT/www/1k.bin"
+head -c 102400 /dev/urandom > "$OUT/www/100k.bin"
+for i in $(seq -w 1 200); do printf 'file %s\n' "$i" > "$OUT/www/dir200/file-$i.txt"; done
+
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    if [ -f "$OUT/nginx/nginx.pid" ]; then kill "$(cat "$OUT/nginx/nginx.pid")" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+write_configs() { # $1 = workers
+    cat > "$OUT/xps.conf" <<EOF
+workers $1;
+server {
+    listen 127.0.0.1:$XPS_PORT;
+    root $OUT/www;
+    autoindex on;
+}
+EOF
+    cat > "$OUT/nginx/nginx.conf" <<EOF
+worker_processes $1;
+pid $OUT/nginx/nginx.pid;
+error_log $OUT/nginx/logs/error.log;
+events { worker_connections 10240; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    open_file_cache max=10000 inactive=60s;
+    open_file_cache_valid 60s;
+    default_type application/octet-stream;
+    client_body_temp_path $OUT/nginx/tmp/body;
+    proxy_temp_path $OUT/nginx/tmp/proxy;
+    fastcgi_temp_path $OUT/nginx/tmp/fastcgi;
+    uwsgi_temp_path $OUT/nginx/tmp/uwsgi;
+    scgi_temp_path $OUT/nginx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $OUT/www;
+        autoindex on;
+    }
+}
+EOF
+}
+
+# Wait until a port accepts (bounded).
+wait_port() {
+    for _ in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "port $1 did not open" >&2
+    return 1
+}
+
+# CPU ticks (user+system) of a list of pids.
+cpu_ticks() {
+    local t=0
+    for p in "$@"; do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+    done
+    echo "$t"
+}
+
+# Peak RSS (VmHWM, KiB) summed over pids.
+peak_rss() {
+    local t=0
+    for p in "$@"; do
+        t=$((t + $(awk '/VmHWM/ {print $2}' "/proc/$p/status")))
+    done
+    echo "$t"
+}
+
+start_xps() { # $1 = pin ("" or "taskset -c 0")
+    $1 "$XPS" "$OUT/xps.conf" 2>"$OUT/xps.log" &
+    XPS_PID=$!
+    PIDS+=("$XPS_PID")
+    wait_port "$XPS_PORT"
+    SERVER_PIDS=("$XPS_PID")
+}
+
+start_nginx() {
+    $1 "$NGINX" -p "$OUT/nginx/" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/logs/error.log"
+    wait_port "$NGINX_PORT"
+    local master
+    master=$(cat "$OUT/nginx/nginx.pid")
+    SERVER_PIDS=("$master" $(pgrep -P "$master"))
+}
+
+stop_servers() {
+    [ -n "${XPS_PID:-}" ] && kill "$XPS_PID" 2>/dev/null && wait "$XPS_PID" 2>/dev/null || true
+    XPS_PID=""
+    if [ -f "$OUT/nginx/nginx.pid" ]; then
+        local m
+        m=$(cat "$OUT/nginx/nginx.pid")
+        kill -QUIT "$m" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$m" 2>/dev/null || break; sleep 0.05; done
+        rm -f "$OUT/nginx/nginx.pid"
+    fi
+}
+
+HZ=$(getconf CLK_TCK)
+RESULTS=()
+
+# run NAME SERVER URL_PATH WRK_PIN
+measure() {
+    local scenario=$1 server=$2 path=$3 wrk_pin=$4 port
+    if [ "$server" = xps ]; then port=$XPS_PORT; else port=$NGINX_PORT; fi
+    # Warm up (fills caches), then measure.
+    $wrk_pin wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port$path" >/dev/null
+    local before after out
+    before=$(cpu_ticks "${SERVER_PIDS[@]}")
+    out=$(timeout $((DURATION + 30)) $wrk_pin wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port$path")
+    after=$(cpu_ticks "${SERVER_PIDS[@]}")
+    local rss rps reqs p50 p99 cpu per_cpu non2xx
+    rss=$(peak_rss "${SERVER_PIDS[@]}")
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+    cpu=$(awk -v a="$before" -v b="$after" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
+    per_cpu=$(awk -v r="$reqs" -v c="$cpu" 'BEGIN {if (c > 0) printf "%.0f", r / c; else print "inf"}')
+    printf '%-18s %-6s %10s %9s %9s %9s %8s %12s %s\n' "$scenario" "$server" "$rps" "$p50" "$p99" "$((rss / 1024))MiB" "${cpu}s" "$per_cpu" "${non2xx:+non-2xx=$non2xx}"
+    RESULTS+=("$scenario|$server|$rps|$per_cpu|$rss")
+}
+
+scenario() { # NAME PATH WORKERS PINNED(1/0)
+    local name=$1 path=$2 workers=$3 pinned=$4 spin="" wpin=""
+    if [ "$pinned" = 1 ]; then spin="taskset -c 0"; wpin="taskset -c 1"; fi
+    write_configs "$workers"
+    start_xps "$spin"
+    measure "$name" xps "$path" "$wpin"
+    stop_servers
+    start_nginx "$spin"
+    measure "$name" nginx "$path" "$wpin"
+    stop_servers
+}
+
+echo "== static serving: xps vs nginx =="
+echo "machine: $(nproc) CPUs, $(uname -r); $("$NGINX" -v 2>&1); wrk -t1 -c$CONNS -d${DURATION}s"
+printf '%-18s %-6s %10s %9s %9s %9s %8s %12s\n' scenario server req/s p50 p99 peakRSS cpu req/cpu-s
+SCENARIOS=${SCENARIOS:-"1k 100k 404 listing 1k-2w"}
+for s in $SCENARIOS; do
+    case $s in
+        1k) scenario "1k (1w)" /1k.bin 1 1 ;;
+        100k) scenario "100k (1w)" /100k.bin 1 1 ;;
+        404) scenario "404 (1w)" /missing.bin 1 1 ;;
+        listing) scenario "listing200 (1w)" /dir200/ 1 1 ;;
+        1k-2w) scenario "1k (2w, unpinned)" /1k.bin 2 0 ;;
+    esac
+done
+
+echo
+echo "ratios xps/nginx:"
+printf '%-18s %10s %12s %10s\n' scenario "req/s" "req/cpu-s" "peakRSS"
+for ((i = 0; i < ${#RESULTS[@]}; i += 2)); do
+    IFS='|' read -r name _ xr xc xm <<< "${RESULTS[$i]}"
+    IFS='|' read -r _ _ nr nc nm <<< "${RESULTS[$((i + 1))]}"
+    awk -v n="$name" -v xr="$xr" -v nr="$nr" -v xc="$xc" -v nc="$nc" -v xm="$xm" -v nm="$nm" \
+        'BEGIN {printf "%-18s %9.2fx %11.2fx %9.2fx\n", n, xr / nr, xc / nc, xm / nm}'
+done
