@@ -147,7 +147,7 @@ impl FileCache {
         match watch.add(&abs) {
             Ok(id) => {
                 self.folders
-                    .insert(id.clone(), (root.to_path_buf(), dir.to_string()));
+                    .insert(id, (root.to_path_buf(), dir.to_string()));
                 self.watched.insert(abs, id);
                 true
             }
