@@ -4,7 +4,7 @@
 #   cargo build --release && benches/http/run.sh
 #
 # Each scenario runs wrk (-t1 -c50, DURATION seconds) against each server
-# in turn. With one worker, the server is pinned to CPU 0 and wrk to CPU 1.
+# in turn, REPEAT times (alternating), and reports the median run. With one worker, the server is pinned to CPU 0 and wrk to CPU 1.
 # For each server it prints req/s, p50/p99 latency, peak RSS, the server's
 # CPU time during the run, and requests per server CPU-second, then the
 # xps/nginx ratios. Needs wrk and nginx (apt-get install -y wrk nginx).
@@ -15,6 +15,7 @@ XPS=${XPS:-target/release/xps}
 NGINX=${NGINX:-nginx}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-50}
+REPEAT=${REPEAT:-3}
 OUT=$(pwd)/benches/out/http
 XPS_PORT=${XPS_PORT:-18481}
 NGINX_PORT=${NGINX_PORT:-18482}
@@ -157,12 +158,19 @@ scenario() { # NAME PATH WORKERS PINNED(1/0)
     local name=$1 path=$2 workers=$3 pinned=$4 spin="" wpin=""
     if [ "$pinned" = 1 ]; then spin="taskset -c 0"; wpin="taskset -c 1"; fi
     write_configs "$workers"
-    start_xps "$spin"
-    measure "$name" xps "$path" "$wpin"
-    stop_servers
-    start_nginx "$spin"
-    measure "$name" nginx "$path" "$wpin"
-    stop_servers
+    for _ in $(seq 1 "$REPEAT"); do
+        start_xps "$spin"
+        measure "$name" xps "$path" "$wpin"
+        stop_servers
+        start_nginx "$spin"
+        measure "$name" nginx "$path" "$wpin"
+        stop_servers
+    done
+}
+
+# The median of the numbers on stdin.
+median() {
+    sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2}'
 }
 
 echo "== static serving: xps vs nginx =="
@@ -180,11 +188,11 @@ for s in $SCENARIOS; do
 done
 
 echo
-echo "ratios xps/nginx:"
-printf '%-18s %10s %12s %10s\n' scenario "req/s" "req/cpu-s" "peakRSS"
-for ((i = 0; i < ${#RESULTS[@]}; i += 2)); do
-    IFS='|' read -r name _ xr xc xm <<< "${RESULTS[$i]}"
-    IFS='|' read -r _ _ nr nc nm <<< "${RESULTS[$((i + 1))]}"
+echo "medians of $REPEAT runs, and ratios xps/nginx:"
+printf '%-18s %12s %12s %12s %12s %8s %10s %8s\n' scenario "xps req/s" "nginx req/s" "xps r/cpu-s" "nginx r/cpu-s" "req/s" "req/cpu-s" "RSS"
+printf '%s\n' "${RESULTS[@]}" | cut -d'|' -f1 | awk '!seen[$0]++' | while read -r name; do
+    col() { printf '%s\n' "${RESULTS[@]}" | awk -F'|' -v n="$name" -v s="$1" -v c="$2" '$1 == n && $2 == s {print $c}' | median; }
+    xr=$(col xps 3); nr=$(col nginx 3); xc=$(col xps 4); nc=$(col nginx 4); xm=$(col xps 5); nm=$(col nginx 5)
     awk -v n="$name" -v xr="$xr" -v nr="$nr" -v xc="$xc" -v nc="$nc" -v xm="$xm" -v nm="$nm" \
-        'BEGIN {printf "%-18s %9.2fx %11.2fx %9.2fx\n", n, xr / nr, xc / nc, xm / nm}'
+        'BEGIN {printf "%-18s %12.0f %12.0f %12.0f %12.0f %7.2fx %9.2fx %7.2fx\n", n, xr, nr, xc, nc, xr / nr, xc / nc, xm / nm}'
 done
