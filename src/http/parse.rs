@@ -190,9 +190,11 @@ const MAX_HEADERS: usize = 100;
 /// read more (unless `buf` already holds `max_head` bytes, which is an
 /// error).
 pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // Uninitialised slots: httparse fills only those it uses.
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut headers) {
         Ok(httparse::Status::Complete(n)) if n > max_head => return Err(too_large(buf, max_head)),
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) if buf.len() >= max_head => {

@@ -7,14 +7,18 @@ use std::time::{Duration, Instant};
 
 /// Ticks of the wheel.
 const SLOTS: usize = 512;
+/// Words of the occupancy bitmap.
+const WORDS: usize = SLOTS / 64;
 
-/// The wheel: `SLOTS` buckets of `tick` each.
+/// The wheel: `SLOTS` buckets of `tick` each, and a bitmap of the
+/// non-empty ones so that finding the next deadline does not scan buckets.
 pub struct TimerWheel {
     start: Instant,
     tick: Duration,
     /// Index of the next tick to fire.
     next: u64,
     buckets: Vec<Vec<u64>>,
+    occupied: [u64; WORDS],
     len: usize,
 }
 
@@ -26,6 +30,7 @@ impl TimerWheel {
             tick,
             next: 0,
             buckets: (0..SLOTS).map(|_| Vec::new()).collect(),
+            occupied: [0; WORDS],
             len: 0,
         }
     }
@@ -43,7 +48,9 @@ impl TimerWheel {
         let d = at.saturating_duration_since(self.start).as_nanos();
         let ceil = d.div_ceil(self.tick.as_nanos()) as u64;
         let tick = ceil.max(self.next).min(self.next + SLOTS as u64 - 1);
-        self.buckets[(tick % SLOTS as u64) as usize].push(token);
+        let slot = (tick % SLOTS as u64) as usize;
+        self.buckets[slot].push(token);
+        self.occupied[slot / 64] |= 1 << (slot % 64);
         self.len += 1;
     }
 
@@ -51,14 +58,42 @@ impl TimerWheel {
     pub fn expire(&mut self, now: Instant, out: &mut Vec<u64>) {
         let now_tick = self.tick_of(now);
         while self.next <= now_tick && self.len > 0 {
-            let bucket = &mut self.buckets[(self.next % SLOTS as u64) as usize];
-            self.len -= bucket.len();
-            out.append(bucket);
-            self.next += 1;
+            match self.first_occupied() {
+                Some(t) if t <= now_tick => {
+                    let slot = (t % SLOTS as u64) as usize;
+                    let bucket = &mut self.buckets[slot];
+                    self.len -= bucket.len();
+                    out.append(bucket);
+                    self.occupied[slot / 64] &= !(1 << (slot % 64));
+                    self.next = t + 1;
+                }
+                _ => self.next = now_tick + 1,
+            }
         }
         if self.len == 0 {
             self.next = self.next.max(now_tick + 1);
         }
+    }
+
+    /// The first tick at or after `next` whose bucket is not empty.
+    fn first_occupied(&self) -> Option<u64> {
+        let from = (self.next % SLOTS as u64) as usize;
+        // Scan the bitmap from `from` round to `from - 1`.
+        for step in 0..=WORDS {
+            let w = (from / 64 + step) % WORDS;
+            let mut bits = self.occupied[w];
+            if step == 0 {
+                bits &= !0u64 << (from % 64);
+            } else if step == WORDS {
+                bits &= (1u64 << (from % 64)).wrapping_sub(1);
+            }
+            if bits != 0 {
+                let slot = w * 64 + bits.trailing_zeros() as usize;
+                let ahead = (slot + SLOTS - from) % SLOTS;
+                return Some(self.next + ahead as u64);
+            }
+        }
+        None
     }
 
     /// How long until the next non-empty tick, `None` when empty: an idle
@@ -67,9 +102,7 @@ impl TimerWheel {
         if self.len == 0 {
             return None;
         }
-        let first = (0..SLOTS as u64)
-            .map(|i| self.next + i)
-            .find(|t| !self.buckets[(t % SLOTS as u64) as usize].is_empty())?;
+        let first = self.first_occupied()?;
         let at =
             self.start + Duration::from_nanos((self.tick.as_nanos() as u64).saturating_mul(first));
         Some(at.saturating_duration_since(now))
@@ -110,6 +143,30 @@ mod tests {
         assert_eq!(out, vec![7]);
         assert!(w.is_empty());
         assert_eq!(w.next_timeout(t0), None);
+    }
+
+    #[test]
+    fn the_bitmap_finds_entries_across_the_wrap() {
+        let mut w = TimerWheel::new(Duration::from_millis(1));
+        let t0 = w.start;
+        let mut out = Vec::new();
+        // Move `next` close to the end of the wheel, then schedule past it.
+        w.schedule(t0 + Duration::from_millis(500), 1);
+        w.expire(t0 + Duration::from_millis(500), &mut out);
+        assert_eq!(out, vec![1]);
+        w.schedule(t0 + Duration::from_millis(700), 2);
+        w.schedule(t0 + Duration::from_millis(505), 3);
+        assert_eq!(
+            w.next_timeout(t0 + Duration::from_millis(500)),
+            Some(Duration::from_millis(5))
+        );
+        out.clear();
+        w.expire(t0 + Duration::from_millis(600), &mut out);
+        assert_eq!(out, vec![3]);
+        out.clear();
+        w.expire(t0 + Duration::from_millis(700), &mut out);
+        assert_eq!(out, vec![2]);
+        assert!(w.is_empty());
     }
 
     #[test]
