@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 /// Ticks of the wheel.
-const SLOTS: usize = 512;
+const SLOTS: usize = 2048;
 /// Words of the occupancy bitmap.
 const WORDS: usize = SLOTS / 64;
 
