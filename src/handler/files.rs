@@ -81,13 +81,43 @@ struct Root {
 /// One worker's cache.
 #[derive(Default)]
 pub struct FileCache {
-    roots: FxHashMap<PathBuf, Root>,
+    roots: Roots,
     bytes: usize,
     /// The folder watcher; `None` when inotify is unavailable.
     watch: Option<DirWatch>,
     /// Watched folders (absolute) and their watch ids, both ways.
     watched: FxHashMap<PathBuf, WatchId>,
     folders: FxHashMap<WatchId, (PathBuf, String)>,
+}
+
+/// The roots a worker has seen: a config has a handful, so a list compared
+/// byte-wise beats hashing a path's components on every request.
+#[derive(Default)]
+struct Roots(Vec<(PathBuf, Root)>);
+
+impl Roots {
+    fn position(&self, root: &Path) -> Option<usize> {
+        let bytes = root.as_os_str().as_encoded_bytes();
+        self.0
+            .iter()
+            .position(|(p, _)| p.as_os_str().as_encoded_bytes() == bytes)
+    }
+
+    fn get(&self, root: &Path) -> Option<&Root> {
+        self.position(root).map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, root: &Path) -> Option<&mut Root> {
+        self.position(root).map(|i| &mut self.0[i].1)
+    }
+
+    fn contains_key(&self, root: &Path) -> bool {
+        self.position(root).is_some()
+    }
+
+    fn insert(&mut self, root: PathBuf, r: Root) {
+        self.0.push((root, r));
+    }
 }
 
 /// The folder (relative to the root) an entry's path is in.
