@@ -146,6 +146,14 @@ fn upstream(o: &mut String, u: &UpstreamGroup) {
 }
 
 /// The settings of a route that matter for its handler.
+/// The effective settings of a route as directive lines (`gzip on`),
+/// without indentation or `;` — what a reload's route diff compares.
+pub fn route_lines(s: &Snapshot, r: &Route) -> Vec<String> {
+    let mut o = String::new();
+    route(&mut o, s, r, 0);
+    o.lines().map(|l| l.trim_end_matches(';').to_string()).collect()
+}
+
 fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
     let pad = "    ".repeat(depth);
     let mut line = |text: String| {
@@ -230,7 +238,9 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
     ));
 }
 
-fn proxy_target(u: &UpstreamGroup) -> String {
+/// How `proxy_pass` names a group: its name, or the address of an
+/// implicit one.
+pub fn proxy_target(u: &UpstreamGroup) -> String {
     if u.implicit {
         u.members
             .first()

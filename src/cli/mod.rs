@@ -74,9 +74,10 @@ pub fn run(args: Args) -> ExitCode {
     if args.fmt {
         return fmt(&args);
     }
-    let (mut loaded, name) = load(args.config.as_deref());
+    let (loaded, name) = load(args.config.as_deref());
     if !(args.check || args.dump || args.explain) {
-        return serve(&mut loaded, &name);
+        let path = args.config.clone().or_else(|| Path::new("xps.conf").exists().then(|| PathBuf::from("xps.conf")));
+        return serve(loaded, path, &name);
     }
     let code = report_on(&args, &loaded, &name);
     // The process ends here: freeing a large config piece by piece would
@@ -86,13 +87,13 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 /// Runs the server on a loaded config.
-fn serve(loaded: &mut Loaded, name: &str) -> ExitCode {
-    report(loaded);
-    let Some(snapshot) = loaded.snapshot.take() else {
-        failed(name, loaded);
+fn serve(loaded: Loaded, config: Option<PathBuf>, name: &str) -> ExitCode {
+    report(&loaded);
+    if loaded.snapshot.is_none() {
+        failed(name, &loaded);
         return ExitCode::from(1);
-    };
-    match crate::server::run(snapshot) {
+    }
+    match crate::server::run(loaded, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => {
             eprintln!("xps: error: {why}");
@@ -111,6 +112,9 @@ fn report_on(args: &Args, loaded: &Loaded, name: &str) -> ExitCode {
         return ExitCode::from(1);
     };
     if args.dump {
+        if let Some(running) = args.config.as_deref().and_then(running_state) {
+            println!("{running}");
+        }
         print(&dump::dump(snapshot));
     } else if args.explain {
         let from = args.from.unwrap_or(IpAddr::from([127, 0, 0, 1]));
@@ -130,6 +134,24 @@ fn report_on(args: &Args, loaded: &Loaded, name: &str) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `# running: pid P, generation G, loaded …` when a server started with
+/// this config file is running.
+fn running_state(config: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(crate::server::reload::state_path(config)).ok()?;
+    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).map(str::to_string);
+    let pid = field("pid")?;
+    if !Path::new("/proc").join(&pid).exists() {
+        return None;
+    }
+    let generation = field("generation")?;
+    let ms: u64 = field("loaded_at_ms")?.parse().ok()?;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+    Some(format!(
+        "# running: pid {pid}, generation {generation}, loaded {}",
+        httpdate::fmt_http_date(at)
+    ))
 }
 
 /// Loads the given config, `./xps.conf`, or the built-in default.

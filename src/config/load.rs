@@ -169,7 +169,9 @@ impl<'a> Expander<'a> {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
+        let including_name = including.name.clone();
         let is_glob = arg.value.contains(['*', '?', '[']);
+        self.sources.add_pattern(pattern.clone());
         let paths: Vec<PathBuf> = if is_glob {
             // Like a shell: `*` does not match a leading dot, so editor
             // backups and hidden files are not loaded by accident.
@@ -200,8 +202,7 @@ impl<'a> Expander<'a> {
                     Diagnostic::error(format!("included file `{}` does not exist", arg.value))
                         .at(arg.span, "no such file")
                         .note(format!(
-                            "include paths are relative to the folder of `{}`",
-                            including.name
+                            "include paths are relative to the folder of `{including_name}`"
                         )),
                 );
                 return Vec::new();

@@ -117,10 +117,12 @@ impl SourceFile {
     }
 }
 
-/// Every file one load read, addressed by [`FileId`].
+/// Every file one load read, addressed by [`FileId`], and the `include`
+/// patterns it followed (a running server watches both).
 #[derive(Debug, Default)]
 pub struct SourceMap {
     files: Vec<SourceFile>,
+    patterns: Vec<PathBuf>,
 }
 
 impl SourceMap {
@@ -143,6 +145,18 @@ impl SourceMap {
     /// All files in the order they were read.
     pub fn files(&self) -> &[SourceFile] {
         &self.files
+    }
+
+    /// Records the path pattern of an `include` (matched or not).
+    pub fn add_pattern(&mut self, pattern: PathBuf) {
+        if !self.patterns.contains(&pattern) {
+            self.patterns.push(pattern);
+        }
+    }
+
+    /// The path patterns of every `include` followed.
+    pub fn patterns(&self) -> &[PathBuf] {
+        &self.patterns
     }
 
     /// The text a span covers.

@@ -3,18 +3,22 @@
 //! (SIGQUIT) or a reload (SIGHUP).
 
 pub mod conn;
+pub mod diff;
+pub mod reload;
 pub mod worker;
 
 use crate::access_log::AccessLog;
 use crate::handler::files::FileCache;
 use crate::http::date::DateCache;
 use crate::net::sys;
+use crate::config::Loaded;
 use crate::routing::{Snapshot, Workers};
 use arc_swap::ArcSwap;
 use nix::sys::eventfd::EventFd;
 use nix::sys::signal::Signal;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -144,25 +148,20 @@ pub fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
 /// Binds every HTTP listen address: per worker with `SO_REUSEPORT`, or
 /// once. A probe without `SO_REUSEPORT` first makes sure no other process
 /// holds the address (which `SO_REUSEPORT` would silently share).
-fn bind_all(
-    snapshot: &Snapshot,
-    workers: usize,
-    mode: ListenMode,
-) -> Result<Vec<Vec<TcpListener>>, String> {
-    let mut per_worker: Vec<Vec<TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
+fn bind_all(snapshot: &Snapshot, workers: usize, mode: ListenMode) -> Result<Vec<Vec<(SocketAddr, TcpListener)>>, String> {
+    let mut per_worker: Vec<Vec<(SocketAddr, TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
     for l in &snapshot.listeners {
         match mode {
             ListenMode::Exclusive => {
-                let socket =
-                    sys::listen(l.addr, false, 4096).map_err(|e| bind_error(l.addr, &e))?;
+                let socket = sys::listen(l.addr, false, 4096).map_err(|e| bind_error(l.addr, &e))?;
                 for w in per_worker.iter_mut() {
-                    w.push(socket.try_clone().map_err(|e| bind_error(l.addr, &e))?);
+                    w.push((l.addr, socket.try_clone().map_err(|e| bind_error(l.addr, &e))?));
                 }
             }
             ListenMode::ReusePort => {
                 drop(sys::listen(l.addr, false, 1).map_err(|e| bind_error(l.addr, &e))?);
                 for w in per_worker.iter_mut() {
-                    w.push(sys::listen(l.addr, true, 4096).map_err(|e| bind_error(l.addr, &e))?);
+                    w.push((l.addr, sys::listen(l.addr, true, 4096).map_err(|e| bind_error(l.addr, &e))?));
                 }
             }
         }
@@ -170,8 +169,11 @@ fn bind_all(
     Ok(per_worker)
 }
 
-/// Runs the server until a signal stops it. `Err` when it cannot start.
-pub fn run(snapshot: Snapshot) -> Result<(), String> {
+/// Runs the server on a loaded config until a signal stops it. `config`
+/// is the file to watch and reload (`None` for the built-in default).
+/// `Err` when it cannot start.
+pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
+    let snapshot = loaded.snapshot.take().ok_or("the config has errors")?;
     // Block the signals before any thread starts, so every thread inherits
     // the mask and only the signalfd sees them.
     let signals = sys::signalfd().map_err(|e| format!("cannot set up signals: {e}"))?;
@@ -186,11 +188,7 @@ pub fn run(snapshot: Snapshot) -> Result<(), String> {
     if !snapshot.streams.is_empty() {
         crate::log::warn("stream servers are configured but TCP proxying is not served yet");
     }
-    let addrs: Vec<String> = snapshot
-        .listeners
-        .iter()
-        .map(|l| format!("http://{}", l.addr))
-        .collect();
+    let addrs: Vec<String> = snapshot.listeners.iter().map(|l| format!("http://{}", l.addr)).collect();
     let shutdown_timeout = snapshot.main.shutdown_timeout;
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
@@ -199,17 +197,16 @@ pub fn run(snapshot: Snapshot) -> Result<(), String> {
         access_log: AccessLog::start(),
     });
     let (done_tx, done_rx) = mpsc::channel::<()>();
-    let mut wakes = Vec::new();
+    let mut links = Vec::new();
     for (i, socks) in listeners.into_iter().enumerate() {
         let wake = Arc::new(sys::eventfd().map_err(|e| format!("cannot create an eventfd: {e}"))?);
-        let worker = Worker::new(
-            socks,
-            mode == ListenMode::Exclusive,
-            shared.clone(),
-            wake.clone(),
-        )
-        .map_err(|e| format!("cannot start worker {i}: {e}"))?;
-        wakes.push(wake);
+        let (commands_tx, commands_rx) = mpsc::channel();
+        let worker = Worker::new(socks, commands_rx, mode == ListenMode::Exclusive, shared.clone(), wake.clone())
+            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+        links.push(reload::WorkerLink {
+            commands: commands_tx,
+            wake,
+        });
         let done = done_tx.clone();
         std::thread::Builder::new()
             .name(format!("xps-worker-{i}"))
@@ -220,12 +217,38 @@ pub fn run(snapshot: Snapshot) -> Result<(), String> {
             .map_err(|e| format!("cannot start worker {i}: {e}"))?;
     }
     drop(done_tx);
+    let wakes: Vec<Arc<EventFd>> = links.iter().map(|l| l.wake.clone()).collect();
+    let (reload_tx, reload_rx) = mpsc::channel();
+    if let Some(path) = &config {
+        let reloader = reload::Reloader::new(path.clone(), &loaded, shared.clone(), links, mode, (reload_tx.clone(), reload_rx));
+        std::thread::Builder::new()
+            .name("xps-reload".into())
+            .spawn(move || reloader.run())
+            .map_err(|e| format!("cannot start the reloader: {e}"))?;
+    }
     crate::log::info(&format!(
         "xps {} serving {} with {workers} worker{}",
         env!("CARGO_PKG_VERSION"),
         addrs.join(", "),
         if workers == 1 { "" } else { "s" }
     ));
+    let result = signal_loop(&signals, &shared, &wakes, &done_rx, shutdown_timeout, &reload_tx, config.is_some());
+    if let Some(path) = &config {
+        reload::remove_state(path);
+    }
+    result
+}
+
+/// Turns signals into a stop, an exit or a reload.
+fn signal_loop(
+    signals: &nix::sys::signalfd::SignalFd,
+    shared: &Shared,
+    wakes: &[Arc<EventFd>],
+    done: &mpsc::Receiver<()>,
+    shutdown_timeout: Duration,
+    reload: &mpsc::Sender<reload::Trigger>,
+    reloadable: bool,
+) -> Result<(), String> {
     loop {
         let signal = match signals.read_signal() {
             Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32).ok(),
@@ -236,18 +259,17 @@ pub fn run(snapshot: Snapshot) -> Result<(), String> {
         match signal {
             Some(Signal::SIGTERM) | Some(Signal::SIGINT) => {
                 crate::log::info("stopping: no new connections; finishing requests in flight");
-                stop(&shared, &wakes, &done_rx, wakes.len(), shutdown_timeout);
+                stop(shared, wakes, done, wakes.len(), shutdown_timeout);
                 return Ok(());
             }
             Some(Signal::SIGQUIT) => {
                 crate::log::info("SIGQUIT: exiting at once");
                 std::process::exit(0);
             }
-            Some(Signal::SIGHUP) => {
-                crate::log::info(
-                    "SIGHUP received; reloading comes with the reload stage, nothing changed",
-                );
+            Some(Signal::SIGHUP) if reloadable => {
+                let _ = reload.send(reload::Trigger::Signal);
             }
+            Some(Signal::SIGHUP) => crate::log::info("SIGHUP: the built-in config has nothing to reload"),
             _ => {}
         }
     }

@@ -8,7 +8,8 @@ use crate::net::{Event, Poller, TimerWheel, sys};
 use crate::routing::ConnectionLimits;
 use nix::sys::eventfd::EventFd;
 use std::io;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -23,6 +24,17 @@ const LISTENER: u64 = 1 << 63;
 /// of descriptors) looks again.
 const PAUSE_CHECK: Duration = Duration::from_millis(100);
 
+/// What the reloader tells a worker (followed by a wake-up).
+pub enum Command {
+    /// Listen sockets to start accepting on, and addresses to stop.
+    Listeners {
+        /// New addresses with this worker's socket for each.
+        add: Vec<(SocketAddr, TcpListener)>,
+        /// Addresses gone from the config.
+        remove: Vec<SocketAddr>,
+    },
+}
+
 /// A slab slot: its connection and a generation that changes every time
 /// the slot is reused, so a stale event for an old connection is dropped.
 struct Slot {
@@ -33,7 +45,11 @@ struct Slot {
 /// One event loop.
 pub struct Worker {
     poller: Poller,
-    listeners: Vec<TcpListener>,
+    /// Listen sockets by slot (a slot's index is its token; removed ones
+    /// leave a hole so that other tokens stay valid).
+    listeners: Vec<Option<(SocketAddr, TcpListener)>>,
+    /// Changes from the reloader.
+    commands: Receiver<Command>,
     /// Listeners are shared with other workers (`EPOLLEXCLUSIVE`).
     exclusive: bool,
     /// Listeners are out of the poller (too many connections).
@@ -56,14 +72,15 @@ fn token(slot: usize, generation: u32) -> u64 {
 impl Worker {
     /// A worker accepting on `listeners`.
     pub fn new(
-        listeners: Vec<TcpListener>,
+        listeners: Vec<(SocketAddr, TcpListener)>,
+        commands: Receiver<Command>,
         exclusive: bool,
         shared: Arc<Shared>,
         wake: Arc<EventFd>,
     ) -> io::Result<Worker> {
         let poller = Poller::new(1024)?;
         poller.add_reader(wake.as_ref(), WAKE)?;
-        for (i, l) in listeners.iter().enumerate() {
+        for (i, (_, l)) in listeners.iter().enumerate() {
             poller.add_listener(l, LISTENER | i as u64, exclusive)?;
         }
         let ctx = Ctx::new(shared);
@@ -72,7 +89,8 @@ impl Worker {
         }
         Ok(Worker {
             poller,
-            listeners,
+            listeners: listeners.into_iter().map(Some).collect(),
+            commands,
             exclusive,
             paused: false,
             slots: Vec::new(),
@@ -129,6 +147,9 @@ impl Worker {
     fn dispatch(&mut self, ev: Event) {
         if ev.token == WAKE {
             let _ = self.wake.read();
+            while let Ok(command) = self.commands.try_recv() {
+                self.apply(command);
+            }
             if self.ctx.shared.stopping.load(Ordering::Acquire) && !self.stopping {
                 self.begin_stop();
             }
@@ -207,7 +228,7 @@ impl Worker {
                 self.pause();
                 return;
             }
-            let Some(listener) = self.listeners.get(index) else {
+            let Some(Some((_, listener))) = self.listeners.get(index) else {
                 return;
             };
             match sys::accept(listener) {
@@ -290,7 +311,7 @@ impl Worker {
         if self.paused {
             return;
         }
-        for l in &self.listeners {
+        for (_, l) in self.listeners.iter().flatten() {
             let _ = self.poller.remove(l);
         }
         self.paused = true;
@@ -301,12 +322,44 @@ impl Worker {
         if self.stopping || self.ctx.shared.connections.load(Ordering::Relaxed) >= max {
             return;
         }
-        for (i, l) in self.listeners.iter().enumerate() {
-            let _ = self
-                .poller
-                .add_listener(l, LISTENER | i as u64, self.exclusive);
+        for (i, slot) in self.listeners.iter().enumerate() {
+            if let Some((_, l)) = slot {
+                let _ = self.poller.add_listener(l, LISTENER | i as u64, self.exclusive);
+            }
         }
         self.paused = false;
+    }
+
+    /// Applies a change of listen sockets from a reload: new ones start
+    /// accepting, removed ones close (their pending connections with them).
+    fn apply(&mut self, command: Command) {
+        match command {
+            Command::Listeners { add, remove } => {
+                for slot in self.listeners.iter_mut() {
+                    if slot.as_ref().is_some_and(|(addr, _)| remove.contains(addr)) {
+                        if let Some((_, l)) = slot.take() {
+                            let _ = self.poller.remove(&l);
+                        }
+                    }
+                }
+                for (addr, socket) in add {
+                    let index = match self.listeners.iter().position(Option::is_none) {
+                        Some(i) => i,
+                        None => {
+                            self.listeners.push(None);
+                            self.listeners.len() - 1
+                        }
+                    };
+                    if self.stopping {
+                        continue;
+                    }
+                    if !self.paused {
+                        let _ = self.poller.add_listener(&socket, LISTENER | index as u64, self.exclusive);
+                    }
+                    self.listeners[index] = Some((addr, socket));
+                }
+            }
+        }
     }
 
     /// Stops accepting (this worker's listener descriptors close now),

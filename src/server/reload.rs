@@ -1,0 +1,386 @@
+//! Reloading: watch the folders of every loaded file, debounce bursts of
+//! events, load the whole new config off the event loops, and swap it in —
+//! or keep the old one and say exactly why.
+//!
+//! Order on success: bind the listen addresses that are new (a failure
+//! rejects the reload whole), store the new snapshot (workers take it at
+//! their next loop turn: requests already started keep the old one, kept
+//! alive connections get the new one with their next request), then tell
+//! workers to accept on the new sockets and close the gone ones.
+
+use super::diff::diff;
+use super::worker::Command;
+use super::{ListenMode, Shared, bind_error};
+use crate::config::{self, Loaded, diagnostic};
+use crate::net::sys;
+use crate::routing::Snapshot;
+use nix::sys::eventfd::EventFd;
+use notify::{RecursiveMode, Watcher};
+use std::collections::BTreeSet;
+use std::hash::Hasher;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Quiet time that ends a burst of file events (one save is several).
+const DEBOUNCE: Duration = Duration::from_millis(40);
+/// A burst never delays a reload longer than this.
+const MAX_DELAY: Duration = Duration::from_millis(250);
+
+/// Why the reloader wakes.
+pub enum Trigger {
+    /// Something changed at this path (in a watched folder).
+    Changed(PathBuf),
+    /// SIGHUP.
+    Signal,
+}
+
+/// How the reloader reaches one worker.
+pub struct WorkerLink {
+    /// Its command queue.
+    pub commands: Sender<Command>,
+    /// Its wake-up eventfd.
+    pub wake: Arc<EventFd>,
+}
+
+/// A hash of every text a load read, to skip reloads that change nothing.
+pub fn content_hash(loaded: &Loaded) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    for f in loaded.sources.files() {
+        h.write(f.name.as_bytes());
+        h.write_u8(0);
+        h.write(f.text.as_bytes());
+        h.write_u8(0);
+    }
+    h.finish()
+}
+
+/// What to watch for one load: folders, and which names in them matter.
+#[derive(Default)]
+struct WatchSet {
+    folders: BTreeSet<PathBuf>,
+    names: BTreeSet<std::ffi::OsString>,
+    patterns: Vec<glob::Pattern>,
+}
+
+impl WatchSet {
+    fn add_loaded(&mut self, config: &Path, loaded: &Loaded) {
+        self.add_file(config);
+        for f in loaded.sources.files() {
+            self.add_file(&f.path);
+        }
+        for p in loaded.sources.patterns() {
+            if let Some(parent) = p.parent() {
+                self.folders.insert(folder(parent));
+            }
+            if let Ok(pattern) = glob::Pattern::new(&p.to_string_lossy()) {
+                self.patterns.push(pattern);
+            }
+            if let Some(name) = p.file_name() {
+                self.names.insert(name.to_os_string());
+            }
+        }
+    }
+
+    fn add_file(&mut self, path: &Path) {
+        if let Some(parent) = path.parent() {
+            self.folders.insert(folder(parent));
+        }
+        if let Some(name) = path.file_name() {
+            self.names.insert(name.to_os_string());
+        }
+    }
+
+    /// Whether an event at `path` may change the config: one of its files,
+    /// a file an include pattern matches, or a Kubernetes-style `..data`
+    /// symlink swap.
+    fn matters(&self, path: &Path) -> bool {
+        let Some(name) = path.file_name() else { return true };
+        self.names.contains(name)
+            || name.to_string_lossy().starts_with("..")
+            || self.patterns.iter().any(|p| p.matches_path(path))
+    }
+}
+
+fn folder(p: &Path) -> PathBuf {
+    if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }
+}
+
+/// The reload thread's state.
+pub struct Reloader {
+    config: PathBuf,
+    name: String,
+    shared: Arc<Shared>,
+    workers: Vec<WorkerLink>,
+    mode: ListenMode,
+    rx: Receiver<Trigger>,
+    tx: Sender<Trigger>,
+    /// Hash of the running config's texts.
+    current: u64,
+    /// Hash of the last config that failed, so re-saving it stays quiet.
+    failed: Option<u64>,
+    /// Reloads that failed since start.
+    failures: u64,
+    watcher: Option<Box<dyn Watcher + Send>>,
+    watch: WatchSet,
+}
+
+impl Reloader {
+    /// A reloader for the config at `config`, first loaded as `loaded`.
+    pub fn new(
+        config: PathBuf,
+        loaded: &Loaded,
+        shared: Arc<Shared>,
+        workers: Vec<WorkerLink>,
+        mode: ListenMode,
+        channel: (Sender<Trigger>, Receiver<Trigger>),
+    ) -> Reloader {
+        let (tx, rx) = channel;
+        let mut r = Reloader {
+            name: config::load::display_name(&config),
+            config,
+            shared,
+            workers,
+            mode,
+            rx,
+            tx,
+            current: content_hash(loaded),
+            failed: None,
+            failures: 0,
+            watcher: None,
+            watch: WatchSet::default(),
+        };
+        let watching = r.shared.snapshot.load().main.watch;
+        if watching {
+            r.start_watcher();
+        }
+        r.update_watch(loaded);
+        write_state(&r.config, &r.shared.snapshot.load());
+        r
+    }
+
+    /// Starts the inotify watcher, or a polling one where inotify is not
+    /// available (`XPS_WATCH=poll` forces polling).
+    fn start_watcher(&mut self) {
+        let tx = self.tx.clone();
+        let handler = move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                for path in event.paths {
+                    let _ = tx.send(Trigger::Changed(path));
+                }
+            }
+        };
+        let force_poll = std::env::var("XPS_WATCH").is_ok_and(|v| v == "poll");
+        if !force_poll {
+            match notify::recommended_watcher(handler.clone()) {
+                Ok(w) => {
+                    self.watcher = Some(Box::new(w));
+                    return;
+                }
+                Err(e) => crate::log::warn(&format!("file watching with inotify failed ({e}); polling every 500 ms instead")),
+            }
+        } else {
+            crate::log::info("watching the config by polling every 500 ms (XPS_WATCH=poll)");
+        }
+        let config = notify::Config::default().with_poll_interval(Duration::from_millis(500)).with_compare_contents(true);
+        match notify::PollWatcher::new(handler, config) {
+            Ok(w) => self.watcher = Some(Box::new(w)),
+            Err(e) => crate::log::warn(&format!("cannot watch the config ({e}); reload with SIGHUP")),
+        }
+    }
+
+    /// Watches the folders of everything `loaded` read (adding new ones,
+    /// dropping those no longer needed).
+    fn update_watch(&mut self, loaded: &Loaded) {
+        let mut next = WatchSet::default();
+        next.add_loaded(&self.config, loaded);
+        if let Some(w) = self.watcher.as_mut() {
+            for gone in self.watch.folders.difference(&next.folders) {
+                let _ = w.unwatch(gone);
+            }
+            for new in next.folders.difference(&self.watch.folders) {
+                if let Err(e) = w.watch(new, RecursiveMode::NonRecursive) {
+                    crate::log::warn(&format!("cannot watch {}: {e}", new.display()));
+                }
+            }
+        }
+        self.watch = next;
+    }
+
+    /// Runs until the process ends.
+    pub fn run(mut self) {
+        while let Ok(first) = self.rx.recv() {
+            let signal = match first {
+                Trigger::Signal => true,
+                Trigger::Changed(path) => {
+                    if !self.watch.matters(&path) {
+                        continue;
+                    }
+                    false
+                }
+            };
+            self.settle();
+            self.reload(if signal { "SIGHUP" } else { "a saved file" });
+        }
+    }
+
+    /// Waits for a burst of events to end.
+    fn settle(&mut self) {
+        let started = Instant::now();
+        loop {
+            let left = MAX_DELAY.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return;
+            }
+            match self.rx.recv_timeout(DEBOUNCE.min(left)) {
+                Ok(_) => continue,
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// Loads the config again and applies it, or keeps the running one.
+    fn reload(&mut self, reason: &str) {
+        if !self.config.exists() {
+            // A save by delete-and-recreate, caught in the middle: the
+            // next event brings the new file.
+            crate::log::write(crate::routing::LogLevel::Debug, &format!("{} is missing for now; waiting for it", self.name));
+            return;
+        }
+        let started = Instant::now();
+        let mut loaded = config::load(&self.config);
+        self.update_watch(&loaded);
+        let hash = content_hash(&loaded);
+        let old = self.shared.snapshot.load_full();
+        let Some(mut snapshot) = loaded.snapshot.take() else {
+            if self.failed == Some(hash) {
+                return;
+            }
+            self.failed = Some(hash);
+            self.failures += 1;
+            let (errors, warnings) = loaded.counts();
+            let rendered = diagnostic::render(&loaded.diagnostics, &loaded.sources, false);
+            crate::log::error(&format!(
+                "reload of {} ({reason}) failed: {}{}; kept generation {}",
+                self.name,
+                diagnostic::plural(errors, "error"),
+                if warnings > 0 { format!(", {}", diagnostic::plural(warnings, "warning")) } else { String::new() },
+                old.generation
+            ));
+            crate::log::block(&rendered);
+            return;
+        };
+        self.failed = None;
+        if hash == self.current {
+            if reason == "SIGHUP" {
+                crate::log::info(&format!("reload of {} (SIGHUP): nothing changed; generation {}", self.name, old.generation));
+            }
+            return;
+        }
+        snapshot.generation = old.generation + 1;
+        if !loaded.diagnostics.is_empty() {
+            crate::log::block(&diagnostic::render(&loaded.diagnostics, &loaded.sources, false));
+        }
+        // New listen addresses first: if one cannot be bound, nothing changes.
+        let (added, removed) = listener_changes(&old, &snapshot);
+        let sockets = match self.bind(&added) {
+            Ok(s) => s,
+            Err(why) => {
+                self.failures += 1;
+                crate::log::error(&format!("reload of {} rejected: {why}; kept generation {}", self.name, old.generation));
+                return;
+            }
+        };
+        if snapshot.main.workers != old.main.workers {
+            crate::log::warn("a change of `workers` takes effect at the next start");
+        }
+        if snapshot.main.error_log != old.main.error_log {
+            crate::log::configure(&snapshot.main.error_log);
+        }
+        let generation = snapshot.generation;
+        let changes = diff(&old, &snapshot);
+        self.shared.snapshot.store(Arc::new(snapshot));
+        self.current = hash;
+        for (link, add) in self.workers.iter().zip(sockets) {
+            let _ = link.commands.send(Command::Listeners {
+                add,
+                remove: removed.clone(),
+            });
+            let _ = link.wake.write(1);
+        }
+        write_state(&self.config, &self.shared.snapshot.load());
+        let mut report = format!(
+            "reloaded {} ({reason}): generation {generation} in {} ms",
+            self.name,
+            started.elapsed().as_millis()
+        );
+        if changes.is_empty() {
+            report.push_str(", no route changed");
+        }
+        crate::log::info(&report);
+        if !changes.is_empty() {
+            crate::log::block(&(changes.join("\n") + "\n"));
+        }
+    }
+
+    /// One socket per worker for each new address (or one shared socket,
+    /// duplicated, in exclusive mode).
+    fn bind(&self, added: &[SocketAddr]) -> Result<Vec<Vec<(SocketAddr, TcpListener)>>, String> {
+        let mut per_worker: Vec<Vec<(SocketAddr, TcpListener)>> = self.workers.iter().map(|_| Vec::new()).collect();
+        for &addr in added {
+            match self.mode {
+                ListenMode::Exclusive => {
+                    let s = sys::listen(addr, false, 4096).map_err(|e| bind_error(addr, &e))?;
+                    for w in per_worker.iter_mut() {
+                        w.push((addr, s.try_clone().map_err(|e| bind_error(addr, &e))?));
+                    }
+                }
+                ListenMode::ReusePort => {
+                    drop(sys::listen(addr, false, 1).map_err(|e| bind_error(addr, &e))?);
+                    for w in per_worker.iter_mut() {
+                        w.push((addr, sys::listen(addr, true, 4096).map_err(|e| bind_error(addr, &e))?));
+                    }
+                }
+            }
+        }
+        Ok(per_worker)
+    }
+
+    /// Reloads that failed since start.
+    pub fn failures(&self) -> u64 {
+        self.failures
+    }
+}
+
+/// Listen addresses in `new` but not `old`, and in `old` but not `new`.
+fn listener_changes(old: &Snapshot, new: &Snapshot) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+    let added = new.listeners.iter().map(|l| l.addr).filter(|a| !old.listeners.iter().any(|l| l.addr == *a)).collect();
+    let removed = old.listeners.iter().map(|l| l.addr).filter(|a| !new.listeners.iter().any(|l| l.addr == *a)).collect();
+    (added, removed)
+}
+
+/// Where a running server records its generation for `xps --dump`.
+pub fn state_path(config: &Path) -> PathBuf {
+    let canonical = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(canonical.as_os_str().as_encoded_bytes());
+    std::env::temp_dir().join(format!("xps-{:016x}.state", h.finish()))
+}
+
+/// Records pid, generation and load time of the running config.
+fn write_state(config: &Path, snapshot: &Snapshot) {
+    let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let text = format!("pid={}\ngeneration={}\nloaded_at_ms={loaded_at}\n", std::process::id(), snapshot.generation);
+    let path = state_path(config);
+    let tmp = path.with_extension("tmp");
+    if std::fs::write(&tmp, text).is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
+}
+
+/// Removes the state file at exit.
+pub fn remove_state(config: &Path) {
+    let _ = std::fs::remove_file(state_path(config));
+}
