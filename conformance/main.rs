@@ -10,3 +10,4 @@ mod docs;
 mod examples;
 mod http_behaviour;
 mod http_golden;
+mod reload;

@@ -22,7 +22,6 @@ pub struct Server {
     /// The first port (`{port}` in the template).
     pub port: u16,
     /// The second port (`{port2}`), for configs with two listeners.
-    #[allow(dead_code)]
     pub port2: u16,
     /// The folder holding the config and whatever the test put there.
     pub dir: PathBuf,
@@ -95,6 +94,27 @@ impl Server {
             std::thread::sleep(Duration::from_millis(5));
         }
         false
+    }
+
+    /// A config template with this server's ports and folder filled in.
+    pub fn render(&self, template: &str) -> String {
+        template
+            .replace("{port}", &self.port.to_string())
+            .replace("{port2}", &self.port2.to_string())
+            .replace("{dir}", &self.dir.display().to_string())
+    }
+
+    /// Polls `check` until it holds, failing the test after `within`.
+    pub fn wait_for(&self, within: Duration, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + within;
+        while !check() {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; server stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// What the server wrote to stderr so far.

@@ -151,7 +151,9 @@ fn upstream(o: &mut String, u: &UpstreamGroup) {
 pub fn route_lines(s: &Snapshot, r: &Route) -> Vec<String> {
     let mut o = String::new();
     route(&mut o, s, r, 0);
-    o.lines().map(|l| l.trim_end_matches(';').to_string()).collect()
+    o.lines()
+        .map(|l| l.trim_end_matches(';').to_string())
+        .collect()
 }
 
 fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {

@@ -76,7 +76,11 @@ pub fn run(args: Args) -> ExitCode {
     }
     let (loaded, name) = load(args.config.as_deref());
     if !(args.check || args.dump || args.explain) {
-        let path = args.config.clone().or_else(|| Path::new("xps.conf").exists().then(|| PathBuf::from("xps.conf")));
+        let path = args.config.clone().or_else(|| {
+            Path::new("xps.conf")
+                .exists()
+                .then(|| PathBuf::from("xps.conf"))
+        });
         return serve(loaded, path, &name);
     }
     let code = report_on(&args, &loaded, &name);
@@ -140,7 +144,11 @@ fn report_on(args: &Args, loaded: &Loaded, name: &str) -> ExitCode {
 /// this config file is running.
 fn running_state(config: &Path) -> Option<String> {
     let text = std::fs::read_to_string(crate::server::reload::state_path(config)).ok()?;
-    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix('=')).map(str::to_string);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_string)
+    };
     let pid = field("pid")?;
     if !Path::new("/proc").join(&pid).exists() {
         return None;

@@ -24,14 +24,31 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     let several = new.servers.len() > 1 || old.servers.len() > 1;
     for (i, s) in new.servers.iter().enumerate() {
         let label = server_label(s, i);
-        match old.servers.iter().enumerate().find(|(j, o)| server_label(o, *j) == label) {
+        match old
+            .servers
+            .iter()
+            .enumerate()
+            .find(|(j, o)| server_label(o, *j) == label)
+        {
             None => out.push(format!("+ server {label}")),
-            Some((_, o)) => server(old, new, o, s, if several { Some(&label) } else { None }, &mut out),
+            Some((_, o)) => server(
+                old,
+                new,
+                o,
+                s,
+                if several { Some(&label) } else { None },
+                &mut out,
+            ),
         }
     }
     for (j, o) in old.servers.iter().enumerate() {
         let label = server_label(o, j);
-        if !new.servers.iter().enumerate().any(|(i, s)| server_label(s, i) == label) {
+        if !new
+            .servers
+            .iter()
+            .enumerate()
+            .any(|(i, s)| server_label(s, i) == label)
+        {
             out.push(format!("- server {label}"));
         }
     }
@@ -51,7 +68,12 @@ fn upstreams(old: &Snapshot, new: &Snapshot, out: &mut Vec<String>) {
     for u in new.named_upstreams() {
         match old.named_upstreams().find(|o| o.name == u.name) {
             None => out.push(format!("+ upstream {}: {}", u.name, summary(u))),
-            Some(o) if o != u => out.push(format!("~ upstream {}: {} → {}", u.name, summary(o), summary(u))),
+            Some(o) if o != u => out.push(format!(
+                "~ upstream {}: {} → {}",
+                u.name,
+                summary(o),
+                summary(u)
+            )),
             Some(_) => {}
         }
     }
@@ -62,13 +84,46 @@ fn upstreams(old: &Snapshot, new: &Snapshot, out: &mut Vec<String>) {
     }
 }
 
-fn server(old: &Snapshot, new: &Snapshot, o: &Server, s: &Server, label: Option<&String>, out: &mut Vec<String>) {
+fn server(
+    old: &Snapshot,
+    new: &Snapshot,
+    o: &Server,
+    s: &Server,
+    label: Option<&String>,
+    out: &mut Vec<String>,
+) {
     let suffix = label.map(|l| format!(" (server {l})")).unwrap_or_default();
-    settings(old, new, &o.fallback, &s.fallback, &format!("server{}", label.map(|l| format!(" {l}")).unwrap_or_default()), out);
+    settings(
+        old,
+        new,
+        &o.fallback,
+        &s.fallback,
+        &format!(
+            "server{}",
+            label.map(|l| format!(" {l}")).unwrap_or_default()
+        ),
+        out,
+    );
     for loc in s.locations.list() {
-        match o.locations.list().iter().find(|ol| ol.matcher == loc.matcher) {
-            None => out.push(format!("+ location {} → {}{suffix}", loc.matcher, describe(new, &loc.route))),
-            Some(ol) => settings(old, new, &ol.route, &loc.route, &format!("{}{suffix}", loc.matcher), out),
+        match o
+            .locations
+            .list()
+            .iter()
+            .find(|ol| ol.matcher == loc.matcher)
+        {
+            None => out.push(format!(
+                "+ location {} → {}{suffix}",
+                loc.matcher,
+                describe(new, &loc.route)
+            )),
+            Some(ol) => settings(
+                old,
+                new,
+                &ol.route,
+                &loc.route,
+                &format!("{}{suffix}", loc.matcher),
+                out,
+            ),
         }
     }
     for ol in o.locations.list() {
@@ -79,7 +134,14 @@ fn server(old: &Snapshot, new: &Snapshot, o: &Server, s: &Server, label: Option<
 }
 
 /// `~ WHAT directive old → new` for every directive whose value changed.
-fn settings(old: &Snapshot, new: &Snapshot, a: &Route, b: &Route, what: &str, out: &mut Vec<String>) {
+fn settings(
+    old: &Snapshot,
+    new: &Snapshot,
+    a: &Route,
+    b: &Route,
+    what: &str,
+    out: &mut Vec<String>,
+) {
     let before = by_directive(route_lines(old, a));
     let after = by_directive(route_lines(new, b));
     if before == after {

@@ -8,10 +8,10 @@ pub mod reload;
 pub mod worker;
 
 use crate::access_log::AccessLog;
+use crate::config::Loaded;
 use crate::handler::files::FileCache;
 use crate::http::date::DateCache;
 use crate::net::sys;
-use crate::config::Loaded;
 use crate::routing::{Snapshot, Workers};
 use arc_swap::ArcSwap;
 use nix::sys::eventfd::EventFd;
@@ -148,20 +148,32 @@ pub fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
 /// Binds every HTTP listen address: per worker with `SO_REUSEPORT`, or
 /// once. A probe without `SO_REUSEPORT` first makes sure no other process
 /// holds the address (which `SO_REUSEPORT` would silently share).
-fn bind_all(snapshot: &Snapshot, workers: usize, mode: ListenMode) -> Result<Vec<Vec<(SocketAddr, TcpListener)>>, String> {
-    let mut per_worker: Vec<Vec<(SocketAddr, TcpListener)>> = (0..workers).map(|_| Vec::new()).collect();
+fn bind_all(
+    snapshot: &Snapshot,
+    workers: usize,
+    mode: ListenMode,
+) -> Result<Vec<Vec<(SocketAddr, TcpListener)>>, String> {
+    let mut per_worker: Vec<Vec<(SocketAddr, TcpListener)>> =
+        (0..workers).map(|_| Vec::new()).collect();
     for l in &snapshot.listeners {
         match mode {
             ListenMode::Exclusive => {
-                let socket = sys::listen(l.addr, false, 4096).map_err(|e| bind_error(l.addr, &e))?;
+                let socket =
+                    sys::listen(l.addr, false, 4096).map_err(|e| bind_error(l.addr, &e))?;
                 for w in per_worker.iter_mut() {
-                    w.push((l.addr, socket.try_clone().map_err(|e| bind_error(l.addr, &e))?));
+                    w.push((
+                        l.addr,
+                        socket.try_clone().map_err(|e| bind_error(l.addr, &e))?,
+                    ));
                 }
             }
             ListenMode::ReusePort => {
                 drop(sys::listen(l.addr, false, 1).map_err(|e| bind_error(l.addr, &e))?);
                 for w in per_worker.iter_mut() {
-                    w.push((l.addr, sys::listen(l.addr, true, 4096).map_err(|e| bind_error(l.addr, &e))?));
+                    w.push((
+                        l.addr,
+                        sys::listen(l.addr, true, 4096).map_err(|e| bind_error(l.addr, &e))?,
+                    ));
                 }
             }
         }
@@ -188,7 +200,11 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
     if !snapshot.streams.is_empty() {
         crate::log::warn("stream servers are configured but TCP proxying is not served yet");
     }
-    let addrs: Vec<String> = snapshot.listeners.iter().map(|l| format!("http://{}", l.addr)).collect();
+    let addrs: Vec<String> = snapshot
+        .listeners
+        .iter()
+        .map(|l| format!("http://{}", l.addr))
+        .collect();
     let shutdown_timeout = snapshot.main.shutdown_timeout;
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
@@ -201,8 +217,14 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
     for (i, socks) in listeners.into_iter().enumerate() {
         let wake = Arc::new(sys::eventfd().map_err(|e| format!("cannot create an eventfd: {e}"))?);
         let (commands_tx, commands_rx) = mpsc::channel();
-        let worker = Worker::new(socks, commands_rx, mode == ListenMode::Exclusive, shared.clone(), wake.clone())
-            .map_err(|e| format!("cannot start worker {i}: {e}"))?;
+        let worker = Worker::new(
+            socks,
+            commands_rx,
+            mode == ListenMode::Exclusive,
+            shared.clone(),
+            wake.clone(),
+        )
+        .map_err(|e| format!("cannot start worker {i}: {e}"))?;
         links.push(reload::WorkerLink {
             commands: commands_tx,
             wake,
@@ -220,7 +242,14 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
     let wakes: Vec<Arc<EventFd>> = links.iter().map(|l| l.wake.clone()).collect();
     let (reload_tx, reload_rx) = mpsc::channel();
     if let Some(path) = &config {
-        let reloader = reload::Reloader::new(path.clone(), &loaded, shared.clone(), links, mode, (reload_tx.clone(), reload_rx));
+        let reloader = reload::Reloader::new(
+            path.clone(),
+            &loaded,
+            shared.clone(),
+            links,
+            mode,
+            (reload_tx.clone(), reload_rx),
+        );
         std::thread::Builder::new()
             .name("xps-reload".into())
             .spawn(move || reloader.run())
@@ -232,7 +261,15 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
         addrs.join(", "),
         if workers == 1 { "" } else { "s" }
     ));
-    let result = signal_loop(&signals, &shared, &wakes, &done_rx, shutdown_timeout, &reload_tx, config.is_some());
+    let result = signal_loop(
+        &signals,
+        &shared,
+        &wakes,
+        &done_rx,
+        shutdown_timeout,
+        &reload_tx,
+        config.is_some(),
+    );
     if let Some(path) = &config {
         reload::remove_state(path);
     }
@@ -269,7 +306,9 @@ fn signal_loop(
             Some(Signal::SIGHUP) if reloadable => {
                 let _ = reload.send(reload::Trigger::Signal);
             }
-            Some(Signal::SIGHUP) => crate::log::info("SIGHUP: the built-in config has nothing to reload"),
+            Some(Signal::SIGHUP) => {
+                crate::log::info("SIGHUP: the built-in config has nothing to reload")
+            }
             _ => {}
         }
     }

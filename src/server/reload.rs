@@ -75,7 +75,7 @@ impl WatchSet {
             if let Some(parent) = p.parent() {
                 self.folders.insert(folder(parent));
             }
-            if let Ok(pattern) = glob::Pattern::new(&p.to_string_lossy()) {
+            if let Ok(pattern) = glob::Pattern::new(&absolute(p).to_string_lossy()) {
                 self.patterns.push(pattern);
             }
             if let Some(name) = p.file_name() {
@@ -97,15 +97,38 @@ impl WatchSet {
     /// a file an include pattern matches, or a Kubernetes-style `..data`
     /// symlink swap.
     fn matters(&self, path: &Path) -> bool {
-        let Some(name) = path.file_name() else { return true };
+        let Some(name) = path.file_name() else {
+            return true;
+        };
+        let options = glob::MatchOptions {
+            require_literal_leading_dot: true,
+            ..glob::MatchOptions::new()
+        };
+        let path = absolute(path);
         self.names.contains(name)
             || name.to_string_lossy().starts_with("..")
-            || self.patterns.iter().any(|p| p.matches_path(path))
+            || self
+                .patterns
+                .iter()
+                .any(|p| p.matches_path_with(&path, options))
     }
 }
 
+/// A folder as an absolute path (event paths are compared against it).
 fn folder(p: &Path) -> PathBuf {
-    if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }
+    let p = if p.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        p
+    };
+    absolute(p)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    abs.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// The reload thread's state.
@@ -158,6 +181,9 @@ impl Reloader {
         }
         r.update_watch(loaded);
         write_state(&r.config, &r.shared.snapshot.load());
+        // A save between the first load and the start of the watch has no
+        // event: look once more now (nothing happens if nothing changed).
+        let _ = r.tx.send(Trigger::Changed(r.config.clone()));
         r
     }
 
@@ -167,6 +193,11 @@ impl Reloader {
         let tx = self.tx.clone();
         let handler = move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event {
+                // Reading the config (as every reload does) is an access
+                // event: reacting to those would reload forever.
+                if matches!(event.kind, notify::EventKind::Access(_)) {
+                    return;
+                }
                 for path in event.paths {
                     let _ = tx.send(Trigger::Changed(path));
                 }
@@ -179,15 +210,21 @@ impl Reloader {
                     self.watcher = Some(Box::new(w));
                     return;
                 }
-                Err(e) => crate::log::warn(&format!("file watching with inotify failed ({e}); polling every 500 ms instead")),
+                Err(e) => crate::log::warn(&format!(
+                    "file watching with inotify failed ({e}); polling every 500 ms instead"
+                )),
             }
         } else {
             crate::log::info("watching the config by polling every 500 ms (XPS_WATCH=poll)");
         }
-        let config = notify::Config::default().with_poll_interval(Duration::from_millis(500)).with_compare_contents(true);
+        let config = notify::Config::default()
+            .with_poll_interval(Duration::from_millis(500))
+            .with_compare_contents(true);
         match notify::PollWatcher::new(handler, config) {
             Ok(w) => self.watcher = Some(Box::new(w)),
-            Err(e) => crate::log::warn(&format!("cannot watch the config ({e}); reload with SIGHUP")),
+            Err(e) => crate::log::warn(&format!(
+                "cannot watch the config ({e}); reload with SIGHUP"
+            )),
         }
     }
 
@@ -246,7 +283,10 @@ impl Reloader {
         if !self.config.exists() {
             // A save by delete-and-recreate, caught in the middle: the
             // next event brings the new file.
-            crate::log::write(crate::routing::LogLevel::Debug, &format!("{} is missing for now; waiting for it", self.name));
+            crate::log::write(
+                crate::routing::LogLevel::Debug,
+                &format!("{} is missing for now; waiting for it", self.name),
+            );
             return;
         }
         let started = Instant::now();
@@ -266,7 +306,11 @@ impl Reloader {
                 "reload of {} ({reason}) failed: {}{}; kept generation {}",
                 self.name,
                 diagnostic::plural(errors, "error"),
-                if warnings > 0 { format!(", {}", diagnostic::plural(warnings, "warning")) } else { String::new() },
+                if warnings > 0 {
+                    format!(", {}", diagnostic::plural(warnings, "warning"))
+                } else {
+                    String::new()
+                },
                 old.generation
             ));
             crate::log::block(&rendered);
@@ -275,13 +319,20 @@ impl Reloader {
         self.failed = None;
         if hash == self.current {
             if reason == "SIGHUP" {
-                crate::log::info(&format!("reload of {} (SIGHUP): nothing changed; generation {}", self.name, old.generation));
+                crate::log::info(&format!(
+                    "reload of {} (SIGHUP): nothing changed; generation {}",
+                    self.name, old.generation
+                ));
             }
             return;
         }
         snapshot.generation = old.generation + 1;
         if !loaded.diagnostics.is_empty() {
-            crate::log::block(&diagnostic::render(&loaded.diagnostics, &loaded.sources, false));
+            crate::log::block(&diagnostic::render(
+                &loaded.diagnostics,
+                &loaded.sources,
+                false,
+            ));
         }
         // New listen addresses first: if one cannot be bound, nothing changes.
         let (added, removed) = listener_changes(&old, &snapshot);
@@ -289,7 +340,10 @@ impl Reloader {
             Ok(s) => s,
             Err(why) => {
                 self.failures += 1;
-                crate::log::error(&format!("reload of {} rejected: {why}; kept generation {}", self.name, old.generation));
+                crate::log::error(&format!(
+                    "reload of {} rejected: {why}; kept generation {}",
+                    self.name, old.generation
+                ));
                 return;
             }
         };
@@ -328,7 +382,8 @@ impl Reloader {
     /// One socket per worker for each new address (or one shared socket,
     /// duplicated, in exclusive mode).
     fn bind(&self, added: &[SocketAddr]) -> Result<Vec<Vec<(SocketAddr, TcpListener)>>, String> {
-        let mut per_worker: Vec<Vec<(SocketAddr, TcpListener)>> = self.workers.iter().map(|_| Vec::new()).collect();
+        let mut per_worker: Vec<Vec<(SocketAddr, TcpListener)>> =
+            self.workers.iter().map(|_| Vec::new()).collect();
         for &addr in added {
             match self.mode {
                 ListenMode::Exclusive => {
@@ -340,7 +395,10 @@ impl Reloader {
                 ListenMode::ReusePort => {
                     drop(sys::listen(addr, false, 1).map_err(|e| bind_error(addr, &e))?);
                     for w in per_worker.iter_mut() {
-                        w.push((addr, sys::listen(addr, true, 4096).map_err(|e| bind_error(addr, &e))?));
+                        w.push((
+                            addr,
+                            sys::listen(addr, true, 4096).map_err(|e| bind_error(addr, &e))?,
+                        ));
                     }
                 }
             }
@@ -356,8 +414,18 @@ impl Reloader {
 
 /// Listen addresses in `new` but not `old`, and in `old` but not `new`.
 fn listener_changes(old: &Snapshot, new: &Snapshot) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
-    let added = new.listeners.iter().map(|l| l.addr).filter(|a| !old.listeners.iter().any(|l| l.addr == *a)).collect();
-    let removed = old.listeners.iter().map(|l| l.addr).filter(|a| !new.listeners.iter().any(|l| l.addr == *a)).collect();
+    let added = new
+        .listeners
+        .iter()
+        .map(|l| l.addr)
+        .filter(|a| !old.listeners.iter().any(|l| l.addr == *a))
+        .collect();
+    let removed = old
+        .listeners
+        .iter()
+        .map(|l| l.addr)
+        .filter(|a| !new.listeners.iter().any(|l| l.addr == *a))
+        .collect();
     (added, removed)
 }
 
@@ -371,8 +439,14 @@ pub fn state_path(config: &Path) -> PathBuf {
 
 /// Records pid, generation and load time of the running config.
 fn write_state(config: &Path, snapshot: &Snapshot) {
-    let loaded_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    let text = format!("pid={}\ngeneration={}\nloaded_at_ms={loaded_at}\n", std::process::id(), snapshot.generation);
+    let loaded_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let text = format!(
+        "pid={}\ngeneration={}\nloaded_at_ms={loaded_at}\n",
+        std::process::id(),
+        snapshot.generation
+    );
     let path = state_path(config);
     let tmp = path.with_extension("tmp");
     if std::fs::write(&tmp, text).is_ok() {

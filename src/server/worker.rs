@@ -9,9 +9,9 @@ use crate::routing::ConnectionLimits;
 use nix::sys::eventfd::EventFd;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// Token of the wake-up eventfd.
@@ -324,7 +324,9 @@ impl Worker {
         }
         for (i, slot) in self.listeners.iter().enumerate() {
             if let Some((_, l)) = slot {
-                let _ = self.poller.add_listener(l, LISTENER | i as u64, self.exclusive);
+                let _ = self
+                    .poller
+                    .add_listener(l, LISTENER | i as u64, self.exclusive);
             }
         }
         self.paused = false;
@@ -354,7 +356,11 @@ impl Worker {
                         continue;
                     }
                     if !self.paused {
-                        let _ = self.poller.add_listener(&socket, LISTENER | index as u64, self.exclusive);
+                        let _ = self.poller.add_listener(
+                            &socket,
+                            LISTENER | index as u64,
+                            self.exclusive,
+                        );
                     }
                     self.listeners[index] = Some((addr, socket));
                 }
