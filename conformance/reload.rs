@@ -241,7 +241,7 @@ fn a_request_in_flight_finishes_with_the_old_route() {
 fn a_kept_alive_connection_sees_the_new_route_without_reconnecting() {
     let server = Server::start(&config("one"), |_| {});
     let mut s = server.connect();
-    let mut get = |s: &mut std::net::TcpStream| {
+    let get = |s: &mut std::net::TcpStream| {
         s.write_all(request("GET", "/v", &[]).as_bytes())
             .expect("send on the same connection");
         read_response(s, false)
