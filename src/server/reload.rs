@@ -25,7 +25,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Quiet time that ends a burst of file events (one save is several).
-const DEBOUNCE: Duration = Duration::from_millis(40);
+const DEBOUNCE: Duration = Duration::from_millis(25);
 /// A burst never delays a reload longer than this.
 const MAX_DELAY: Duration = Duration::from_millis(250);
 
