@@ -5,6 +5,7 @@
 pub mod autoindex;
 pub mod canned;
 pub mod files;
+pub mod proxy;
 pub mod static_file;
 
 use std::fs::File;

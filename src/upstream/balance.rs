@@ -1,4 +1,9 @@
 //! How a member of an upstream group is picked for a request.
+//!
+//! The policy is chosen per group (`balance`); the state it needs
+//! (current weights, active requests) is one worker's, keyed by group name.
+//! Members that are down, already tried for this request, or backups while
+//! a primary is up are skipped.
 
 use std::fmt;
 
@@ -49,9 +54,159 @@ impl fmt::Display for Balance {
     }
 }
 
+/// A member as the picker sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Candidate {
+    /// `weight`.
+    pub weight: u32,
+    /// `backup`.
+    pub backup: bool,
+    /// Up and not yet tried for this request.
+    pub usable: bool,
+}
+
+/// One worker's state for one group.
+#[derive(Clone, Debug, Default)]
+pub struct Picker {
+    /// Smooth round robin's current weights.
+    current: Vec<i64>,
+    /// Requests in flight per member.
+    active: Vec<u32>,
+    /// xorshift state for `random`.
+    seed: u64,
+}
+
+impl Picker {
+    /// State for a group of `n` members.
+    pub fn new(n: usize) -> Picker {
+        Picker {
+            current: vec![0; n],
+            active: vec![0; n],
+            seed: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    /// Number of members this state is for.
+    pub fn len(&self) -> usize {
+        self.current.len()
+    }
+
+    /// Whether the group has no members.
+    pub fn is_empty(&self) -> bool {
+        self.current.is_empty()
+    }
+
+    /// A request started on member `i`.
+    pub fn started(&mut self, i: usize) {
+        if let Some(a) = self.active.get_mut(i) {
+            *a += 1;
+        }
+    }
+
+    /// A request on member `i` ended.
+    pub fn finished(&mut self, i: usize) {
+        if let Some(a) = self.active.get_mut(i) {
+            *a = a.saturating_sub(1);
+        }
+    }
+
+    /// Picks a member: primaries first, backups only when no primary is
+    /// usable. `client` is a hash of the client address (for `ip_hash`).
+    pub fn pick(&mut self, policy: Balance, members: &[Candidate], client: u64) -> Option<usize> {
+        let primary_up = members.iter().any(|m| m.usable && !m.backup);
+        let eligible = |m: &Candidate| m.usable && m.backup != primary_up;
+        if !members.iter().any(eligible) {
+            return None;
+        }
+        match policy {
+            Balance::RoundRobin => self.smooth(members, &eligible),
+            Balance::LeastConn => self.least(members, &eligible),
+            Balance::IpHash => {
+                // Walk from the hashed position so a client keeps its member
+                // while it is up, and moves only when it is not.
+                let n = members.len();
+                let start = (client % n as u64) as usize;
+                (0..n).map(|k| (start + k) % n).find(|&i| eligible(&members[i]))
+            }
+            Balance::Random => {
+                let idx: Vec<usize> = (0..members.len()).filter(|&i| eligible(&members[i])).collect();
+                let a = idx[(self.next_random() % idx.len() as u64) as usize];
+                let b = idx[(self.next_random() % idx.len() as u64) as usize];
+                let load = |i: usize| (self.active[i] as u64 * 1000) / members[i].weight.max(1) as u64;
+                Some(if load(b) < load(a) { b } else { a })
+            }
+        }
+    }
+
+    /// nginx's smooth weighted round robin.
+    fn smooth(&mut self, members: &[Candidate], eligible: &dyn Fn(&Candidate) -> bool) -> Option<usize> {
+        let mut total = 0i64;
+        let mut best: Option<usize> = None;
+        for (i, m) in members.iter().enumerate() {
+            if !eligible(m) {
+                continue;
+            }
+            self.current[i] += m.weight as i64;
+            total += m.weight as i64;
+            if best.is_none_or(|b| self.current[i] > self.current[b]) {
+                best = Some(i);
+            }
+        }
+        let b = best?;
+        self.current[b] -= total;
+        Some(b)
+    }
+
+    fn least(&mut self, members: &[Candidate], eligible: &dyn Fn(&Candidate) -> bool) -> Option<usize> {
+        // Fewest active per unit of weight; ties go round robin.
+        let mut best: Option<(u64, usize)> = None;
+        let n = members.len();
+        let start = (self.next_random() % n as u64) as usize;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if !eligible(&members[i]) {
+                continue;
+            }
+            let load = (self.active[i] as u64 * 1_000_000) / members[i].weight.max(1) as u64;
+            if best.is_none_or(|(l, _)| load < l) {
+                best = Some((load, i));
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.seed;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.seed = x;
+        x
+    }
+}
+
+/// A stable hash of a client address for `ip_hash` (IPv4: the first three
+/// octets, as nginx, so a client's neighbours share a member; IPv6: all).
+pub fn client_hash(ip: std::net::IpAddr) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    };
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.octets()[..3].iter().for_each(|b| eat(*b)),
+        std::net::IpAddr::V6(v6) => v6.octets().iter().for_each(|b| eat(*b)),
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn c(weight: u32, backup: bool) -> Candidate {
+        Candidate { weight, backup, usable: true }
+    }
 
     #[test]
     fn names_round_trip() {
@@ -59,5 +214,44 @@ mod tests {
             assert_eq!(Balance::from_name(name).map(Balance::name), Some(*name));
         }
         assert_eq!(Balance::from_name("fastest"), None);
+    }
+
+    #[test]
+    fn smooth_round_robin_interleaves_by_weight() {
+        let members = [c(5, false), c(1, false), c(1, false)];
+        let mut p = Picker::new(3);
+        let picks: Vec<usize> = (0..7).map(|_| p.pick(Balance::RoundRobin, &members, 0).expect("pick")).collect();
+        assert_eq!(picks, vec![0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn backups_serve_only_without_primaries() {
+        let mut members = [c(1, false), c(1, true)];
+        let mut p = Picker::new(2);
+        assert_eq!(p.pick(Balance::RoundRobin, &members, 0), Some(0));
+        members[0].usable = false;
+        assert_eq!(p.pick(Balance::RoundRobin, &members, 0), Some(1));
+        members[1].usable = false;
+        assert_eq!(p.pick(Balance::RoundRobin, &members, 0), None);
+    }
+
+    #[test]
+    fn least_conn_prefers_the_idle_member() {
+        let members = [c(1, false), c(1, false)];
+        let mut p = Picker::new(2);
+        p.started(0);
+        p.started(0);
+        assert_eq!(p.pick(Balance::LeastConn, &members, 0), Some(1));
+    }
+
+    #[test]
+    fn ip_hash_is_stable_and_moves_only_when_down() {
+        let mut members = [c(1, false), c(1, false), c(1, false)];
+        let mut p = Picker::new(3);
+        let h = client_hash("10.1.2.3".parse().expect("ip"));
+        let first = p.pick(Balance::IpHash, &members, h).expect("pick");
+        assert_eq!(p.pick(Balance::IpHash, &members, h), Some(first));
+        members[first].usable = false;
+        assert_ne!(p.pick(Balance::IpHash, &members, h), Some(first));
     }
 }

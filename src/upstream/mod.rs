@@ -1,7 +1,8 @@
-//! Upstream groups at run time: the balancing policies and, in later
-//! stages, health state and idle connections that outlive a config reload.
-//! Uses nothing else in the crate.
+//! Upstream groups at run time: the balancing policies, and the health
+//! state that outlives a config reload. Uses nothing else in the crate.
 
 pub mod balance;
+pub mod health;
 
-pub use balance::Balance;
+pub use balance::{Balance, Candidate, Picker, client_hash};
+pub use health::{Health, Limits};

@@ -1,0 +1,344 @@
+//! The heads of a proxied exchange, without sockets: the request head sent
+//! upstream (client's method, target and Host; `X-Forwarded-*`,
+//! `X-Real-IP`, `proxy_set_header`; hop-by-hop fields removed; framing
+//! rewritten), the upstream's response head parsed strictly, and the head
+//! sent back to the client (upstream's status and fields, its own `Server`
+//! and `Date`, hop-by-hop fields removed, framing rewritten).
+
+use crate::http::response;
+use crate::routing::Route;
+use std::net::IpAddr;
+
+/// Fields that concern one connection, never forwarded either way.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+fn is_hop(name: &str, connection_tokens: &[String]) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) || connection_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
+}
+
+/// The names listed in `Connection` fields (they are hop-by-hop too).
+fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case("connection") {
+            for t in String::from_utf8_lossy(value).split(',') {
+                let t = t.trim();
+                if !t.is_empty() {
+                    out.push(t.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// How the request body goes upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestBody {
+    /// No body.
+    None,
+    /// `Content-Length: N`, bytes passed as they come.
+    Length(u64),
+    /// Re-framed as chunked.
+    Chunked,
+}
+
+/// The request head for the upstream. `raw` is the client's head as
+/// received (already validated); `websocket` keeps `Upgrade`.
+pub fn request_head(raw: &[u8], route: &Route, peer: IpAddr, fallback_host: &str, body: RequestBody, websocket: bool) -> Vec<u8> {
+    let mut headers = [httparse::EMPTY_HEADER; 100];
+    let mut req = httparse::Request::new(&mut headers);
+    let _ = req.parse(raw);
+    let method = req.method.unwrap_or("GET");
+    let target = req.path.unwrap_or("/");
+    let tokens = connection_tokens(req.headers.iter().map(|h| (h.name, h.value)));
+    let mut out = Vec::with_capacity(raw.len() + 256);
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut host: Option<&[u8]> = None;
+    let mut xff: Option<String> = None;
+    for h in req.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case("host") {
+            host = Some(h.value);
+        }
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            let v = String::from_utf8_lossy(h.value).trim().to_string();
+            xff = Some(match xff {
+                Some(prev) => format!("{prev}, {v}"),
+                None => v,
+            });
+            continue;
+        }
+        let ours = ["x-real-ip", "x-forwarded-proto", "x-forwarded-host", "content-length", "expect"];
+        if is_hop(name, &tokens) || ours.iter().any(|o| name.eq_ignore_ascii_case(o)) {
+            continue;
+        }
+        if route.proxy_set_header.iter().any(|p| p.name.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    let host_text = host.map(|h| String::from_utf8_lossy(h).into_owned());
+    if host.is_none() {
+        response::header(&mut out, "Host", fallback_host);
+    }
+    let peer_text = peer.to_string();
+    let forwarded_for = match xff {
+        Some(prev) if !prev.is_empty() => format!("{prev}, {peer_text}"),
+        _ => peer_text.clone(),
+    };
+    response::header(&mut out, "X-Forwarded-For", &forwarded_for);
+    response::header(&mut out, "X-Real-IP", &peer_text);
+    response::header(&mut out, "X-Forwarded-Proto", "http");
+    response::header(&mut out, "X-Forwarded-Host", host_text.as_deref().unwrap_or(fallback_host));
+    for p in &route.proxy_set_header {
+        if !p.value.is_empty() {
+            response::header(&mut out, &p.name, &p.value);
+        }
+    }
+    match body {
+        RequestBody::None => {}
+        RequestBody::Length(n) => response::header_u64(&mut out, "Content-Length", n),
+        RequestBody::Chunked => response::header(&mut out, "Transfer-Encoding", "chunked"),
+    }
+    if websocket {
+        response::header(&mut out, "Connection", "Upgrade");
+        response::header(&mut out, "Upgrade", "websocket");
+    }
+    response::end(&mut out);
+    out
+}
+
+/// Whether the client asks to upgrade the connection to WebSocket.
+pub fn wants_websocket(raw: &[u8]) -> bool {
+    let mut headers = [httparse::EMPTY_HEADER; 100];
+    let mut req = httparse::Request::new(&mut headers);
+    let _ = req.parse(raw);
+    let tokens = connection_tokens(req.headers.iter().map(|h| (h.name, h.value)));
+    tokens.iter().any(|t| t == "upgrade")
+        && req
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("upgrade") && String::from_utf8_lossy(h.value).to_ascii_lowercase().contains("websocket"))
+}
+
+/// How the upstream's response body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseBody {
+    /// No body (1xx, 204, 304, HEAD).
+    None,
+    /// `Content-Length: N`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the upstream closes.
+    Close,
+}
+
+/// An upstream response head, parsed and checked.
+#[derive(Clone, Debug)]
+pub struct UpstreamHead {
+    /// Status code.
+    pub status: u16,
+    /// Bytes of the head (blank line included).
+    pub len: usize,
+    /// How the body is delimited.
+    pub body: ResponseBody,
+    /// The upstream keeps the connection open after this response.
+    pub keep_alive: bool,
+}
+
+/// Why an upstream response is refused (the client gets 502).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadResponse(pub &'static str);
+
+/// Parses an upstream response head. `Ok(None)`: incomplete.
+pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamHead>, BadResponse> {
+    let mut headers = [httparse::EMPTY_HEADER; 100];
+    let mut res = httparse::Response::new(&mut headers);
+    let len = match res.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(BadResponse("malformed response head")),
+    };
+    let status = res.code.unwrap_or(0);
+    let version_11 = res.version == Some(1);
+    let mut keep_alive = version_11;
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut te = false;
+    for h in res.headers.iter() {
+        let value = String::from_utf8_lossy(h.value);
+        let value = value.trim();
+        if h.name.eq_ignore_ascii_case("content-length") {
+            for part in value.split(',') {
+                let part = part.trim();
+                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(BadResponse("invalid Content-Length"));
+                }
+                let n: u64 = part.parse().map_err(|_| BadResponse("Content-Length overflows"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(BadResponse("different Content-Lengths"));
+                }
+                length = Some(n);
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            te = true;
+            chunked = value.rsplit(',').next().is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for t in value.split(',').map(str::trim) {
+                if t.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                } else if t.eq_ignore_ascii_case("keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        }
+    }
+    if te && length.is_some() {
+        return Err(BadResponse("both Content-Length and Transfer-Encoding"));
+    }
+    let body = if head_request || status < 200 || status == 204 || status == 304 {
+        ResponseBody::None
+    } else if te {
+        if chunked { ResponseBody::Chunked } else { ResponseBody::Close }
+    } else {
+        match length {
+            Some(n) => ResponseBody::Length(n),
+            None => ResponseBody::Close,
+        }
+    };
+    if body == ResponseBody::Close {
+        keep_alive = false;
+    }
+    Ok(Some(UpstreamHead { status, len, body, keep_alive }))
+}
+
+/// How the response body goes to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientBody {
+    /// No body.
+    None,
+    /// `Content-Length: N`.
+    Length(u64),
+    /// Chunked (re-framed).
+    Chunked,
+    /// Until xps closes the connection (HTTP/1.0 clients).
+    Close,
+}
+
+/// The head for the client: the upstream's status and fields without
+/// hop-by-hop or framing fields, then `add_header`, the framing xps uses,
+/// and `Connection`.
+pub fn client_head(raw: &[u8], route: &Route, body: ClientBody, close: bool, http10_keep_alive: bool) -> Vec<u8> {
+    let mut headers = [httparse::EMPTY_HEADER; 100];
+    let mut res = httparse::Response::new(&mut headers);
+    let _ = res.parse(raw);
+    let tokens = connection_tokens(res.headers.iter().map(|h| (h.name, h.value)));
+    let status = res.code.unwrap_or(502);
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(res.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let websocket = status == 101;
+    for h in res.headers.iter() {
+        let name = h.name;
+        if h.name.eq_ignore_ascii_case("content-length") || (is_hop(name, &tokens) && !(websocket && (name.eq_ignore_ascii_case("upgrade") || name.eq_ignore_ascii_case("connection")))) {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(h.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    for h in &route.add_header {
+        response::header(&mut out, &h.name, &h.value);
+    }
+    match body {
+        ClientBody::Length(n) => response::header_u64(&mut out, "Content-Length", n),
+        ClientBody::Chunked => response::header(&mut out, "Transfer-Encoding", "chunked"),
+        ClientBody::None | ClientBody::Close => {}
+    }
+    if !websocket {
+        if close {
+            response::header(&mut out, "Connection", "close");
+        } else if http10_keep_alive {
+            response::header(&mut out, "Connection", "keep-alive");
+        }
+    }
+    response::end(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::{Action, Header};
+
+    fn route() -> Route {
+        let mut r = Route::test(Action::NotFound);
+        r.proxy_set_header = vec![Header { name: "X-Edge".into(), value: "xps".into() }, Header { name: "Cookie".into(), value: String::new() }];
+        r
+    }
+
+    #[test]
+    fn the_upstream_request_keeps_the_client_head_minus_hop_by_hop() {
+        let raw = b"POST /a?b=1 HTTP/1.1\r\nHost: site.test\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: 5\r\nX-Forwarded-For: 10.0.0.1\r\nCookie: c=1\r\nUser-Agent: t\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n";
+        let out = String::from_utf8(request_head(raw, &route(), "127.0.0.9".parse().expect("ip"), "u:1", RequestBody::Chunked, false)).expect("utf-8");
+        assert!(out.starts_with("POST /a?b=1 HTTP/1.1\r\nHost: site.test\r\n"), "{out}");
+        for gone in ["X-Private", "Keep-Alive", "Connection", "TE:", "Cookie"] {
+            assert!(!out.contains(gone), "{gone} forwarded: {out}");
+        }
+        assert!(out.contains("User-Agent: t\r\n"));
+        assert!(out.contains("X-Forwarded-For: 10.0.0.1, 127.0.0.9\r\n"));
+        assert!(out.contains("X-Real-IP: 127.0.0.9\r\n"));
+        assert!(out.contains("X-Forwarded-Proto: http\r\n"));
+        assert!(out.contains("X-Forwarded-Host: site.test\r\n"));
+        assert!(out.contains("X-Edge: xps\r\n"));
+        assert!(out.contains("Transfer-Encoding: chunked\r\n"));
+        assert!(out.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn upstream_responses_are_parsed_strictly() {
+        let ok = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false).expect("ok").expect("complete");
+        assert_eq!(ok.body, ResponseBody::Length(5));
+        assert!(ok.keep_alive);
+        let ch = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false).expect("ok").expect("complete");
+        assert_eq!(ch.body, ResponseBody::Chunked);
+        let close = parse_response(b"HTTP/1.0 200 OK\r\n\r\n", false).expect("ok").expect("complete");
+        assert_eq!(close.body, ResponseBody::Close);
+        assert!(!close.keep_alive);
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", false).is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", false).is_err());
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", false).is_err());
+        assert!(parse_response(b"HTTP/1.1 200", false).expect("ok").is_none());
+        let head = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).expect("ok").expect("complete");
+        assert_eq!(head.body, ResponseBody::None);
+    }
+
+    #[test]
+    fn the_client_head_keeps_server_and_date() {
+        let raw = b"HTTP/1.1 201 Created\r\nServer: app/1\r\nDate: x\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 3\r\nX-App: y\r\n\r\n";
+        let out = String::from_utf8(client_head(raw, &route(), ClientBody::Length(3), false, false)).expect("utf-8");
+        assert!(out.starts_with("HTTP/1.1 201 Created\r\nServer: app/1\r\nDate: x\r\nX-App: y\r\nContent-Length: 3\r\n"), "{out}");
+        assert!(!out.contains("X-Hop"));
+    }
+}
