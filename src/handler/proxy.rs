@@ -22,7 +22,10 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 fn is_hop(name: &str, connection_tokens: &[String]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) || connection_tokens.iter().any(|t| name.eq_ignore_ascii_case(t))
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        || connection_tokens
+            .iter()
+            .any(|t| name.eq_ignore_ascii_case(t))
 }
 
 /// The names listed in `Connection` fields (they are hop-by-hop too).
@@ -54,7 +57,14 @@ pub enum RequestBody {
 
 /// The request head for the upstream. `raw` is the client's head as
 /// received (already validated); `websocket` keeps `Upgrade`.
-pub fn request_head(raw: &[u8], route: &Route, peer: IpAddr, fallback_host: &str, body: RequestBody, websocket: bool) -> Vec<u8> {
+pub fn request_head(
+    raw: &[u8],
+    route: &Route,
+    peer: IpAddr,
+    fallback_host: &str,
+    body: RequestBody,
+    websocket: bool,
+) -> Vec<u8> {
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut req = httparse::Request::new(&mut headers);
     let _ = req.parse(raw);
@@ -81,11 +91,21 @@ pub fn request_head(raw: &[u8], route: &Route, peer: IpAddr, fallback_host: &str
             });
             continue;
         }
-        let ours = ["x-real-ip", "x-forwarded-proto", "x-forwarded-host", "content-length", "expect"];
+        let ours = [
+            "x-real-ip",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "content-length",
+            "expect",
+        ];
         if is_hop(name, &tokens) || ours.iter().any(|o| name.eq_ignore_ascii_case(o)) {
             continue;
         }
-        if route.proxy_set_header.iter().any(|p| p.name.eq_ignore_ascii_case(name)) {
+        if route
+            .proxy_set_header
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case(name))
+        {
             continue;
         }
         out.extend_from_slice(name.as_bytes());
@@ -105,7 +125,11 @@ pub fn request_head(raw: &[u8], route: &Route, peer: IpAddr, fallback_host: &str
     response::header(&mut out, "X-Forwarded-For", &forwarded_for);
     response::header(&mut out, "X-Real-IP", &peer_text);
     response::header(&mut out, "X-Forwarded-Proto", "http");
-    response::header(&mut out, "X-Forwarded-Host", host_text.as_deref().unwrap_or(fallback_host));
+    response::header(
+        &mut out,
+        "X-Forwarded-Host",
+        host_text.as_deref().unwrap_or(fallback_host),
+    );
     for p in &route.proxy_set_header {
         if !p.value.is_empty() {
             response::header(&mut out, &p.name, &p.value);
@@ -131,10 +155,12 @@ pub fn wants_websocket(raw: &[u8]) -> bool {
     let _ = req.parse(raw);
     let tokens = connection_tokens(req.headers.iter().map(|h| (h.name, h.value)));
     tokens.iter().any(|t| t == "upgrade")
-        && req
-            .headers
-            .iter()
-            .any(|h| h.name.eq_ignore_ascii_case("upgrade") && String::from_utf8_lossy(h.value).to_ascii_lowercase().contains("websocket"))
+        && req.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("upgrade")
+                && String::from_utf8_lossy(h.value)
+                    .to_ascii_lowercase()
+                    .contains("websocket")
+        })
 }
 
 /// How the upstream's response body is delimited.
@@ -191,7 +217,9 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamH
                 if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(BadResponse("invalid Content-Length"));
                 }
-                let n: u64 = part.parse().map_err(|_| BadResponse("Content-Length overflows"))?;
+                let n: u64 = part
+                    .parse()
+                    .map_err(|_| BadResponse("Content-Length overflows"))?;
                 if length.is_some_and(|l| l != n) {
                     return Err(BadResponse("different Content-Lengths"));
                 }
@@ -199,7 +227,10 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamH
             }
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             te = true;
-            chunked = value.rsplit(',').next().is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+            chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         } else if h.name.eq_ignore_ascii_case("connection") {
             for t in value.split(',').map(str::trim) {
                 if t.eq_ignore_ascii_case("close") {
@@ -216,7 +247,11 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamH
     let body = if head_request || status < 200 || status == 204 || status == 304 {
         ResponseBody::None
     } else if te {
-        if chunked { ResponseBody::Chunked } else { ResponseBody::Close }
+        if chunked {
+            ResponseBody::Chunked
+        } else {
+            ResponseBody::Close
+        }
     } else {
         match length {
             Some(n) => ResponseBody::Length(n),
@@ -226,7 +261,12 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamH
     if body == ResponseBody::Close {
         keep_alive = false;
     }
-    Ok(Some(UpstreamHead { status, len, body, keep_alive }))
+    Ok(Some(UpstreamHead {
+        status,
+        len,
+        body,
+        keep_alive,
+    }))
 }
 
 /// How the response body goes to the client.
@@ -245,7 +285,13 @@ pub enum ClientBody {
 /// The head for the client: the upstream's status and fields without
 /// hop-by-hop or framing fields, then `add_header`, the framing xps uses,
 /// and `Connection`.
-pub fn client_head(raw: &[u8], route: &Route, body: ClientBody, close: bool, http10_keep_alive: bool) -> Vec<u8> {
+pub fn client_head(
+    raw: &[u8],
+    route: &Route,
+    body: ClientBody,
+    close: bool,
+    http10_keep_alive: bool,
+) -> Vec<u8> {
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut res = httparse::Response::new(&mut headers);
     let _ = res.parse(raw);
@@ -260,7 +306,12 @@ pub fn client_head(raw: &[u8], route: &Route, body: ClientBody, close: bool, htt
     let websocket = status == 101;
     for h in res.headers.iter() {
         let name = h.name;
-        if h.name.eq_ignore_ascii_case("content-length") || (is_hop(name, &tokens) && !(websocket && (name.eq_ignore_ascii_case("upgrade") || name.eq_ignore_ascii_case("connection")))) {
+        if h.name.eq_ignore_ascii_case("content-length")
+            || (is_hop(name, &tokens)
+                && !(websocket
+                    && (name.eq_ignore_ascii_case("upgrade")
+                        || name.eq_ignore_ascii_case("connection"))))
+        {
             continue;
         }
         out.extend_from_slice(name.as_bytes());
@@ -294,15 +345,35 @@ mod tests {
 
     fn route() -> Route {
         let mut r = Route::test(Action::NotFound);
-        r.proxy_set_header = vec![Header { name: "X-Edge".into(), value: "xps".into() }, Header { name: "Cookie".into(), value: String::new() }];
+        r.proxy_set_header = vec![
+            Header {
+                name: "X-Edge".into(),
+                value: "xps".into(),
+            },
+            Header {
+                name: "Cookie".into(),
+                value: String::new(),
+            },
+        ];
         r
     }
 
     #[test]
     fn the_upstream_request_keeps_the_client_head_minus_hop_by_hop() {
         let raw = b"POST /a?b=1 HTTP/1.1\r\nHost: site.test\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: 5\r\nX-Forwarded-For: 10.0.0.1\r\nCookie: c=1\r\nUser-Agent: t\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n";
-        let out = String::from_utf8(request_head(raw, &route(), "127.0.0.9".parse().expect("ip"), "u:1", RequestBody::Chunked, false)).expect("utf-8");
-        assert!(out.starts_with("POST /a?b=1 HTTP/1.1\r\nHost: site.test\r\n"), "{out}");
+        let out = String::from_utf8(request_head(
+            raw,
+            &route(),
+            "127.0.0.9".parse().expect("ip"),
+            "u:1",
+            RequestBody::Chunked,
+            false,
+        ))
+        .expect("utf-8");
+        assert!(
+            out.starts_with("POST /a?b=1 HTTP/1.1\r\nHost: site.test\r\n"),
+            "{out}"
+        );
         for gone in ["X-Private", "Keep-Alive", "Connection", "TE:", "Cookie"] {
             assert!(!out.contains(gone), "{gone} forwarded: {out}");
         }
@@ -318,26 +389,60 @@ mod tests {
 
     #[test]
     fn upstream_responses_are_parsed_strictly() {
-        let ok = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false).expect("ok").expect("complete");
+        let ok = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false)
+            .expect("ok")
+            .expect("complete");
         assert_eq!(ok.body, ResponseBody::Length(5));
         assert!(ok.keep_alive);
-        let ch = parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false).expect("ok").expect("complete");
+        let ch = parse_response(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            false,
+        )
+        .expect("ok")
+        .expect("complete");
         assert_eq!(ch.body, ResponseBody::Chunked);
-        let close = parse_response(b"HTTP/1.0 200 OK\r\n\r\n", false).expect("ok").expect("complete");
+        let close = parse_response(b"HTTP/1.0 200 OK\r\n\r\n", false)
+            .expect("ok")
+            .expect("complete");
         assert_eq!(close.body, ResponseBody::Close);
         assert!(!close.keep_alive);
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", false).is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", false).is_err());
+        assert!(
+            parse_response(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            )
+            .is_err()
+        );
+        assert!(
+            parse_response(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+                false
+            )
+            .is_err()
+        );
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n", false).is_err());
-        assert!(parse_response(b"HTTP/1.1 200", false).expect("ok").is_none());
-        let head = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true).expect("ok").expect("complete");
+        assert!(
+            parse_response(b"HTTP/1.1 200", false)
+                .expect("ok")
+                .is_none()
+        );
+        let head = parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", true)
+            .expect("ok")
+            .expect("complete");
         assert_eq!(head.body, ResponseBody::None);
     }
 
     #[test]
     fn the_client_head_keeps_server_and_date() {
         let raw = b"HTTP/1.1 201 Created\r\nServer: app/1\r\nDate: x\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 3\r\nX-App: y\r\n\r\n";
-        let out = String::from_utf8(client_head(raw, &route(), ClientBody::Length(3), false, false)).expect("utf-8");
+        let out = String::from_utf8(client_head(
+            raw,
+            &route(),
+            ClientBody::Length(3),
+            false,
+            false,
+        ))
+        .expect("utf-8");
         assert!(out.starts_with("HTTP/1.1 201 Created\r\nServer: app/1\r\nDate: x\r\nX-App: y\r\nContent-Length: 3\r\n"), "{out}");
         assert!(!out.contains("X-Hop"));
     }

@@ -7,5 +7,5 @@ pub mod poller;
 pub mod sys;
 pub mod timer;
 
-pub use poller::{Event, Poller};
+pub use poller::{Event, Events, Poller};
 pub use timer::TimerWheel;

@@ -23,18 +23,27 @@ pub struct Event {
     pub closed: bool,
 }
 
-/// One epoll instance and its event buffer.
+/// One epoll instance. Registration takes `&self`, so a worker can share
+/// it with the connections that register their upstream sockets.
 pub struct Poller {
     epoll: Epoll,
-    events: Vec<EpollEvent>,
+}
+
+/// Room for the events one wait returns.
+pub struct Events(Vec<EpollEvent>);
+
+impl Events {
+    /// Room for `capacity` events.
+    pub fn new(capacity: usize) -> Events {
+        Events(vec![EpollEvent::empty(); capacity])
+    }
 }
 
 impl Poller {
-    /// A new poller returning at most `capacity` events per wait.
-    pub fn new(capacity: usize) -> io::Result<Poller> {
+    /// A new poller.
+    pub fn new() -> io::Result<Poller> {
         Ok(Poller {
             epoll: Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?,
-            events: vec![EpollEvent::empty(); capacity],
         })
     }
 
@@ -75,10 +84,11 @@ impl Poller {
     }
 
     /// Waits for events (`None`: without limit) and returns them.
-    pub fn wait(
-        &mut self,
+    pub fn wait<'e>(
+        &self,
+        events: &'e mut Events,
         timeout: Option<Duration>,
-    ) -> io::Result<impl Iterator<Item = Event> + '_> {
+    ) -> io::Result<impl Iterator<Item = Event> + 'e> {
         let timeout = match timeout {
             None => EpollTimeout::NONE,
             Some(d) => {
@@ -88,13 +98,13 @@ impl Poller {
             }
         };
         let n = loop {
-            match self.epoll.wait(&mut self.events, timeout) {
+            match self.epoll.wait(&mut events.0, timeout) {
                 Ok(n) => break n,
                 Err(nix::Error::EINTR) => continue,
                 Err(e) => return Err(io::Error::from(e)),
             }
         };
-        Ok(self.events[..n].iter().map(|e| {
+        Ok(events.0[..n].iter().map(|e| {
             let f = e.events();
             Event {
                 token: e.data(),

@@ -243,3 +243,31 @@ impl AsFd for DirWatch {
         self.inotify.as_fd()
     }
 }
+
+/// Starts a non-blocking connection to `addr`; it completes when the
+/// socket becomes writable (then `take_error` says how it went).
+pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket::socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io_err)?;
+    let result = match addr {
+        SocketAddr::V4(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
+        SocketAddr::V6(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),
+    };
+    match result {
+        Ok(()) | Err(nix::Error::EINPROGRESS) => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    let stream = TcpStream::from(fd);
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}

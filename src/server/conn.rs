@@ -42,7 +42,7 @@ pub enum Next {
 
 /// Where the connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     /// Between requests (or before the first), no byte of a head yet.
     Idle,
     /// Part of a request head has arrived (at `since`).
@@ -56,18 +56,18 @@ enum Phase {
 }
 
 /// The unread input: `buf[start..end]`.
-struct Input {
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+pub(super) struct Input {
+    pub(super) buf: Vec<u8>,
+    pub(super) start: usize,
+    pub(super) end: usize,
 }
 
 impl Input {
-    fn data(&self) -> &[u8] {
+    pub(super) fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
 
-    fn consume(&mut self, n: usize) {
+    pub(super) fn consume(&mut self, n: usize) {
         self.start += n;
         if self.start == self.end {
             self.start = 0;
@@ -77,62 +77,67 @@ impl Input {
 }
 
 /// A request body being discarded.
-enum Drain {
+pub(super) enum Drain {
     Length(u64),
     Chunked(ChunkedDecoder),
 }
 
 /// An access-log line waiting for its byte count and duration.
-struct PendingLog {
-    target: LogTarget,
+pub(super) struct PendingLog {
+    pub(super) target: LogTarget,
     /// `addr - - [time] "request"` (up to the status).
-    prefix: String,
+    pub(super) prefix: String,
     /// `"referer" "user agent"`.
-    suffix: String,
-    status: u16,
-    started: Instant,
+    pub(super) suffix: String,
+    pub(super) status: u16,
+    pub(super) started: Instant,
 }
 
 /// The response being written.
-struct Output {
-    head: Vec<u8>,
-    head_pos: usize,
-    body: Body,
-    body_sent: u64,
-    send_body: bool,
+pub(super) struct Output {
+    pub(super) head: Vec<u8>,
+    pub(super) head_pos: usize,
+    pub(super) body: Body,
+    pub(super) body_sent: u64,
+    pub(super) send_body: bool,
 }
 
 /// A client connection.
 pub struct Conn {
-    stream: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    input: Option<Input>,
-    out: Output,
-    phase: Phase,
+    pub(super) stream: TcpStream,
+    pub(super) peer: SocketAddr,
+    pub(super) local: SocketAddr,
+    pub(super) input: Option<Input>,
+    pub(super) out: Output,
+    pub(super) phase: Phase,
     /// Readiness not used up yet (edge-triggered: no new edge will say so).
-    readable: bool,
-    writable: bool,
+    pub(super) readable: bool,
+    pub(super) writable: bool,
     /// Close once the current response is out.
-    close_after: bool,
+    pub(super) close_after: bool,
     /// The peer closed its side.
-    peer_closed: bool,
+    pub(super) peer_closed: bool,
     /// epoll reported a hang-up: read until end of file, whatever a read
     /// returns.
-    hangup: bool,
-    drain: Option<Drain>,
-    requests: u64,
-    limits: ConnectionLimits,
+    pub(super) hangup: bool,
+    pub(super) drain: Option<Drain>,
+    pub(super) requests: u64,
+    pub(super) limits: ConnectionLimits,
     /// `send_timeout` and `client_body_timeout` of the current route.
-    send_timeout: Duration,
-    body_timeout: Duration,
+    pub(super) send_timeout: Duration,
+    pub(super) body_timeout: Duration,
     /// When the connection last made progress in its current phase.
-    progress: Instant,
+    pub(super) progress: Instant,
     /// When the connection must be looked at again.
     pub deadline: Option<Instant>,
     /// When a timer entry is scheduled for it (at most one that matters).
     pub timer_at: Option<Instant>,
-    log: Option<PendingLog>,
+    pub(super) log: Option<PendingLog>,
+    /// Its epoll token (its upstream socket uses it with
+    /// [`super::proxy::UPSTREAM`]).
+    pub(super) token: u64,
+    /// The proxy leg of the current request.
+    pub(super) proxy: Option<Box<super::proxy::Proxy>>,
 }
 
 impl Conn {
@@ -143,6 +148,7 @@ impl Conn {
         peer: SocketAddr,
         local: SocketAddr,
         limits: ConnectionLimits,
+        token: u64,
         now: Instant,
     ) -> Conn {
         let mut c = Conn {
@@ -172,6 +178,8 @@ impl Conn {
             deadline: None,
             timer_at: None,
             log: None,
+            token,
+            proxy: None,
         };
         // A fresh connection gets the head timeout to send its first byte.
         c.deadline = Some(now + c.limits.client_header_timeout);
@@ -203,8 +211,28 @@ impl Conn {
         self.drive(ctx)
     }
 
+    /// Handles readiness of the upstream socket of a proxied request.
+    pub fn on_upstream_event(
+        &mut self,
+        readable: bool,
+        writable: bool,
+        closed: bool,
+        ctx: &mut Ctx,
+    ) -> Next {
+        if let Some(p) = self.proxy.as_mut() {
+            p.ready(readable, writable, closed);
+        }
+        self.drive(ctx)
+    }
+
     /// Handles the deadline passing.
     pub fn on_timeout(&mut self, ctx: &mut Ctx) -> Next {
+        if self.proxy.is_some() {
+            return match self.proxy_timeout(ctx) {
+                super::proxy::Step::Close => Next::Close,
+                _ => self.drive(ctx),
+            };
+        }
         match self.phase {
             Phase::Head { .. } => {
                 // Some of a head arrived but not all of it in time.
@@ -240,6 +268,20 @@ impl Conn {
             if let Phase::Lingering { .. } = self.phase {
                 return self.linger(ctx);
             }
+            if self.proxy.is_some() {
+                match self.proxy_run(ctx) {
+                    super::proxy::Step::Wait => return Next::Keep,
+                    super::proxy::Step::Close => return Next::Close,
+                    super::proxy::Step::Done => {
+                        self.progress = ctx.now;
+                        self.response_done(ctx);
+                        if self.close_after {
+                            return self.begin_close(ctx);
+                        }
+                        continue;
+                    }
+                }
+            }
             if self.out_pending() {
                 if !self.writable {
                     return Next::Keep;
@@ -271,10 +313,13 @@ impl Conn {
                     let max_head = self.limits.client_header_max_size as usize;
                     match parse::parse(input.data(), max_head) {
                         Ok(Some(head)) => {
-                            if let Some(i) = self.input.as_mut() {
-                                i.consume(head.head_len);
-                            }
+                            // The head stays in the buffer while the request
+                            // is routed (a proxied request forwards it).
+                            let len = head.head_len;
                             self.respond(head, ctx);
+                            if let Some(i) = self.input.as_mut() {
+                                i.consume(len);
+                            }
                             continue;
                         }
                         Ok(None) => {
@@ -319,7 +364,7 @@ impl Conn {
     }
 
     /// Reads once into the input buffer.
-    fn read(&mut self, ctx: &mut Ctx) -> io::Result<usize> {
+    pub(super) fn read(&mut self, ctx: &mut Ctx) -> io::Result<usize> {
         let max_head = self.limits.client_header_max_size as usize;
         let input = self.input.get_or_insert_with(|| Input {
             buf: ctx.take_buffer(),
@@ -361,7 +406,7 @@ impl Conn {
 
     /// Writes as much of the response as the socket takes. `Ok(true)`:
     /// all of it.
-    fn flush(&mut self) -> io::Result<bool> {
+    pub(super) fn flush(&mut self) -> io::Result<bool> {
         loop {
             let head = &self.out.head[self.out.head_pos..];
             let body_left = if self.out.send_body {
@@ -520,6 +565,16 @@ impl Conn {
     }
 
     fn update_deadline(&mut self, now: Instant) {
+        if let Some(p) = &self.proxy {
+            let leg = p.deadline();
+            let client = self.progress + self.send_timeout;
+            self.deadline = Some(if self.out_pending() && !self.writable {
+                leg.min(client)
+            } else {
+                leg
+            });
+            return;
+        }
         self.deadline = Some(match self.phase {
             Phase::Lingering { until } => until,
             _ if self.out_pending() => self.progress + self.send_timeout,
@@ -578,7 +633,7 @@ impl Conn {
         let (sid, _) = listener.server(head.host.as_deref());
         let server = &snapshot.servers[sid];
         self.limits = server.connection.clone();
-        let (route, _) = server.route(&head.uri.path);
+        let (route, which) = server.route(&head.uri.path);
         self.send_timeout = route.send_timeout;
         self.body_timeout = route.client_body_timeout;
 
@@ -588,6 +643,31 @@ impl Conn {
             Framing::Length(n) => n > route.client_max_body_size,
             _ => false,
         };
+        let allowed = route.access.check(self.peer.ip()).0;
+        let mut unproxied = None;
+        if let (Action::Proxy(id), false, true) = (&route.action, too_large, allowed) {
+            if !head.keep_alive
+                || ctx.stopping
+                || self.requests >= self.limits.keepalive_requests
+                || self.limits.keepalive_timeout.is_zero()
+            {
+                self.close_after = true;
+            }
+            if route.access_log.is_some() {
+                self.log = Some(pending_log(&head, route, self.peer, 502, ctx.now));
+            }
+            let raw = self
+                .input
+                .as_ref()
+                .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
+                .unwrap_or_default();
+            self.out.head.clear();
+            self.out.head_pos = 0;
+            match self.start_proxy(&head, raw, snapshot, (sid, which), *id, ctx) {
+                None => return,
+                Some(reply) => unproxied = Some(reply),
+            }
+        }
         match head.framing {
             Framing::None => {}
             Framing::Length(n) if n <= DRAIN_LIMIT && !too_large => {
@@ -613,11 +693,13 @@ impl Conn {
             self.close_after = true;
         }
 
-        let reply = if too_large {
+        let reply = if let Some(reply) = unproxied {
+            reply
+        } else if too_large {
             self.close_after = true;
             self.drain = None;
             canned::error(413)
-        } else if !route.access.check(self.peer.ip()).0 {
+        } else if !allowed {
             canned::error(403)
         } else {
             handle(&head, route, ctx)
@@ -635,7 +717,7 @@ impl Conn {
     }
 
     /// Writes the head (and queues the body) of a reply.
-    fn write_reply(
+    pub(super) fn write_reply(
         &mut self,
         reply: Reply,
         route: Option<&Route>,
@@ -709,7 +791,8 @@ fn handle(head: &RequestHead, route: &Route, ctx: &mut Ctx) -> Reply {
         Action::Static => static_file::serve(head, route, &mut ctx.files, ctx.now),
         Action::Return(r) => canned::ret(r, route.charset.as_deref()),
         Action::NotFound => canned::error(404),
-        // Their run time comes with the proxy and metrics stages.
+        // Proxied requests are started in `respond_with`; metrics come
+        // with their own stage.
         Action::Proxy(_) | Action::Metrics => canned::error(501),
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod conn;
 pub mod diff;
+pub mod proxy;
 pub mod reload;
 pub mod worker;
 
@@ -34,6 +35,8 @@ pub struct Shared {
     pub connections: AtomicUsize,
     /// The access-log writer.
     pub access_log: AccessLog,
+    /// Health of upstream members (kept across reloads).
+    pub health: crate::upstream::Health,
 }
 
 /// What a worker's connections use besides their own state.
@@ -52,13 +55,19 @@ pub struct Ctx {
     pub stopping: bool,
     /// The snapshot requests of this loop turn use ([`Ctx::refresh`]).
     pub snapshot: Option<Arc<Snapshot>>,
+    /// The worker's epoll, for upstream sockets.
+    pub poller: Arc<crate::net::Poller>,
+    /// Idle upstream connections of this worker.
+    pub upstream_pool: proxy::Pool,
+    /// Balancer state per upstream group name.
+    pub pickers: rustc_hash::FxHashMap<String, crate::upstream::Picker>,
 }
 
 /// Read buffers kept for reuse per worker at most.
 const POOL: usize = 256;
 
 impl Ctx {
-    fn new(shared: Arc<Shared>) -> Ctx {
+    fn new(shared: Arc<Shared>, poller: Arc<crate::net::Poller>) -> Ctx {
         Ctx {
             shared,
             date: DateCache::default(),
@@ -67,6 +76,9 @@ impl Ctx {
             now: Instant::now(),
             stopping: false,
             snapshot: None,
+            poller,
+            upstream_pool: proxy::Pool::default(),
+            pickers: rustc_hash::FxHashMap::default(),
         }
     }
 
@@ -211,6 +223,7 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
         access_log: AccessLog::start(),
+        health: crate::upstream::Health::new(),
     });
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let mut links = Vec::new();

@@ -3,8 +3,9 @@
 //! workers but the [`Shared`] state behind an `Arc`.
 
 use super::conn::{Conn, Next};
+use super::proxy::UPSTREAM;
 use super::{Ctx, Shared};
-use crate::net::{Event, Poller, TimerWheel, sys};
+use crate::net::{Event, Events, Poller, TimerWheel, sys};
 use crate::routing::ConnectionLimits;
 use nix::sys::eventfd::EventFd;
 use std::io;
@@ -44,7 +45,8 @@ struct Slot {
 
 /// One event loop.
 pub struct Worker {
-    poller: Poller,
+    poller: Arc<Poller>,
+    buffer: Events,
     /// Listen sockets by slot (a slot's index is its token; removed ones
     /// leave a hole so that other tokens stay valid).
     listeners: Vec<Option<(SocketAddr, TcpListener)>>,
@@ -78,17 +80,18 @@ impl Worker {
         shared: Arc<Shared>,
         wake: Arc<EventFd>,
     ) -> io::Result<Worker> {
-        let poller = Poller::new(1024)?;
+        let poller = Arc::new(Poller::new()?);
         poller.add_reader(wake.as_ref(), WAKE)?;
         for (i, (_, l)) in listeners.iter().enumerate() {
             poller.add_listener(l, LISTENER | i as u64, exclusive)?;
         }
-        let ctx = Ctx::new(shared);
+        let ctx = Ctx::new(shared, poller.clone());
         if let Some(watch) = ctx.files.watcher() {
             poller.add_reader(watch, FILES_CHANGED)?;
         }
         Ok(Worker {
             poller,
+            buffer: Events::new(1024),
             listeners: listeners.into_iter().map(Some).collect(),
             commands,
             exclusive,
@@ -115,7 +118,7 @@ impl Worker {
                 timeout = Some(timeout.map_or(PAUSE_CHECK, |t| t.min(PAUSE_CHECK)));
             }
             self.events.clear();
-            match self.poller.wait(timeout) {
+            match self.poller.wait(&mut self.buffer, timeout) {
                 Ok(events) => self.events.extend(events),
                 Err(e) => {
                     crate::log::error(&format!("worker: epoll_wait failed: {e}"));
@@ -156,14 +159,19 @@ impl Worker {
         } else if ev.token & LISTENER != 0 {
             self.accept((ev.token & !LISTENER) as usize);
         } else {
-            let slot = (ev.token & 0xffff_ffff) as usize;
+            let slot = (ev.token & 0x7fff_ffff) as usize;
             let generation = (ev.token >> 32) as u32;
+            let upstream = ev.token & UPSTREAM != 0;
             let next = match self.slots.get_mut(slot) {
                 Some(Slot {
                     generation: g,
                     conn: Some(conn),
                 }) if *g == generation => {
-                    conn.on_event(ev.readable, ev.writable, ev.closed, &mut self.ctx)
+                    if upstream {
+                        conn.on_upstream_event(ev.readable, ev.writable, ev.closed, &mut self.ctx)
+                    } else {
+                        conn.on_event(ev.readable, ev.writable, ev.closed, &mut self.ctx)
+                    }
                 }
                 _ => return, // a stale event for a slot that was reused
             };
@@ -270,7 +278,6 @@ impl Worker {
                     client_header_max_size: 16 << 10,
                 })
         };
-        let conn = Conn::new(stream, peer, local, limits, self.ctx.now);
         let slot = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -282,6 +289,14 @@ impl Worker {
             }
         };
         let generation = self.slots[slot].generation;
+        let conn = Conn::new(
+            stream,
+            peer,
+            local,
+            limits,
+            token(slot, generation),
+            self.ctx.now,
+        );
         if self
             .poller
             .add_stream(conn.stream(), token(slot, generation))

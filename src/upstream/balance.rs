@@ -126,20 +126,29 @@ impl Picker {
                 // while it is up, and moves only when it is not.
                 let n = members.len();
                 let start = (client % n as u64) as usize;
-                (0..n).map(|k| (start + k) % n).find(|&i| eligible(&members[i]))
+                (0..n)
+                    .map(|k| (start + k) % n)
+                    .find(|&i| eligible(&members[i]))
             }
             Balance::Random => {
-                let idx: Vec<usize> = (0..members.len()).filter(|&i| eligible(&members[i])).collect();
+                let idx: Vec<usize> = (0..members.len())
+                    .filter(|&i| eligible(&members[i]))
+                    .collect();
                 let a = idx[(self.next_random() % idx.len() as u64) as usize];
                 let b = idx[(self.next_random() % idx.len() as u64) as usize];
-                let load = |i: usize| (self.active[i] as u64 * 1000) / members[i].weight.max(1) as u64;
+                let load =
+                    |i: usize| (self.active[i] as u64 * 1000) / members[i].weight.max(1) as u64;
                 Some(if load(b) < load(a) { b } else { a })
             }
         }
     }
 
     /// nginx's smooth weighted round robin.
-    fn smooth(&mut self, members: &[Candidate], eligible: &dyn Fn(&Candidate) -> bool) -> Option<usize> {
+    fn smooth(
+        &mut self,
+        members: &[Candidate],
+        eligible: &dyn Fn(&Candidate) -> bool,
+    ) -> Option<usize> {
         let mut total = 0i64;
         let mut best: Option<usize> = None;
         for (i, m) in members.iter().enumerate() {
@@ -157,7 +166,11 @@ impl Picker {
         Some(b)
     }
 
-    fn least(&mut self, members: &[Candidate], eligible: &dyn Fn(&Candidate) -> bool) -> Option<usize> {
+    fn least(
+        &mut self,
+        members: &[Candidate],
+        eligible: &dyn Fn(&Candidate) -> bool,
+    ) -> Option<usize> {
         // Fewest active per unit of weight; ties go round robin.
         let mut best: Option<(u64, usize)> = None;
         let n = members.len();
@@ -205,7 +218,11 @@ mod tests {
     use super::*;
 
     fn c(weight: u32, backup: bool) -> Candidate {
-        Candidate { weight, backup, usable: true }
+        Candidate {
+            weight,
+            backup,
+            usable: true,
+        }
     }
 
     #[test]
@@ -220,7 +237,9 @@ mod tests {
     fn smooth_round_robin_interleaves_by_weight() {
         let members = [c(5, false), c(1, false), c(1, false)];
         let mut p = Picker::new(3);
-        let picks: Vec<usize> = (0..7).map(|_| p.pick(Balance::RoundRobin, &members, 0).expect("pick")).collect();
+        let picks: Vec<usize> = (0..7)
+            .map(|_| p.pick(Balance::RoundRobin, &members, 0).expect("pick"))
+            .collect();
         assert_eq!(picks, vec![0, 0, 1, 0, 2, 0, 0]);
     }
 

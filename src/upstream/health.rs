@@ -72,7 +72,9 @@ impl Health {
         }
         self.with(|m| {
             let s = m.entry((group.to_string(), addr)).or_default();
-            let fresh = s.window_start.is_none_or(|t| now.duration_since(t) > limits.fail_timeout);
+            let fresh = s
+                .window_start
+                .is_none_or(|t| now.duration_since(t) > limits.fail_timeout);
             if fresh {
                 s.window_start = Some(now);
                 s.fails = 0;
@@ -99,7 +101,14 @@ impl Health {
 
     /// Records an active probe; returns `Some(up)` when the member's state
     /// changed.
-    pub fn probed(&self, group: &str, addr: SocketAddr, ok: bool, fails: u32, passes: u32) -> Option<bool> {
+    pub fn probed(
+        &self,
+        group: &str,
+        addr: SocketAddr,
+        ok: bool,
+        fails: u32,
+        passes: u32,
+    ) -> Option<bool> {
         self.with(|m| {
             let s = m.entry((group.to_string(), addr)).or_default();
             if ok {

@@ -1,0 +1,892 @@
+//! The proxy leg of a client connection: pick a member, connect (or reuse
+//! an idle connection), send the request head and stream the body up,
+//! read the response head strictly, stream the body down — both
+//! directions through bounded buffers, so a slow side stops reads from the
+//! other — and hand the upstream connection back to the pool only after a
+//! complete, well-framed response. A `101` turns the connection into a
+//! WebSocket tunnel.
+//!
+//! Failures before any response byte try the next member (each once), then
+//! answer 502 (504 for timeouts); after the response started, the client's
+//! connection closes without a falsely complete body.
+
+use super::Ctx;
+use super::conn::Conn;
+use crate::handler::proxy::{self, ClientBody, RequestBody, ResponseBody, UpstreamHead};
+use crate::handler::{Reply, canned};
+use crate::http::body::ChunkedDecoder;
+use crate::http::{Framing, Method, RequestHead, Version};
+use crate::net::sys;
+use crate::routing::{LocationMatch, Route, ServerId, Snapshot, UpstreamId};
+use crate::upstream::{Candidate, Limits, Picker, client_hash};
+use rustc_hash::FxHashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Token bit of a connection's upstream socket.
+pub const UPSTREAM: u64 = 1 << 31;
+/// Bytes buffered per direction at most before reads from the producer
+/// stop.
+const WINDOW: usize = 64 << 10;
+/// Idle upstream connections older than this are not reused.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// A worker's idle upstream connections, per member address.
+#[derive(Default)]
+pub struct Pool {
+    idle: FxHashMap<SocketAddr, Vec<(TcpStream, Instant)>>,
+}
+
+impl Pool {
+    /// An idle connection to `addr` that is still open, if any.
+    fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
+        let list = self.idle.get_mut(&addr)?;
+        while let Some((s, since)) = list.pop() {
+            if now.duration_since(since) > POOL_IDLE {
+                continue;
+            }
+            // Closed by the upstream meanwhile (or sending unasked bytes)?
+            let mut b = [0u8; 1];
+            match s.peek(&mut b) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(s),
+                _ => continue,
+            }
+        }
+        None
+    }
+
+    /// Keeps a connection for reuse, up to `max` per member.
+    fn give(&mut self, addr: SocketAddr, s: TcpStream, max: u64, now: Instant) {
+        let list = self.idle.entry(addr).or_default();
+        if (list.len() as u64) < max {
+            list.push((s, now));
+        }
+    }
+}
+
+/// Why an attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// Refused, reset, closed before a response byte.
+    Error,
+    /// `proxy_connect_timeout`.
+    Timeout,
+}
+
+/// Where the leg is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Waiting for the TCP handshake.
+    Connecting,
+    /// Request going up, response coming down.
+    Exchanging,
+    /// A WebSocket after `101`: bytes both ways.
+    Tunnel,
+}
+
+/// The response being relayed.
+struct Relay {
+    head: UpstreamHead,
+    to_client: ClientBody,
+    /// Bytes of a `Content-Length` body still to come.
+    left: u64,
+    decoder: Option<ChunkedDecoder>,
+    done: bool,
+}
+
+/// The proxy leg of one request.
+pub struct Proxy {
+    snapshot: Arc<Snapshot>,
+    server: ServerId,
+    location: LocationMatch,
+    group: UpstreamId,
+    member: usize,
+    addr: SocketAddr,
+    stream: Option<TcpStream>,
+    reused: bool,
+    tried: Vec<usize>,
+    state: State,
+    up_readable: bool,
+    up_writable: bool,
+    raw_head: Vec<u8>,
+    websocket: bool,
+    head_request: bool,
+    client_version: Version,
+    client_keep_alive: bool,
+    body: RequestBody,
+    req_left: u64,
+    req_decoder: Option<ChunkedDecoder>,
+    req_done: bool,
+    body_consumed: bool,
+    to_up: Vec<u8>,
+    to_up_pos: usize,
+    from_up: Vec<u8>,
+    relay: Option<Relay>,
+    started: bool,
+    progress: Instant,
+    connect_started: Instant,
+    last_failure: Failure,
+    /// Body bytes sent to the client (for the access log).
+    pub sent: u64,
+}
+
+/// What the leg says after running.
+pub enum Step {
+    /// Waiting for readiness or a deadline.
+    Wait,
+    /// The exchange is complete and the client's output flushed.
+    Done,
+    /// Close the client connection.
+    Close,
+}
+
+impl Proxy {
+    fn route(&self) -> &Route {
+        let server = &self.snapshot.servers[self.server];
+        match self.location {
+            LocationMatch::Location(i) => &server.locations.list()[i].route,
+            _ => &server.fallback,
+        }
+    }
+
+    /// The deadline of the leg.
+    pub fn deadline(&self) -> Instant {
+        let r = self.route();
+        match self.state {
+            State::Connecting => self.connect_started + r.proxy_connect_timeout,
+            State::Tunnel => self.progress + r.proxy_read_timeout,
+            State::Exchanging if self.to_up_pos < self.to_up.len() && !self.up_writable => {
+                self.progress + r.proxy_send_timeout
+            }
+            State::Exchanging => self.progress + r.proxy_read_timeout,
+        }
+    }
+
+    /// Upstream readiness from epoll.
+    pub fn ready(&mut self, readable: bool, writable: bool, closed: bool) {
+        self.up_readable |= readable || closed;
+        self.up_writable |= writable || closed;
+    }
+}
+
+impl Conn {
+    /// Starts proxying `head` to group `id`. `Some(reply)` when no member
+    /// can be tried at all (502 at once).
+    pub(super) fn start_proxy(
+        &mut self,
+        head: &RequestHead,
+        raw_head: Vec<u8>,
+        snapshot: &Arc<Snapshot>,
+        at: (ServerId, LocationMatch),
+        id: UpstreamId,
+        ctx: &mut Ctx,
+    ) -> Option<Reply> {
+        let body = match head.framing {
+            Framing::None => RequestBody::None,
+            Framing::Length(n) => RequestBody::Length(n),
+            Framing::Chunked => RequestBody::Chunked,
+        };
+        let websocket = proxy::wants_websocket(&raw_head);
+        let mut p = Box::new(Proxy {
+            snapshot: snapshot.clone(),
+            server: at.0,
+            location: at.1,
+            group: id,
+            member: 0,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            stream: None,
+            reused: false,
+            tried: Vec::new(),
+            state: State::Connecting,
+            up_readable: false,
+            up_writable: false,
+            raw_head,
+            websocket,
+            head_request: head.method == Method::Head,
+            client_version: head.version,
+            client_keep_alive: head.keep_alive,
+            body,
+            req_left: match body {
+                RequestBody::Length(n) => n,
+                _ => 0,
+            },
+            req_decoder: (body == RequestBody::Chunked)
+                .then(|| ChunkedDecoder::new(p_limit(snapshot, at))),
+            req_done: body == RequestBody::None,
+            body_consumed: false,
+            to_up: Vec::new(),
+            to_up_pos: 0,
+            from_up: Vec::new(),
+            relay: None,
+            started: false,
+            progress: ctx.now,
+            connect_started: ctx.now,
+            last_failure: Failure::Error,
+            sent: 0,
+        });
+        if !self.connect_next(&mut p, ctx) {
+            let group = &snapshot.upstreams[id];
+            crate::log::warn(&format!(
+                "upstream {}: no member is up; answering 502",
+                group.name
+            ));
+            return Some(canned::error(502));
+        }
+        if head.expect_continue && body != RequestBody::None {
+            self.out
+                .head
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        self.proxy = Some(p);
+        None
+    }
+
+    /// Picks the next member and connects (or reuses an idle connection).
+    fn connect_next(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> bool {
+        let group = &p.snapshot.upstreams[p.group];
+        let health = &ctx.shared.health;
+        loop {
+            let candidates: Vec<Candidate> = group
+                .members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| Candidate {
+                    weight: m.weight,
+                    backup: m.backup,
+                    usable: !p.tried.contains(&i) && health.is_up(&group.name, m.addr, ctx.now),
+                })
+                .collect();
+            let picker = ctx
+                .pickers
+                .entry(group.name.clone())
+                .or_insert_with(|| Picker::new(group.members.len()));
+            if picker.len() != group.members.len() {
+                *picker = Picker::new(group.members.len());
+            }
+            let Some(i) = picker.pick(group.balance, &candidates, client_hash(self.peer.ip()))
+            else {
+                return false;
+            };
+            p.tried.push(i);
+            let addr = group.members[i].addr;
+            p.member = i;
+            p.addr = addr;
+            let host = group.members[i].name.clone();
+            p.to_up = proxy::request_head(
+                &p.raw_head,
+                p.route(),
+                self.peer.ip(),
+                &host,
+                p.body,
+                p.websocket,
+            );
+            p.to_up_pos = 0;
+            p.from_up.clear();
+            p.progress = ctx.now;
+            if let Some(s) = ctx.upstream_pool.take(addr, ctx.now) {
+                if ctx.poller.add_stream(&s, self.token | UPSTREAM).is_ok() {
+                    p.stream = Some(s);
+                    p.reused = true;
+                    p.state = State::Exchanging;
+                    p.up_writable = true;
+                    p.up_readable = false;
+                    picker.started(i);
+                    return true;
+                }
+            }
+            match sys::connect(addr) {
+                Ok(s) => {
+                    if ctx.poller.add_stream(&s, self.token | UPSTREAM).is_err() {
+                        continue;
+                    }
+                    p.stream = Some(s);
+                    p.reused = false;
+                    p.state = State::Connecting;
+                    p.connect_started = ctx.now;
+                    p.up_writable = false;
+                    p.up_readable = false;
+                    picker.started(i);
+                    return true;
+                }
+                Err(e) => {
+                    crate::log::warn(&format!("upstream {} member {addr}: {e}", group.name));
+                    let m = &group.members[i];
+                    health.failed(
+                        &group.name,
+                        addr,
+                        Limits {
+                            max_fails: m.max_fails,
+                            fail_timeout: m.fail_timeout,
+                        },
+                        ctx.now,
+                    );
+                }
+            }
+        }
+    }
+
+    /// Runs the leg as far as it can go.
+    pub(super) fn proxy_run(&mut self, ctx: &mut Ctx) -> Step {
+        let Some(mut p) = self.proxy.take() else {
+            return Step::Done;
+        };
+        let step = loop {
+            match self.proxy_step(&mut p, ctx) {
+                Ok(true) => continue,
+                Ok(false) => break Step::Wait,
+                Err(End::Close) => break Step::Close,
+                Err(End::Done) => break Step::Done,
+                Err(End::Failed(kind)) => match self.proxy_failed(&mut p, kind, ctx) {
+                    Some(step) => break step,
+                    None => continue,
+                },
+            }
+        };
+        if matches!(step, Step::Wait) {
+            self.proxy = Some(p);
+        } else {
+            self.finish_leg(&mut p, ctx);
+            if let (Step::Done, Some(log)) = (&step, self.log.as_mut()) {
+                log.status = p.relay.as_ref().map_or(log.status, |r| r.head.status);
+            }
+            self.out.body_sent = p.sent;
+            self.out.send_body = true;
+        }
+        step
+    }
+
+    /// Handles a deadline that passed while proxying.
+    pub(super) fn proxy_timeout(&mut self, ctx: &mut Ctx) -> Step {
+        let Some(mut p) = self.proxy.take() else {
+            return Step::Close;
+        };
+        if ctx.now < p.deadline() {
+            self.proxy = Some(p);
+            return Step::Wait;
+        }
+        let step = match p.state {
+            State::Connecting => self.proxy_failed(&mut p, Failure::Timeout, ctx),
+            State::Tunnel => Some(Step::Close),
+            State::Exchanging if p.started => Some(Step::Close),
+            State::Exchanging => {
+                crate::log::warn(&format!(
+                    "upstream member {} timed out; answering 504",
+                    p.addr
+                ));
+                self.leg_error(&mut p, 504, ctx);
+                None
+            }
+        };
+        match step {
+            Some(s) => {
+                self.finish_leg(&mut p, ctx);
+                s
+            }
+            None => {
+                self.proxy = Some(p);
+                self.proxy_run(ctx)
+            }
+        }
+    }
+
+    /// An attempt failed: the next member, or an error answer. `Some` ends
+    /// the leg.
+    fn proxy_failed(&mut self, p: &mut Proxy, kind: Failure, ctx: &mut Ctx) -> Option<Step> {
+        let snapshot = p.snapshot.clone();
+        let group = &snapshot.upstreams[p.group];
+        let stale = p.reused && kind == Failure::Error;
+        if let Some(s) = p.stream.take() {
+            let _ = ctx.poller.remove(&s);
+        }
+        if let Some(picker) = ctx.pickers.get_mut(&group.name) {
+            picker.finished(p.member);
+        }
+        if !stale {
+            let m = &group.members[p.member];
+            ctx.shared.health.failed(
+                &group.name,
+                p.addr,
+                Limits {
+                    max_fails: m.max_fails,
+                    fail_timeout: m.fail_timeout,
+                },
+                ctx.now,
+            );
+            crate::log::warn(&format!(
+                "upstream {} member {}: {}",
+                group.name,
+                p.addr,
+                if kind == Failure::Timeout {
+                    "connect timed out"
+                } else {
+                    "failed before answering"
+                }
+            ));
+        }
+        if p.started {
+            return Some(Step::Close);
+        }
+        if p.body_consumed {
+            // The body cannot be sent again.
+            self.leg_error(p, 502, ctx);
+            return None;
+        }
+        if stale {
+            // An idle connection the upstream had closed: try the same member afresh.
+            p.tried.retain(|&i| i != p.member);
+        }
+        p.last_failure = kind;
+        if self.connect_next(p, ctx) {
+            return None;
+        }
+        let status = if p.last_failure == Failure::Timeout {
+            504
+        } else {
+            502
+        };
+        crate::log::warn(&format!(
+            "upstream {}: no member left to try; answering {status}",
+            group.name
+        ));
+        self.leg_error(p, status, ctx);
+        None
+    }
+
+    /// Answers the client with an error page instead of the upstream's
+    /// response; the leg is then done (it closes when the page is out).
+    fn leg_error(&mut self, p: &mut Proxy, status: u16, ctx: &mut Ctx) {
+        if let Some(s) = p.stream.take() {
+            let _ = ctx.poller.remove(&s);
+        }
+        self.close_after |= !p.req_done;
+        let snapshot = p.snapshot.clone();
+        let route = p.route();
+        let reply = canned::error(status);
+        let len = reply.body.len();
+        self.write_reply(
+            reply,
+            Some(route),
+            p.client_version,
+            p.head_request,
+            &snapshot,
+            ctx,
+        );
+        // The page goes out through the leg's end: the body is in `out`.
+        if let crate::handler::Body::Shared { bytes, start, end } =
+            std::mem::replace(&mut self.out.body, crate::handler::Body::Empty)
+        {
+            if self.out.send_body {
+                self.out.head.extend_from_slice(&bytes[start..end]);
+            }
+        }
+        self.out.send_body = false;
+        p.sent = if p.head_request { 0 } else { len };
+        p.started = true;
+        p.req_done = true;
+        p.state = State::Exchanging;
+        p.to_up.clear();
+        p.to_up_pos = 0;
+        p.from_up.clear();
+        p.up_readable = false;
+        p.up_writable = false;
+        p.relay = Some(Relay {
+            head: UpstreamHead {
+                status,
+                len: 0,
+                body: ResponseBody::None,
+                keep_alive: false,
+            },
+            to_client: ClientBody::None,
+            left: 0,
+            decoder: None,
+            done: true,
+        });
+        if let Some(log) = self.log.as_mut() {
+            log.status = status;
+        }
+    }
+
+    /// Releases the upstream side: back to the pool after a complete,
+    /// well-framed exchange, else closed.
+    fn finish_leg(&mut self, p: &mut Proxy, ctx: &mut Ctx) {
+        let snapshot = p.snapshot.clone();
+        let group = &snapshot.upstreams[p.group];
+        let Some(s) = p.stream.take() else { return };
+        let _ = ctx.poller.remove(&s);
+        if let Some(picker) = ctx.pickers.get_mut(&group.name) {
+            picker.finished(p.member);
+        }
+        let clean = p.req_done
+            && p.from_up.is_empty()
+            && p.state == State::Exchanging
+            && p.relay
+                .as_ref()
+                .is_some_and(|r| r.done && r.head.keep_alive);
+        if clean {
+            ctx.shared.health.succeeded(&group.name, p.addr);
+            ctx.upstream_pool.give(p.addr, s, group.keepalive, ctx.now);
+        }
+    }
+
+    /// One pass over everything the leg can do now. `Ok(true)`: progress
+    /// was made, run again.
+    fn proxy_step(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
+        let mut progress = false;
+        if p.state == State::Connecting {
+            if !p.up_writable {
+                return Ok(false);
+            }
+            let err = p
+                .stream
+                .as_ref()
+                .and_then(|s| s.take_error().ok().flatten());
+            if err.is_some() {
+                return Err(End::Failed(Failure::Error));
+            }
+            p.state = State::Exchanging;
+            p.progress = ctx.now;
+            progress = true;
+        }
+        // Client → upstream: the head, then body bytes re-framed.
+        if !p.req_done && p.to_up.len() - p.to_up_pos < WINDOW {
+            progress |= self.pull_request_body(p, ctx)?;
+        }
+        if p.to_up_pos < p.to_up.len() && p.up_writable && p.stream.is_some() {
+            let Some(s) = p.stream.as_mut() else {
+                return Err(End::Failed(Failure::Error));
+            };
+            match s.write(&p.to_up[p.to_up_pos..]) {
+                Ok(n) => {
+                    p.to_up_pos += n;
+                    p.progress = ctx.now;
+                    progress = true;
+                    if p.to_up_pos == p.to_up.len() {
+                        p.to_up.clear();
+                        p.to_up_pos = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => p.up_writable = false,
+                Err(_) if p.relay.is_none() => return Err(End::Failed(Failure::Error)),
+                Err(_) => return Err(End::Close),
+            }
+        }
+        // Upstream → client, while the client's window has room.
+        let out_pending = self.out.head.len() - self.out.head_pos;
+        if p.up_readable
+            && p.stream.is_some()
+            && out_pending < WINDOW
+            && p.relay.as_ref().is_none_or(|r| !r.done)
+        {
+            let Some(s) = p.stream.as_mut() else {
+                return Err(End::Failed(Failure::Error));
+            };
+            let at = p.from_up.len();
+            p.from_up.resize(at + (16 << 10), 0);
+            match s.read(&mut p.from_up[at..]) {
+                Ok(0) => {
+                    p.from_up.truncate(at);
+                    p.up_readable = false;
+                    return self.upstream_closed(p);
+                }
+                Ok(n) => {
+                    p.from_up.truncate(at + n);
+                    p.progress = ctx.now;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    p.from_up.truncate(at);
+                    p.up_readable = false;
+                }
+                Err(_) => {
+                    p.from_up.truncate(at);
+                    return if p.relay.is_none() {
+                        Err(End::Failed(Failure::Error))
+                    } else {
+                        Err(End::Close)
+                    };
+                }
+            }
+        }
+        if !p.from_up.is_empty() {
+            progress |= self.relay_response(p, ctx)?;
+        }
+        // The client's output.
+        if self.out.head_pos < self.out.head.len() {
+            if self.writable {
+                match self.flush() {
+                    Ok(_) => progress = true,
+                    Err(_) => return Err(End::Close),
+                }
+            }
+            if self.out.head_pos == self.out.head.len() {
+                self.out.head.clear();
+                self.out.head_pos = 0;
+            }
+        }
+        let flushed = self.out.head_pos == self.out.head.len();
+        if p.relay.as_ref().is_some_and(|r| r.done) && flushed && p.state != State::Tunnel {
+            if !p.req_done {
+                // The response ended before the request body did: the rest
+                // of the body cannot be told apart from a next request.
+                self.close_after = true;
+            }
+            return Err(End::Done);
+        }
+        Ok(progress)
+    }
+
+    /// Moves request body bytes from the client's input into `to_up`.
+    fn pull_request_body(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
+        let mut progress = false;
+        loop {
+            if let Some(input) = self.input.as_mut() {
+                let data = input.data();
+                let used = if p.state == State::Tunnel {
+                    p.to_up.extend_from_slice(data);
+                    data.len()
+                } else if let Some(d) = p.req_decoder.as_mut() {
+                    let to_up = &mut p.to_up;
+                    let n = d
+                        .decode(data, |chunk| {
+                            to_up.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                            to_up.extend_from_slice(chunk);
+                            to_up.extend_from_slice(b"\r\n");
+                        })
+                        .map_err(|_| End::Close)?;
+                    if d.is_done() {
+                        p.to_up.extend_from_slice(b"0\r\n\r\n");
+                        p.req_done = true;
+                    }
+                    n
+                } else {
+                    let n = (p.req_left.min(data.len() as u64)) as usize;
+                    p.to_up.extend_from_slice(&data[..n]);
+                    p.req_left -= n as u64;
+                    if p.req_left == 0 {
+                        p.req_done = true;
+                    }
+                    n
+                };
+                if used > 0 {
+                    input.consume(used);
+                    p.body_consumed = true;
+                    p.progress = ctx.now;
+                    progress = true;
+                }
+            }
+            if (p.req_done && p.state != State::Tunnel)
+                || p.to_up.len() - p.to_up_pos >= WINDOW
+                || !self.readable
+                || self.peer_closed
+            {
+                if self.peer_closed && !p.req_done {
+                    return Err(End::Close);
+                }
+                return Ok(progress);
+            }
+            match self.read(ctx) {
+                Ok(0) => {
+                    self.peer_closed = true;
+                    if p.state == State::Tunnel || !p.req_done {
+                        return Err(End::Close);
+                    }
+                    return Ok(progress);
+                }
+                Ok(_) => progress = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(progress);
+                }
+                Err(_) => return Err(End::Close),
+            }
+        }
+    }
+
+    /// The upstream closed its side.
+    fn upstream_closed(&mut self, p: &mut Proxy) -> Result<bool, End> {
+        match p.relay.as_mut() {
+            None => Err(End::Failed(Failure::Error)),
+            Some(r) if r.head.body == ResponseBody::Close && !r.done => {
+                r.done = true;
+                if r.to_client == ClientBody::Chunked {
+                    self.out.head.extend_from_slice(b"0\r\n\r\n");
+                }
+                Ok(true)
+            }
+            Some(_) if p.state == State::Tunnel => Err(End::Close),
+            Some(r) if r.done => Ok(false),
+            // Gone in the middle of a body: the client must not take what
+            // it got for a whole response.
+            Some(_) => Err(End::Close),
+        }
+    }
+
+    /// Parses the response head when it is complete, then passes body
+    /// bytes to the client re-framed.
+    fn relay_response(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
+        if p.state == State::Tunnel {
+            self.out.head.extend_from_slice(&p.from_up);
+            p.sent += p.from_up.len() as u64;
+            p.from_up.clear();
+            return Ok(true);
+        }
+        if p.relay.is_none() {
+            let head = match proxy::parse_response(&p.from_up, p.head_request) {
+                Ok(Some(h)) => h,
+                Ok(None) => return Ok(false),
+                Err(bad) => {
+                    crate::log::warn(&format!(
+                        "upstream member {}: {}; answering 502",
+                        p.addr, bad.0
+                    ));
+                    self.leg_error(p, 502, ctx);
+                    p.from_up.clear();
+                    return Ok(true);
+                }
+            };
+            if head.status < 200 && head.status != 101 {
+                // 100 Continue, 103 Early Hints: not relayed (xps answered
+                // Expect itself).
+                p.from_up.drain(..head.len);
+                return Ok(true);
+            }
+            let http11 = p.client_version == Version::Http11;
+            let upgrade = head.status == 101 && p.websocket;
+            let to_client = match head.body {
+                ResponseBody::None => ClientBody::None,
+                ResponseBody::Length(n) => ClientBody::Length(n),
+                ResponseBody::Chunked | ResponseBody::Close if http11 => ClientBody::Chunked,
+                ResponseBody::Chunked | ResponseBody::Close => ClientBody::Close,
+            };
+            if to_client == ClientBody::Close
+                || !p.client_keep_alive
+                || ctx.stopping
+                || head.status == 101 && !upgrade
+            {
+                self.close_after = true;
+            }
+            let http10_ka = p.client_version == Version::Http10 && !self.close_after;
+            let client_head = proxy::client_head(
+                &p.from_up[..head.len],
+                p.route(),
+                to_client,
+                self.close_after,
+                http10_ka,
+            );
+            self.out.head.extend_from_slice(&client_head);
+            p.from_up.drain(..head.len);
+            p.started = true;
+            if let Some(log) = self.log.as_mut() {
+                log.status = head.status;
+            }
+            if upgrade {
+                p.state = State::Tunnel;
+                p.req_done = true;
+                p.relay = Some(Relay {
+                    head,
+                    to_client,
+                    left: 0,
+                    decoder: None,
+                    done: false,
+                });
+                return Ok(true);
+            }
+            let done = head.body == ResponseBody::None || head.body == ResponseBody::Length(0);
+            p.relay = Some(Relay {
+                left: match head.body {
+                    ResponseBody::Length(n) => n,
+                    _ => 0,
+                },
+                decoder: (head.body == ResponseBody::Chunked)
+                    .then(|| ChunkedDecoder::new(u64::MAX)),
+                head,
+                to_client,
+                done,
+            });
+            if done {
+                if to_client == ClientBody::Chunked {
+                    self.out.head.extend_from_slice(b"0\r\n\r\n");
+                }
+                return Ok(true);
+            }
+        }
+        let Some(r) = p.relay.as_mut() else {
+            return Ok(false);
+        };
+        if r.done {
+            // Bytes after a complete response: the connection is not reused.
+            p.from_up.clear();
+            r.head.keep_alive = false;
+            return Ok(false);
+        }
+        let chunked_out = r.to_client == ClientBody::Chunked;
+        let out = &mut self.out.head;
+        let mut sent = 0u64;
+        let mut emit = |data: &[u8]| {
+            if data.is_empty() {
+                return;
+            }
+            if chunked_out {
+                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                out.extend_from_slice(data);
+                out.extend_from_slice(b"\r\n");
+            } else {
+                out.extend_from_slice(data);
+            }
+            sent += data.len() as u64;
+        };
+        let used = match r.head.body {
+            ResponseBody::Length(_) => {
+                let n = (r.left.min(p.from_up.len() as u64)) as usize;
+                emit(&p.from_up[..n]);
+                r.left -= n as u64;
+                r.done = r.left == 0;
+                n
+            }
+            ResponseBody::Chunked => {
+                let Some(d) = r.decoder.as_mut() else {
+                    return Err(End::Close);
+                };
+                let n = match d.decode(&p.from_up, &mut emit) {
+                    Ok(n) => n,
+                    Err(_) => return Err(End::Close),
+                };
+                r.done = d.is_done();
+                n
+            }
+            ResponseBody::Close => {
+                let n = p.from_up.len();
+                emit(&p.from_up);
+                n
+            }
+            ResponseBody::None => 0,
+        };
+        p.sent += sent;
+        p.from_up.drain(..used);
+        if r.done && chunked_out {
+            self.out.head.extend_from_slice(b"0\r\n\r\n");
+        }
+        Ok(used > 0)
+    }
+}
+
+/// Why a step ended the loop.
+enum End {
+    /// Close the client.
+    Close,
+    /// The exchange is complete.
+    Done,
+    /// The attempt failed before any response byte.
+    Failed(Failure),
+}
+
+/// `client_max_body_size` of the route a request is proxied from.
+fn p_limit(snapshot: &Snapshot, at: (ServerId, LocationMatch)) -> u64 {
+    let server = &snapshot.servers[at.0];
+    match at.1 {
+        LocationMatch::Location(i) => server.locations.list()[i].route.client_max_body_size,
+        _ => server.fallback.client_max_body_size,
+    }
+}
