@@ -2,6 +2,7 @@
 
 mod server;
 mod support;
+mod upstream;
 
 mod bad_input;
 mod cli;
@@ -10,4 +11,5 @@ mod docs;
 mod examples;
 mod http_behaviour;
 mod http_golden;
+mod proxy;
 mod reload;

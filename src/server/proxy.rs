@@ -550,7 +550,7 @@ impl Conn {
             progress = true;
         }
         // Client → upstream: the head, then body bytes re-framed.
-        if !p.req_done && p.to_up.len() - p.to_up_pos < WINDOW {
+        if (!p.req_done || p.state == State::Tunnel) && p.to_up.len() - p.to_up_pos < WINDOW {
             progress |= self.pull_request_body(p, ctx)?;
         }
         if p.to_up_pos < p.to_up.len() && p.up_writable && p.stream.is_some() {

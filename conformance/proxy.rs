@@ -1,0 +1,474 @@
+//! Reverse proxy through real upstream sockets: headers both ways, framing,
+//! bodies both ways, failures, balancing, keep-alive reuse, WebSocket.
+
+use crate::server::{Server, connect, is_closed, read_response, request};
+use crate::upstream::{self, Answer, closed_port, ok};
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+fn proxy_to(settings: &str, location: &str) -> Server {
+    let template = format!(
+        "{settings}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n{location}\n    }}\n}}\n"
+    );
+    Server::start(&template, |_| {})
+}
+
+#[test]
+fn headers_go_up_and_come_back() {
+    let up = upstream::start(|_| {
+        Answer::Bytes(b"HTTP/1.1 203 Mine\r\nServer: app/2\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nConnection: X-Drop\r\nX-Drop: 1\r\nX-App: yes\r\nContent-Length: 2\r\n\r\nok".to_vec())
+    });
+    let server = proxy_to(
+        "",
+        &format!(
+            "        proxy_pass {};\n        proxy_set_header X-Edge xps;\n        add_header X-Added yes;",
+            up.addr()
+        ),
+    );
+    let r = server.raw(b"GET /path?q=1 HTTP/1.1\r\nHost: site.test\r\nX-Forwarded-For: 10.0.0.1\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nTE: trailers\r\nUser-Agent: tester\r\n\r\n");
+    assert_eq!(r.status_line, "HTTP/1.1 203 Mine");
+    assert_eq!(
+        r.header("server"),
+        Some("app/2"),
+        "the upstream's Server is kept"
+    );
+    assert_eq!(
+        r.header("date"),
+        Some("Mon, 01 Jan 2024 00:00:00 GMT"),
+        "the upstream's Date is kept"
+    );
+    assert_eq!(r.header("x-app"), Some("yes"));
+    assert_eq!(r.header("x-added"), Some("yes"));
+    assert!(
+        r.header("x-drop").is_none(),
+        "a field named in Connection came through"
+    );
+    assert_eq!(r.body, b"ok");
+    let got = up.received.lock().expect("lock")[0].clone();
+    assert!(
+        got.head.starts_with("GET /path?q=1 HTTP/1.1\r\n"),
+        "{}",
+        got.head
+    );
+    assert_eq!(got.header("host").as_deref(), Some("site.test"));
+    assert_eq!(
+        got.header("x-forwarded-for").as_deref(),
+        Some("10.0.0.1, 127.0.0.1")
+    );
+    assert_eq!(got.header("x-real-ip").as_deref(), Some("127.0.0.1"));
+    assert_eq!(got.header("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(got.header("x-forwarded-host").as_deref(), Some("site.test"));
+    assert_eq!(got.header("x-edge").as_deref(), Some("xps"));
+    assert_eq!(got.header("user-agent").as_deref(), Some("tester"));
+    for hop in ["x-secret", "te", "connection"] {
+        assert!(
+            got.header(hop).is_none(),
+            "{hop} went upstream: {}",
+            got.head
+        );
+    }
+}
+
+#[test]
+fn chunked_and_close_delimited_responses_are_reframed() {
+    let up = upstream::start(|r| {
+        if r.head.starts_with("GET /chunked") {
+            Answer::Bytes(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n".to_vec())
+        } else {
+            Answer::Close(b"HTTP/1.0 200 OK\r\n\r\nuntil close".to_vec())
+        }
+    });
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    s.write_all(request("GET", "/chunked", &[]).as_bytes())
+        .expect("send");
+    let r = read_chunked(&mut s);
+    assert_eq!(r, b"hello world");
+    s.write_all(request("GET", "/close", &[]).as_bytes())
+        .expect("send");
+    let r = read_chunked(&mut s);
+    assert_eq!(r, b"until close");
+    // The client connection is still usable after both.
+    s.write_all(request("GET", "/chunked", &[]).as_bytes())
+        .expect("send");
+    assert_eq!(read_chunked(&mut s), b"hello world");
+}
+
+/// Reads a chunked response on `s` and returns its body.
+fn read_chunked(s: &mut std::net::TcpStream) -> Vec<u8> {
+    let r = {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).expect("head");
+            head.push(b[0]);
+        }
+        String::from_utf8_lossy(&head).into_owned()
+    };
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{r}"
+    );
+    let mut body = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            s.read_exact(&mut b).expect("size line");
+            line.push(b[0]);
+        }
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&line).trim(), 16).expect("hex size");
+        let mut chunk = vec![0u8; size + 2];
+        s.read_exact(&mut chunk).expect("chunk");
+        body.extend_from_slice(&chunk[..size]);
+        if size == 0 {
+            return body;
+        }
+    }
+}
+
+#[test]
+fn request_bodies_go_up_identical() {
+    let up = upstream::start(|r| ok(&r.body.len().to_string()));
+    let server = proxy_to(
+        "client_max_body_size 10m;",
+        &format!("        proxy_pass {};", up.addr()),
+    );
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
+    let mut s = server.connect();
+    let head = format!(
+        "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        data.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(&data).expect("body");
+    assert_eq!(
+        read_response(&mut s, false).expect("answer").text(),
+        "1000000"
+    );
+    // Chunked, with Expect: 100-continue answered by xps.
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n").expect("head");
+    let cont = read_response(&mut s, true).expect("100 Continue");
+    assert_eq!(cont.status, 100);
+    s.write_all(b"3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n")
+        .expect("chunks");
+    assert_eq!(read_response(&mut s, false).expect("answer").text(), "7");
+    let got = up.received.lock().expect("lock");
+    assert!(got[0].body == data);
+    assert_eq!(got[1].body, b"abcdefg");
+    assert_eq!(
+        got[1].header("transfer-encoding").as_deref(),
+        Some("chunked")
+    );
+    assert!(got[1].header("expect").is_none());
+}
+
+#[test]
+fn big_bodies_stream_both_ways_with_flat_memory() {
+    const DOWN: usize = 64 << 20;
+    const UP: usize = 50 << 20;
+    let up = upstream::start(|r| {
+        if r.head.starts_with("POST") {
+            ok(&r.body.len().to_string())
+        } else {
+            let mut resp =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {DOWN}\r\n\r\n").into_bytes();
+            resp.extend((0..DOWN).map(|i| (i % 241) as u8));
+            Answer::Bytes(resp)
+        }
+    });
+    let server = proxy_to(
+        "client_max_body_size 100m;",
+        &format!("        proxy_pass {};", up.addr()),
+    );
+    let before = server.rss_kib();
+    let mut s = server.connect();
+    s.write_all(request("GET", "/big", &[]).as_bytes())
+        .expect("send");
+    // Read slowly at first, watching the proxy's memory.
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut b).expect("head");
+        head.push(b[0]);
+    }
+    let mut body = vec![0u8; DOWN];
+    let mut got = 0;
+    let mut peak = before;
+    while got < DOWN {
+        let n = s
+            .read(&mut body[got..(got + 65536).min(DOWN)])
+            .expect("read");
+        assert!(n > 0, "the body ended early");
+        got += n;
+        if got < 8 << 20 {
+            peak = peak.max(server.rss_kib());
+        }
+    }
+    assert!(
+        body.iter().enumerate().all(|(i, b)| *b == (i % 241) as u8),
+        "the body differs"
+    );
+    assert!(peak < before + 8192, "RSS grew from {before} to {peak} KiB");
+    // 50 MiB up.
+    let data: Vec<u8> = (0..UP).map(|i| (i % 239) as u8).collect();
+    s.write_all(format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {UP}\r\n\r\n").as_bytes())
+        .expect("head");
+    s.write_all(&data).expect("body");
+    assert_eq!(
+        read_response(&mut s, false).expect("answer").text(),
+        UP.to_string()
+    );
+    let received = up.received.lock().expect("lock");
+    assert!(
+        received.last().is_some_and(|r| r.body == data),
+        "the uploaded body differs"
+    );
+}
+
+#[test]
+fn a_refused_member_is_skipped_and_none_left_is_502() {
+    let good = upstream::start(|_| ok("good"));
+    let dead = closed_port();
+    let server = proxy_to(
+        &format!(
+            "upstream app {{\n    server 127.0.0.1:{dead};\n    server {};\n}}\nworkers 1;",
+            good.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    for _ in 0..4 {
+        assert_eq!(server.get("/", &[]).text(), "good");
+    }
+    let all_dead = proxy_to(
+        &format!(
+            "upstream app {{\n    server 127.0.0.1:{dead};\n    server 127.0.0.1:{};\n}}",
+            closed_port()
+        ),
+        "        proxy_pass app;",
+    );
+    let started = Instant::now();
+    assert_eq!(all_dead.get("/", &[]).status, 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "502 took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_member_that_resets_before_answering_is_skipped() {
+    let reset = upstream::start(|_| Answer::Reset);
+    let good = upstream::start(|_| ok("good"));
+    let server = proxy_to(
+        &format!(
+            "upstream app {{\n    server {} max_fails=0;\n    server {};\n}}\nworkers 1;",
+            reset.addr(),
+            good.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    for _ in 0..4 {
+        assert_eq!(server.get("/", &[]).text(), "good");
+    }
+}
+
+#[test]
+fn timeouts_give_504() {
+    let hang = upstream::start(|_| Answer::Hang);
+    let server = proxy_to(
+        "proxy_read_timeout 300ms;",
+        &format!("        proxy_pass {};", hang.addr()),
+    );
+    let started = Instant::now();
+    assert_eq!(server.get("/", &[]).status, 504);
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn an_upstream_gone_mid_body_closes_the_client_without_a_complete_body() {
+    let up = upstream::start(|_| {
+        Answer::Close(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part".to_vec())
+    });
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    s.write_all(request("GET", "/", &[]).as_bytes())
+        .expect("send");
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.contains("Content-Length: 100"), "{text}");
+    assert!(text.ends_with("only part"), "{text}");
+    // Other connections are unaffected.
+    let ok_up = upstream::start(|_| ok("fine"));
+    let other = proxy_to("", &format!("        proxy_pass {};", ok_up.addr()));
+    assert_eq!(other.get("/", &[]).text(), "fine");
+}
+
+#[test]
+fn weighted_round_robin_splits_400_requests_by_weight() {
+    let a = upstream::start(|_| ok("a"));
+    let b = upstream::start(|_| ok("b"));
+    let server = proxy_to(
+        &format!(
+            "workers 1;\nupstream app {{\n    server {} weight=3;\n    server {};\n}}",
+            a.addr(),
+            b.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    let mut s = server.connect();
+    for _ in 0..400 {
+        s.write_all(request("GET", "/", &[]).as_bytes())
+            .expect("send");
+        read_response(&mut s, false).expect("answer");
+    }
+    let (na, nb) = (a.count() as i64, b.count() as i64);
+    assert!(
+        (na - 300).abs() <= 30 && (nb - 100).abs() <= 10,
+        "a={na} b={nb}"
+    );
+}
+
+#[test]
+fn least_conn_avoids_the_busy_member() {
+    let slow = upstream::start(|_| {
+        std::thread::sleep(Duration::from_millis(500)); // a slow backend, not synchronisation
+        ok("slow")
+    });
+    let fast = upstream::start(|_| ok("fast"));
+    let server = proxy_to(
+        &format!(
+            "workers 1;\nupstream app {{\n    server {};\n    server {};\n    balance least_conn;\n}}",
+            slow.addr(),
+            fast.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    // Occupy whichever member takes the first request, then see where the rest go.
+    let mut held = server.connect();
+    held.write_all(request("GET", "/", &[]).as_bytes())
+        .expect("send");
+    server.wait_for(
+        Duration::from_secs(5),
+        "the first request to arrive",
+        || slow.count() + fast.count() == 1,
+    );
+    let busy_is_slow = slow.count() == 1;
+    for _ in 0..5 {
+        let r = server.get("/", &[]);
+        if busy_is_slow {
+            assert_eq!(r.text(), "fast");
+        }
+    }
+    assert_eq!(
+        read_response(&mut held, false)
+            .expect("the held answer")
+            .status,
+        200
+    );
+}
+
+#[test]
+fn ip_hash_keeps_a_client_on_one_member() {
+    let a = upstream::start(|_| ok("a"));
+    let b = upstream::start(|_| ok("b"));
+    let c = upstream::start(|_| ok("c"));
+    let server = proxy_to(
+        &format!(
+            "upstream app {{\n    server {};\n    server {};\n    server {};\n    balance ip_hash;\n}}",
+            a.addr(),
+            b.addr(),
+            c.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    let first = server.get("/", &[]).text();
+    for _ in 0..20 {
+        assert_eq!(server.get("/", &[]).text(), first);
+    }
+}
+
+#[test]
+fn upstream_connections_are_kept_alive_and_reused() {
+    let up = upstream::start(|_| ok("k"));
+    let server = proxy_to("workers 1;", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    for _ in 0..100 {
+        s.write_all(request("GET", "/", &[]).as_bytes())
+            .expect("send");
+        assert_eq!(read_response(&mut s, false).expect("answer").text(), "k");
+    }
+    assert!(
+        up.connections.load(std::sync::atomic::Ordering::SeqCst) <= 2,
+        "{} upstream connections",
+        up.connections.load(std::sync::atomic::Ordering::SeqCst)
+    );
+    // A reused connection the upstream closed meanwhile is replaced, unseen.
+    let closing = upstream::start(|_| {
+        Answer::Close(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nc".to_vec(),
+        )
+    });
+    let server = proxy_to(
+        "workers 1;",
+        &format!("        proxy_pass {};", closing.addr()),
+    );
+    for _ in 0..5 {
+        assert_eq!(server.get("/", &[]).text(), "c");
+    }
+}
+
+#[test]
+fn websocket_upgrades_become_a_tunnel() {
+    let up = upstream::start(|r| {
+        assert!(
+            r.header("upgrade")
+                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        );
+        Answer::Tunnel(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n".to_vec())
+    });
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n").expect("send");
+    let r = read_response(&mut s, true).expect("101");
+    assert_eq!(r.status, 101);
+    assert_eq!(r.header("upgrade"), Some("websocket"));
+    for msg in [&b"hello"[..], b"frames both ways", &[0u8, 1, 2, 255]] {
+        s.write_all(msg).expect("send through the tunnel");
+        let mut echo = vec![0u8; msg.len()];
+        s.read_exact(&mut echo).expect("echo");
+        assert_eq!(echo, msg);
+    }
+    drop(s);
+}
+
+#[test]
+fn expserver_reverse_proxy_routes_balance_over_their_upstreams() {
+    let a = upstream::start(|_| ok("a"));
+    let b = upstream::start(|_| ok("b"));
+    let json = format!(
+        r#"{{"servers": [{{"listeners": [{{"host": "127.0.0.1", "port": {{port}}}}], "routes": [{{"req_path": "/api", "type": "reverse_proxy", "upstreams": ["{}", "{}"]}}]}}], "workers": 1}}"#,
+        a.addr(),
+        b.addr()
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = Server::start_in(dir.path(), "xps_config.json", &json);
+    let mut s = server.connect();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        s.write_all(request("GET", "/api/x", &[]).as_bytes())
+            .expect("send");
+        let r = read_response(&mut s, false).expect("answer");
+        assert!(
+            r.header("access-control-allow-origin").is_none(),
+            "proxied responses stay as the upstream sent them"
+        );
+        seen.insert(r.text());
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let _ = is_closed;
+    let _ = connect;
+}
