@@ -82,6 +82,36 @@ impl Snapshot {
         })
     }
 
+    /// The stream server a connection accepted on `local` belongs to.
+    pub fn stream_for(&self, local: SocketAddr) -> Option<usize> {
+        let local = canonical(local);
+        let matches = |a: &SocketAddr| *a == local;
+        let wildcard = |a: &SocketAddr| {
+            a.port() == local.port() && a.ip().is_unspecified() && a.is_ipv4() == local.is_ipv4()
+        };
+        self.streams
+            .iter()
+            .position(|s| s.listen.iter().any(matches))
+            .or_else(|| {
+                self.streams
+                    .iter()
+                    .position(|s| s.listen.iter().any(wildcard))
+            })
+    }
+
+    /// Every address to listen on: HTTP listeners and stream servers.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        let mut all: Vec<SocketAddr> = self.listeners.iter().map(|l| l.addr).collect();
+        for s in &self.streams {
+            for a in &s.listen {
+                if !all.contains(a) {
+                    all.push(*a);
+                }
+            }
+        }
+        all
+    }
+
     /// The named upstream groups (not the implicit ones).
     pub fn named_upstreams(&self) -> impl Iterator<Item = &UpstreamGroup> {
         self.upstreams.iter().filter(|u| !u.implicit)

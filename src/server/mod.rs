@@ -157,34 +157,31 @@ pub fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
     }
 }
 
-/// Binds every HTTP listen address: per worker with `SO_REUSEPORT`, or
-/// once. A probe without `SO_REUSEPORT` first makes sure no other process
-/// holds the address (which `SO_REUSEPORT` would silently share).
-fn bind_all(
-    snapshot: &Snapshot,
+/// Binds `addrs` for `workers` workers: a `SO_REUSEPORT` socket per
+/// worker, or one socket shared by all. A probe without `SO_REUSEPORT`
+/// first makes sure no other process holds the address (which
+/// `SO_REUSEPORT` would silently share). Used at start and by reloads.
+pub(super) fn bind_addrs(
+    addrs: &[SocketAddr],
     workers: usize,
     mode: ListenMode,
 ) -> Result<Vec<Vec<(SocketAddr, TcpListener)>>, String> {
     let mut per_worker: Vec<Vec<(SocketAddr, TcpListener)>> =
         (0..workers).map(|_| Vec::new()).collect();
-    for l in &snapshot.listeners {
+    for &addr in addrs {
         match mode {
             ListenMode::Exclusive => {
-                let socket =
-                    sys::listen(l.addr, false, 4096).map_err(|e| bind_error(l.addr, &e))?;
+                let socket = sys::listen(addr, false, 4096).map_err(|e| bind_error(addr, &e))?;
                 for w in per_worker.iter_mut() {
-                    w.push((
-                        l.addr,
-                        socket.try_clone().map_err(|e| bind_error(l.addr, &e))?,
-                    ));
+                    w.push((addr, socket.try_clone().map_err(|e| bind_error(addr, &e))?));
                 }
             }
             ListenMode::ReusePort => {
-                drop(sys::listen(l.addr, false, 1).map_err(|e| bind_error(l.addr, &e))?);
+                drop(sys::listen(addr, false, 1).map_err(|e| bind_error(addr, &e))?);
                 for w in per_worker.iter_mut() {
                     w.push((
-                        l.addr,
-                        sys::listen(l.addr, true, 4096).map_err(|e| bind_error(l.addr, &e))?,
+                        addr,
+                        sys::listen(addr, true, 4096).map_err(|e| bind_error(addr, &e))?,
                     ));
                 }
             }
@@ -208,15 +205,15 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
     };
     sys::raise_fd_limit(snapshot.main.max_connections + 1024);
     let mode = ListenMode::from_env();
-    let listeners = bind_all(&snapshot, workers, mode)?;
-    if !snapshot.streams.is_empty() {
-        crate::log::warn("stream servers are configured but TCP proxying is not served yet");
-    }
-    let addrs: Vec<String> = snapshot
+    let listeners = bind_addrs(&snapshot.listen_addrs(), workers, mode)?;
+    let mut addrs: Vec<String> = snapshot
         .listeners
         .iter()
         .map(|l| format!("http://{}", l.addr))
         .collect();
+    for s in &snapshot.streams {
+        addrs.extend(s.listen.iter().map(|a| format!("tcp://{a}")));
+    }
     let shutdown_timeout = snapshot.main.shutdown_timeout;
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),

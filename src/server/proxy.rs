@@ -130,6 +130,16 @@ pub struct Proxy {
     last_failure: Failure,
     /// Body bytes sent to the client (for the access log).
     pub sent: u64,
+    /// A stream (TCP) tunnel rather than an HTTP exchange.
+    raw: bool,
+    /// `proxy_connect_timeout`, and the read and send gaps (for a stream,
+    /// both are `proxy_timeout`).
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    send_timeout: Duration,
+    /// One side of a tunnel ended: close once the other side's pending
+    /// bytes are out.
+    draining: bool,
 }
 
 /// What the leg says after running.
@@ -153,14 +163,13 @@ impl Proxy {
 
     /// The deadline of the leg.
     pub fn deadline(&self) -> Instant {
-        let r = self.route();
         match self.state {
-            State::Connecting => self.connect_started + r.proxy_connect_timeout,
-            State::Tunnel => self.progress + r.proxy_read_timeout,
+            State::Connecting => self.connect_started + self.connect_timeout,
+            State::Tunnel => self.progress + self.read_timeout,
             State::Exchanging if self.to_up_pos < self.to_up.len() && !self.up_writable => {
-                self.progress + r.proxy_send_timeout
+                self.progress + self.send_timeout
             }
-            State::Exchanging => self.progress + r.proxy_read_timeout,
+            State::Exchanging => self.progress + self.read_timeout,
         }
     }
 
@@ -225,7 +234,18 @@ impl Conn {
             connect_started: ctx.now,
             last_failure: Failure::Error,
             sent: 0,
+            raw: false,
+            connect_timeout: Duration::ZERO,
+            read_timeout: Duration::ZERO,
+            send_timeout: Duration::ZERO,
+            draining: false,
         });
+        let route = p.route();
+        (p.connect_timeout, p.read_timeout, p.send_timeout) = (
+            route.proxy_connect_timeout,
+            route.proxy_read_timeout,
+            route.proxy_send_timeout,
+        );
         if !self.connect_next(&mut p, ctx) {
             let group = &snapshot.upstreams[id];
             crate::log::warn(&format!(
@@ -241,6 +261,65 @@ impl Conn {
         }
         self.proxy = Some(p);
         None
+    }
+
+    /// Starts relaying a stream (TCP) connection accepted for stream server
+    /// `index`; `false` when no member can be tried (close the client).
+    pub(crate) fn start_stream(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        index: usize,
+        ctx: &mut Ctx,
+    ) -> bool {
+        let st = &snapshot.streams[index];
+        let mut p = Box::new(Proxy {
+            snapshot: snapshot.clone(),
+            server: 0,
+            location: LocationMatch::NoLocation,
+            group: st.upstream,
+            member: 0,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            stream: None,
+            reused: false,
+            tried: Vec::new(),
+            state: State::Connecting,
+            up_readable: false,
+            up_writable: false,
+            raw_head: Vec::new(),
+            websocket: false,
+            head_request: false,
+            client_version: Version::Http11,
+            client_keep_alive: false,
+            body: RequestBody::None,
+            req_left: 0,
+            req_decoder: None,
+            req_done: true,
+            body_consumed: false,
+            to_up: Vec::new(),
+            to_up_pos: 0,
+            from_up: Vec::new(),
+            relay: None,
+            started: false,
+            progress: ctx.now,
+            connect_started: ctx.now,
+            last_failure: Failure::Error,
+            sent: 0,
+            raw: true,
+            connect_timeout: st.proxy_connect_timeout,
+            read_timeout: st.proxy_timeout,
+            send_timeout: st.proxy_timeout,
+            draining: false,
+        });
+        if !self.connect_next(&mut p, ctx) {
+            crate::log::warn(&format!(
+                "stream upstream {}: no member is up; closing the client",
+                snapshot.upstreams[st.upstream].name
+            ));
+            return false;
+        }
+        self.close_after = true;
+        self.proxy = Some(p);
+        true
     }
 
     /// Picks the next member and connects (or reuses an idle connection).
@@ -274,18 +353,23 @@ impl Conn {
             p.member = i;
             p.addr = addr;
             let host = group.members[i].name.clone();
-            p.to_up = proxy::request_head(
-                &p.raw_head,
-                p.route(),
-                self.peer.ip(),
-                &host,
-                p.body,
-                p.websocket,
-            );
+            if !p.raw {
+                p.to_up = proxy::request_head(
+                    &p.raw_head,
+                    p.route(),
+                    self.peer.ip(),
+                    &host,
+                    p.body,
+                    p.websocket,
+                );
+            }
             p.to_up_pos = 0;
             p.from_up.clear();
             p.progress = ctx.now;
-            if let Some(s) = ctx.upstream_pool.take(addr, ctx.now) {
+            if let Some(s) = (!p.raw)
+                .then(|| ctx.upstream_pool.take(addr, ctx.now))
+                .flatten()
+            {
                 if ctx.poller.add_stream(&s, self.token | UPSTREAM).is_ok() {
                     p.stream = Some(s);
                     p.reused = true;
@@ -428,6 +512,9 @@ impl Conn {
         if p.started {
             return Some(Step::Close);
         }
+        if p.raw {
+            return (!self.connect_next(p, ctx)).then_some(Step::Close);
+        }
         if p.body_consumed {
             // The body cannot be sent again.
             self.leg_error(p, 502, ctx);
@@ -545,7 +632,11 @@ impl Conn {
             if err.is_some() {
                 return Err(End::Failed(Failure::Error));
             }
-            p.state = State::Exchanging;
+            p.state = if p.raw {
+                State::Tunnel
+            } else {
+                State::Exchanging
+            };
             p.progress = ctx.now;
             progress = true;
         }
@@ -568,7 +659,9 @@ impl Conn {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => p.up_writable = false,
-                Err(_) if p.relay.is_none() => return Err(End::Failed(Failure::Error)),
+                Err(_) if p.relay.is_none() && p.state != State::Tunnel => {
+                    return Err(End::Failed(Failure::Error));
+                }
                 Err(_) => return Err(End::Close),
             }
         }
@@ -601,7 +694,7 @@ impl Conn {
                 }
                 Err(_) => {
                     p.from_up.truncate(at);
-                    return if p.relay.is_none() {
+                    return if p.relay.is_none() && p.state != State::Tunnel {
                         Err(End::Failed(Failure::Error))
                     } else {
                         Err(End::Close)
@@ -626,6 +719,9 @@ impl Conn {
             }
         }
         let flushed = self.out.head_pos == self.out.head.len();
+        if p.state == State::Tunnel && p.draining && flushed && p.to_up_pos == p.to_up.len() {
+            return Err(End::Close);
+        }
         if p.relay.as_ref().is_some_and(|r| r.done) && flushed && p.state != State::Tunnel {
             if !p.req_done {
                 // The response ended before the request body did: the rest
@@ -689,7 +785,11 @@ impl Conn {
             match self.read(ctx) {
                 Ok(0) => {
                     self.peer_closed = true;
-                    if p.state == State::Tunnel || !p.req_done {
+                    if p.state == State::Tunnel {
+                        p.draining = true;
+                        return Ok(true);
+                    }
+                    if !p.req_done {
                         return Err(End::Close);
                     }
                     return Ok(progress);
@@ -706,6 +806,11 @@ impl Conn {
 
     /// The upstream closed its side.
     fn upstream_closed(&mut self, p: &mut Proxy) -> Result<bool, End> {
+        if p.state == State::Tunnel {
+            // The client gets what is still buffered, then the close.
+            p.draining = true;
+            return Ok(true);
+        }
         match p.relay.as_mut() {
             None => Err(End::Failed(Failure::Error)),
             Some(r) if r.head.body == ResponseBody::Close && !r.done => {

@@ -10,9 +10,8 @@
 
 use super::diff::diff;
 use super::worker::Command;
-use super::{ListenMode, Shared, bind_error};
+use super::{ListenMode, Shared};
 use crate::config::{self, Loaded, diagnostic};
-use crate::net::sys;
 use crate::routing::Snapshot;
 use nix::sys::eventfd::EventFd;
 use notify::{RecursiveMode, Watcher};
@@ -379,31 +378,9 @@ impl Reloader {
         }
     }
 
-    /// One socket per worker for each new address (or one shared socket,
-    /// duplicated, in exclusive mode).
+    /// One socket per worker for each new address.
     fn bind(&self, added: &[SocketAddr]) -> Result<Vec<Vec<(SocketAddr, TcpListener)>>, String> {
-        let mut per_worker: Vec<Vec<(SocketAddr, TcpListener)>> =
-            self.workers.iter().map(|_| Vec::new()).collect();
-        for &addr in added {
-            match self.mode {
-                ListenMode::Exclusive => {
-                    let s = sys::listen(addr, false, 4096).map_err(|e| bind_error(addr, &e))?;
-                    for w in per_worker.iter_mut() {
-                        w.push((addr, s.try_clone().map_err(|e| bind_error(addr, &e))?));
-                    }
-                }
-                ListenMode::ReusePort => {
-                    drop(sys::listen(addr, false, 1).map_err(|e| bind_error(addr, &e))?);
-                    for w in per_worker.iter_mut() {
-                        w.push((
-                            addr,
-                            sys::listen(addr, true, 4096).map_err(|e| bind_error(addr, &e))?,
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(per_worker)
+        super::bind_addrs(added, self.workers.len(), self.mode)
     }
 
     /// Reloads that failed since start.
@@ -414,18 +391,9 @@ impl Reloader {
 
 /// Listen addresses in `new` but not `old`, and in `old` but not `new`.
 fn listener_changes(old: &Snapshot, new: &Snapshot) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
-    let added = new
-        .listeners
-        .iter()
-        .map(|l| l.addr)
-        .filter(|a| !old.listeners.iter().any(|l| l.addr == *a))
-        .collect();
-    let removed = old
-        .listeners
-        .iter()
-        .map(|l| l.addr)
-        .filter(|a| !new.listeners.iter().any(|l| l.addr == *a))
-        .collect();
+    let (old, new) = (old.listen_addrs(), new.listen_addrs());
+    let added = new.iter().copied().filter(|a| !old.contains(a)).collect();
+    let removed = old.iter().copied().filter(|a| !new.contains(a)).collect();
     (added, removed)
 }
 

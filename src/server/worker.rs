@@ -266,18 +266,25 @@ impl Worker {
             return;
         };
         let _ = stream.set_nodelay(true);
-        let limits = {
-            let snapshot = self.ctx.shared.snapshot.load();
-            snapshot
-                .listener(local)
-                .map(|l| snapshot.servers[l.server(None).0].connection.clone())
-                .unwrap_or(ConnectionLimits {
-                    client_header_timeout: Duration::from_secs(10),
-                    keepalive_timeout: Duration::from_secs(75),
-                    keepalive_requests: 1000,
-                    client_header_max_size: 16 << 10,
-                })
+        let snapshot = self.ctx.shared.snapshot.load_full();
+        let stream_server = match snapshot.listener(local) {
+            Some(_) => None,
+            None => snapshot.stream_for(local),
         };
+        if let Some(i) = stream_server {
+            if !snapshot.streams[i].access.check(peer.ip()).0 {
+                return; // denied: closed at once
+            }
+        }
+        let limits = snapshot
+            .listener(local)
+            .map(|l| snapshot.servers[l.server(None).0].connection.clone())
+            .unwrap_or(ConnectionLimits {
+                client_header_timeout: Duration::from_secs(10),
+                keepalive_timeout: Duration::from_secs(75),
+                keepalive_requests: 1000,
+                client_header_max_size: 16 << 10,
+            });
         let slot = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -308,6 +315,16 @@ impl Worker {
         self.slots[slot].conn = Some(conn);
         self.live += 1;
         self.ctx.shared.connections.fetch_add(1, Ordering::Relaxed);
+        if let (Some(i), Some(conn)) = (stream_server, self.slots[slot].conn.as_mut()) {
+            // A TCP proxy connection: relayed from the start.
+            let next = if conn.start_stream(&snapshot, i, &mut self.ctx) {
+                conn.drive(&mut self.ctx)
+            } else {
+                Next::Close
+            };
+            self.after(slot, next);
+            return;
+        }
         self.arm(slot);
     }
 
