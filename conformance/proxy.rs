@@ -472,3 +472,176 @@ fn expserver_reverse_proxy_routes_balance_over_their_upstreams() {
     let _ = is_closed;
     let _ = connect;
 }
+
+#[test]
+fn a_connect_timeout_tries_the_next_member_then_gives_504() {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen, socket,
+    };
+    use std::os::fd::AsRawFd;
+    // A listener whose accept queue is full: new handshakes get no answer.
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .expect("socket");
+    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
+    listen(&fd, Backlog::new(0).expect("backlog")).expect("listen");
+    let port = nix::sys::socket::getsockname::<SockaddrIn>(fd.as_raw_fd())
+        .expect("name")
+        .port();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_millis(200),
+        ) {
+            fillers.push(s);
+        }
+    }
+    let good = upstream::start(|_| ok("good"));
+    let server = proxy_to(
+        &format!(
+            "workers 1;\nproxy_connect_timeout 300ms;\nupstream app {{\n    server 127.0.0.1:{port};\n    server {};\n}}",
+            good.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    for _ in 0..2 {
+        assert_eq!(server.get("/", &[]).text(), "good");
+    }
+    let only_slow = proxy_to(
+        "proxy_connect_timeout 300ms;",
+        &format!("        proxy_pass 127.0.0.1:{port};"),
+    );
+    let started = Instant::now();
+    assert_eq!(only_slow.get("/", &[]).status, 504);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    drop(fd);
+}
+
+#[test]
+fn max_fails_takes_a_failing_member_out() {
+    let bad = upstream::start(|_| Answer::Reset);
+    let good = upstream::start(|_| ok("good"));
+    let server = proxy_to(
+        &format!(
+            "workers 1;\nupstream app {{\n    server {} max_fails=1 fail_timeout=30s;\n    server {};\n}}",
+            bad.addr(),
+            good.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    for _ in 0..10 {
+        assert_eq!(server.get("/", &[]).text(), "good");
+    }
+    assert_eq!(
+        bad.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the failed member got traffic again"
+    );
+}
+
+#[test]
+fn health_checks_take_a_member_out_and_bring_it_back() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let healthy = std::sync::Arc::new(AtomicBool::new(true));
+    let flag = healthy.clone();
+    let a = upstream::start(move |r| {
+        if r.head.starts_with("GET /healthz") && !flag.load(Ordering::SeqCst) {
+            return Answer::Bytes(b"HTTP/1.1 500 No\r\nContent-Length: 0\r\n\r\n".to_vec());
+        }
+        ok("a")
+    });
+    let b = upstream::start(|_| ok("b"));
+    let server = proxy_to(
+        &format!(
+            "workers 1;\nupstream app {{\n    server {};\n    server {};\n    health_check /healthz interval=100ms fails=1 passes=1;\n}}",
+            a.addr(),
+            b.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    let answers = |n: usize| {
+        (0..n)
+            .map(|_| server.get("/", &[]).text())
+            .collect::<Vec<_>>()
+    };
+    assert!(answers(4).contains(&"a".to_string()));
+    healthy.store(false, Ordering::SeqCst);
+    server.wait_for(Duration::from_secs(10), "a to be taken out", || {
+        answers(4).iter().all(|x| x == "b")
+    });
+    assert!(
+        server.stderr().contains("is down (health check /healthz)"),
+        "{}",
+        server.stderr()
+    );
+    healthy.store(true, Ordering::SeqCst);
+    server.wait_for(Duration::from_secs(10), "a to come back", || {
+        answers(4).contains(&"a".to_string())
+    });
+}
+
+fn stream_to(settings: &str) -> Server {
+    let template = format!(
+        "stream {{\n    server {{\n        listen 127.0.0.1:{{port}};\n{settings}\n    }}\n}}\n"
+    );
+    Server::start(&template, |_| {})
+}
+
+#[test]
+fn a_stream_server_relays_bytes_both_ways() {
+    let echo = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = echo.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in echo.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut s = s;
+                let mut buf = vec![0u8; 65536];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let server = stream_to(&format!("        proxy_pass 127.0.0.1:{port};"));
+    let mut s = server.connect();
+    let big: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut reader = s.try_clone().expect("clone");
+    let expected = big.clone();
+    let t = std::thread::spawn(move || {
+        let mut got = vec![0u8; expected.len()];
+        reader.read_exact(&mut got).expect("echo");
+        got == expected
+    });
+    s.write_all(&big).expect("send");
+    assert!(t.join().expect("reader"), "the echo differs");
+}
+
+#[test]
+fn a_stream_client_is_closed_when_its_upstream_goes_or_is_denied() {
+    let up = upstream::start(|_| Answer::Reset);
+    let server = stream_to(&format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    assert!(
+        is_closed(&mut s),
+        "the client stays open after its upstream left"
+    );
+    let denied = stream_to(&format!(
+        "        proxy_pass {};\n        deny 127.0.0.1;",
+        up.addr()
+    ));
+    let mut s = denied.connect();
+    assert!(is_closed(&mut s));
+    let refused = stream_to(&format!("        proxy_pass 127.0.0.1:{};", closed_port()));
+    let mut s = refused.connect();
+    assert!(is_closed(&mut s));
+    let _ = connect;
+}
