@@ -55,22 +55,29 @@ pub enum RequestBody {
     Chunked,
 }
 
-/// The request head for the upstream. `raw` is the client's head as
-/// received (already validated); `websocket` keeps `Upgrade`.
+/// The request head for the upstream, and whether the client asks for a
+/// WebSocket (then `Upgrade` is kept). `raw` is the client's head as
+/// received (already validated).
 pub fn request_head(
     raw: &[u8],
     route: &Route,
     peer: IpAddr,
     fallback_host: &str,
     body: RequestBody,
-    websocket: bool,
-) -> Vec<u8> {
+) -> (Vec<u8>, bool) {
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut req = httparse::Request::new(&mut headers);
     let _ = req.parse(raw);
+    let tokens = connection_tokens(req.headers.iter().map(|h| (h.name, h.value)));
+    let websocket = tokens.iter().any(|t| t == "upgrade")
+        && req.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("upgrade")
+                && String::from_utf8_lossy(h.value)
+                    .to_ascii_lowercase()
+                    .contains("websocket")
+        });
     let method = req.method.unwrap_or("GET");
     let target = req.path.unwrap_or("/");
-    let tokens = connection_tokens(req.headers.iter().map(|h| (h.name, h.value)));
     let mut out = Vec::with_capacity(raw.len() + 256);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
@@ -145,22 +152,7 @@ pub fn request_head(
         response::header(&mut out, "Upgrade", "websocket");
     }
     response::end(&mut out);
-    out
-}
-
-/// Whether the client asks to upgrade the connection to WebSocket.
-pub fn wants_websocket(raw: &[u8]) -> bool {
-    let mut headers = [httparse::EMPTY_HEADER; 100];
-    let mut req = httparse::Request::new(&mut headers);
-    let _ = req.parse(raw);
-    let tokens = connection_tokens(req.headers.iter().map(|h| (h.name, h.value)));
-    tokens.iter().any(|t| t == "upgrade")
-        && req.headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("upgrade")
-                && String::from_utf8_lossy(h.value)
-                    .to_ascii_lowercase()
-                    .contains("websocket")
-        })
+    (out, websocket)
 }
 
 /// How the upstream's response body is delimited.
@@ -361,14 +353,16 @@ mod tests {
     #[test]
     fn the_upstream_request_keeps_the_client_head_minus_hop_by_hop() {
         let raw = b"POST /a?b=1 HTTP/1.1\r\nHost: site.test\r\nConnection: keep-alive, X-Private\r\nX-Private: 1\r\nKeep-Alive: 5\r\nX-Forwarded-For: 10.0.0.1\r\nCookie: c=1\r\nUser-Agent: t\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n";
-        let out = String::from_utf8(request_head(
-            raw,
-            &route(),
-            "127.0.0.9".parse().expect("ip"),
-            "u:1",
-            RequestBody::Chunked,
-            false,
-        ))
+        let out = String::from_utf8(
+            request_head(
+                raw,
+                &route(),
+                "127.0.0.9".parse().expect("ip"),
+                "u:1",
+                RequestBody::Chunked,
+            )
+            .0,
+        )
         .expect("utf-8");
         assert!(
             out.starts_with("POST /a?b=1 HTTP/1.1\r\nHost: site.test\r\n"),

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 
 /// How often the prober looks at the schedule.
 const TICK: Duration = Duration::from_millis(50);
+/// How often it looks for groups to probe when there are none (a reload
+/// may add one).
+const IDLE_TICK: Duration = Duration::from_secs(1);
 
 /// Runs until the server stops.
 pub fn run(shared: Arc<Shared>) {
@@ -71,7 +74,8 @@ pub fn run(shared: Arc<Shared>) {
             }
         }
         schedule.retain(|k, _| wanted.contains(k));
-        std::thread::sleep(TICK); // a schedule tick, not synchronisation
+        // A schedule tick, not synchronisation; slow when nothing is probed.
+        std::thread::sleep(if wanted.is_empty() { IDLE_TICK } else { TICK });
     }
 }
 

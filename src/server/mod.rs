@@ -50,6 +50,8 @@ pub struct Ctx {
     pub files: FileCache,
     /// Read buffers of idle connections, for reuse.
     pool: Vec<Vec<u8>>,
+    /// Relay buffers of finished proxy legs, for reuse.
+    relay_pool: Vec<Vec<u8>>,
     /// The time of this loop turn.
     pub now: Instant,
     /// The server is stopping: no more keep-alive.
@@ -60,6 +62,8 @@ pub struct Ctx {
     pub poller: Arc<crate::net::Poller>,
     /// Idle upstream connections of this worker.
     pub upstream_pool: proxy::Pool,
+    /// This worker's upstream sockets and who they serve.
+    pub sockets: proxy::Sockets,
     /// Balancer state per upstream group name.
     pub pickers: rustc_hash::FxHashMap<String, crate::upstream::Picker>,
 }
@@ -74,11 +78,13 @@ impl Ctx {
             date: DateCache::default(),
             files: FileCache::new(),
             pool: Vec::new(),
+            relay_pool: Vec::new(),
             now: Instant::now(),
             stopping: false,
             snapshot: None,
             poller,
             upstream_pool: proxy::Pool::default(),
+            sockets: proxy::Sockets::default(),
             pickers: rustc_hash::FxHashMap::default(),
         }
     }
@@ -109,6 +115,18 @@ impl Ctx {
     /// A read buffer of [`conn::READ_BUF`] bytes.
     pub fn take_buffer(&mut self) -> Vec<u8> {
         self.pool.pop().unwrap_or_else(|| vec![0; conn::READ_BUF])
+    }
+
+    /// A proxy relay buffer (16 KiB, or empty to be made on first use).
+    pub fn take_relay_buffer(&mut self) -> Vec<u8> {
+        self.relay_pool.pop().unwrap_or_default()
+    }
+
+    /// Takes a relay buffer back.
+    pub fn give_relay_buffer(&mut self, buf: Vec<u8>) {
+        if !buf.is_empty() && self.relay_pool.len() < POOL {
+            self.relay_pool.push(buf);
+        }
     }
 
     /// Takes a read buffer back (oversized ones are dropped).

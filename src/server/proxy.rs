@@ -25,7 +25,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Token bit of a connection's upstream socket.
+/// Token bit of an upstream socket (the rest: its slot and generation in
+/// [`Sockets`]).
 pub const UPSTREAM: u64 = 1 << 31;
 /// Bytes buffered per direction at most before reads from the producer
 /// stop.
@@ -33,36 +34,174 @@ const WINDOW: usize = 64 << 10;
 /// Idle upstream connections older than this are not reused.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
+/// An upstream socket. It is registered in the worker's epoll once, under
+/// its own token, for its whole life; which client connection it serves
+/// at a given moment is looked up in [`Sockets`], so handing it from one
+/// request to the next costs no system call.
+pub struct UpSock {
+    stream: TcpStream,
+    id: usize,
+}
+
+/// The worker's upstream sockets: generation and current owner (a client
+/// connection's token) per slot.
+#[derive(Default)]
+pub struct Sockets {
+    slots: Vec<(u32, Option<u64>)>,
+    free: Vec<usize>,
+}
+
+impl Sockets {
+    fn token(&self, id: usize) -> u64 {
+        ((self.slots[id].0 as u64) << 32) | UPSTREAM | id as u64
+    }
+
+    /// Registers a new socket owned by `owner`.
+    fn add(
+        &mut self,
+        stream: TcpStream,
+        owner: u64,
+        poller: &crate::net::Poller,
+    ) -> io::Result<UpSock> {
+        let id = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((1, None));
+                self.slots.len() - 1
+            }
+        };
+        self.slots[id].1 = Some(owner);
+        if let Err(e) = poller.add_stream(&stream, self.token(id)) {
+            self.release(id);
+            return Err(e);
+        }
+        Ok(UpSock { stream, id })
+    }
+
+    fn set_owner(&mut self, id: usize, owner: Option<u64>) {
+        if let Some(slot) = self.slots.get_mut(id) {
+            slot.1 = owner;
+        }
+    }
+
+    fn release(&mut self, id: usize) {
+        if let Some(slot) = self.slots.get_mut(id) {
+            slot.0 = slot.0.wrapping_add(1).max(1);
+            slot.1 = None;
+            self.free.push(id);
+        }
+    }
+
+    /// Closes a socket (dropping it takes it out of epoll).
+    pub fn close(&mut self, sock: UpSock) {
+        self.release(sock.id);
+    }
+
+    /// For an event token: the socket's slot and, if it serves a request,
+    /// the client connection's token. `None` for a stale token.
+    pub fn owner(&self, token: u64) -> Option<(usize, Option<u64>)> {
+        let id = (token & 0x7fff_ffff) as usize;
+        let generation = (token >> 32) as u32;
+        let (g, owner) = self.slots.get(id)?;
+        (*g == generation).then_some((id, *owner))
+    }
+}
+
 /// A worker's idle upstream connections, per member address.
 #[derive(Default)]
 pub struct Pool {
-    idle: FxHashMap<SocketAddr, Vec<(TcpStream, Instant)>>,
+    idle: FxHashMap<SocketAddr, Vec<(UpSock, Instant)>>,
 }
 
 impl Pool {
-    /// An idle connection to `addr` that is still open, if any.
-    fn take(&mut self, addr: SocketAddr, now: Instant) -> Option<TcpStream> {
+    /// The most recently idled connection to `addr`, if any. One the
+    /// upstream closed meanwhile is usually evicted at once (its socket
+    /// reports it); one that slips through is noticed on use and replaced
+    /// by a fresh connection, unseen by the client.
+    fn take(&mut self, addr: SocketAddr, now: Instant, sockets: &mut Sockets) -> Option<UpSock> {
         let list = self.idle.get_mut(&addr)?;
         while let Some((s, since)) = list.pop() {
-            if now.duration_since(since) > POOL_IDLE {
-                continue;
+            if now.duration_since(since) <= POOL_IDLE {
+                return Some(s);
             }
-            // Closed by the upstream meanwhile (or sending unasked bytes)?
-            let mut b = [0u8; 1];
-            match s.peek(&mut b) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(s),
-                _ => continue,
-            }
+            sockets.close(s);
         }
         None
     }
 
     /// Keeps a connection for reuse, up to `max` per member.
-    fn give(&mut self, addr: SocketAddr, s: TcpStream, max: u64, now: Instant) {
+    fn give(&mut self, addr: SocketAddr, s: UpSock, max: u64, now: Instant, sockets: &mut Sockets) {
         let list = self.idle.entry(addr).or_default();
         if (list.len() as u64) < max {
+            sockets.set_owner(s.id, None);
             list.push((s, now));
+        } else {
+            sockets.close(s);
         }
+    }
+
+    /// An idle socket became readable or hung up: the upstream closed it
+    /// (or sent what nobody asked for). It is dropped.
+    pub fn evict(&mut self, id: usize, sockets: &mut Sockets) {
+        for list in self.idle.values_mut() {
+            if let Some(i) = list.iter().position(|(s, _)| s.id == id) {
+                let (s, _) = list.swap_remove(i);
+                sockets.close(s);
+                return;
+            }
+        }
+    }
+}
+
+/// Bytes read from the upstream and not yet passed on: `buf[start..end]`.
+/// Allocated once (16 KiB) on first use, never zeroed again.
+#[derive(Default)]
+struct RelayBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl RelayBuf {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start >= self.end {
+            self.clear();
+        }
+    }
+
+    /// Room to read into (empty when full).
+    fn spare(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = vec![0; 16 << 10];
+        }
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
+
+    fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+
+    fn has_room(&self) -> bool {
+        self.buf.is_empty() || self.end < self.buf.len() || self.start > 0
     }
 }
 
@@ -104,7 +243,7 @@ pub struct Proxy {
     group: UpstreamId,
     member: usize,
     addr: SocketAddr,
-    stream: Option<TcpStream>,
+    stream: Option<UpSock>,
     reused: bool,
     tried: Vec<usize>,
     state: State,
@@ -122,7 +261,7 @@ pub struct Proxy {
     body_consumed: bool,
     to_up: Vec<u8>,
     to_up_pos: usize,
-    from_up: Vec<u8>,
+    from_up: RelayBuf,
     relay: Option<Relay>,
     started: bool,
     progress: Instant,
@@ -197,7 +336,6 @@ impl Conn {
             Framing::Length(n) => RequestBody::Length(n),
             Framing::Chunked => RequestBody::Chunked,
         };
-        let websocket = proxy::wants_websocket(&raw_head);
         let mut p = Box::new(Proxy {
             snapshot: snapshot.clone(),
             server: at.0,
@@ -212,7 +350,7 @@ impl Conn {
             up_readable: false,
             up_writable: false,
             raw_head,
-            websocket,
+            websocket: false,
             head_request: head.method == Method::Head,
             client_version: head.version,
             client_keep_alive: head.keep_alive,
@@ -227,7 +365,11 @@ impl Conn {
             body_consumed: false,
             to_up: Vec::new(),
             to_up_pos: 0,
-            from_up: Vec::new(),
+            from_up: RelayBuf {
+                buf: ctx.take_relay_buffer(),
+                start: 0,
+                end: 0,
+            },
             relay: None,
             started: false,
             progress: ctx.now,
@@ -297,7 +439,11 @@ impl Conn {
             body_consumed: false,
             to_up: Vec::new(),
             to_up_pos: 0,
-            from_up: Vec::new(),
+            from_up: RelayBuf {
+                buf: ctx.take_relay_buffer(),
+                start: 0,
+                end: 0,
+            },
             relay: None,
             started: false,
             progress: ctx.now,
@@ -337,13 +483,17 @@ impl Conn {
                     usable: !p.tried.contains(&i) && health.is_up(&group.name, m.addr, ctx.now),
                 })
                 .collect();
-            let picker = ctx
+            if ctx
                 .pickers
-                .entry(group.name.clone())
-                .or_insert_with(|| Picker::new(group.members.len()));
-            if picker.len() != group.members.len() {
-                *picker = Picker::new(group.members.len());
+                .get(&group.name)
+                .is_none_or(|p| p.len() != group.members.len())
+            {
+                ctx.pickers
+                    .insert(group.name.clone(), Picker::new(group.members.len()));
             }
+            let Some(picker) = ctx.pickers.get_mut(&group.name) else {
+                return false;
+            };
             let Some(i) = picker.pick(group.balance, &candidates, client_hash(self.peer.ip()))
             else {
                 return false;
@@ -352,39 +502,35 @@ impl Conn {
             let addr = group.members[i].addr;
             p.member = i;
             p.addr = addr;
-            let host = group.members[i].name.clone();
             if !p.raw {
-                p.to_up = proxy::request_head(
+                let (head, websocket) = proxy::request_head(
                     &p.raw_head,
                     p.route(),
                     self.peer.ip(),
-                    &host,
+                    &group.members[i].name,
                     p.body,
-                    p.websocket,
                 );
+                p.to_up = head;
+                p.websocket = websocket;
             }
             p.to_up_pos = 0;
             p.from_up.clear();
             p.progress = ctx.now;
             if let Some(s) = (!p.raw)
-                .then(|| ctx.upstream_pool.take(addr, ctx.now))
+                .then(|| ctx.upstream_pool.take(addr, ctx.now, &mut ctx.sockets))
                 .flatten()
             {
-                if ctx.poller.add_stream(&s, self.token | UPSTREAM).is_ok() {
-                    p.stream = Some(s);
-                    p.reused = true;
-                    p.state = State::Exchanging;
-                    p.up_writable = true;
-                    p.up_readable = false;
-                    picker.started(i);
-                    return true;
-                }
+                ctx.sockets.set_owner(s.id, Some(self.token));
+                p.stream = Some(s);
+                p.reused = true;
+                p.state = State::Exchanging;
+                p.up_writable = true;
+                p.up_readable = false;
+                picker.started(i);
+                return true;
             }
-            match sys::connect(addr) {
+            match sys::connect(addr).and_then(|s| ctx.sockets.add(s, self.token, &ctx.poller)) {
                 Ok(s) => {
-                    if ctx.poller.add_stream(&s, self.token | UPSTREAM).is_err() {
-                        continue;
-                    }
                     p.stream = Some(s);
                     p.reused = false;
                     p.state = State::Connecting;
@@ -431,6 +577,7 @@ impl Conn {
         if matches!(step, Step::Wait) {
             self.proxy = Some(p);
         } else {
+            ctx.give_relay_buffer(std::mem::take(&mut p.from_up.buf));
             self.finish_leg(&mut p, ctx);
             if let (Step::Done, Some(log)) = (&step, self.log.as_mut()) {
                 log.status = p.relay.as_ref().map_or(log.status, |r| r.head.status);
@@ -482,7 +629,7 @@ impl Conn {
         let group = &snapshot.upstreams[p.group];
         let stale = p.reused && kind == Failure::Error;
         if let Some(s) = p.stream.take() {
-            let _ = ctx.poller.remove(&s);
+            ctx.sockets.close(s);
         }
         if let Some(picker) = ctx.pickers.get_mut(&group.name) {
             picker.finished(p.member);
@@ -545,7 +692,7 @@ impl Conn {
     /// response; the leg is then done (it closes when the page is out).
     fn leg_error(&mut self, p: &mut Proxy, status: u16, ctx: &mut Ctx) {
         if let Some(s) = p.stream.take() {
-            let _ = ctx.poller.remove(&s);
+            ctx.sockets.close(s);
         }
         self.close_after |= !p.req_done;
         let snapshot = p.snapshot.clone();
@@ -601,7 +748,6 @@ impl Conn {
         let snapshot = p.snapshot.clone();
         let group = &snapshot.upstreams[p.group];
         let Some(s) = p.stream.take() else { return };
-        let _ = ctx.poller.remove(&s);
         if let Some(picker) = ctx.pickers.get_mut(&group.name) {
             picker.finished(p.member);
         }
@@ -613,7 +759,10 @@ impl Conn {
                 .is_some_and(|r| r.done && r.head.keep_alive);
         if clean {
             ctx.shared.health.succeeded(&group.name, p.addr);
-            ctx.upstream_pool.give(p.addr, s, group.keepalive, ctx.now);
+            ctx.upstream_pool
+                .give(p.addr, s, group.keepalive, ctx.now, &mut ctx.sockets);
+        } else {
+            ctx.sockets.close(s);
         }
     }
 
@@ -628,7 +777,7 @@ impl Conn {
             let err = p
                 .stream
                 .as_ref()
-                .and_then(|s| s.take_error().ok().flatten());
+                .and_then(|s| s.stream.take_error().ok().flatten());
             if err.is_some() {
                 return Err(End::Failed(Failure::Error));
             }
@@ -645,7 +794,7 @@ impl Conn {
             progress |= self.pull_request_body(p, ctx)?;
         }
         if p.to_up_pos < p.to_up.len() && p.up_writable && p.stream.is_some() {
-            let Some(s) = p.stream.as_mut() else {
+            let Some(UpSock { stream: s, .. }) = p.stream.as_mut() else {
                 return Err(End::Failed(Failure::Error));
             };
             match s.write(&p.to_up[p.to_up_pos..]) {
@@ -668,32 +817,30 @@ impl Conn {
         // Upstream → client, while the client's window has room.
         let out_pending = self.out.head.len() - self.out.head_pos;
         if p.up_readable
+            && p.from_up.has_room()
             && p.stream.is_some()
             && out_pending < WINDOW
             && p.relay.as_ref().is_none_or(|r| !r.done)
         {
-            let Some(s) = p.stream.as_mut() else {
+            let Some(UpSock { stream: s, .. }) = p.stream.as_mut() else {
                 return Err(End::Failed(Failure::Error));
             };
-            let at = p.from_up.len();
-            p.from_up.resize(at + (16 << 10), 0);
-            match s.read(&mut p.from_up[at..]) {
+            let spare = p.from_up.spare();
+            debug_assert!(!spare.is_empty());
+            match s.read(spare) {
                 Ok(0) => {
-                    p.from_up.truncate(at);
                     p.up_readable = false;
                     return self.upstream_closed(p);
                 }
                 Ok(n) => {
-                    p.from_up.truncate(at + n);
+                    p.from_up.filled(n);
                     p.progress = ctx.now;
                     progress = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    p.from_up.truncate(at);
                     p.up_readable = false;
                 }
                 Err(_) => {
-                    p.from_up.truncate(at);
                     return if p.relay.is_none() && p.state != State::Tunnel {
                         Err(End::Failed(Failure::Error))
                     } else {
@@ -832,13 +979,13 @@ impl Conn {
     /// bytes to the client re-framed.
     fn relay_response(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
         if p.state == State::Tunnel {
-            self.out.head.extend_from_slice(&p.from_up);
-            p.sent += p.from_up.len() as u64;
+            self.out.head.extend_from_slice(p.from_up.data());
+            p.sent += p.from_up.data().len() as u64;
             p.from_up.clear();
             return Ok(true);
         }
         if p.relay.is_none() {
-            let head = match proxy::parse_response(&p.from_up, p.head_request) {
+            let head = match proxy::parse_response(p.from_up.data(), p.head_request) {
                 Ok(Some(h)) => h,
                 Ok(None) => return Ok(false),
                 Err(bad) => {
@@ -854,7 +1001,7 @@ impl Conn {
             if head.status < 200 && head.status != 101 {
                 // 100 Continue, 103 Early Hints: not relayed (xps answered
                 // Expect itself).
-                p.from_up.drain(..head.len);
+                p.from_up.consume(head.len);
                 return Ok(true);
             }
             let http11 = p.client_version == Version::Http11;
@@ -874,14 +1021,14 @@ impl Conn {
             }
             let http10_ka = p.client_version == Version::Http10 && !self.close_after;
             let client_head = proxy::client_head(
-                &p.from_up[..head.len],
+                &p.from_up.data()[..head.len],
                 p.route(),
                 to_client,
                 self.close_after,
                 http10_ka,
             );
             self.out.head.extend_from_slice(&client_head);
-            p.from_up.drain(..head.len);
+            p.from_up.consume(head.len);
             p.started = true;
             if let Some(log) = self.log.as_mut() {
                 log.status = head.status;
@@ -944,8 +1091,8 @@ impl Conn {
         };
         let used = match r.head.body {
             ResponseBody::Length(_) => {
-                let n = (r.left.min(p.from_up.len() as u64)) as usize;
-                emit(&p.from_up[..n]);
+                let n = (r.left.min(p.from_up.data().len() as u64)) as usize;
+                emit(&p.from_up.data()[..n]);
                 r.left -= n as u64;
                 r.done = r.left == 0;
                 n
@@ -954,7 +1101,7 @@ impl Conn {
                 let Some(d) = r.decoder.as_mut() else {
                     return Err(End::Close);
                 };
-                let n = match d.decode(&p.from_up, &mut emit) {
+                let n = match d.decode(p.from_up.data(), &mut emit) {
                     Ok(n) => n,
                     Err(_) => return Err(End::Close),
                 };
@@ -962,14 +1109,14 @@ impl Conn {
                 n
             }
             ResponseBody::Close => {
-                let n = p.from_up.len();
-                emit(&p.from_up);
+                let n = p.from_up.data().len();
+                emit(p.from_up.data());
                 n
             }
             ResponseBody::None => 0,
         };
         p.sent += sent;
-        p.from_up.drain(..used);
+        p.from_up.consume(used);
         if r.done && chunked_out {
             self.out.head.extend_from_slice(b"0\r\n\r\n");
         }

@@ -159,9 +159,25 @@ impl Worker {
         } else if ev.token & LISTENER != 0 {
             self.accept((ev.token & !LISTENER) as usize);
         } else {
-            let slot = (ev.token & 0x7fff_ffff) as usize;
-            let generation = (ev.token >> 32) as u32;
-            let upstream = ev.token & UPSTREAM != 0;
+            // An upstream socket's event goes to the connection it serves.
+            let mut token = ev.token;
+            let upstream = token & UPSTREAM != 0;
+            if upstream {
+                match self.ctx.sockets.owner(token) {
+                    Some((_, Some(owner))) => token = owner,
+                    Some((id, None)) => {
+                        // Idle in the pool: readable or hung up means the
+                        // upstream closed it.
+                        if ev.readable || ev.closed {
+                            self.ctx.upstream_pool.evict(id, &mut self.ctx.sockets);
+                        }
+                        return;
+                    }
+                    None => return,
+                }
+            }
+            let slot = (token & 0x7fff_ffff) as usize;
+            let generation = (token >> 32) as u32;
             let next = match self.slots.get_mut(slot) {
                 Some(Slot {
                     generation: g,

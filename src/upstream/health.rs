@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// What is known of one member.
@@ -29,9 +30,19 @@ struct State {
 }
 
 /// The shared registry.
-#[derive(Default)]
 pub struct Health {
-    members: Mutex<HashMap<(String, SocketAddr), State>>,
+    /// Group name → member → state. Only members something happened to
+    /// are in it.
+    members: Mutex<HashMap<String, HashMap<SocketAddr, State>>>,
+    /// Nothing was ever recorded: every member is up, no lock needed (the
+    /// common case, on every proxied request).
+    quiet: AtomicBool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health::new()
+    }
 }
 
 /// Passive-health settings of a member.
@@ -46,10 +57,13 @@ pub struct Limits {
 impl Health {
     /// A new, empty registry.
     pub fn new() -> Health {
-        Health::default()
+        Health {
+            members: Mutex::new(HashMap::new()),
+            quiet: AtomicBool::new(true),
+        }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<(String, SocketAddr), State>) -> R) -> R {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, HashMap<SocketAddr, State>>) -> R) -> R {
         let mut m = match self.members.lock() {
             Ok(m) => m,
             Err(p) => p.into_inner(),
@@ -57,9 +71,23 @@ impl Health {
         f(&mut m)
     }
 
+    fn state<'a>(
+        m: &'a mut HashMap<String, HashMap<SocketAddr, State>>,
+        group: &str,
+        addr: SocketAddr,
+    ) -> &'a mut State {
+        m.entry(group.to_string())
+            .or_default()
+            .entry(addr)
+            .or_default()
+    }
+
     /// Whether a member may take traffic now.
     pub fn is_up(&self, group: &str, addr: SocketAddr, now: Instant) -> bool {
-        self.with(|m| match m.get(&(group.to_string(), addr)) {
+        if self.quiet.load(Ordering::Relaxed) {
+            return true;
+        }
+        self.with(|m| match m.get(group).and_then(|g| g.get(&addr)) {
             None => true,
             Some(s) => !s.probe_down && s.down_until.is_none_or(|t| now >= t),
         })
@@ -70,8 +98,9 @@ impl Health {
         if limits.max_fails == 0 {
             return;
         }
+        self.quiet.store(false, Ordering::Relaxed);
         self.with(|m| {
-            let s = m.entry((group.to_string(), addr)).or_default();
+            let s = Self::state(m, group, addr);
             let fresh = s
                 .window_start
                 .is_none_or(|t| now.duration_since(t) > limits.fail_timeout);
@@ -90,8 +119,11 @@ impl Health {
 
     /// Records a success: the failure window starts over.
     pub fn succeeded(&self, group: &str, addr: SocketAddr) {
+        if self.quiet.load(Ordering::Relaxed) {
+            return;
+        }
         self.with(|m| {
-            if let Some(s) = m.get_mut(&(group.to_string(), addr)) {
+            if let Some(s) = m.get_mut(group).and_then(|g| g.get_mut(&addr)) {
                 s.fails = 0;
                 s.window_start = None;
                 s.down_until = None;
@@ -109,8 +141,9 @@ impl Health {
         fails: u32,
         passes: u32,
     ) -> Option<bool> {
+        self.quiet.store(false, Ordering::Relaxed);
         self.with(|m| {
-            let s = m.entry((group.to_string(), addr)).or_default();
+            let s = Self::state(m, group, addr);
             if ok {
                 s.probe_fails = 0;
                 s.probe_passes += 1;
