@@ -478,6 +478,11 @@ impl Conn {
             ctx.shared.access_log.write(&log.target, line);
         }
         self.out.head.clear();
+        if self.out.head.capacity() > 4096 {
+            // A proxied body passed through: an idle connection keeps no
+            // large buffer.
+            self.out.head = Vec::new();
+        }
         self.out.head_pos = 0;
         self.out.body = Body::Empty;
         self.out.body_sent = 0;

@@ -30,7 +30,11 @@ use std::time::{Duration, Instant};
 pub const UPSTREAM: u64 = 1 << 31;
 /// Bytes buffered per direction at most before reads from the producer
 /// stop.
-const WINDOW: usize = 64 << 10;
+const WINDOW: usize = 16 << 10;
+/// Bodies that fit after the pending head within this are copied, so head
+/// and body leave in one write; larger ones go straight from the relay
+/// buffer to the client.
+const COPY_LIMIT: usize = 8 << 10;
 /// Idle upstream connections older than this are not reused.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
@@ -279,6 +283,8 @@ pub struct Proxy {
     /// One side of a tunnel ended: close once the other side's pending
     /// bytes are out.
     draining: bool,
+    /// The upstream closed its side (ends a close-delimited body).
+    up_eof: bool,
 }
 
 /// What the leg says after running.
@@ -381,6 +387,7 @@ impl Conn {
             read_timeout: Duration::ZERO,
             send_timeout: Duration::ZERO,
             draining: false,
+            up_eof: false,
         });
         let route = p.route();
         (p.connect_timeout, p.read_timeout, p.send_timeout) = (
@@ -455,6 +462,7 @@ impl Conn {
             read_timeout: st.proxy_timeout,
             send_timeout: st.proxy_timeout,
             draining: false,
+            up_eof: false,
         });
         if !self.connect_next(&mut p, ctx) {
             crate::log::warn(&format!(
@@ -789,6 +797,16 @@ impl Conn {
             p.progress = ctx.now;
             progress = true;
         }
+        // A request fully sent leaves the client's read buffer empty: it
+        // goes back to the pool for as long as the response takes.
+        if p.req_done
+            && p.state != State::Tunnel
+            && self.input.as_ref().is_some_and(|i| i.start == i.end)
+        {
+            if let Some(input) = self.input.take() {
+                ctx.give_buffer(input.buf);
+            }
+        }
         // Client → upstream: the head, then body bytes re-framed.
         if (!p.req_done || p.state == State::Tunnel) && p.to_up.len() - p.to_up_pos < WINDOW {
             progress |= self.pull_request_body(p, ctx)?;
@@ -867,6 +885,9 @@ impl Conn {
         }
         let flushed = self.out.head_pos == self.out.head.len();
         if p.state == State::Tunnel && p.draining && flushed && p.to_up_pos == p.to_up.len() {
+            return Err(End::Close);
+        }
+        if p.state == State::Exchanging && p.draining && flushed && p.from_up.is_empty() {
             return Err(End::Close);
         }
         if p.relay.as_ref().is_some_and(|r| r.done) && flushed && p.state != State::Tunnel {
@@ -961,17 +982,26 @@ impl Conn {
         match p.relay.as_mut() {
             None => Err(End::Failed(Failure::Error)),
             Some(r) if r.head.body == ResponseBody::Close && !r.done => {
-                r.done = true;
                 if r.to_client == ClientBody::Chunked {
+                    r.done = true;
                     self.out.head.extend_from_slice(b"0\r\n\r\n");
+                } else {
+                    // Done once what is still buffered has gone out.
+                    p.up_eof = true;
+                    r.done = p.from_up.is_empty();
                 }
                 Ok(true)
             }
             Some(_) if p.state == State::Tunnel => Err(End::Close),
             Some(r) if r.done => Ok(false),
-            // Gone in the middle of a body: the client must not take what
-            // it got for a whole response.
-            Some(_) => Err(End::Close),
+            // Gone in the middle of a body: what arrived is passed on, then
+            // the client's connection closes, so it cannot take the part
+            // for a whole response.
+            Some(_) => {
+                p.up_eof = true;
+                p.draining = true;
+                Ok(true)
+            }
         }
     }
 
@@ -1074,6 +1104,40 @@ impl Conn {
             return Ok(false);
         }
         let chunked_out = r.to_client == ClientBody::Chunked;
+        let identity =
+            matches!(r.head.body, ResponseBody::Length(_) | ResponseBody::Close) && !chunked_out;
+        let avail = match r.head.body {
+            ResponseBody::Length(_) => (r.left.min(p.from_up.data().len() as u64)) as usize,
+            _ => p.from_up.data().len(),
+        };
+        let pending = self.out.head.len() - self.out.head_pos;
+        if identity && pending + avail > COPY_LIMIT {
+            // Straight from the relay buffer to the client, once the head
+            // is out: no copy, and no more memory than the buffer. (Small
+            // bodies are copied after the head: one write for both.)
+            if pending > 0 || !self.writable || avail == 0 {
+                return Ok(false);
+            }
+            match self.stream.write(&p.from_up.data()[..avail]) {
+                Ok(n) => {
+                    p.from_up.consume(n);
+                    p.sent += n as u64;
+                    p.progress = ctx.now;
+                    if let ResponseBody::Length(_) = r.head.body {
+                        r.left -= n as u64;
+                        r.done = r.left == 0;
+                    } else {
+                        r.done = p.up_eof && p.from_up.is_empty();
+                    }
+                    return Ok(n > 0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    return Ok(false);
+                }
+                Err(_) => return Err(End::Close),
+            }
+        }
         let out = &mut self.out.head;
         let mut sent = 0u64;
         let mut emit = |data: &[u8]| {
