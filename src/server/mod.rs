@@ -124,7 +124,9 @@ impl Ctx {
 
     /// Takes a relay buffer back.
     pub fn give_relay_buffer(&mut self, buf: Vec<u8>) {
-        if !buf.is_empty() && self.relay_pool.len() < POOL {
+        // Buffers grown for a fast download are not kept: a slow client
+        // taking one would hold more memory than it needs.
+        if buf.len() == 16 << 10 && self.relay_pool.len() < POOL {
             self.relay_pool.push(buf);
         }
     }

@@ -35,6 +35,8 @@ const WINDOW: usize = 16 << 10;
 /// and body leave in one write; larger ones go straight from the relay
 /// buffer to the client.
 const COPY_LIMIT: usize = 8 << 10;
+/// The relay buffer of a fast client on a big body.
+const BIG_RELAY: usize = 128 << 10;
 /// Idle upstream connections older than this are not reused.
 const POOL_IDLE: Duration = Duration::from_secs(60);
 
@@ -206,6 +208,16 @@ impl RelayBuf {
 
     fn has_room(&self) -> bool {
         self.buf.is_empty() || self.end < self.buf.len() || self.start > 0
+    }
+
+    /// Grows to [`BIG_RELAY`] once the client has taken a whole buffer in
+    /// one write: a fast client on a big body moves more per system call.
+    /// Only while empty, so nothing moves.
+    fn grow(&mut self) {
+        if self.buf.len() < BIG_RELAY && self.is_empty() {
+            self.buf = vec![0; BIG_RELAY];
+            self.clear();
+        }
     }
 }
 
@@ -1120,7 +1132,11 @@ impl Conn {
             }
             match self.stream.write(&p.from_up.data()[..avail]) {
                 Ok(n) => {
+                    let whole = n == p.from_up.buf.len();
                     p.from_up.consume(n);
+                    if whole {
+                        p.from_up.grow();
+                    }
                     p.sent += n as u64;
                     p.progress = ctx.now;
                     if let ResponseBody::Length(_) = r.head.body {
