@@ -210,9 +210,9 @@ impl RelayBuf {
         self.buf.is_empty() || self.end < self.buf.len() || self.start > 0
     }
 
-    /// Grows to [`BIG_RELAY`] once the client has taken a whole buffer in
-    /// one write: a fast client on a big body moves more per system call.
-    /// Only while empty, so nothing moves.
+    /// Grows to [`BIG_RELAY`] for a client that keeps up with a big body:
+    /// it then moves more per system call. Only while empty, so nothing
+    /// moves.
     fn grow(&mut self) {
         if self.buf.len() < BIG_RELAY && self.is_empty() {
             self.buf = vec![0; BIG_RELAY];
@@ -1134,7 +1134,10 @@ impl Conn {
                 Ok(n) => {
                     let whole = n == p.from_up.buf.len();
                     p.from_up.consume(n);
-                    if whole {
+                    // A client that took a whole buffer at once after the
+                    // first 8 MiB keeps up (a stalled one cannot get
+                    // that far: its socket buffers fill first).
+                    if whole && p.sent >= 8 << 20 {
                         p.from_up.grow();
                     }
                     p.sent += n as u64;
