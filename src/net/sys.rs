@@ -17,22 +17,27 @@ fn io_err(e: nix::Error) -> io::Error {
     io::Error::from(e)
 }
 
-/// A non-blocking listen socket on `addr`. `[::]`-style IPv6 sockets are
-/// IPv6-only, so `0.0.0.0:P` and `[::]:P` can both be bound. With
-/// `reuseport`, several sockets may bind the same address (one per worker).
-pub fn listen(addr: SocketAddr, reuseport: bool, backlog: i32) -> io::Result<TcpListener> {
+/// A non-blocking, close-on-exec TCP socket of `addr`'s family.
+fn stream_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
     let family = if addr.is_ipv4() {
         AddressFamily::Inet
     } else {
         AddressFamily::Inet6
     };
-    let fd = socket::socket(
+    socket::socket(
         family,
         SockType::Stream,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .map_err(io_err)?;
+    .map_err(io_err)
+}
+
+/// A non-blocking listen socket on `addr`. `[::]`-style IPv6 sockets are
+/// IPv6-only, so `0.0.0.0:P` and `[::]:P` can both be bound. With
+/// `reuseport`, several sockets may bind the same address (one per worker).
+pub fn listen(addr: SocketAddr, reuseport: bool, backlog: i32) -> io::Result<TcpListener> {
+    let fd = stream_socket(addr)?;
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(io_err)?;
     if reuseport {
         socket::setsockopt(&fd, sockopt::ReusePort, &true).map_err(io_err)?;
@@ -247,18 +252,7 @@ impl AsFd for DirWatch {
 /// Starts a non-blocking connection to `addr`; it completes when the
 /// socket becomes writable (then `take_error` says how it went).
 pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let family = if addr.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    };
-    let fd = socket::socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(io_err)?;
+    let fd = stream_socket(addr)?;
     let result = match addr {
         SocketAddr::V4(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
         SocketAddr::V6(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn6::from(a)),

@@ -337,28 +337,21 @@ impl Proxy {
     }
 }
 
-impl Conn {
-    /// Starts proxying `head` to group `id`. `Some(reply)` when no member
-    /// can be tried at all (502 at once).
-    pub(super) fn start_proxy(
-        &mut self,
-        head: &RequestHead,
-        raw_head: Vec<u8>,
+impl Proxy {
+    /// A proxy leg for `group` with nothing sent yet: no request body, HTTP/1.1
+    /// client, not yet connected. Callers set what their exchange needs.
+    fn boxed(
         snapshot: &Arc<Snapshot>,
-        at: (ServerId, LocationMatch),
-        id: UpstreamId,
+        server: ServerId,
+        location: LocationMatch,
+        group: UpstreamId,
         ctx: &mut Ctx,
-    ) -> Option<Reply> {
-        let body = match head.framing {
-            Framing::None => RequestBody::None,
-            Framing::Length(n) => RequestBody::Length(n),
-            Framing::Chunked => RequestBody::Chunked,
-        };
-        let mut p = Box::new(Proxy {
+    ) -> Box<Proxy> {
+        Box::new(Proxy {
             snapshot: snapshot.clone(),
-            server: at.0,
-            location: at.1,
-            group: id,
+            server,
+            location,
+            group,
             member: 0,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             stream: None,
@@ -367,19 +360,15 @@ impl Conn {
             state: State::Connecting,
             up_readable: false,
             up_writable: false,
-            raw_head,
+            raw_head: Vec::new(),
             websocket: false,
-            head_request: head.method == Method::Head,
-            client_version: head.version,
-            client_keep_alive: head.keep_alive,
-            body,
-            req_left: match body {
-                RequestBody::Length(n) => n,
-                _ => 0,
-            },
-            req_decoder: (body == RequestBody::Chunked)
-                .then(|| ChunkedDecoder::new(p_limit(snapshot, at))),
-            req_done: body == RequestBody::None,
+            head_request: false,
+            client_version: Version::Http11,
+            client_keep_alive: false,
+            body: RequestBody::None,
+            req_left: 0,
+            req_decoder: None,
+            req_done: true,
             body_consumed: false,
             to_up: Vec::new(),
             to_up_pos: 0,
@@ -400,7 +389,40 @@ impl Conn {
             send_timeout: Duration::ZERO,
             draining: false,
             up_eof: false,
-        });
+        })
+    }
+}
+
+impl Conn {
+    /// Starts proxying `head` to group `id`. `Some(reply)` when no member
+    /// can be tried at all (502 at once).
+    pub(super) fn start_proxy(
+        &mut self,
+        head: &RequestHead,
+        raw_head: Vec<u8>,
+        snapshot: &Arc<Snapshot>,
+        at: (ServerId, LocationMatch),
+        id: UpstreamId,
+        ctx: &mut Ctx,
+    ) -> Option<Reply> {
+        let body = match head.framing {
+            Framing::None => RequestBody::None,
+            Framing::Length(n) => RequestBody::Length(n),
+            Framing::Chunked => RequestBody::Chunked,
+        };
+        let mut p = Proxy::boxed(snapshot, at.0, at.1, id, ctx);
+        p.raw_head = raw_head;
+        p.head_request = head.method == Method::Head;
+        p.client_version = head.version;
+        p.client_keep_alive = head.keep_alive;
+        p.body = body;
+        p.req_left = match body {
+            RequestBody::Length(n) => n,
+            _ => 0,
+        };
+        p.req_decoder =
+            (body == RequestBody::Chunked).then(|| ChunkedDecoder::new(p_limit(snapshot, at)));
+        p.req_done = body == RequestBody::None;
         let route = p.route();
         (p.connect_timeout, p.read_timeout, p.send_timeout) = (
             route.proxy_connect_timeout,
@@ -433,49 +455,11 @@ impl Conn {
         ctx: &mut Ctx,
     ) -> bool {
         let st = &snapshot.streams[index];
-        let mut p = Box::new(Proxy {
-            snapshot: snapshot.clone(),
-            server: 0,
-            location: LocationMatch::NoLocation,
-            group: st.upstream,
-            member: 0,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            stream: None,
-            reused: false,
-            tried: Vec::new(),
-            state: State::Connecting,
-            up_readable: false,
-            up_writable: false,
-            raw_head: Vec::new(),
-            websocket: false,
-            head_request: false,
-            client_version: Version::Http11,
-            client_keep_alive: false,
-            body: RequestBody::None,
-            req_left: 0,
-            req_decoder: None,
-            req_done: true,
-            body_consumed: false,
-            to_up: Vec::new(),
-            to_up_pos: 0,
-            from_up: RelayBuf {
-                buf: ctx.take_relay_buffer(),
-                start: 0,
-                end: 0,
-            },
-            relay: None,
-            started: false,
-            progress: ctx.now,
-            connect_started: ctx.now,
-            last_failure: Failure::Error,
-            sent: 0,
-            raw: true,
-            connect_timeout: st.proxy_connect_timeout,
-            read_timeout: st.proxy_timeout,
-            send_timeout: st.proxy_timeout,
-            draining: false,
-            up_eof: false,
-        });
+        let mut p = Proxy::boxed(snapshot, 0, LocationMatch::NoLocation, st.upstream, ctx);
+        p.raw = true;
+        p.connect_timeout = st.proxy_connect_timeout;
+        p.read_timeout = st.proxy_timeout;
+        p.send_timeout = st.proxy_timeout;
         if !self.connect_next(&mut p, ctx) {
             crate::log::warn(&format!(
                 "stream upstream {}: no member is up; closing the client",
