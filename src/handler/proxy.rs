@@ -7,6 +7,7 @@
 
 use crate::http::response;
 use crate::routing::Route;
+use std::io::Write;
 use std::net::IpAddr;
 
 /// Fields that concern one connection, never forwarded either way.
@@ -21,27 +22,42 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-authenticate",
 ];
 
-fn is_hop(name: &str, connection_tokens: &[String]) -> bool {
+fn is_hop(name: &str, connection_tokens: &[&[u8]]) -> bool {
     HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
         || connection_tokens
             .iter()
-            .any(|t| name.eq_ignore_ascii_case(t))
+            .any(|t| name.as_bytes().eq_ignore_ascii_case(t))
 }
 
 /// The names listed in `Connection` fields (they are hop-by-hop too).
-fn connection_tokens<'a>(headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<String> {
+fn connection_tokens<'a>(headers: &[httparse::Header<'a>]) -> Vec<&'a [u8]> {
     let mut out = Vec::new();
-    for (name, value) in headers {
-        if name.eq_ignore_ascii_case("connection") {
-            for t in String::from_utf8_lossy(value).split(',') {
-                let t = t.trim();
-                if !t.is_empty() {
-                    out.push(t.to_ascii_lowercase());
-                }
-            }
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("connection") {
+            out.extend(
+                h.value
+                    .split(|&b| b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .filter(|t| !t.is_empty()),
+            );
         }
     }
     out
+}
+
+/// `haystack` contains `needle` (ASCII letters in any case).
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Appends `Name: value\r\n` with a value that is bytes.
+fn header_bytes(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// How the request body goes upstream.
@@ -68,13 +84,10 @@ pub fn request_head(
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut req = httparse::Request::new(&mut headers);
     let _ = req.parse(raw);
-    let tokens = connection_tokens(req.headers.iter().map(|h| (h.name, h.value)));
-    let websocket = tokens.iter().any(|t| t == "upgrade")
+    let tokens = connection_tokens(req.headers);
+    let websocket = tokens.iter().any(|t| t.eq_ignore_ascii_case(b"upgrade"))
         && req.headers.iter().any(|h| {
-            h.name.eq_ignore_ascii_case("upgrade")
-                && String::from_utf8_lossy(h.value)
-                    .to_ascii_lowercase()
-                    .contains("websocket")
+            h.name.eq_ignore_ascii_case("upgrade") && contains_ignore_case(h.value, b"websocket")
         });
     let method = req.method.unwrap_or("GET");
     let target = req.path.unwrap_or("/");
@@ -84,18 +97,19 @@ pub fn request_head(
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut host: Option<&[u8]> = None;
-    let mut xff: Option<String> = None;
+    // Earlier X-Forwarded-For values, joined, then the peer.
+    let mut forwarded_for: Vec<u8> = Vec::new();
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
             host = Some(h.value);
         }
         if name.eq_ignore_ascii_case("x-forwarded-for") {
-            let v = String::from_utf8_lossy(h.value).trim().to_string();
-            xff = Some(match xff {
-                Some(prev) => format!("{prev}, {v}"),
-                None => v,
-            });
+            let v = h.value.trim_ascii();
+            if !v.is_empty() {
+                forwarded_for.extend_from_slice(v);
+                forwarded_for.extend_from_slice(b", ");
+            }
             continue;
         }
         let ours = [
@@ -115,27 +129,27 @@ pub fn request_head(
         {
             continue;
         }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
+        header_bytes(&mut out, name, h.value);
     }
-    let host_text = host.map(|h| String::from_utf8_lossy(h).into_owned());
     if host.is_none() {
         response::header(&mut out, "Host", fallback_host);
     }
-    let peer_text = peer.to_string();
-    let forwarded_for = match xff {
-        Some(prev) if !prev.is_empty() => format!("{prev}, {peer_text}"),
-        _ => peer_text.clone(),
+    let mut peer_buf = [0u8; 48];
+    let peer_text = {
+        let mut w = &mut peer_buf[..];
+        // An IPv6 address is at most 45 bytes.
+        let _ = write!(w, "{peer}");
+        let n = 48 - w.len();
+        &peer_buf[..n]
     };
-    response::header(&mut out, "X-Forwarded-For", &forwarded_for);
-    response::header(&mut out, "X-Real-IP", &peer_text);
+    forwarded_for.extend_from_slice(peer_text);
+    header_bytes(&mut out, "X-Forwarded-For", &forwarded_for);
+    header_bytes(&mut out, "X-Real-IP", peer_text);
     response::header(&mut out, "X-Forwarded-Proto", "http");
-    response::header(
+    header_bytes(
         &mut out,
         "X-Forwarded-Host",
-        host_text.as_deref().unwrap_or(fallback_host),
+        host.unwrap_or(fallback_host.as_bytes()),
     );
     for p in &route.proxy_set_header {
         if !p.value.is_empty() {
@@ -201,17 +215,17 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamH
     let mut chunked = false;
     let mut te = false;
     for h in res.headers.iter() {
-        let value = String::from_utf8_lossy(h.value);
-        let value = value.trim();
+        let value = h.value.trim_ascii();
         if h.name.eq_ignore_ascii_case("content-length") {
-            for part in value.split(',') {
-                let part = part.trim();
-                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            for part in value.split(|&b| b == b',') {
+                let part = part.trim_ascii();
+                if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
                     return Err(BadResponse("invalid Content-Length"));
                 }
-                let n: u64 = part
-                    .parse()
-                    .map_err(|_| BadResponse("Content-Length overflows"))?;
+                let n = part.iter().try_fold(0u64, |n, &d| {
+                    n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+                });
+                let n = n.ok_or(BadResponse("Content-Length overflows"))?;
                 if length.is_some_and(|l| l != n) {
                     return Err(BadResponse("different Content-Lengths"));
                 }
@@ -220,14 +234,14 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamH
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             te = true;
             chunked = value
-                .rsplit(',')
+                .rsplit(|&b| b == b',')
                 .next()
-                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if h.name.eq_ignore_ascii_case("connection") {
-            for t in value.split(',').map(str::trim) {
-                if t.eq_ignore_ascii_case("close") {
+            for t in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                if t.eq_ignore_ascii_case(b"close") {
                     keep_alive = false;
-                } else if t.eq_ignore_ascii_case("keep-alive") {
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
                     keep_alive = true;
                 }
             }
@@ -274,22 +288,23 @@ pub enum ClientBody {
     Close,
 }
 
-/// The head for the client: the upstream's status and fields without
-/// hop-by-hop or framing fields, then `add_header`, the framing xps uses,
-/// and `Connection`.
+/// Appends the head for the client to `out`: the upstream's status and
+/// fields without hop-by-hop or framing fields, then `add_header`, the
+/// framing xps uses, and `Connection`.
 pub fn client_head(
+    out: &mut Vec<u8>,
     raw: &[u8],
     route: &Route,
     body: ClientBody,
     close: bool,
     http10_keep_alive: bool,
-) -> Vec<u8> {
+) {
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut res = httparse::Response::new(&mut headers);
     let _ = res.parse(raw);
-    let tokens = connection_tokens(res.headers.iter().map(|h| (h.name, h.value)));
+    let tokens = connection_tokens(res.headers);
     let status = res.code.unwrap_or(502);
-    let mut out = Vec::with_capacity(raw.len() + 64);
+    out.reserve(raw.len() + 64);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
     out.push(b' ');
@@ -306,28 +321,24 @@ pub fn client_head(
         {
             continue;
         }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
+        header_bytes(out, name, h.value);
     }
     for h in &route.add_header {
-        response::header(&mut out, &h.name, &h.value);
+        response::header(out, &h.name, &h.value);
     }
     match body {
-        ClientBody::Length(n) => response::header_u64(&mut out, "Content-Length", n),
-        ClientBody::Chunked => response::header(&mut out, "Transfer-Encoding", "chunked"),
+        ClientBody::Length(n) => response::header_u64(out, "Content-Length", n),
+        ClientBody::Chunked => response::header(out, "Transfer-Encoding", "chunked"),
         ClientBody::None | ClientBody::Close => {}
     }
     if !websocket {
         if close {
-            response::header(&mut out, "Connection", "close");
+            response::header(out, "Connection", "close");
         } else if http10_keep_alive {
-            response::header(&mut out, "Connection", "keep-alive");
+            response::header(out, "Connection", "keep-alive");
         }
     }
-    response::end(&mut out);
-    out
+    response::end(out);
 }
 
 #[cfg(test)]
@@ -429,14 +440,9 @@ mod tests {
     #[test]
     fn the_client_head_keeps_server_and_date() {
         let raw = b"HTTP/1.1 201 Created\r\nServer: app/1\r\nDate: x\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 3\r\nX-App: y\r\n\r\n";
-        let out = String::from_utf8(client_head(
-            raw,
-            &route(),
-            ClientBody::Length(3),
-            false,
-            false,
-        ))
-        .expect("utf-8");
+        let mut out = Vec::new();
+        client_head(&mut out, raw, &route(), ClientBody::Length(3), false, false);
+        let out = String::from_utf8(out).expect("utf-8");
         assert!(out.starts_with("HTTP/1.1 201 Created\r\nServer: app/1\r\nDate: x\r\nX-App: y\r\nContent-Length: 3\r\n"), "{out}");
         assert!(!out.contains("X-Hop"));
     }

@@ -1046,14 +1046,14 @@ impl Conn {
                 self.close_after = true;
             }
             let http10_ka = p.client_version == Version::Http10 && !self.close_after;
-            let client_head = proxy::client_head(
+            proxy::client_head(
+                &mut self.out.head,
                 &p.from_up.data()[..head.len],
                 p.route(),
                 to_client,
                 self.close_after,
                 http10_ka,
             );
-            self.out.head.extend_from_slice(&client_head);
             p.from_up.consume(head.len);
             p.started = true;
             if let Some(log) = self.log.as_mut() {
