@@ -10,7 +10,8 @@
 # `keepalive 64` + HTTP/1.1; HAProxy: `http-reuse always`). The proxy and the
 # backend share CPU 0, wrk (-t1 -c50) runs on CPU 1, REPEAT times alternating;
 # medians are reported: req/s, p99, the proxy's peak RSS and CPU time, req per
-# proxy CPU-second, and new upstream connections. Then one 100 MiB download
+# proxy CPU-second, new upstream connections, and the proxy's user and kernel
+# microseconds per request. Then one 100 MiB download
 # through each (throughput, peak RSS), and the RSS of xps with 1,000 active
 # proxied downloads stalled on slow clients. Needs wrk, nginx, haproxy, curl,
 # python3.
@@ -90,6 +91,7 @@ trap cleanup EXIT
 
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; return 1; }
 cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo "$t"; }
+user_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14}' "/proc/$p/stat"))); done; echo "$t"; }
 peak_rss() { local t=0; for p in "$@"; do t=$((t + $(awk '/VmHWM/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }
 accepts() { curl -s "http://127.0.0.1:$BACKEND/status" | awk 'NR == 3 {print $1}'; }
 
@@ -116,14 +118,14 @@ HZ=$(getconf CLK_TCK)
 ROWS=()
 echo "== reverse proxy: xps vs nginx vs HAProxy, 1 KiB responses =="
 echo "machine: $(nproc) CPUs; $(nginx -v 2>&1); $(haproxy -v | head -1 | cut -d' ' -f1-3); wrk -t1 -c50 -d${DURATION}s"
-printf '%-8s %10s %9s %9s %8s %12s %10s\n' proxy req/s p99 peakRSS cpu req/cpu-s upstream-conns
+printf '%-8s %10s %9s %9s %8s %12s %10s %11s %10s\n' proxy req/s p99 peakRSS cpu req/cpu-s upstream-conns user-us/req sys-us/req
 for _ in $(seq 1 "$REPEAT"); do
     for name in xps nginx haproxy; do
         start "$name"
         taskset -c 1 wrk -t1 -c50 -d2s "http://127.0.0.1:$PORT/1k.bin" >/dev/null
-        a0=$(accepts); c0=$(cpu_ticks "${PROXY_PIDS[@]}")
+        a0=$(accepts); c0=$(cpu_ticks "${PROXY_PIDS[@]}"); u0=$(user_ticks "${PROXY_PIDS[@]}")
         out=$(timeout $((DURATION + 30)) taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" --latency "http://127.0.0.1:$PORT/1k.bin")
-        c1=$(cpu_ticks "${PROXY_PIDS[@]}"); a1=$(accepts)
+        c1=$(cpu_ticks "${PROXY_PIDS[@]}"); u1=$(user_ticks "${PROXY_PIDS[@]}"); a1=$(accepts)
         rss=$(peak_rss "${PROXY_PIDS[@]}")
         rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
         reqs=$(echo "$out" | awk '/requests in/ {print $1}')
@@ -132,8 +134,10 @@ for _ in $(seq 1 "$REPEAT"); do
         cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
         per=$(awk -v r="$reqs" -v c="$cpu" 'BEGIN {if (c > 0) printf "%.0f", r / c; else print 0}')
         conns=$((a1 - a0 - 1))
-        printf '%-8s %10s %9s %8sK %7ss %12s %10s %s\n' "$name" "$rps" "$p99" "$rss" "$cpu" "$per" "$conns" "$errs"
-        ROWS+=("$name|$rps|$per|$rss|$conns")
+        usr=$(awk -v t=$((u1 - u0)) -v r="$reqs" -v hz="$HZ" 'BEGIN {printf "%.2f", t / hz * 1e6 / r}')
+        sys=$(awk -v t=$((c1 - c0 - u1 + u0)) -v r="$reqs" -v hz="$HZ" 'BEGIN {printf "%.2f", t / hz * 1e6 / r}')
+        printf '%-8s %10s %9s %8sK %7ss %12s %10s %11s %10s %s\n' "$name" "$rps" "$p99" "$rss" "$cpu" "$per" "$conns" "$usr" "$sys" "$errs"
+        ROWS+=("$name|$rps|$per|$rss|$conns|$usr|$sys")
         stop "$name"
     done
 done
@@ -142,9 +146,9 @@ median() { sort -g | awk '{a[NR] = $1} END {if (NR % 2) print a[(NR + 1) / 2]; e
 col() { printf '%s\n' "${ROWS[@]}" | awk -F'|' -v n="$1" -v c="$2" '$1 == n {print $c}' | median; }
 echo
 echo "medians of $REPEAT runs:"
-printf '%-8s %10s %12s %10s %14s\n' proxy req/s req/cpu-s peakRSS upstream-conns
+printf '%-8s %10s %12s %10s %14s %11s %10s\n' proxy req/s req/cpu-s peakRSS upstream-conns user-us/req sys-us/req
 for name in xps nginx haproxy; do
-    printf '%-8s %10.0f %12.0f %9.0fK %14.0f\n' "$name" "$(col "$name" 2)" "$(col "$name" 3)" "$(col "$name" 4)" "$(col "$name" 5)"
+    printf '%-8s %10.0f %12.0f %9.0fK %14.0f %11.2f %10.2f\n' "$name" "$(col "$name" 2)" "$(col "$name" 3)" "$(col "$name" 4)" "$(col "$name" 5)" "$(col "$name" 6)" "$(col "$name" 7)"
 done
 best_rps=$(printf '%s\n' "$(col nginx 2)" "$(col haproxy 2)" | sort -g | tail -1)
 best_cpu=$(printf '%s\n' "$(col nginx 3)" "$(col haproxy 3)" | sort -g | tail -1)
