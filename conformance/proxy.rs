@@ -585,6 +585,52 @@ fn health_checks_take_a_member_out_and_bring_it_back() {
     });
 }
 
+#[test]
+fn a_hanging_health_endpoint_fails_its_probe_without_stalling_the_loop() {
+    // One worker: the probes share its event loop with the requests.
+    let hanging = upstream::start(|r| {
+        if r.head.starts_with("GET /healthz") {
+            return Answer::Hang;
+        }
+        ok("hanging")
+    });
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let good = upstream::start(|_| ok("good"));
+    let server = proxy_to(
+        &format!(
+            "workers 1;\nupstream app {{\n    server {};\n    server {};\n    server {};\n    health_check /healthz interval=2s fails=1 passes=1;\n}}",
+            hanging.addr(),
+            refused,
+            good.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    server.wait_for(
+        Duration::from_secs(10),
+        "both bad members to be taken out",
+        || {
+            let log = server.stderr();
+            log.contains(&format!("member {} is down", hanging.addr()))
+                && log.contains(&format!("member {refused} is down"))
+        },
+    );
+    // Every request now goes to the good member, answered at once although
+    // a probe of the hanging member is always under way.
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let r = server.get("/", &[]);
+        assert_eq!(r.text(), "good");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a request waited {:?} behind the probes",
+            started.elapsed()
+        );
+    }
+}
+
 fn stream_to(settings: &str) -> Server {
     let template = format!(
         "stream {{\n    server {{\n        listen 127.0.0.1:{{port}};\n{settings}\n    }}\n}}\n"

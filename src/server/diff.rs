@@ -63,7 +63,15 @@ fn server_label(s: &Server, id: usize) -> String {
 fn upstreams(old: &Snapshot, new: &Snapshot, out: &mut Vec<String>) {
     let summary = |u: &crate::routing::UpstreamGroup| {
         let members: Vec<String> = u.members.iter().map(|m| m.addr.to_string()).collect();
-        format!("{} ({})", members.join(", "), u.balance)
+        let mut s = format!("{} ({}", members.join(", "), u.balance);
+        if let Some(c) = &u.health_check {
+            s.push_str(&format!(", health_check {} every {:?}", c.path, c.interval));
+        }
+        if u.keepalive > 0 {
+            s.push_str(&format!(", keepalive {}", u.keepalive));
+        }
+        s.push(')');
+        s
     };
     for u in new.named_upstreams() {
         match old.named_upstreams().find(|o| o.name == u.name) {

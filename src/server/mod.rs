@@ -4,7 +4,7 @@
 
 pub mod conn;
 pub mod diff;
-pub mod health_check;
+pub mod probe;
 pub mod proxy;
 pub mod reload;
 pub mod worker;
@@ -254,6 +254,7 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
             mode == ListenMode::Exclusive,
             shared.clone(),
             wake.clone(),
+            i == 0,
         )
         .map_err(|e| format!("cannot start worker {i}: {e}"))?;
         links.push(reload::WorkerLink {
@@ -271,13 +272,6 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
     }
     drop(done_tx);
     let wakes: Vec<Arc<EventFd>> = links.iter().map(|l| l.wake.clone()).collect();
-    {
-        let shared = shared.clone();
-        std::thread::Builder::new()
-            .name("xps-health".into())
-            .spawn(move || health_check::run(shared))
-            .map_err(|e| format!("cannot start health checks: {e}"))?;
-    }
     let (reload_tx, reload_rx) = mpsc::channel();
     if let Some(path) = &config {
         let reloader = reload::Reloader::new(

@@ -92,7 +92,7 @@ impl Sockets {
 
     fn release(&mut self, id: usize) {
         if let Some(slot) = self.slots.get_mut(id) {
-            slot.0 = slot.0.wrapping_add(1).max(1);
+            slot.0 = super::worker::next_generation(slot.0);
             slot.1 = None;
             self.free.push(id);
         }

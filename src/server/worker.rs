@@ -3,6 +3,7 @@
 //! workers but the [`Shared`] state behind an `Arc`.
 
 use super::conn::{Conn, Next};
+use super::probe::{PROBE, Prober};
 use super::proxy::UPSTREAM;
 use super::{Ctx, Shared};
 use crate::net::{Event, Events, Poller, TimerWheel, sys};
@@ -65,10 +66,18 @@ pub struct Worker {
     events: Vec<Event>,
     expired: Vec<u64>,
     stopping: bool,
+    /// Active health checks (the first worker only).
+    prober: Option<Prober>,
 }
 
 fn token(slot: usize, generation: u32) -> u64 {
     ((generation as u64) << 32) | slot as u64
+}
+
+/// The generation after `g`, kept within 29 bits so that a slot token never
+/// reaches the bits of [`LISTENER`], [`WAKE`] and [`PROBE`].
+pub(super) fn next_generation(g: u32) -> u32 {
+    (g.wrapping_add(1) & ((1 << 29) - 1)).max(1)
 }
 
 impl Worker {
@@ -79,6 +88,7 @@ impl Worker {
         exclusive: bool,
         shared: Arc<Shared>,
         wake: Arc<EventFd>,
+        probes: bool,
     ) -> io::Result<Worker> {
         let poller = Arc::new(Poller::new()?);
         poller.add_reader(wake.as_ref(), WAKE)?;
@@ -105,6 +115,7 @@ impl Worker {
             events: Vec::with_capacity(1024),
             expired: Vec::new(),
             stopping: false,
+            prober: probes.then(Prober::default),
         })
     }
 
@@ -116,6 +127,11 @@ impl Worker {
             let mut timeout = self.timers.next_timeout(now);
             if self.paused {
                 timeout = Some(timeout.map_or(PAUSE_CHECK, |t| t.min(PAUSE_CHECK)));
+            }
+            if let Some(due) = self.prober.as_ref().and_then(Prober::next_due) {
+                // Rounded up, so the loop never wakes just before it.
+                let wait = due.saturating_duration_since(now) + Duration::from_millis(1);
+                timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
             }
             self.events.clear();
             match self.poller.wait(&mut self.buffer, timeout) {
@@ -138,6 +154,11 @@ impl Worker {
                 }
             }
             self.expire();
+            if let Some(prober) = self.prober.as_mut() {
+                let snapshot = self.ctx.take_snapshot();
+                prober.tick(&snapshot, self.ctx.now, &self.poller, &self.ctx.shared);
+                self.ctx.snapshot = Some(snapshot);
+            }
             if self.paused {
                 self.maybe_resume();
             }
@@ -158,6 +179,10 @@ impl Worker {
             }
         } else if ev.token & LISTENER != 0 {
             self.accept((ev.token & !LISTENER) as usize);
+        } else if ev.token & PROBE == PROBE {
+            if let Some(prober) = self.prober.as_mut() {
+                prober.ready(ev.token, &self.ctx.shared);
+            }
         } else {
             // An upstream socket's event goes to the connection it serves.
             let mut token = ev.token;
@@ -348,7 +373,7 @@ impl Worker {
         let s = &mut self.slots[slot];
         if s.conn.take().is_some() {
             // Dropping the stream closes it, which also removes it from epoll.
-            s.generation = s.generation.wrapping_add(1).max(1);
+            s.generation = next_generation(s.generation);
             self.free.push(slot);
             self.live -= 1;
             self.ctx.shared.connections.fetch_sub(1, Ordering::Relaxed);
@@ -420,6 +445,7 @@ impl Worker {
     /// closes idle connections and lets the others finish their response.
     fn begin_stop(&mut self) {
         self.stopping = true;
+        self.prober = None;
         self.ctx.stopping = true;
         self.listeners.clear();
         for slot in 0..self.slots.len() {
