@@ -670,6 +670,32 @@ fn a_stream_server_relays_bytes_both_ways() {
 }
 
 #[test]
+fn a_stream_upstream_that_closes_after_sending_delivers_every_byte_first() {
+    let source = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = source.local_addr().expect("addr").port();
+    let payload: Vec<u8> = (0..8_000_000u32).map(|i| (i % 239) as u8).collect();
+    let sent = payload.clone();
+    // Every connection (the harness's readiness check makes one too).
+    std::thread::spawn(move || {
+        for mut s in source.incoming().flatten() {
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let _ = s.write_all(&sent);
+                // Dropped: the upstream closes right after its last byte.
+            });
+        }
+    });
+    let server = stream_to(&format!("        proxy_pass 127.0.0.1:{port};"));
+    let mut s = server.connect();
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("read to the close");
+    assert_eq!(got.len(), payload.len(), "bytes lost before the close");
+    assert!(got == payload, "the bytes differ");
+}
+
+#[test]
 fn a_stream_client_is_closed_when_its_upstream_goes_or_is_denied() {
     let up = upstream::start(|_| Answer::Reset);
     let server = stream_to(&format!("        proxy_pass {};", up.addr()));

@@ -1,6 +1,6 @@
 //! System calls std does not wrap: listen sockets with `SO_REUSEPORT` and
 //! `IPV6_V6ONLY`, `accept4`, `sendfile`, `openat2(RESOLVE_BENEATH)`,
-//! `eventfd`, `signalfd`, the descriptor limit. Each function is one
+//! `eventfd`, `signalfd`, `pipe2` and `splice`, the descriptor limit. Each function is one
 //! syscall (or a short fixed sequence) and returns `io::Result`.
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
@@ -192,6 +192,28 @@ pub fn send_more(out: &TcpStream, buf: &[u8]) -> io::Result<usize> {
         out.as_raw_fd(),
         buf,
         MsgFlags::from_bits_retain(libc::MSG_MORE | libc::MSG_NOSIGNAL),
+    )
+    .map_err(io_err)
+}
+
+/// A non-blocking pipe (read end, write end) for [`splice`].
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io_err)
+}
+
+/// Moves up to `len` bytes from `from` to `to` without copying them
+/// through user space; one of the two is a pipe. `Ok(0)` from a socket is
+/// its end of stream; `WouldBlock` is an empty source or a full
+/// destination.
+pub fn splice(from: impl AsFd, to: impl AsFd, len: usize) -> io::Result<usize> {
+    use nix::fcntl::SpliceFFlags;
+    nix::fcntl::splice(
+        from,
+        None,
+        to,
+        None,
+        len,
+        SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK,
     )
     .map_err(io_err)
 }

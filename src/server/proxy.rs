@@ -22,6 +22,7 @@ use crate::upstream::{Candidate, Limits, Picker, client_hash};
 use rustc_hash::FxHashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -221,6 +222,103 @@ impl RelayBuf {
     }
 }
 
+/// Bytes asked of one `splice` (what a pipe holds by default).
+const PIPE_CHUNK: usize = 64 << 10;
+
+/// A stream tunnel's pipes: bytes go socket → pipe → socket with
+/// `splice`, never through user space.
+struct Pipes {
+    /// Client → upstream.
+    up: Pipe,
+    /// Upstream → client.
+    down: Pipe,
+}
+
+/// One direction of a spliced tunnel.
+struct Pipe {
+    r: OwnedFd,
+    w: OwnedFd,
+    /// Bytes in the pipe.
+    pending: usize,
+    /// The source ended.
+    eof: bool,
+}
+
+impl Pipes {
+    fn new() -> io::Result<Pipes> {
+        Ok(Pipes {
+            up: Pipe::new()?,
+            down: Pipe::new()?,
+        })
+    }
+
+    /// A side ended and everything it sent is out: the tunnel closes.
+    fn finished(&self) -> bool {
+        (self.up.eof || self.down.eof) && self.up.pending == 0 && self.down.pending == 0
+    }
+}
+
+impl Pipe {
+    fn new() -> io::Result<Pipe> {
+        let (r, w) = sys::pipe()?;
+        Ok(Pipe {
+            r,
+            w,
+            pending: 0,
+            eof: false,
+        })
+    }
+
+    /// Moves what it can from `src` into the pipe and from the pipe to
+    /// `dst`, clearing a readiness flag on `WouldBlock`. Returns whether
+    /// anything moved and the bytes delivered to `dst`.
+    fn pump(
+        &mut self,
+        src: &TcpStream,
+        src_readable: &mut bool,
+        dst: &TcpStream,
+        dst_writable: &mut bool,
+    ) -> io::Result<(bool, usize)> {
+        let mut moved = false;
+        if *src_readable && !self.eof && self.pending < PIPE_CHUNK {
+            match sys::splice(src, &self.w, PIPE_CHUNK - self.pending) {
+                Ok(0) => {
+                    self.eof = true;
+                    moved = true;
+                }
+                Ok(n) => {
+                    self.pending += n;
+                    moved = true;
+                }
+                // With bytes in the pipe, `WouldBlock` may mean a full pipe
+                // rather than an empty socket: the source stays marked
+                // readable and is tried again once the pipe drained.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.pending == 0 {
+                        *src_readable = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => moved = true,
+                Err(e) => return Err(e),
+            }
+        }
+        let mut delivered = 0;
+        if self.pending > 0 && *dst_writable {
+            match sys::splice(&self.r, dst, self.pending) {
+                Ok(n) => {
+                    self.pending -= n;
+                    delivered = n;
+                    moved |= n > 0;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => *dst_writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => moved = true,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((moved, delivered))
+    }
+}
+
 /// Why an attempt failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failure {
@@ -297,6 +395,11 @@ pub struct Proxy {
     draining: bool,
     /// The upstream closed its side (ends a close-delimited body).
     up_eof: bool,
+    /// A stream tunnel's pipes, when it splices.
+    pipes: Option<Box<Pipes>>,
+    /// A stream tunnel filled a whole buffer: it moves bulk data and
+    /// switches to `splice` when its buffers are empty.
+    bulk: bool,
 }
 
 /// What the leg says after running.
@@ -389,6 +492,8 @@ impl Proxy {
             send_timeout: Duration::ZERO,
             draining: false,
             up_eof: false,
+            pipes: None,
+            bulk: false,
         })
     }
 }
@@ -793,6 +898,12 @@ impl Conn {
             p.progress = ctx.now;
             progress = true;
         }
+        if p.bulk && p.pipes.is_none() {
+            self.start_splicing(p, ctx);
+        }
+        if p.pipes.is_some() {
+            return self.splice_step(p, ctx);
+        }
         // A request fully sent leaves the client's read buffer empty: it
         // goes back to the pool for as long as the response takes.
         if p.req_done
@@ -847,6 +958,7 @@ impl Conn {
                     return self.upstream_closed(p);
                 }
                 Ok(n) => {
+                    p.bulk |= p.raw && n >= super::conn::READ_BUF;
                     p.from_up.filled(n);
                     p.progress = ctx.now;
                     progress = true;
@@ -897,6 +1009,69 @@ impl Conn {
         Ok(progress)
     }
 
+    /// A stream tunnel moving bulk data switches from copying to `splice`
+    /// once nothing is left in its buffers (then they go back to the
+    /// pools). Small exchanges keep copying: for them the pipe's extra
+    /// descriptors and calls cost more than the copies.
+    fn start_splicing(&mut self, p: &mut Proxy, ctx: &mut Ctx) {
+        let idle = p.to_up_pos == p.to_up.len()
+            && p.from_up.is_empty()
+            && self.out.head_pos == self.out.head.len()
+            && self.input.as_ref().is_none_or(|i| i.start == i.end);
+        if !idle {
+            return;
+        }
+        p.bulk = false;
+        let Ok(pipes) = Pipes::new() else {
+            // Out of descriptors: it keeps copying.
+            return;
+        };
+        p.pipes = Some(Box::new(pipes));
+        p.to_up = Vec::new();
+        p.to_up_pos = 0;
+        ctx.give_relay_buffer(std::mem::take(&mut p.from_up.buf));
+        p.from_up.clear();
+        if let Some(input) = self.input.take() {
+            ctx.give_buffer(input.buf);
+        }
+        self.out.head = Vec::new();
+        self.out.head_pos = 0;
+    }
+
+    /// One round of a spliced stream tunnel, both directions.
+    fn splice_step(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
+        let (Some(pipes), Some(up)) = (p.pipes.as_mut(), p.stream.as_ref()) else {
+            return Err(End::Close);
+        };
+        let (sent_up, _) = pipes
+            .up
+            .pump(
+                &self.stream,
+                &mut self.readable,
+                &up.stream,
+                &mut p.up_writable,
+            )
+            .map_err(|_| End::Close)?;
+        let (sent_down, delivered) = pipes
+            .down
+            .pump(
+                &up.stream,
+                &mut p.up_readable,
+                &self.stream,
+                &mut self.writable,
+            )
+            .map_err(|_| End::Close)?;
+        p.sent += delivered as u64;
+        if pipes.finished() {
+            return Err(End::Close);
+        }
+        let progress = sent_up || sent_down;
+        if progress {
+            p.progress = ctx.now;
+        }
+        Ok(progress)
+    }
+
     /// Moves request body bytes from the client's input into `to_up`.
     fn pull_request_body(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
         let mut progress = false;
@@ -904,6 +1079,7 @@ impl Conn {
             if let Some(input) = self.input.as_mut() {
                 let data = input.data();
                 let used = if p.state == State::Tunnel {
+                    p.bulk |= p.raw && data.len() >= super::conn::READ_BUF;
                     p.to_up.extend_from_slice(data);
                     data.len()
                 } else if let Some(d) = p.req_decoder.as_mut() {
