@@ -11,10 +11,12 @@
 # backend share CPU 0, wrk (-t1 -c50) runs on CPU 1, REPEAT times alternating;
 # medians are reported: req/s, p99, the proxy's peak RSS and CPU time, req per
 # proxy CPU-second, new upstream connections, and the proxy's user and kernel
-# microseconds per request. Then one 100 MiB download
-# through each (throughput, peak RSS), and the RSS of xps with 1,000 active
-# proxied downloads stalled on slow clients. Needs wrk, nginx, haproxy, curl,
-# python3.
+# microseconds per request. Then one 100 MiB download through each
+# (throughput, peak RSS); the stream (TCP) proxies (xps `stream`, nginx's
+# stream module, HAProxy tcp mode without and with splice) carrying the same
+# 1 KiB requests and 100 MiB download; and the RSS of xps with 1,000 active
+# proxied downloads stalled on slow clients. Needs wrk, nginx (and
+# libnginx-mod-stream for its stream row), haproxy, curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,6 +25,8 @@ DURATION=${DURATION:-10}
 REPEAT=${REPEAT:-3}
 OUT=$(pwd)/benches/out/proxy
 BACKEND=18900; XPS_PORT=18901; NGINX_PORT=18902; HAPROXY_PORT=18903
+XPS_TCP=18904; NGINX_TCP=18905; HAPROXY_TCP=18906; HAPROXY_SPLICE=18907
+STREAM_MODULE=/usr/lib/nginx/modules/ngx_stream_module.so
 
 for t in wrk nginx haproxy curl python3; do command -v "$t" >/dev/null || { echo "$t is missing" >&2; exit 1; }; done
 [ -x "$XPS" ] || { echo "no $XPS: cargo build --release" >&2; exit 1; }
@@ -80,10 +84,46 @@ backend b
     server s1 127.0.0.1:$BACKEND
 EOF
 
+# The stream (TCP) proxies: xps, nginx's stream module (libnginx-mod-stream),
+# HAProxy in tcp mode as configured by default and with splice forced.
+mkdir -p "$OUT/nginx-tcp/logs"
+cat > "$OUT/xps-tcp.conf" <<EOF
+workers 1;
+stream { server { listen 127.0.0.1:$XPS_TCP; proxy_pass 127.0.0.1:$BACKEND; } }
+EOF
+cat > "$OUT/nginx-tcp/nginx.conf" <<EOF
+load_module $STREAM_MODULE;
+worker_processes 1; pid $OUT/nginx-tcp/nginx.pid; error_log $OUT/nginx-tcp/logs/error.log;
+events { worker_connections 10240; }
+stream { server { listen 127.0.0.1:$NGINX_TCP; proxy_pass 127.0.0.1:$BACKEND; } }
+EOF
+for v in tcp splice; do
+    port=$HAPROXY_TCP; opts=""
+    if [ "$v" = splice ]; then port=$HAPROXY_SPLICE; opts=$'    option splice-request\n    option splice-response'; fi
+    cat > "$OUT/haproxy-$v.cfg" <<EOF
+global
+    nbthread 1
+    pidfile $OUT/haproxy-$v.pid
+    maxconn 4000
+defaults
+    mode tcp
+$opts
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend f
+    bind 127.0.0.1:$port
+    default_backend b
+backend b
+    server s1 127.0.0.1:$BACKEND
+EOF
+done
+
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    for f in "$OUT/backend/nginx.pid" "$OUT/nginx/nginx.pid" "$OUT/haproxy.pid"; do
+    for f in "$OUT/backend/nginx.pid" "$OUT/nginx/nginx.pid" "$OUT/haproxy.pid" \
+        "$OUT/nginx-tcp/nginx.pid" "$OUT/haproxy-tcp.pid" "$OUT/haproxy-splice.pid"; do
         [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
     done
 }
@@ -104,6 +144,11 @@ start() { # NAME → sets PROXY_PIDS and PORT
         nginx) taskset -c 0 nginx -p "$OUT/nginx/" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/logs/error.log"; PORT=$NGINX_PORT; wait_port $PORT
                local m; m=$(cat "$OUT/nginx/nginx.pid"); PROXY_PIDS=("$m" $(pgrep -P "$m")) ;;
         haproxy) taskset -c 0 haproxy -D -f "$OUT/haproxy.cfg"; PORT=$HAPROXY_PORT; wait_port $PORT; PROXY_PIDS=($(cat "$OUT/haproxy.pid")) ;;
+        xps-tcp) taskset -c 0 "$XPS" "$OUT/xps-tcp.conf" 2>"$OUT/xps-tcp.log" & local p=$!; PIDS+=("$p"); PORT=$XPS_TCP; wait_port $PORT; PROXY_PIDS=("$p") ;;
+        nginx-tcp) taskset -c 0 nginx -p "$OUT/nginx-tcp/" -c "$OUT/nginx-tcp/nginx.conf" -e "$OUT/nginx-tcp/logs/error.log"; PORT=$NGINX_TCP; wait_port $PORT
+               local m; m=$(cat "$OUT/nginx-tcp/nginx.pid"); PROXY_PIDS=("$m" $(pgrep -P "$m")) ;;
+        haproxy-tcp|haproxy-splice) taskset -c 0 haproxy -D -f "$OUT/$1.cfg"; PORT=$HAPROXY_TCP; [ "$1" = haproxy-splice ] && PORT=$HAPROXY_SPLICE
+               wait_port $PORT; PROXY_PIDS=($(cat "$OUT/$1.pid")) ;;
     esac
 }
 stop() {
@@ -111,6 +156,9 @@ stop() {
         xps) kill "${PROXY_PIDS[0]}"; wait "${PROXY_PIDS[0]}" 2>/dev/null || true ;;
         nginx) kill -QUIT "$(cat "$OUT/nginx/nginx.pid")"; for _ in $(seq 1 100); do [ -f "$OUT/nginx/nginx.pid" ] || break; sleep 0.05; done ;;
         haproxy) kill "$(cat "$OUT/haproxy.pid")"; sleep 0.2 ;;
+        xps-tcp) kill "${PROXY_PIDS[0]}"; wait "${PROXY_PIDS[0]}" 2>/dev/null || true ;;
+        nginx-tcp) kill -QUIT "$(cat "$OUT/nginx-tcp/nginx.pid")"; for _ in $(seq 1 100); do [ -f "$OUT/nginx-tcp/nginx.pid" ] || break; sleep 0.05; done ;;
+        haproxy-tcp|haproxy-splice) kill "$(cat "$OUT/$1.pid")"; sleep 0.2 ;;
     esac
 }
 
@@ -163,6 +211,42 @@ for name in xps nginx haproxy; do
     rss=$(peak_rss "${PROXY_PIDS[@]}")
     awk -v n="$name" -v s="$speed" -v r="$rss" 'BEGIN {printf "%-8s %8.0f MiB/s  peak RSS %d KiB\n", n, s / 1048576, r}'
     stop "$name"
+done
+
+echo
+echo "== stream (TCP) proxy: HTTP through each tunnel to the same backend =="
+TCP_PROXIES="xps-tcp haproxy-tcp haproxy-splice"
+if [ -f "$STREAM_MODULE" ]; then
+    TCP_PROXIES="xps-tcp nginx-tcp haproxy-tcp haproxy-splice"
+else
+    echo "(no $STREAM_MODULE: nginx's stream module is left out; apt-get install libnginx-mod-stream)"
+fi
+TROWS=()
+for _ in $(seq 1 "$REPEAT"); do
+    for name in $TCP_PROXIES; do
+        start "$name"
+        taskset -c 1 wrk -t1 -c50 -d2s "http://127.0.0.1:$PORT/1k.bin" >/dev/null
+        c0=$(cpu_ticks "${PROXY_PIDS[@]}")
+        out=$(timeout $((DURATION + 30)) taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" "http://127.0.0.1:$PORT/1k.bin")
+        c1=$(cpu_ticks "${PROXY_PIDS[@]}")
+        rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+        reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+        per=$(awk -v r="$reqs" -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {c = (b - a) / hz; if (c > 0) printf "%.0f", r / c; else print 0}')
+        c0=$(cpu_ticks "${PROXY_PIDS[@]}")
+        speed=$(taskset -c 1 curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$PORT/100m.bin")
+        c1=$(cpu_ticks "${PROXY_PIDS[@]}")
+        mib=$(awk -v s="$speed" 'BEGIN {printf "%.0f", s / 1048576}')
+        cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) / hz}')
+        printf '%-15s 1 KiB: %10s req/s %9s req/cpu-s   100 MiB: %6s MiB/s, %ss CPU\n' "$name" "$rps" "$per" "$mib" "$cpu"
+        TROWS+=("$name|$rps|$per|$mib|$cpu")
+        stop "$name"
+    done
+done
+tcol() { printf '%s\n' "${TROWS[@]}" | awk -F'|' -v n="$1" -v c="$2" '$1 == n {print $c}' | median; }
+echo "medians of $REPEAT runs:"
+printf '%-15s %10s %12s %13s %13s\n' proxy "1KiB req/s" req/cpu-s "100MiB MiB/s" "100MiB CPU-s"
+for name in $TCP_PROXIES; do
+    printf '%-15s %10.0f %12.0f %13.0f %13.2f\n' "$name" "$(tcol "$name" 2)" "$(tcol "$name" 3)" "$(tcol "$name" 4)" "$(tcol "$name" 5)"
 done
 
 echo
