@@ -631,6 +631,30 @@ fn a_hanging_health_endpoint_fails_its_probe_without_stalling_the_loop() {
     }
 }
 
+#[test]
+fn health_checks_start_on_an_idle_server() {
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    // No request is ever sent: the probes must start on their own.
+    let server = proxy_to(
+        &format!(
+            "workers 2;\nupstream app {{\n    server {refused};\n    health_check /healthz interval=200ms fails=1;\n}}"
+        ),
+        "        proxy_pass app;",
+    );
+    server.wait_for(
+        Duration::from_secs(10),
+        "the refusing member to be taken out",
+        || {
+            server
+                .stderr()
+                .contains(&format!("member {refused} is down"))
+        },
+    );
+}
+
 fn stream_to(settings: &str) -> Server {
     let template = format!(
         "stream {{\n    server {{\n        listen 127.0.0.1:{{port}};\n{settings}\n    }}\n}}\n"

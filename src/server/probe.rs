@@ -19,7 +19,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Token bits of a probe socket (the rest: its generation and index).
+/// Token bits of a probe socket (the rest: the probe's number).
 pub const PROBE: u64 = (1 << 62) | (1 << 61);
 /// Bytes of the answer looked at: `HTTP/1.1 200`.
 const STATUS_LINE: usize = 12;
@@ -34,14 +34,14 @@ struct Entry {
     passes: u32,
     /// When the next probe starts.
     next: Instant,
-    /// Changes with every probe, so a late event of an old socket is
-    /// dropped.
-    generation: u16,
     probe: Option<InFlight>,
 }
 
 /// A probe under way.
 struct InFlight {
+    /// Its number (in its token), new for every probe, so a late event of
+    /// an earlier socket finds nothing.
+    id: u32,
     stream: TcpStream,
     deadline: Instant,
     request: Vec<u8>,
@@ -56,11 +56,17 @@ pub struct Prober {
     entries: Vec<Entry>,
     /// The snapshot the entries were made from.
     seen: Option<Arc<Snapshot>>,
+    /// The number of the last probe started.
+    last_id: u32,
 }
 
 impl Prober {
-    /// When the loop must wake for the probes at the latest.
-    pub fn next_due(&self) -> Option<Instant> {
+    /// When the loop must wake for the probes at the latest (at once
+    /// before the first [`Prober::tick`], which finds the groups).
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
+        if self.seen.is_none() {
+            return Some(now);
+        }
         self.entries
             .iter()
             .map(|e| e.probe.as_ref().map_or(e.next, |p| p.deadline))
@@ -92,12 +98,15 @@ impl Prober {
 
     /// Socket readiness for the probe with `token`.
     pub fn ready(&mut self, token: u64, shared: &Shared) {
-        let i = (token & 0xffff_ffff) as usize;
-        let generation = ((token >> 32) & 0xffff) as u16;
-        let Some(e) = self.entries.get_mut(i) else {
+        let id = (token & 0xffff_ffff) as u32;
+        let Some(i) = self
+            .entries
+            .iter()
+            .position(|e| e.probe.as_ref().is_some_and(|p| p.id == id))
+        else {
             return;
         };
-        let Some(p) = e.probe.as_mut().filter(|_| e.generation == generation) else {
+        let Some(p) = self.entries[i].probe.as_mut() else {
             return;
         };
         if let Some(ok) = p.advance() {
@@ -106,7 +115,8 @@ impl Prober {
     }
 
     /// Makes the entries match the groups of `snapshot`, keeping the
-    /// schedule and any probe under way of members that stay.
+    /// schedule and any probe under way of members that stay (a shorter
+    /// interval takes effect at once).
     fn follow(&mut self, snapshot: &Snapshot, now: Instant) {
         let mut old = std::mem::take(&mut self.entries);
         for group in snapshot.upstreams.iter() {
@@ -126,9 +136,9 @@ impl Prober {
                     fails: check.fails,
                     passes: check.passes,
                     next: now,
-                    generation: 0,
                     probe: None,
                 });
+                e.next = e.next.min(now + check.interval);
                 e.path.clone_from(&check.path);
                 e.interval = check.interval;
                 e.fails = check.fails;
@@ -136,20 +146,14 @@ impl Prober {
                 self.entries.push(e);
             }
         }
-        // Probes of members gone from the config close with `old`. Indexes
-        // (and so tokens) moved: a probe under way starts again, unrecorded.
-        for e in &mut self.entries {
-            e.generation = e.generation.wrapping_add(1);
-            if e.probe.take().is_some() {
-                e.next = now;
-            }
-        }
+        // Probes of members gone from the config close with `old`.
     }
 
     fn start(&mut self, i: usize, now: Instant, poller: &Poller, shared: &Shared) {
+        self.last_id = self.last_id.wrapping_add(1);
+        let id = self.last_id;
         let e = &mut self.entries[i];
         e.next = now + e.interval;
-        e.generation = e.generation.wrapping_add(1);
         let timeout = e
             .interval
             .clamp(Duration::from_millis(200), Duration::from_secs(5));
@@ -157,7 +161,7 @@ impl Prober {
             Ok(s) => s,
             Err(_) => return self.finish(i, false, shared),
         };
-        if poller.add_stream(&stream, token(i, e.generation)).is_err() {
+        if poller.add_stream(&stream, PROBE | u64::from(id)).is_err() {
             return self.finish(i, false, shared);
         }
         let request = format!(
@@ -165,6 +169,7 @@ impl Prober {
             e.path, e.addr
         );
         e.probe = Some(InFlight {
+            id,
             stream,
             deadline: now + timeout,
             request: request.into_bytes(),
@@ -224,10 +229,6 @@ fn healthy(status_line: &[u8]) -> bool {
         return false;
     };
     code.iter().all(u8::is_ascii_digit) && matches!(code[0], b'2' | b'3')
-}
-
-fn token(i: usize, generation: u16) -> u64 {
-    PROBE | (u64::from(generation) << 32) | i as u64
 }
 
 #[cfg(test)]

@@ -1014,7 +1014,9 @@ impl Conn {
     /// pools). Small exchanges keep copying: for them the pipe's extra
     /// descriptors and calls cost more than the copies.
     fn start_splicing(&mut self, p: &mut Proxy, ctx: &mut Ctx) {
-        let idle = p.to_up_pos == p.to_up.len()
+        // A tunnel whose side already ended finishes on the copy path.
+        let idle = !p.draining
+            && p.to_up_pos == p.to_up.len()
             && p.from_up.is_empty()
             && self.out.head_pos == self.out.head.len()
             && self.input.as_ref().is_none_or(|i| i.start == i.end);

@@ -128,7 +128,7 @@ impl Worker {
             if self.paused {
                 timeout = Some(timeout.map_or(PAUSE_CHECK, |t| t.min(PAUSE_CHECK)));
             }
-            if let Some(due) = self.prober.as_ref().and_then(Prober::next_due) {
+            if let Some(due) = self.prober.as_ref().and_then(|p| p.next_due(now)) {
                 // Rounded up, so the loop never wakes just before it.
                 let wait = due.saturating_duration_since(now) + Duration::from_millis(1);
                 timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
