@@ -655,6 +655,154 @@ fn health_checks_start_on_an_idle_server() {
     );
 }
 
+#[test]
+fn backup_members_serve_only_when_no_primary_can() {
+    let primary = upstream::start(|_| ok("primary"));
+    let backup = upstream::start(|_| ok("backup"));
+    let server = proxy_to(
+        &format!(
+            "upstream app {{\n    server {};\n    server {} backup;\n}}",
+            primary.addr(),
+            backup.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    for _ in 0..10 {
+        assert_eq!(server.get("/", &[]).text(), "primary");
+    }
+    assert_eq!(
+        backup.count(),
+        0,
+        "the backup got traffic with a primary up"
+    );
+    let down = upstream::start(|_| ok("backup"));
+    let server = proxy_to(
+        &format!(
+            "upstream app {{\n    server 127.0.0.1:{};\n    server {} backup;\n}}",
+            closed_port(),
+            down.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    for _ in 0..5 {
+        assert_eq!(server.get("/", &[]).text(), "backup");
+    }
+}
+
+#[test]
+fn a_group_with_every_member_down_answers_502_at_once_and_says_so() {
+    let server = proxy_to(
+        &format!(
+            "upstream app {{\n    server 127.0.0.1:{} max_fails=1 fail_timeout=60s;\n}}",
+            closed_port()
+        ),
+        "        proxy_pass app;",
+    );
+    assert_eq!(server.get("/", &[]).status, 502);
+    // The member is now out: the next request is answered without a try.
+    assert_eq!(server.get("/", &[]).status, 502);
+    server.wait_for(Duration::from_secs(5), "the log line", || {
+        server
+            .stderr()
+            .contains("upstream app: no member is up; answering 502")
+    });
+}
+
+#[test]
+fn an_idle_websocket_tunnel_closes_after_proxy_read_timeout() {
+    let up = upstream::start(|_| {
+        Answer::Tunnel(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                .to_vec(),
+        )
+    });
+    let server = proxy_to(
+        "proxy_read_timeout 300ms;",
+        &format!("        proxy_pass {};", up.addr()),
+    );
+    let mut s = server.connect();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    )
+    .expect("send");
+    assert_eq!(read_response(&mut s, true).expect("101").status, 101);
+    s.write_all(b"ping").expect("send");
+    let mut echo = [0u8; 4];
+    s.read_exact(&mut echo).expect("echo");
+    // Now idle: the tunnel ends after the timeout.
+    let started = Instant::now();
+    assert!(is_closed(&mut s), "an idle tunnel stayed open");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "closed before it was idle"
+    );
+}
+
+#[test]
+fn an_early_upstream_answer_ends_the_exchange_without_reading_the_body_as_a_request() {
+    // The upstream answers 413 as soon as it has the head, without reading
+    // the body, and closes.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match s.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let _ = s.write_all(
+                    b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig",
+                );
+            });
+        }
+    });
+    let server = proxy_to("", &format!("        proxy_pass {addr};"));
+    let mut s = server.connect();
+    // A body whose bytes look like a second request.
+    let smuggled = b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut body = smuggled.to_vec();
+    body.resize(900 << 10, b'x');
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    let mut writer = s.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        // Fails once xps closes; that is expected.
+        let _ = writer.write_all(&body);
+    });
+    let r = read_response(&mut s, false).expect("the early answer");
+    assert_eq!(r.status, 413);
+    assert_eq!(r.text(), "big");
+    // The connection ends: the rest of the body is never taken for a
+    // request.
+    assert!(
+        is_closed(&mut s),
+        "the connection stayed open after an early answer"
+    );
+    let _ = sender.join();
+}
+
+#[test]
+fn an_idle_stream_tunnel_closes_after_proxy_timeout() {
+    let up = upstream::start(|_| Answer::Hang);
+    let server = stream_to(&format!(
+        "        proxy_pass {};\n        proxy_timeout 300ms;",
+        up.addr()
+    ));
+    let mut s = server.connect();
+    s.write_all(b"hello").expect("send");
+    let started = Instant::now();
+    assert!(is_closed(&mut s), "an idle stream stayed open");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
 fn stream_to(settings: &str) -> Server {
     let template = format!(
         "stream {{\n    server {{\n        listen 127.0.0.1:{{port}};\n{settings}\n    }}\n}}\n"

@@ -397,6 +397,9 @@ pub struct Proxy {
     up_eof: bool,
     /// A stream tunnel's pipes, when it splices.
     pipes: Option<Box<Pipes>>,
+    /// Writing the request body upstream failed: only the answer is still
+    /// awaited.
+    up_write_failed: bool,
     /// A stream tunnel filled a whole buffer: it moves bulk data and
     /// switches to `splice` when its buffers are empty.
     bulk: bool,
@@ -494,6 +497,7 @@ impl Proxy {
             up_eof: false,
             pipes: None,
             bulk: false,
+            up_write_failed: false,
         })
     }
 }
@@ -915,7 +919,10 @@ impl Conn {
             }
         }
         // Client → upstream: the head, then body bytes re-framed.
-        if (!p.req_done || p.state == State::Tunnel) && p.to_up.len() - p.to_up_pos < WINDOW {
+        if (!p.req_done || p.state == State::Tunnel)
+            && !p.up_write_failed
+            && p.to_up.len() - p.to_up_pos < WINDOW
+        {
             progress |= self.pull_request_body(p, ctx)?;
         }
         if p.to_up_pos < p.to_up.len() && p.up_writable && p.stream.is_some() {
@@ -933,10 +940,25 @@ impl Conn {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => p.up_writable = false,
-                Err(_) if p.relay.is_none() && p.state != State::Tunnel => {
+                Err(_) if p.state == State::Tunnel => return Err(End::Close),
+                Err(_) if p.relay.is_none() && !p.body_consumed => {
+                    // Nothing of the request is lost yet (a stale kept-alive
+                    // connection, a member that went away): try again.
                     return Err(End::Failed(Failure::Error));
                 }
-                Err(_) => return Err(End::Close),
+                Err(_) => {
+                    // The upstream stopped taking the body: it may have
+                    // answered early (413, 401) and closed. Its answer is
+                    // still read and relayed; the rest of the client's body
+                    // is not sent, so the client's connection closes after
+                    // it. No answer at all is a 502.
+                    p.up_write_failed = true;
+                    p.to_up.clear();
+                    p.to_up_pos = 0;
+                    p.up_readable = true;
+                    self.close_after = true;
+                    progress = true;
+                }
             }
         }
         // Upstream → client, while the client's window has room.
