@@ -761,12 +761,17 @@ fn an_early_upstream_answer_ends_the_exchange_without_reading_the_body_as_a_requ
             });
         }
     });
-    let server = proxy_to("", &format!("        proxy_pass {addr};"));
+    // A body far bigger than the socket buffers between xps and the
+    // upstream, so most of it is still unsent when the answer comes.
+    let server = proxy_to(
+        "client_max_body_size 64m;",
+        &format!("        proxy_pass {addr};"),
+    );
     let mut s = server.connect();
     // A body whose bytes look like a second request.
     let smuggled = b"GET /second HTTP/1.1\r\nHost: x\r\n\r\n";
     let mut body = smuggled.to_vec();
-    body.resize(900 << 10, b'x');
+    body.resize(32 << 20, b'x');
     let head = format!(
         "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
         body.len()

@@ -2,7 +2,7 @@
 //! template, waited for by polling with a deadline, killed on drop; and a
 //! small HTTP/1.1 client that reads exactly one response.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -298,5 +298,12 @@ pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> 
 /// Whether the server closed the connection (EOF within the timeout).
 pub fn is_closed(s: &mut TcpStream) -> bool {
     let mut b = [0u8; 1];
-    matches!(s.read(&mut b), Ok(0) | Err(_))
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        // The read timeout passed: still open.
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+        // Reset by the peer: closed.
+        Err(_) => true,
+    }
 }
