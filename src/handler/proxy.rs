@@ -201,6 +201,45 @@ pub struct BadResponse(pub &'static str);
 
 /// Parses an upstream response head. `Ok(None)`: incomplete.
 pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamHead>, BadResponse> {
+    Ok(parse_response_then(buf, head_request, |_, _| ())?.map(|(head, ())| head))
+}
+
+/// The fields of a parsed upstream response, for writing the client's head
+/// without parsing again.
+pub struct ResponseFields<'r, 'h, 'b> {
+    res: &'r httparse::Response<'h, 'b>,
+    len: usize,
+}
+
+impl ResponseFields<'_, '_, '_> {
+    /// [`client_head`] from these fields.
+    pub fn client_head(
+        &self,
+        out: &mut Vec<u8>,
+        route: &Route,
+        body: ClientBody,
+        close: bool,
+        http10_keep_alive: bool,
+    ) {
+        write_client_head(
+            out,
+            self.res,
+            self.len,
+            route,
+            body,
+            close,
+            http10_keep_alive,
+        );
+    }
+}
+
+/// Parses an upstream response head and, when it is complete and valid,
+/// hands it with its fields to `then` (which may write the client's head).
+pub fn parse_response_then<R>(
+    buf: &[u8],
+    head_request: bool,
+    then: impl FnOnce(&UpstreamHead, &ResponseFields) -> R,
+) -> Result<Option<(UpstreamHead, R)>, BadResponse> {
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut res = httparse::Response::new(&mut headers);
     let len = match res.parse(buf) {
@@ -267,12 +306,14 @@ pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamH
     if body == ResponseBody::Close {
         keep_alive = false;
     }
-    Ok(Some(UpstreamHead {
+    let head = UpstreamHead {
         status,
         len,
         body,
         keep_alive,
-    }))
+    };
+    let r = then(&head, &ResponseFields { res: &res, len });
+    Ok(Some((head, r)))
 }
 
 /// How the response body goes to the client.
@@ -302,9 +343,21 @@ pub fn client_head(
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut res = httparse::Response::new(&mut headers);
     let _ = res.parse(raw);
+    write_client_head(out, &res, raw.len(), route, body, close, http10_keep_alive);
+}
+
+fn write_client_head(
+    out: &mut Vec<u8>,
+    res: &httparse::Response,
+    len: usize,
+    route: &Route,
+    body: ClientBody,
+    close: bool,
+    http10_keep_alive: bool,
+) {
     let tokens = connection_tokens(res.headers);
     let status = res.code.unwrap_or(502);
-    out.reserve(raw.len() + 64);
+    out.reserve(len + 64);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
     out.push(b' ');

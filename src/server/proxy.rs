@@ -1211,8 +1211,47 @@ impl Conn {
             return Ok(true);
         }
         if p.relay.is_none() {
-            let head = match proxy::parse_response(p.from_up.data(), p.head_request) {
-                Ok(Some(h)) => h,
+            let http11 = p.client_version == Version::Http11;
+            let (client_keep_alive, stopping) = (p.client_keep_alive, ctx.stopping);
+            let websocket = p.websocket;
+            let http10 = p.client_version == Version::Http10;
+            let route = p.route();
+            let (out, close_after) = (&mut self.out.head, &mut self.close_after);
+            // One parse: the head is checked, then the client's head is
+            // written from the same fields.
+            let parsed =
+                proxy::parse_response_then(p.from_up.data(), p.head_request, |head, fields| {
+                    if head.status < 200 && head.status != 101 {
+                        // 100 Continue, 103 Early Hints: not relayed (xps
+                        // answered Expect itself).
+                        return None;
+                    }
+                    let upgrade = head.status == 101 && websocket;
+                    let to_client = match head.body {
+                        ResponseBody::None => ClientBody::None,
+                        ResponseBody::Length(n) => ClientBody::Length(n),
+                        ResponseBody::Chunked | ResponseBody::Close if http11 => {
+                            ClientBody::Chunked
+                        }
+                        ResponseBody::Chunked | ResponseBody::Close => ClientBody::Close,
+                    };
+                    if to_client == ClientBody::Close
+                        || !client_keep_alive
+                        || stopping
+                        || head.status == 101 && !upgrade
+                    {
+                        *close_after = true;
+                    }
+                    let http10_ka = http10 && !*close_after;
+                    fields.client_head(out, route, to_client, *close_after, http10_ka);
+                    Some((to_client, upgrade))
+                });
+            let (head, (to_client, upgrade)) = match parsed {
+                Ok(Some((h, Some(plan)))) => (h, plan),
+                Ok(Some((h, None))) => {
+                    p.from_up.consume(h.len);
+                    return Ok(true);
+                }
                 Ok(None) => return Ok(false),
                 Err(bad) => {
                     crate::log::warn(&format!(
@@ -1224,36 +1263,6 @@ impl Conn {
                     return Ok(true);
                 }
             };
-            if head.status < 200 && head.status != 101 {
-                // 100 Continue, 103 Early Hints: not relayed (xps answered
-                // Expect itself).
-                p.from_up.consume(head.len);
-                return Ok(true);
-            }
-            let http11 = p.client_version == Version::Http11;
-            let upgrade = head.status == 101 && p.websocket;
-            let to_client = match head.body {
-                ResponseBody::None => ClientBody::None,
-                ResponseBody::Length(n) => ClientBody::Length(n),
-                ResponseBody::Chunked | ResponseBody::Close if http11 => ClientBody::Chunked,
-                ResponseBody::Chunked | ResponseBody::Close => ClientBody::Close,
-            };
-            if to_client == ClientBody::Close
-                || !p.client_keep_alive
-                || ctx.stopping
-                || head.status == 101 && !upgrade
-            {
-                self.close_after = true;
-            }
-            let http10_ka = p.client_version == Version::Http10 && !self.close_after;
-            proxy::client_head(
-                &mut self.out.head,
-                &p.from_up.data()[..head.len],
-                p.route(),
-                to_client,
-                self.close_after,
-                http10_ka,
-            );
             p.from_up.consume(head.len);
             p.started = true;
             if let Some(log) = self.log.as_mut() {
