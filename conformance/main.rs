@@ -12,4 +12,5 @@ mod examples;
 mod http_behaviour;
 mod http_golden;
 mod proxy;
+mod proxy_edges;
 mod reload;

@@ -193,6 +193,9 @@ pub struct UpstreamHead {
     pub body: ResponseBody,
     /// The upstream keeps the connection open after this response.
     pub keep_alive: bool,
+    /// Its `Content-Length`, checked (also on answers without a body: HEAD
+    /// and 304 declare the length a GET would get).
+    pub length: Option<u64>,
 }
 
 /// Why an upstream response is refused (the client gets 502).
@@ -311,6 +314,7 @@ pub fn parse_response_then<R>(
         len,
         body,
         keep_alive,
+        length,
     };
     let r = then(&head, &ResponseFields { res: &res, len });
     Ok(Some((head, r)))
@@ -321,6 +325,9 @@ pub fn parse_response_then<R>(
 pub enum ClientBody {
     /// No body.
     None,
+    /// No body, but the head declares the length a GET would get
+    /// (`Content-Length: N` on HEAD and 304 answers).
+    Declared(u64),
     /// `Content-Length: N`.
     Length(u64),
     /// Chunked (re-framed).
@@ -380,7 +387,9 @@ fn write_client_head(
         response::header(out, &h.name, &h.value);
     }
     match body {
-        ClientBody::Length(n) => response::header_u64(out, "Content-Length", n),
+        ClientBody::Length(n) | ClientBody::Declared(n) => {
+            response::header_u64(out, "Content-Length", n)
+        }
         ClientBody::Chunked => response::header(out, "Transfer-Encoding", "chunked"),
         ClientBody::None | ClientBody::Close => {}
     }

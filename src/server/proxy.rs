@@ -14,7 +14,7 @@ use super::Ctx;
 use super::conn::Conn;
 use crate::handler::proxy::{self, ClientBody, RequestBody, ResponseBody, UpstreamHead};
 use crate::handler::{Reply, canned};
-use crate::http::body::ChunkedDecoder;
+use crate::http::body::{BodyError, ChunkedDecoder};
 use crate::http::{Framing, Method, RequestHead, Version};
 use crate::net::sys;
 use crate::routing::{LocationMatch, Route, ServerId, Snapshot, UpstreamId};
@@ -741,11 +741,8 @@ impl Conn {
         let snapshot = p.snapshot.clone();
         let group = &snapshot.upstreams[p.group];
         let stale = p.reused && kind == Failure::Error;
-        if let Some(s) = p.stream.take() {
+        if let Some(s) = take_upstream(p, ctx) {
             ctx.sockets.close(s);
-        }
-        if let Some(picker) = ctx.pickers.get_mut(&group.name) {
-            picker.finished(p.member);
         }
         if !stale {
             let m = &group.members[p.member];
@@ -804,7 +801,7 @@ impl Conn {
     /// Answers the client with an error page instead of the upstream's
     /// response; the leg is then done (it closes when the page is out).
     fn leg_error(&mut self, p: &mut Proxy, status: u16, ctx: &mut Ctx) {
-        if let Some(s) = p.stream.take() {
+        if let Some(s) = take_upstream(p, ctx) {
             ctx.sockets.close(s);
         }
         self.close_after |= !p.req_done;
@@ -844,6 +841,7 @@ impl Conn {
                 len: 0,
                 body: ResponseBody::None,
                 keep_alive: false,
+                length: None,
             },
             to_client: ClientBody::None,
             left: 0,
@@ -860,10 +858,9 @@ impl Conn {
     fn finish_leg(&mut self, p: &mut Proxy, ctx: &mut Ctx) {
         let snapshot = p.snapshot.clone();
         let group = &snapshot.upstreams[p.group];
-        let Some(s) = p.stream.take() else { return };
-        if let Some(picker) = ctx.pickers.get_mut(&group.name) {
-            picker.finished(p.member);
-        }
+        let Some(s) = take_upstream(p, ctx) else {
+            return;
+        };
         let clean = p.req_done
             && p.from_up.is_empty()
             && p.state == State::Exchanging
@@ -1100,6 +1097,7 @@ impl Conn {
     fn pull_request_body(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
         let mut progress = false;
         loop {
+            let mut bad = None;
             if let Some(input) = self.input.as_mut() {
                 let data = input.data();
                 let used = if p.state == State::Tunnel {
@@ -1108,13 +1106,15 @@ impl Conn {
                     data.len()
                 } else if let Some(d) = p.req_decoder.as_mut() {
                     let to_up = &mut p.to_up;
-                    let n = d
-                        .decode(data, |chunk| {
-                            to_up.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                            to_up.extend_from_slice(chunk);
-                            to_up.extend_from_slice(b"\r\n");
-                        })
-                        .map_err(|_| End::Close)?;
+                    let decoded = d.decode(data, |chunk| {
+                        to_up.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                        to_up.extend_from_slice(chunk);
+                        to_up.extend_from_slice(b"\r\n");
+                    });
+                    let n = decoded.unwrap_or_else(|e| {
+                        bad = Some(e);
+                        0
+                    });
                     if d.is_done() {
                         p.to_up.extend_from_slice(b"0\r\n\r\n");
                         p.req_done = true;
@@ -1135,6 +1135,21 @@ impl Conn {
                     p.progress = ctx.now;
                     progress = true;
                 }
+            }
+            if let Some(e) = bad {
+                // A bad chunk or too big a body: the upstream connection
+                // closes without the last chunk, so it never gets a whole
+                // request, and the client gets 400 or 413 if no answer
+                // has started, else the close.
+                if p.started {
+                    return Err(End::Close);
+                }
+                let status = match e {
+                    BodyError::TooLarge => 413,
+                    BodyError::Malformed(_) => 400,
+                };
+                self.leg_error(p, status, ctx);
+                return Ok(true);
             }
             if (p.req_done && p.state != State::Tunnel)
                 || p.to_up.len() - p.to_up_pos >= WINDOW
@@ -1228,7 +1243,14 @@ impl Conn {
                     }
                     let upgrade = head.status == 101 && websocket;
                     let to_client = match head.body {
-                        ResponseBody::None => ClientBody::None,
+                        // HEAD and 304 pass the declared length on; 1xx
+                        // and 204 never have one.
+                        ResponseBody::None => match head.length {
+                            Some(n) if head.status >= 200 && head.status != 204 => {
+                                ClientBody::Declared(n)
+                            }
+                            _ => ClientBody::None,
+                        },
                         ResponseBody::Length(n) => ClientBody::Length(n),
                         ResponseBody::Chunked | ResponseBody::Close if http11 => {
                             ClientBody::Chunked
@@ -1379,7 +1401,24 @@ impl Conn {
                 };
                 let n = match d.decode(p.from_up.data(), &mut emit) {
                     Ok(n) => n,
-                    Err(_) => return Err(End::Close),
+                    Err(_) => {
+                        // What was good goes out, then the client's
+                        // connection closes without the last chunk: it
+                        // cannot take the part for a whole body.
+                        crate::log::warn(&format!(
+                            "upstream member {}: bad chunked body; closing the client's connection",
+                            p.addr
+                        ));
+                        p.sent += sent;
+                        p.from_up.clear();
+                        if let Some(s) = take_upstream(p, ctx) {
+                            ctx.sockets.close(s);
+                        }
+                        p.up_readable = false;
+                        p.up_eof = true;
+                        p.draining = true;
+                        return Ok(true);
+                    }
                 };
                 r.done = d.is_done();
                 n
@@ -1398,6 +1437,18 @@ impl Conn {
         }
         Ok(used > 0)
     }
+}
+
+/// Takes the upstream socket off the leg; its member has one request less
+/// in flight (for `least_conn` and `random`). Every socket the leg drops
+/// goes through here, so the count stays exact.
+fn take_upstream(p: &mut Proxy, ctx: &mut Ctx) -> Option<UpSock> {
+    let s = p.stream.take()?;
+    let name = &p.snapshot.upstreams[p.group].name;
+    if let Some(picker) = ctx.pickers.get_mut(name) {
+        picker.finished(p.member);
+    }
+    Some(s)
 }
 
 /// Why a step ended the loop.

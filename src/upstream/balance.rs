@@ -131,11 +131,12 @@ impl Picker {
                     .find(|&i| eligible(&members[i]))
             }
             Balance::Random => {
-                let idx: Vec<usize> = (0..members.len())
-                    .filter(|&i| eligible(&members[i]))
-                    .collect();
-                let a = idx[(self.next_random() % idx.len() as u64) as usize];
-                let b = idx[(self.next_random() % idx.len() as u64) as usize];
+                // Power of two choices: two different members drawn by
+                // weight, the less loaded one wins.
+                let a = self.draw(members, &eligible, None)?;
+                let Some(b) = self.draw(members, &eligible, Some(a)) else {
+                    return Some(a);
+                };
                 let load =
                     |i: usize| (self.active[i] as u64 * 1000) / members[i].weight.max(1) as u64;
                 Some(if load(b) < load(a) { b } else { a })
@@ -186,6 +187,36 @@ impl Picker {
             }
         }
         best.map(|(_, i)| i)
+    }
+
+    /// One eligible member other than `except`, drawn with probability
+    /// proportional to its weight.
+    fn draw(
+        &mut self,
+        members: &[Candidate],
+        eligible: &dyn Fn(&Candidate) -> bool,
+        except: Option<usize>,
+    ) -> Option<usize> {
+        let counts = |i: usize, m: &Candidate| eligible(m) && Some(i) != except;
+        let total: u64 = (members.iter().enumerate())
+            .filter(|&(i, m)| counts(i, m))
+            .map(|(_, m)| m.weight.max(1) as u64)
+            .sum();
+        if total == 0 {
+            return None;
+        }
+        let mut r = self.next_random() % total;
+        for (i, m) in members.iter().enumerate() {
+            if !counts(i, m) {
+                continue;
+            }
+            let w = m.weight.max(1) as u64;
+            if r < w {
+                return Some(i);
+            }
+            r -= w;
+        }
+        None
     }
 
     fn next_random(&mut self) -> u64 {
@@ -261,6 +292,35 @@ mod tests {
         p.started(0);
         p.started(0);
         assert_eq!(p.pick(Balance::LeastConn, &members, 0), Some(1));
+    }
+
+    #[test]
+    fn random_draws_two_different_members_by_weight() {
+        // With two members both are always drawn: the busy one never wins.
+        let members = [c(1, false), c(1, false)];
+        let mut p = Picker::new(2);
+        p.started(1);
+        for _ in 0..100 {
+            assert_eq!(p.pick(Balance::Random, &members, 0), Some(0));
+        }
+        // Idle members: drawn in proportion to their weights.
+        let members = [c(3, false), c(1, false), c(1, false), c(1, false)];
+        let mut p = Picker::new(4);
+        let mut n = [0usize; 4];
+        for _ in 0..6000 {
+            n[p.pick(Balance::Random, &members, 0).expect("pick")] += 1;
+        }
+        assert!(n[0] > n[1] + n[2], "{n:?}");
+        assert!(n.iter().all(|&k| k > 300), "{n:?}");
+        // One member left: it is the only draw.
+        let members = [
+            c(1, false),
+            Candidate {
+                usable: false,
+                ..c(1, false)
+            },
+        ];
+        assert_eq!(p.pick(Balance::Random, &members, 0), Some(0));
     }
 
     #[test]

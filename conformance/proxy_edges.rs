@@ -1,0 +1,466 @@
+//! The proxy's edges: smuggling attempts stopped at the client side,
+//! ambiguous upstream framing, bodiless answers on kept-alive upstream
+//! connections, interim responses, refused upgrades, the random balancer,
+//! the send timeout, upstream state kept across reloads, and stream groups.
+
+use crate::proxy::proxy_to;
+use crate::server::{Server, is_closed, read_response, request};
+use crate::upstream::{self, Answer, Received, closed_port, ok};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// The request target of what the upstream received.
+fn target(r: &Received) -> &str {
+    r.head.split(' ').nth(1).unwrap_or("")
+}
+
+/// Everything the server sends until it closes (10 s at most).
+fn read_all(s: &mut TcpStream) -> Vec<u8> {
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    all
+}
+
+#[test]
+fn smuggling_attempts_get_4xx_or_501_and_never_reach_the_upstream() {
+    let up = upstream::start(|_| ok("up"));
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    let attempts: &[(&str, u16, &[u8])] = &[
+        ("Content-Length with Transfer-Encoding", 400, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ),
+        ("two different Content-Lengths", 400, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+        ),
+        ("a Content-Length list", 400, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4, 5\r\n\r\nabcde",
+        ),
+        ("a signed Content-Length", 400, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +4\r\n\r\nabcd",
+        ),
+        ("a space before the colon", 400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
+        ),
+        ("a folded Transfer-Encoding", 400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+        ),
+        ("chunked twice", 501, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        ),
+        ("a chunk size that is not hex", 400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        ),
+        ("chunk data longer than its size", 400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+        ),
+        ("a chunk size that overflows", 400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000003\r\nabc\r\n0\r\n\r\n",
+        ),
+        ("two Hosts", 400, b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        ),
+        ("no Host", 400, b"GET / HTTP/1.1\r\n\r\n"),
+    ];
+    // A transfer coding other than one final chunked is not implemented
+    // (501), as for requests xps serves itself.
+    for (what, status, bytes) in attempts {
+        let mut s = server.connect();
+        s.write_all(bytes).expect("send");
+        let r = read_response(&mut s, false);
+        let r = r.unwrap_or_else(|| panic!("{what}: closed without an answer"));
+        assert_eq!(r.status, *status, "{what}");
+        assert!(is_closed(&mut s), "{what}: the connection stayed open");
+    }
+    // The proxy still works, and the upstream saw only this request.
+    assert_eq!(server.get("/", &[]).text(), "up");
+    let seen: Vec<String> = (up.received.lock().expect("lock").iter())
+        .map(|r| r.head.clone())
+        .collect();
+    assert_eq!(
+        seen.len(),
+        1,
+        "requests that reached the upstream: {seen:?}"
+    );
+}
+
+#[test]
+fn ambiguous_upstream_framing_is_502_and_its_connection_is_dropped() {
+    let up = upstream::start(|r| {
+        let bytes: &[u8] = match target(r) {
+            "/cl-te" => {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+            }
+            "/two-cl" => b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            "/bad-cl" => b"HTTP/1.1 200 OK\r\nContent-Length: 3x\r\n\r\nabc",
+            "/no-status" => b"HTTP/1.1 OK\r\nContent-Length: 2\r\n\r\nok",
+            _ => return ok("fine"),
+        };
+        Answer::Bytes(bytes.to_vec())
+    });
+    let server = proxy_to("workers 1;", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    for path in ["/cl-te", "/two-cl", "/bad-cl", "/no-status"] {
+        s.write_all(request("GET", path, &[]).as_bytes())
+            .expect("send");
+        let r = read_response(&mut s, false).expect("an answer");
+        assert_eq!(r.status, 502, "{path}");
+        // The client's own connection is unaffected.
+        s.write_all(request("GET", "/ok", &[]).as_bytes())
+            .expect("send");
+        assert_eq!(read_response(&mut s, false).expect("answer").text(), "fine");
+    }
+    // Each bad answer cost its upstream connection; the good ones reused
+    // the connection that followed.
+    assert_eq!(up.connections.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn a_bad_chunk_from_the_upstream_never_makes_a_complete_body() {
+    let up = upstream::start(|_| {
+        Answer::Bytes(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nzz\r\nmore\r\n0\r\n\r\n"
+                .to_vec(),
+        )
+    });
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    s.write_all(request("GET", "/", &[]).as_bytes())
+        .expect("send");
+    let all = read_all(&mut s);
+    let text = String::from_utf8_lossy(&all);
+    // Either no response started (502), or it started and was cut: a
+    // client must never see the terminating chunk.
+    if text.starts_with("HTTP/1.1 200") {
+        assert!(!text.ends_with("0\r\n\r\n"), "{text:?}");
+        assert!(!text.contains("more"), "{text:?}");
+    } else {
+        assert!(text.starts_with("HTTP/1.1 502"), "{text:?}");
+    }
+}
+
+#[test]
+fn bodiless_answers_leave_the_upstream_connection_reusable() {
+    let up = upstream::start(|r| {
+        let bytes: &[u8] = match (r.head.starts_with("HEAD"), target(r)) {
+            (true, _) => b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+            (_, "/204") => b"HTTP/1.1 204 No Content\r\nX-Kind: none\r\n\r\n",
+            (_, "/304") => b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n",
+            _ => return ok("body"),
+        };
+        Answer::Bytes(bytes.to_vec())
+    });
+    let server = proxy_to("workers 1;", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    s.write_all(request("HEAD", "/", &[]).as_bytes())
+        .expect("send");
+    let r = read_response(&mut s, true).expect("HEAD answer");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some("1000"));
+    s.write_all(request("GET", "/204", &[]).as_bytes())
+        .expect("send");
+    let r = read_response(&mut s, false).expect("204");
+    assert_eq!(r.status, 204);
+    assert_eq!(r.header("x-kind"), Some("none"));
+    assert!(r.header("content-length").is_none() && r.header("transfer-encoding").is_none());
+    s.write_all(request("GET", "/304", &["If-None-Match: \"v1\""]).as_bytes())
+        .expect("send");
+    let r = read_response(&mut s, false).expect("304");
+    assert_eq!(r.status, 304);
+    assert!(r.header("transfer-encoding").is_none());
+    // Had any of them waited for a body, this answer would be wrong or late.
+    s.write_all(request("GET", "/ok", &[]).as_bytes())
+        .expect("send");
+    assert_eq!(read_response(&mut s, false).expect("answer").text(), "body");
+    assert_eq!(up.connections.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn interim_responses_from_the_upstream_are_not_relayed() {
+    let up = upstream::start(|r| {
+        let bytes: &[u8] = match target(r) {
+            "/hints" => b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+            "/upload" => b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\ngot",
+            _ => return ok("next"),
+        };
+        Answer::Bytes(bytes.to_vec())
+    });
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    s.write_all(request("GET", "/hints", &[]).as_bytes())
+        .expect("send");
+    let r = read_response(&mut s, false).expect("answer");
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
+    s.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+    )
+    .expect("head");
+    assert_eq!(read_response(&mut s, true).expect("100").status, 100);
+    s.write_all(b"hello").expect("body");
+    let r = read_response(&mut s, false).expect("answer");
+    assert_eq!((r.status, r.text().as_str()), (201, "got"));
+    // Exactly one 100 reached the client: the next answer is the next one.
+    s.write_all(request("GET", "/next", &[]).as_bytes())
+        .expect("send");
+    let r = read_response(&mut s, false).expect("answer");
+    assert_eq!((r.status, r.text().as_str()), (200, "next"));
+}
+
+#[test]
+fn an_upgrade_the_upstream_refuses_stays_http() {
+    let up = upstream::start(|r| {
+        if r.header("upgrade").is_some() {
+            return Answer::Bytes(
+                b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno".to_vec(),
+            );
+        }
+        ok("plain")
+    });
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n").expect("send");
+    let r = read_response(&mut s, false).expect("426");
+    assert_eq!((r.status, r.text().as_str()), (426, "no"));
+    // Still HTTP: the next request on the connection is a request.
+    s.write_all(request("GET", "/", &[]).as_bytes())
+        .expect("send");
+    assert_eq!(
+        read_response(&mut s, false).expect("answer").text(),
+        "plain"
+    );
+}
+
+/// A member that holds `/hold` until `release` is set (polled), answering
+/// everything else with its `name` at once.
+fn holding_member(name: &'static str, release: Arc<AtomicBool>) -> upstream::Upstream {
+    upstream::start(move |r| {
+        if target(r) == "/hold" {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !release.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        ok(name)
+    })
+}
+
+#[test]
+fn random_spreads_requests_and_avoids_a_busy_member() {
+    let a = upstream::start(|_| ok("a"));
+    let b = upstream::start(|_| ok("b"));
+    let c = upstream::start(|_| ok("c"));
+    let server = proxy_to(
+        &format!(
+            "upstream app {{\n    server {};\n    server {};\n    server {};\n    balance random;\n}}",
+            a.addr(),
+            b.addr(),
+            c.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    for _ in 0..300 {
+        server.get("/", &[]);
+    }
+    let counts = [a.count(), b.count(), c.count()];
+    assert!(counts.iter().all(|&n| n >= 50), "{counts:?}");
+
+    // Two members: both are always drawn, so the busy one is never picked.
+    let release = Arc::new(AtomicBool::new(false));
+    let x = holding_member("x", release.clone());
+    let y = holding_member("y", release.clone());
+    let server = proxy_to(
+        &format!(
+            "workers 1;\nupstream app {{\n    server {};\n    server {};\n    balance random;\n}}",
+            x.addr(),
+            y.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    let mut held = server.connect();
+    held.write_all(request("GET", "/hold", &[]).as_bytes())
+        .expect("send");
+    server.wait_for(Duration::from_secs(5), "the held request to arrive", || {
+        x.count() + y.count() == 1
+    });
+    let busy = if x.count() == 1 { "x" } else { "y" };
+    for _ in 0..20 {
+        assert_ne!(server.get("/", &[]).text(), busy);
+    }
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(read_response(&mut held, false).expect("held").text(), busy);
+}
+
+#[test]
+fn least_conn_never_picks_the_busy_member() {
+    let release = Arc::new(AtomicBool::new(false));
+    let x = holding_member("x", release.clone());
+    let y = holding_member("y", release.clone());
+    let server = proxy_to(
+        &format!(
+            "workers 1;\nupstream app {{\n    server {};\n    server {};\n    balance least_conn;\n}}",
+            x.addr(),
+            y.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    let mut held = server.connect();
+    held.write_all(request("GET", "/hold", &[]).as_bytes())
+        .expect("send");
+    server.wait_for(Duration::from_secs(5), "the held request to arrive", || {
+        x.count() + y.count() == 1
+    });
+    let busy = if x.count() == 1 { "x" } else { "y" };
+    for _ in 0..10 {
+        assert_ne!(server.get("/", &[]).text(), busy);
+    }
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(read_response(&mut held, false).expect("held").text(), busy);
+}
+
+#[test]
+fn an_upstream_that_stops_reading_the_body_gives_504_after_proxy_send_timeout() {
+    // Accepts and never reads a byte.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in l.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let server = proxy_to(
+        "client_max_body_size 256m;\nproxy_send_timeout 300ms;",
+        &format!("        proxy_pass {addr};"),
+    );
+    let mut s = server.connect();
+    let body = vec![b'x'; 128 << 20];
+    s.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .expect("head");
+    let mut writer = s.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        // Fails once xps closes; that is expected.
+        let _ = writer.write_all(&body);
+    });
+    let started = Instant::now();
+    let r = read_response(&mut s, false).expect("an answer");
+    assert_eq!(r.status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        is_closed(&mut s),
+        "the body's rest would be read as requests"
+    );
+    let _ = sender.join();
+}
+
+#[test]
+fn a_reload_keeps_health_state_and_idle_upstream_connections() {
+    let sick = upstream::start(|r| {
+        if target(r) == "/healthz" {
+            return Answer::Bytes(b"HTTP/1.1 500 No\r\nContent-Length: 0\r\n\r\n".to_vec());
+        }
+        ok("sick")
+    });
+    let well = upstream::start(|_| ok("well"));
+    let config = |extra: &str| {
+        format!(
+            "workers 1;\nupstream app {{\n    server {};\n    server {};\n    keepalive 8;\n    health_check /healthz interval=30s fails=1 passes=1;\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{ proxy_pass app; }}\n{extra}}}\n",
+            sick.addr(),
+            well.addr()
+        )
+    };
+    let server = Server::start(&config(""), |_| {});
+    // The first probes run at once; the next only in 30 s.
+    server.wait_for(Duration::from_secs(10), "the sick member to be out", || {
+        server.stderr().contains("is down (health check /healthz)")
+    });
+    let mut s = server.connect();
+    for _ in 0..3 {
+        s.write_all(request("GET", "/", &[]).as_bytes())
+            .expect("send");
+        assert_eq!(read_response(&mut s, false).expect("answer").text(), "well");
+    }
+    drop(s);
+    let well_conns = well.connections.load(Ordering::SeqCst);
+    std::fs::write(
+        server.dir.join("xps.conf"),
+        server.render(&config("    location = /new { return 200 \"new\"; }\n")),
+    )
+    .expect("write");
+    server.wait_for(Duration::from_secs(10), "the reload", || {
+        server.get("/new", &[]).text() == "new"
+    });
+    // Had the reload forgotten the probe's verdict, round robin would send
+    // every other request to the sick member until its next probe in 30 s.
+    for _ in 0..6 {
+        assert_eq!(server.get("/", &[]).text(), "well");
+    }
+    assert_eq!(
+        well.connections.load(Ordering::SeqCst),
+        well_conns,
+        "the reload dropped the idle upstream connection"
+    );
+    let strays: Vec<String> = (sick.received.lock().expect("lock").iter())
+        .filter(|r| target(r) != "/healthz")
+        .map(|r| r.head.clone())
+        .collect();
+    assert!(
+        strays.is_empty(),
+        "requests sent to the sick member: {strays:?}"
+    );
+}
+
+#[test]
+fn a_stream_group_balances_and_skips_a_refusing_member() {
+    let a = upstream::start(|_| ok("a"));
+    let b = upstream::start(|_| ok("b"));
+    let dead = closed_port();
+    let template = format!(
+        "upstream app {{\n    server 127.0.0.1:{dead};\n    server {};\n    server {};\n}}\nstream {{\n    server {{\n        listen 127.0.0.1:{{port}};\n        proxy_pass app;\n    }}\n}}\n",
+        a.addr(),
+        b.addr()
+    );
+    let server = Server::start(&template, |_| {});
+    let mut seen = Vec::new();
+    for _ in 0..6 {
+        let mut s = server.connect();
+        s.write_all(request("GET", "/", &[]).as_bytes())
+            .expect("send");
+        seen.push(read_response(&mut s, false).expect("answer").text());
+    }
+    assert!(
+        seen.contains(&"a".to_string()) && seen.contains(&"b".to_string()),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn a_member_that_timed_out_is_not_counted_busy_afterwards() {
+    // Both members hang on /slow; after one 504 the member it hit must not
+    // stay counted as busy, or least_conn would shun it for good.
+    let slow_or = |name: &'static str| {
+        upstream::start(move |r| {
+            if target(r) == "/slow" {
+                return Answer::Hang;
+            }
+            ok(name)
+        })
+    };
+    let (x, y) = (slow_or("x"), slow_or("y"));
+    let server = proxy_to(
+        &format!(
+            "workers 1;\nproxy_read_timeout 200ms;\nupstream app {{\n    server {} max_fails=0;\n    server {} max_fails=0;\n    balance least_conn;\n}}",
+            x.addr(),
+            y.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    assert_eq!(server.get("/slow", &[]).status, 504);
+    let answers: Vec<String> = (0..30).map(|_| server.get("/", &[]).text()).collect();
+    assert!(
+        answers.iter().any(|a| a == "x") && answers.iter().any(|a| a == "y"),
+        "{answers:?}"
+    );
+}
