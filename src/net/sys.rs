@@ -184,6 +184,16 @@ pub fn stat_file(file: &File) -> io::Result<Stat> {
         .map_err(io_err)
 }
 
+/// Makes the next close of `s` a reset (RST) instead of an orderly FIN:
+/// for a close-delimited body cut short, where a FIN would mark it whole.
+pub fn reset_on_close(s: &TcpStream) -> io::Result<()> {
+    let abort = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    socket::setsockopt(s, sockopt::Linger, &abort).map_err(io_err)
+}
+
 /// `send` with `MSG_MORE`: the kernel holds the bytes back briefly to join
 /// them with what follows (a response head before its `sendfile` body).
 pub fn send_more(out: &TcpStream, buf: &[u8]) -> io::Result<usize> {

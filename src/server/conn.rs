@@ -358,7 +358,7 @@ impl Conn {
         }
     }
 
-    fn out_pending(&self) -> bool {
+    pub(super) fn out_pending(&self) -> bool {
         self.out.head_pos < self.out.head.len()
             || (self.out.send_body && self.out.body_sent < self.out.body.len())
     }
@@ -573,7 +573,7 @@ impl Conn {
         if let Some(p) = &self.proxy {
             let leg = p.deadline();
             let client = self.progress + self.send_timeout;
-            self.deadline = Some(if self.out_pending() && !self.writable {
+            self.deadline = Some(if self.waiting_on_client(p) {
                 leg.min(client)
             } else {
                 leg

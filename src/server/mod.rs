@@ -89,6 +89,13 @@ impl Ctx {
         }
     }
 
+    /// A seed for a balancer's random choices, different per worker and
+    /// per call.
+    pub fn seed(&self) -> u64 {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(self.now)
+    }
+
     /// Starts a loop turn: the time, the date, and the current snapshot
     /// (replaced only when a reload stored a new one).
     pub fn refresh(&mut self) {

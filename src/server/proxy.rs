@@ -596,16 +596,19 @@ impl Conn {
                     usable: !p.tried.contains(&i) && health.is_up(&group.name, m.addr, ctx.now),
                 })
                 .collect();
-            if ctx
-                .pickers
-                .get(&group.name)
-                .is_none_or(|p| p.len() != group.members.len())
-            {
-                ctx.pickers
-                    .insert(group.name.clone(), Picker::new(group.members.len()));
-            }
-            let Some(picker) = ctx.pickers.get_mut(&group.name) else {
-                return false;
+            let addrs = group.members.iter().map(|m| m.addr);
+            let picker = match ctx.pickers.get_mut(&group.name) {
+                Some(picker) => {
+                    picker.follow(addrs);
+                    picker
+                }
+                None => {
+                    let seed = ctx.seed();
+                    let addrs: Vec<_> = addrs.collect();
+                    ctx.pickers
+                        .entry(group.name.clone())
+                        .or_insert_with(|| Picker::new(&addrs, seed))
+                }
             };
             let Some(i) = picker.pick(group.balance, &candidates, client_hash(self.peer.ip()))
             else {
@@ -701,11 +704,22 @@ impl Conn {
         step
     }
 
+    /// Bytes for the client are waiting on its socket (in the output or
+    /// still in the relay buffer): its `send_timeout` applies.
+    pub(super) fn waiting_on_client(&self, p: &Proxy) -> bool {
+        !self.writable && (self.out_pending() || (p.started && !p.from_up.is_empty()))
+    }
+
     /// Handles a deadline that passed while proxying.
     pub(super) fn proxy_timeout(&mut self, ctx: &mut Ctx) -> Step {
         let Some(mut p) = self.proxy.take() else {
             return Step::Close;
         };
+        if self.waiting_on_client(&p) && ctx.now >= self.progress + self.send_timeout {
+            // The client took nothing for send_timeout.
+            self.finish_leg(&mut p, ctx);
+            return Step::Close;
+        }
         if ctx.now < p.deadline() {
             self.proxy = Some(p);
             return Step::Wait;
@@ -1000,9 +1014,14 @@ impl Conn {
         // The client's output.
         if self.out.head_pos < self.out.head.len() {
             if self.writable {
+                let before = self.out.head_pos;
                 match self.flush() {
                     Ok(_) => progress = true,
                     Err(_) => return Err(End::Close),
+                }
+                if self.out.head_pos != before {
+                    // The client took bytes: its send_timeout starts again.
+                    self.progress = ctx.now;
                 }
             }
             if self.out.head_pos == self.out.head.len() {
@@ -1015,6 +1034,14 @@ impl Conn {
             return Err(End::Close);
         }
         if p.state == State::Exchanging && p.draining && flushed && p.from_up.is_empty() {
+            if p.relay
+                .as_ref()
+                .is_some_and(|r| r.to_client == ClientBody::Close && !r.done)
+            {
+                // A close-delimited body cut short: a FIN would mark the
+                // part as the whole body; a reset says it is not.
+                let _ = sys::reset_on_close(&self.stream);
+            }
             return Err(End::Close);
         }
         if p.relay.as_ref().is_some_and(|r| r.done) && flushed && p.state != State::Tunnel {
@@ -1193,13 +1220,14 @@ impl Conn {
         match p.relay.as_mut() {
             None => Err(End::Failed(Failure::Error)),
             Some(r) if r.head.body == ResponseBody::Close && !r.done => {
-                if r.to_client == ClientBody::Chunked {
+                // The close ends the body: done once what is still buffered
+                // has gone out (the relay finishes it otherwise).
+                p.up_eof = true;
+                if p.from_up.is_empty() {
                     r.done = true;
-                    self.out.head.extend_from_slice(b"0\r\n\r\n");
-                } else {
-                    // Done once what is still buffered has gone out.
-                    p.up_eof = true;
-                    r.done = p.from_up.is_empty();
+                    if r.to_client == ClientBody::Chunked {
+                        self.out.head.extend_from_slice(b"0\r\n\r\n");
+                    }
                 }
                 Ok(true)
             }
@@ -1357,6 +1385,7 @@ impl Conn {
                     }
                     p.sent += n as u64;
                     p.progress = ctx.now;
+                    self.progress = ctx.now;
                     if let ResponseBody::Length(_) = r.head.body {
                         r.left -= n as u64;
                         r.done = r.left == 0;
@@ -1426,6 +1455,8 @@ impl Conn {
             ResponseBody::Close => {
                 let n = p.from_up.data().len();
                 emit(p.from_up.data());
+                // After the upstream's close this was the rest.
+                r.done = p.up_eof;
                 n
             }
             ResponseBody::None => 0,
@@ -1446,7 +1477,7 @@ fn take_upstream(p: &mut Proxy, ctx: &mut Ctx) -> Option<UpSock> {
     let s = p.stream.take()?;
     let name = &p.snapshot.upstreams[p.group].name;
     if let Some(picker) = ctx.pickers.get_mut(name) {
-        picker.finished(p.member);
+        picker.finished(p.addr);
     }
     Some(s)
 }

@@ -6,6 +6,7 @@
 //! a primary is up are skipped.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 /// A balancing policy (`balance` directive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -68,6 +69,8 @@ pub struct Candidate {
 /// One worker's state for one group.
 #[derive(Clone, Debug, Default)]
 pub struct Picker {
+    /// The members this state is for, in the group's order.
+    addrs: Vec<SocketAddr>,
     /// Smooth round robin's current weights.
     current: Vec<i64>,
     /// Requests in flight per member.
@@ -77,36 +80,51 @@ pub struct Picker {
 }
 
 impl Picker {
-    /// State for a group of `n` members.
-    pub fn new(n: usize) -> Picker {
+    /// State for a group with these members; `seed` (non-zero) starts
+    /// `random` and `least_conn`'s tie breaks (each worker its own).
+    pub fn new(addrs: &[SocketAddr], seed: u64) -> Picker {
         Picker {
-            current: vec![0; n],
-            active: vec![0; n],
-            seed: 0x9E37_79B9_7F4A_7C15,
+            addrs: addrs.to_vec(),
+            current: vec![0; addrs.len()],
+            active: vec![0; addrs.len()],
+            seed: seed.max(1),
         }
     }
 
-    /// Number of members this state is for.
-    pub fn len(&self) -> usize {
-        self.current.len()
+    /// Follows the group's members after a reload: members that stay keep
+    /// their state (by address), new ones start fresh. A request from an
+    /// older snapshot may switch it back; nothing is lost either way.
+    pub fn follow(&mut self, addrs: impl Iterator<Item = SocketAddr> + Clone) {
+        if self.addrs.iter().copied().eq(addrs.clone()) {
+            return;
+        }
+        let addrs: Vec<SocketAddr> = addrs.collect();
+        let old = |a: &SocketAddr| self.addrs.iter().position(|o| o == a);
+        let current = addrs
+            .iter()
+            .map(|a| old(a).map_or(0, |i| self.current[i]))
+            .collect();
+        let active = addrs
+            .iter()
+            .map(|a| old(a).map_or(0, |i| self.active[i]))
+            .collect();
+        self.current = current;
+        self.active = active;
+        self.addrs = addrs;
     }
 
-    /// Whether the group has no members.
-    pub fn is_empty(&self) -> bool {
-        self.current.is_empty()
-    }
-
-    /// A request started on member `i`.
+    /// A request started on member `i` of the current list.
     pub fn started(&mut self, i: usize) {
         if let Some(a) = self.active.get_mut(i) {
             *a += 1;
         }
     }
 
-    /// A request on member `i` ended.
-    pub fn finished(&mut self, i: usize) {
-        if let Some(a) = self.active.get_mut(i) {
-            *a = a.saturating_sub(1);
+    /// A request on the member at `addr` ended (by address, so a request
+    /// that started before a reload ends on the right member).
+    pub fn finished(&mut self, addr: SocketAddr) {
+        if let Some(i) = self.addrs.iter().position(|a| *a == addr) {
+            self.active[i] = self.active[i].saturating_sub(1);
         }
     }
 
@@ -248,6 +266,39 @@ pub fn client_hash(ip: std::net::IpAddr) -> u64 {
 mod tests {
     use super::*;
 
+    fn addrs(n: u16) -> Vec<SocketAddr> {
+        (1..=n)
+            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .collect()
+    }
+
+    #[test]
+    fn a_reload_keeps_state_by_address() {
+        let mut p = Picker::new(&addrs(3), 7);
+        let members = [c(1, false), c(1, false), c(1, false)];
+        p.started(2);
+        p.started(2);
+        // Member 1 goes, 4 comes: member 3 keeps its two requests.
+        let new = [
+            addrs(3)[0],
+            addrs(3)[2],
+            SocketAddr::from(([127, 0, 0, 1], 4)),
+        ];
+        p.follow(new.iter().copied());
+        assert_eq!(
+            p.pick(Balance::LeastConn, &members, 0)
+                .map(|i| new[i] == new[1]),
+            Some(false)
+        );
+        // A request from before the reload ends on its member, by address.
+        p.finished(addrs(3)[2]);
+        p.finished(addrs(3)[2]);
+        p.finished(addrs(3)[1]); // gone: ignored
+        p.started(0);
+        p.started(2);
+        assert_eq!(p.pick(Balance::LeastConn, &members, 0), Some(1));
+    }
+
     fn c(weight: u32, backup: bool) -> Candidate {
         Candidate {
             weight,
@@ -267,7 +318,7 @@ mod tests {
     #[test]
     fn smooth_round_robin_interleaves_by_weight() {
         let members = [c(5, false), c(1, false), c(1, false)];
-        let mut p = Picker::new(3);
+        let mut p = Picker::new(&addrs(3), 7);
         let picks: Vec<usize> = (0..7)
             .map(|_| p.pick(Balance::RoundRobin, &members, 0).expect("pick"))
             .collect();
@@ -277,7 +328,7 @@ mod tests {
     #[test]
     fn backups_serve_only_without_primaries() {
         let mut members = [c(1, false), c(1, true)];
-        let mut p = Picker::new(2);
+        let mut p = Picker::new(&addrs(2), 7);
         assert_eq!(p.pick(Balance::RoundRobin, &members, 0), Some(0));
         members[0].usable = false;
         assert_eq!(p.pick(Balance::RoundRobin, &members, 0), Some(1));
@@ -288,7 +339,7 @@ mod tests {
     #[test]
     fn least_conn_prefers_the_idle_member() {
         let members = [c(1, false), c(1, false)];
-        let mut p = Picker::new(2);
+        let mut p = Picker::new(&addrs(2), 7);
         p.started(0);
         p.started(0);
         assert_eq!(p.pick(Balance::LeastConn, &members, 0), Some(1));
@@ -298,14 +349,14 @@ mod tests {
     fn random_draws_two_different_members_by_weight() {
         // With two members both are always drawn: the busy one never wins.
         let members = [c(1, false), c(1, false)];
-        let mut p = Picker::new(2);
+        let mut p = Picker::new(&addrs(2), 7);
         p.started(1);
         for _ in 0..100 {
             assert_eq!(p.pick(Balance::Random, &members, 0), Some(0));
         }
         // Idle members: drawn in proportion to their weights.
         let members = [c(3, false), c(1, false), c(1, false), c(1, false)];
-        let mut p = Picker::new(4);
+        let mut p = Picker::new(&addrs(4), 7);
         let mut n = [0usize; 4];
         for _ in 0..6000 {
             n[p.pick(Balance::Random, &members, 0).expect("pick")] += 1;
@@ -326,7 +377,7 @@ mod tests {
     #[test]
     fn ip_hash_is_stable_and_moves_only_when_down() {
         let mut members = [c(1, false), c(1, false), c(1, false)];
-        let mut p = Picker::new(3);
+        let mut p = Picker::new(&addrs(3), 7);
         let h = client_hash("10.1.2.3".parse().expect("ip"));
         let first = p.pick(Balance::IpHash, &members, h).expect("pick");
         assert_eq!(p.pick(Balance::IpHash, &members, h), Some(first));
