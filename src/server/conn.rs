@@ -571,12 +571,11 @@ impl Conn {
 
     fn update_deadline(&mut self, now: Instant) {
         if let Some(p) = &self.proxy {
-            let leg = p.deadline();
-            let client = self.progress + self.send_timeout;
+            // The same choice as proxy_timeout makes.
             self.deadline = Some(if self.waiting_on_client(p) {
-                leg.min(client)
+                self.progress + self.send_timeout
             } else {
-                leg
+                p.deadline()
             });
             return;
         }

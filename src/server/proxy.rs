@@ -706,8 +706,11 @@ impl Conn {
 
     /// Bytes for the client are waiting on its socket (in the output or
     /// still in the relay buffer): its `send_timeout` applies.
+    /// While it does, only the client's clock runs: the upstream side is
+    /// held back by it. A raw TCP (stream) tunnel keeps its one
+    /// `proxy_timeout` for both directions.
     pub(super) fn waiting_on_client(&self, p: &Proxy) -> bool {
-        !self.writable && (self.out_pending() || (p.started && !p.from_up.is_empty()))
+        !p.raw && !self.writable && (self.out_pending() || (p.started && !p.from_up.is_empty()))
     }
 
     /// Handles a deadline that passed while proxying.
@@ -715,7 +718,11 @@ impl Conn {
         let Some(mut p) = self.proxy.take() else {
             return Step::Close;
         };
-        if self.waiting_on_client(&p) && ctx.now >= self.progress + self.send_timeout {
+        if self.waiting_on_client(&p) {
+            if ctx.now < self.progress + self.send_timeout {
+                self.proxy = Some(p);
+                return Step::Wait;
+            }
             // The client took nothing for send_timeout.
             self.finish_leg(&mut p, ctx);
             return Step::Close;
@@ -840,6 +847,9 @@ impl Conn {
             }
         }
         self.out.send_body = false;
+        // The page's own clock starts now.
+        p.progress = ctx.now;
+        self.progress = ctx.now;
         p.sent = if p.head_request { 0 } else { len };
         p.started = true;
         p.req_done = true;
@@ -876,6 +886,7 @@ impl Conn {
             return;
         };
         let clean = p.req_done
+            && !p.up_eof
             && p.from_up.is_empty()
             && p.state == State::Exchanging
             && p.relay
@@ -1019,9 +1030,11 @@ impl Conn {
                     Ok(_) => progress = true,
                     Err(_) => return Err(End::Close),
                 }
-                if self.out.head_pos != before {
-                    // The client took bytes: its send_timeout starts again.
+                if self.out.head_pos != before || !self.writable {
+                    // The client took bytes, or its socket just filled:
+                    // its send_timeout starts now (as nginx's does).
                     self.progress = ctx.now;
+                    p.progress = ctx.now;
                 }
             }
             if self.out.head_pos == self.out.head.len() {
@@ -1033,7 +1046,10 @@ impl Conn {
         if p.state == State::Tunnel && p.draining && flushed && p.to_up_pos == p.to_up.len() {
             return Err(End::Close);
         }
-        if p.state == State::Exchanging && p.draining && flushed && p.from_up.is_empty() {
+        // A body that completed is done even if the upstream closed right
+        // behind it (Content-Length with Connection: close).
+        let done = p.relay.as_ref().is_some_and(|r| r.done);
+        if p.state == State::Exchanging && p.draining && !done && flushed && p.from_up.is_empty() {
             if p.relay
                 .as_ref()
                 .is_some_and(|r| r.to_client == ClientBody::Close && !r.done)
@@ -1044,7 +1060,7 @@ impl Conn {
             }
             return Err(End::Close);
         }
-        if p.relay.as_ref().is_some_and(|r| r.done) && flushed && p.state != State::Tunnel {
+        if done && flushed && p.state != State::Tunnel {
             if !p.req_done {
                 // The response ended before the request body did: the rest
                 // of the body cannot be told apart from a next request.
@@ -1395,7 +1411,10 @@ impl Conn {
                     return Ok(n > 0);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The client's socket just filled: its send_timeout
+                    // starts now.
                     self.writable = false;
+                    self.progress = ctx.now;
                     return Ok(false);
                 }
                 Err(_) => return Err(End::Close),
