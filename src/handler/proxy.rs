@@ -251,6 +251,11 @@ pub fn parse_response_then<R>(
         Err(_) => return Err(BadResponse("malformed response head")),
     };
     let status = res.code.unwrap_or(0);
+    if !(100..=599).contains(&status) {
+        // RFC 9110 §15: three digits from 100 to 599; anything else cannot
+        // be passed on as a status line.
+        return Err(BadResponse("invalid status code"));
+    }
     let version_11 = res.version == Some(1);
     let mut keep_alive = version_11;
     let mut length: Option<u64> = None;
@@ -507,5 +512,192 @@ mod tests {
         let out = String::from_utf8(out).expect("utf-8");
         assert!(out.starts_with("HTTP/1.1 201 Created\r\nServer: app/1\r\nDate: x\r\nX-App: y\r\nContent-Length: 3\r\n"), "{out}");
         assert!(!out.contains("X-Hop"));
+    }
+
+    /// A small deterministic generator for the mutation tests.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Seeds mutated at random: flipped, inserted, deleted bytes, with a
+    /// bias towards the bytes framing depends on.
+    fn mutants(seeds: &[&[u8]], n: usize) -> Vec<Vec<u8>> {
+        const SPECIAL: &[u8] = b"\r\n:;, 0123456789abcdefxX-+\t\0\xff";
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        (0..n)
+            .map(|_| {
+                let mut m = seeds[rng.below(seeds.len())].to_vec();
+                for _ in 0..1 + rng.below(4) {
+                    let at = rng.below(m.len() + 1);
+                    let b = if rng.below(2) == 0 {
+                        SPECIAL[rng.below(SPECIAL.len())]
+                    } else {
+                        rng.next() as u8
+                    };
+                    match rng.below(3) {
+                        0 if at < m.len() => m[at] = b,
+                        1 if at < m.len() => {
+                            m.remove(at);
+                        }
+                        _ => m.insert(at, b),
+                    }
+                }
+                m
+            })
+            .collect()
+    }
+
+    /// Decodes `input` fed whole, then fed in the pieces `cuts` makes:
+    /// (data, consumed, error, done) must not depend on how it was split.
+    fn decode_split(input: &[u8], cuts: &[usize]) -> (Vec<u8>, usize, bool, bool) {
+        let mut d = crate::http::body::ChunkedDecoder::new(1 << 20);
+        let mut data = Vec::new();
+        let mut consumed = 0;
+        let mut start = 0;
+        for &end in cuts.iter().chain(std::iter::once(&input.len())) {
+            let end = end.clamp(start, input.len());
+            match d.decode(&input[start..end], |c| data.extend_from_slice(c)) {
+                Ok(n) => consumed += n,
+                // Where it stopped is not defined after an error.
+                Err(_) => return (data, 0, true, false),
+            }
+            if d.is_done() {
+                break;
+            }
+            start = end;
+        }
+        (data, consumed, false, d.is_done())
+    }
+
+    #[test]
+    fn chunked_decoding_does_not_depend_on_how_bytes_arrive() {
+        let seeds: &[&[u8]] = &[
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            b"1;ext=1\r\na\r\n0\r\nTrailer: x\r\n\r\nNEXT",
+            b"A\r\n0123456789\r\n0\r\n\r\n",
+        ];
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for input in mutants(seeds, 20_000) {
+            let whole = decode_split(&input, &[]);
+            let mut cuts: Vec<usize> = (0..rng.below(6))
+                .map(|_| rng.below(input.len() + 1))
+                .collect();
+            cuts.sort_unstable();
+            let split = decode_split(&input, &cuts);
+            let bytewise = decode_split(&input, &(1..input.len()).collect::<Vec<_>>());
+            let text = String::from_utf8_lossy(&input);
+            assert_eq!(whole, split, "{text:?} cut at {cuts:?}");
+            assert_eq!(whole, bytewise, "{text:?} byte by byte");
+            // Never more data than the input had, never past the input.
+            assert!(
+                whole.0.len() <= input.len() && whole.1 <= input.len(),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn any_upstream_head_is_parsed_or_refused_without_panicking() {
+        let seeds: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nServer: a\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close, X-A\r\nX-A: 1\r\n\r\n",
+            b"HTTP/1.0 304 Not Modified\r\nContent-Length: 10\r\nKeep-Alive: timeout=5\r\n\r\n",
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        ];
+        let route = route();
+        let mut parsed_ok = 0;
+        for (k, input) in mutants(seeds, 20_000).into_iter().enumerate() {
+            let head_request = k % 3 == 0;
+            let parsed = parse_response_then(&input, head_request, |head, fields| {
+                let mut out = Vec::new();
+                let body = match head.body {
+                    ResponseBody::None => {
+                        head.length.map_or(ClientBody::None, ClientBody::Declared)
+                    }
+                    ResponseBody::Length(n) => ClientBody::Length(n),
+                    ResponseBody::Chunked | ResponseBody::Close => ClientBody::Chunked,
+                };
+                fields.client_head(&mut out, &route, body, k % 2 == 0, false);
+                out
+            });
+            let text = String::from_utf8_lossy(&input);
+            if let Ok(Some((head, out))) = parsed {
+                parsed_ok += 1;
+                assert!(head.len <= input.len(), "{text:?}");
+                // The client's head is one well-formed head, whatever came.
+                let mut fields = [httparse::EMPTY_HEADER; 128];
+                let mut res = httparse::Response::new(&mut fields);
+                assert_eq!(
+                    res.parse(&out).ok().map(|s| s.is_complete()),
+                    Some(true),
+                    "{text:?} gave {:?}",
+                    String::from_utf8_lossy(&out)
+                );
+                let framing = res.headers.iter().filter(|h| {
+                    h.name.eq_ignore_ascii_case("content-length")
+                        || h.name.eq_ignore_ascii_case("transfer-encoding")
+                });
+                assert!(framing.count() <= 1, "{text:?}");
+            }
+        }
+        assert!(parsed_ok > 2_000, "only {parsed_ok} mutants were accepted");
+    }
+
+    #[test]
+    fn any_request_xps_accepts_goes_up_as_one_unambiguous_head() {
+        use crate::http::Framing;
+        let seeds: &[&[u8]] = &[
+            b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: keep-alive, X-P\r\nX-P: 1\r\n\r\nhello",
+            b"PUT /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n",
+            b"GET / HTTP/1.0\r\nKeep-Alive: 5\r\nTE: trailers\r\n\r\n",
+        ];
+        let route = route();
+        let mut accepted = 0;
+        for input in mutants(seeds, 20_000) {
+            let Ok(Some(head)) = crate::http::parse::parse(&input, 8192) else {
+                continue;
+            };
+            accepted += 1;
+            let body = match head.framing {
+                Framing::None => RequestBody::None,
+                Framing::Length(n) => RequestBody::Length(n),
+                Framing::Chunked => RequestBody::Chunked,
+            };
+            let raw = &input[..head.head_len];
+            let (out, _) = request_head(raw, &route, "10.0.0.1".parse().expect("ip"), "u:1", body);
+            let text = String::from_utf8_lossy(&input);
+            let mut fields = [httparse::EMPTY_HEADER; 128];
+            let mut req = httparse::Request::new(&mut fields);
+            assert_eq!(
+                req.parse(&out).ok().map(|s| s.is_complete()),
+                Some(true),
+                "{text:?} went up as {:?}",
+                String::from_utf8_lossy(&out)
+            );
+            let count = |name: &str| {
+                req.headers
+                    .iter()
+                    .filter(|h| h.name.eq_ignore_ascii_case(name))
+                    .count()
+            };
+            let framing = count("content-length") + count("transfer-encoding");
+            assert_eq!(framing, usize::from(body != RequestBody::None), "{text:?}");
+            assert_eq!(count("host"), 1, "{text:?}");
+        }
+        // The mutants exercise the builder, not only the parser.
+        assert!(accepted > 2_000, "only {accepted} mutants were accepted");
     }
 }
