@@ -549,3 +549,70 @@ fn a_client_that_stops_reading_a_proxied_body_is_cut_after_send_timeout() {
     );
     drop(s);
 }
+
+#[test]
+fn long_downloads_are_spliced_exactly_and_keep_the_upstream_connection() {
+    // 24 MiB: past the 8 MiB a client must take before the rest is
+    // spliced. Twice on one client connection, then a small answer: every
+    // byte identical, and one upstream connection for all three, so the
+    // splice never read past a body.
+    const LEN: usize = 24 << 20;
+    let up = upstream::start(|r| {
+        if target(r) == "/small" {
+            return ok("small");
+        }
+        let mut resp = format!("HTTP/1.1 200 OK\r\nContent-Length: {LEN}\r\n\r\n").into_bytes();
+        resp.extend((0..LEN).map(|i| (i % 251) as u8));
+        Answer::Bytes(resp)
+    });
+    let server = proxy_to("workers 1;", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    for _ in 0..2 {
+        s.write_all(request("GET", "/big", &[]).as_bytes())
+            .expect("send");
+        let r = read_response(&mut s, false).expect("answer");
+        assert_eq!(r.body.len(), LEN);
+        assert!(
+            r.body
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == (i % 251) as u8),
+            "the bytes differ"
+        );
+    }
+    s.write_all(request("GET", "/small", &[]).as_bytes())
+        .expect("send");
+    assert_eq!(
+        read_response(&mut s, false).expect("answer").text(),
+        "small"
+    );
+    assert_eq!(up.connections.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_upstream_gone_in_a_long_download_leaves_the_client_short() {
+    // Declares 48 MiB, sends 20 MiB, closes: past the point where the
+    // rest is spliced.
+    const SENT: usize = 20 << 20;
+    let up = upstream::start(|_| {
+        let mut resp =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 48 << 20).into_bytes();
+        resp.extend(std::iter::repeat_n(b'z', SENT));
+        Answer::Close(resp)
+    });
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    s.write_all(request("GET", "/", &[]).as_bytes())
+        .expect("send");
+    let (all, _) = read_to_close(&mut s);
+    let head_end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    assert_eq!(
+        all.len() - head_end,
+        SENT,
+        "what arrived is passed on, then the close"
+    );
+}

@@ -272,16 +272,20 @@ impl Pipe {
     /// Moves what it can from `src` into the pipe and from the pipe to
     /// `dst`, clearing a readiness flag on `WouldBlock`. Returns whether
     /// anything moved and the bytes delivered to `dst`.
+    /// At most `limit` bytes are taken from `src` (a body's remaining
+    /// length, so nothing past it is ever read).
     fn pump(
         &mut self,
         src: &TcpStream,
         src_readable: &mut bool,
         dst: &TcpStream,
         dst_writable: &mut bool,
+        limit: usize,
     ) -> io::Result<(bool, usize)> {
         let mut moved = false;
-        if *src_readable && !self.eof && self.pending < PIPE_CHUNK {
-            match sys::splice(src, &self.w, PIPE_CHUNK - self.pending) {
+        let want = (PIPE_CHUNK - self.pending.min(PIPE_CHUNK)).min(limit);
+        if *src_readable && !self.eof && want > 0 {
+            match sys::splice(src, &self.w, want) {
                 Ok(0) => {
                     self.eof = true;
                     moved = true;
@@ -397,6 +401,11 @@ pub struct Proxy {
     up_eof: bool,
     /// A stream tunnel's pipes, when it splices.
     pipes: Option<Box<Pipes>>,
+    /// A long `Content-Length` download to a client that keeps up goes
+    /// upstream → pipe → client with `splice`, never through user space.
+    body_pipe: Option<Box<Pipe>>,
+    /// It qualified: the pipe is made once the buffers are empty.
+    splice_body: bool,
     /// Writing the request body upstream failed: only the answer is still
     /// awaited.
     up_write_failed: bool,
@@ -496,6 +505,8 @@ impl Proxy {
             draining: false,
             up_eof: false,
             pipes: None,
+            body_pipe: None,
+            splice_body: false,
             bulk: false,
             up_write_failed: false,
         })
@@ -710,7 +721,11 @@ impl Conn {
     /// held back by it. A raw TCP (stream) tunnel keeps its one
     /// `proxy_timeout` for both directions.
     pub(super) fn waiting_on_client(&self, p: &Proxy) -> bool {
-        !p.raw && !self.writable && (self.out_pending() || (p.started && !p.from_up.is_empty()))
+        !p.raw
+            && !self.writable
+            && (self.out_pending()
+                || (p.started && !p.from_up.is_empty())
+                || p.body_pipe.as_ref().is_some_and(|b| b.pending > 0))
     }
 
     /// Handles a deadline that passed while proxying.
@@ -930,6 +945,12 @@ impl Conn {
         if p.pipes.is_some() {
             return self.splice_step(p, ctx);
         }
+        if p.splice_body && p.body_pipe.is_none() {
+            self.start_body_splice(p, ctx);
+        }
+        if p.body_pipe.is_some() {
+            return self.body_splice_step(p, ctx);
+        }
         // A request fully sent leaves the client's read buffer empty: it
         // goes back to the pool for as long as the response takes.
         if p.req_done
@@ -1102,6 +1123,68 @@ impl Conn {
         self.out.head_pos = 0;
     }
 
+    /// Switches a long identity download to `splice` once its buffers are
+    /// empty; if a pipe cannot be made (out of descriptors) it keeps
+    /// copying.
+    fn start_body_splice(&mut self, p: &mut Proxy, ctx: &mut Ctx) {
+        let empty = p.from_up.is_empty() && self.out.head_pos == self.out.head.len();
+        if !empty || p.draining || p.up_eof {
+            return;
+        }
+        p.splice_body = false;
+        let Ok(pipe) = Pipe::new() else {
+            p.from_up.grow();
+            return;
+        };
+        p.body_pipe = Some(Box::new(pipe));
+        ctx.give_relay_buffer(std::mem::take(&mut p.from_up.buf));
+        p.from_up.clear();
+        self.out.head = Vec::new();
+        self.out.head_pos = 0;
+    }
+
+    /// One round of a spliced download: upstream → pipe → client, never
+    /// more than the body's remaining length from the upstream, so the
+    /// connection stays reusable.
+    fn body_splice_step(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
+        let (Some(pipe), Some(up), Some(r)) =
+            (p.body_pipe.as_mut(), p.stream.as_ref(), p.relay.as_mut())
+        else {
+            return Err(End::Close);
+        };
+        let was_writable = self.writable;
+        let limit = (r.left - pipe.pending as u64).min(PIPE_CHUNK as u64) as usize;
+        let (moved, delivered) = pipe
+            .pump(
+                &up.stream,
+                &mut p.up_readable,
+                &self.stream,
+                &mut self.writable,
+                limit,
+            )
+            .map_err(|_| End::Close)?;
+        r.left -= delivered as u64;
+        p.sent += delivered as u64;
+        if moved {
+            p.progress = ctx.now;
+        }
+        if delivered > 0 || (was_writable && !self.writable) {
+            // The client took bytes, or its socket just filled.
+            self.progress = ctx.now;
+        }
+        if r.left == 0 {
+            r.done = true;
+            return Err(End::Done);
+        }
+        if pipe.eof && pipe.pending == 0 {
+            // The upstream left in the middle: the client's connection
+            // closes short of its Content-Length, so the gap shows.
+            p.up_eof = true;
+            return Err(End::Close);
+        }
+        Ok(moved)
+    }
+
     /// One round of a spliced stream tunnel, both directions.
     fn splice_step(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
         let (Some(pipes), Some(up)) = (p.pipes.as_mut(), p.stream.as_ref()) else {
@@ -1114,6 +1197,7 @@ impl Conn {
                 &mut self.readable,
                 &up.stream,
                 &mut p.up_writable,
+                usize::MAX,
             )
             .map_err(|_| End::Close)?;
         let (sent_down, delivered) = pipes
@@ -1123,6 +1207,7 @@ impl Conn {
                 &mut p.up_readable,
                 &self.stream,
                 &mut self.writable,
+                usize::MAX,
             )
             .map_err(|_| End::Close)?;
         p.sent += delivered as u64;
@@ -1397,7 +1482,13 @@ impl Conn {
                     // first 8 MiB keeps up (a stalled one cannot get
                     // that far: its socket buffers fill first).
                     if whole && p.sent >= 8 << 20 {
-                        p.from_up.grow();
+                        // Splice the rest when it is long and the request
+                        // is all sent (the pipe then carries one direction).
+                        if r.left >= (1 << 20) + n as u64 && p.req_done && !p.raw {
+                            p.splice_body = true;
+                        } else {
+                            p.from_up.grow();
+                        }
                     }
                     p.sent += n as u64;
                     p.progress = ctx.now;
