@@ -11,9 +11,9 @@
 # backend share CPU 0, wrk (-t1 -c50) runs on CPU 1, REPEAT times alternating;
 # medians are reported: req/s, p99, the proxy's peak RSS and CPU time, req per
 # proxy CPU-second, new upstream connections, and the proxy's user and kernel
-# microseconds per request. Then one 100 MiB download through each
-# (throughput, peak RSS); the stream (TCP) proxies (xps `stream`, nginx's
-# stream module, HAProxy tcp mode without and with splice) carrying the same
+# microseconds per request. Then REPEAT 100 MiB downloads through each
+# (throughput, proxy CPU, peak RSS); the stream (TCP) proxies (xps
+# `stream`, nginx's stream module, HAProxy tcp mode without and with splice) carrying the same
 # 1 KiB requests and 100 MiB download; and the RSS of xps with 1,000 active
 # proxied downloads stalled on slow clients. Needs wrk, nginx (and
 # libnginx-mod-stream for its stream row), haproxy, curl, python3.
@@ -207,9 +207,14 @@ echo
 echo "== 100 MiB download through each proxy =="
 for name in xps nginx haproxy; do
     start "$name"
-    speed=$(curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$PORT/100m.bin")
-    rss=$(peak_rss "${PROXY_PIDS[@]}")
-    awk -v n="$name" -v s="$speed" -v r="$rss" 'BEGIN {printf "%-8s %8.0f MiB/s  peak RSS %d KiB\n", n, s / 1048576, r}'
+    for _ in $(seq 1 "$REPEAT"); do
+        c0=$(cpu_ticks "${PROXY_PIDS[@]}")
+        speed=$(taskset -c 1 curl -s -o /dev/null -w '%{speed_download}' "http://127.0.0.1:$PORT/100m.bin")
+        c1=$(cpu_ticks "${PROXY_PIDS[@]}")
+        rss=$(peak_rss "${PROXY_PIDS[@]}")
+        awk -v n="$name" -v s="$speed" -v r="$rss" -v a="$c0" -v b="$c1" -v hz="$HZ" \
+            'BEGIN {printf "%-8s %8.0f MiB/s  proxy CPU %.2f s  peak RSS %d KiB\n", n, s / 1048576, (b - a) / hz, r}'
+    done
     stop "$name"
 done
 
