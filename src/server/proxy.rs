@@ -901,6 +901,7 @@ impl Conn {
             return;
         };
         let clean = p.req_done
+            && p.to_up_pos == p.to_up.len()
             && !p.up_eof
             && p.from_up.is_empty()
             && p.state == State::Exchanging
@@ -1127,7 +1128,11 @@ impl Conn {
     /// empty; if a pipe cannot be made (out of descriptors) it keeps
     /// copying.
     fn start_body_splice(&mut self, p: &mut Proxy, ctx: &mut Ctx) {
-        let empty = p.from_up.is_empty() && self.out.head_pos == self.out.head.len();
+        // Nothing may be left to send either way: the pipe carries only the
+        // download, and bytes of the request still in `to_up` would never go.
+        let empty = p.from_up.is_empty()
+            && self.out.head_pos == self.out.head.len()
+            && p.to_up_pos == p.to_up.len();
         if !empty || p.draining || p.up_eof {
             return;
         }
@@ -1484,7 +1489,10 @@ impl Conn {
                     if whole && p.sent >= 8 << 20 {
                         // Splice the rest when it is long and the request
                         // is all sent (the pipe then carries one direction).
-                        if r.left >= (1 << 20) + n as u64 && p.req_done && !p.raw {
+                        let request_sent = p.req_done
+                            && p.to_up_pos == p.to_up.len()
+                            && !p.up_write_failed;
+                        if r.left >= (1 << 20) + n as u64 && request_sent && !p.raw {
                             p.splice_body = true;
                         } else {
                             p.from_up.grow();
