@@ -586,7 +586,12 @@ fn long_downloads_are_spliced_exactly_and_keep_the_upstream_connection() {
         read_response(&mut s, false).expect("answer").text(),
         "small"
     );
-    assert_eq!(up.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        up.connections.load(Ordering::SeqCst),
+        1,
+        "{}",
+        server.stderr()
+    );
 }
 
 #[test]

@@ -147,13 +147,23 @@ impl Pool {
         }
     }
 
-    /// An idle socket became readable or hung up: the upstream closed it
-    /// (or sent what nobody asked for). It is dropped.
-    pub fn evict(&mut self, id: usize, sockets: &mut Sockets) {
+    /// An idle socket reported readable or hung up. If the upstream closed
+    /// it (or sent what nobody asked for) it is dropped. A readable edge
+    /// can also arrive late, for bytes the request it served already took
+    /// (a splice takes exactly a body's length and never sees `EAGAIN`):
+    /// a peek that finds nothing keeps the connection.
+    pub fn evict(&mut self, id: usize, hung_up: bool, sockets: &mut Sockets) {
         for list in self.idle.values_mut() {
             if let Some(i) = list.iter().position(|(s, _)| s.id == id) {
-                let (s, _) = list.swap_remove(i);
-                sockets.close(s);
+                let quiet = !hung_up
+                    && matches!(
+                        list[i].0.stream.peek(&mut [0u8; 1]),
+                        Err(ref e) if e.kind() == io::ErrorKind::WouldBlock
+                    );
+                if !quiet {
+                    let (s, _) = list.swap_remove(i);
+                    sockets.close(s);
+                }
                 return;
             }
         }
@@ -1489,9 +1499,8 @@ impl Conn {
                     if whole && p.sent >= 8 << 20 {
                         // Splice the rest when it is long and the request
                         // is all sent (the pipe then carries one direction).
-                        let request_sent = p.req_done
-                            && p.to_up_pos == p.to_up.len()
-                            && !p.up_write_failed;
+                        let request_sent =
+                            p.req_done && p.to_up_pos == p.to_up.len() && !p.up_write_failed;
                         if r.left >= (1 << 20) + n as u64 && request_sent && !p.raw {
                             p.splice_body = true;
                         } else {

@@ -191,10 +191,12 @@ impl Worker {
                 match self.ctx.sockets.owner(token) {
                     Some((_, Some(owner))) => token = owner,
                     Some((id, None)) => {
-                        // Idle in the pool: readable or hung up means the
-                        // upstream closed it.
+                        // Idle in the pool: readable or hung up usually
+                        // means the upstream closed it.
                         if ev.readable || ev.closed {
-                            self.ctx.upstream_pool.evict(id, &mut self.ctx.sockets);
+                            self.ctx
+                                .upstream_pool
+                                .evict(id, ev.closed, &mut self.ctx.sockets);
                         }
                         return;
                     }
