@@ -60,6 +60,12 @@ pub fn enabled(level: LogLevel) -> bool {
 
 /// Writes one line at `level`.
 pub fn write(level: LogLevel, message: &str) {
+    write_with(level, message, "");
+}
+
+/// Writes one line at `level` followed by a block of text (a diff), in one
+/// write, so a reader of the log never sees the line without its block.
+pub fn write_with(level: LogLevel, message: &str, block: &str) {
     let mut l = match logger().lock() {
         Ok(l) => l,
         Err(p) => p.into_inner(),
@@ -68,7 +74,9 @@ pub fn write(level: LogLevel, message: &str) {
         return;
     }
     let time = httpdate::fmt_http_date(std::time::SystemTime::now());
-    let _ = writeln!(l.out, "{time} [{}] {message}", level.name());
+    let mut text = format!("{time} [{}] {message}\n", level.name());
+    text.push_str(block);
+    let _ = l.out.write_all(text.as_bytes());
     let _ = l.out.flush();
 }
 
@@ -85,6 +93,17 @@ pub fn block(text: &str) {
 /// An info line.
 pub fn info(message: &str) {
     write(LogLevel::Info, message);
+}
+
+/// An error line with a block of text under it (rendered diagnostics), in
+/// one write.
+pub fn error_with(message: &str, block: &str) {
+    write_with(LogLevel::Error, message, block);
+}
+
+/// An info line with a block of text under it, in one write.
+pub fn info_with(message: &str, block: &str) {
+    write_with(LogLevel::Info, message, block);
 }
 
 /// A warning.

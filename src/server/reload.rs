@@ -301,18 +301,20 @@ impl Reloader {
             self.failures += 1;
             let (errors, warnings) = loaded.counts();
             let rendered = diagnostic::render(&loaded.diagnostics, &loaded.sources, false);
-            crate::log::error(&format!(
-                "reload of {} ({reason}) failed: {}{}; kept generation {}",
-                self.name,
-                diagnostic::plural(errors, "error"),
-                if warnings > 0 {
-                    format!(", {}", diagnostic::plural(warnings, "warning"))
-                } else {
-                    String::new()
-                },
-                old.generation
-            ));
-            crate::log::block(&rendered);
+            crate::log::error_with(
+                &format!(
+                    "reload of {} ({reason}) failed: {}{}; kept generation {}",
+                    self.name,
+                    diagnostic::plural(errors, "error"),
+                    if warnings > 0 {
+                        format!(", {}", diagnostic::plural(warnings, "warning"))
+                    } else {
+                        String::new()
+                    },
+                    old.generation
+                ),
+                &rendered,
+            );
             return;
         };
         self.failed = None;
@@ -372,10 +374,12 @@ impl Reloader {
         if changes.is_empty() {
             report.push_str(", no route changed");
         }
-        crate::log::info(&report);
-        if !changes.is_empty() {
-            crate::log::block(&(changes.join("\n") + "\n"));
-        }
+        let block = if changes.is_empty() {
+            String::new()
+        } else {
+            changes.join("\n") + "\n"
+        };
+        crate::log::info_with(&report, &block);
     }
 
     /// One socket per worker for each new address.
