@@ -621,3 +621,32 @@ fn an_upstream_gone_in_a_long_download_leaves_the_client_short() {
         "what arrived is passed on, then the close"
     );
 }
+
+#[test]
+fn an_upstream_head_too_big_for_the_relay_buffer_is_502_at_once() {
+    // 40 KiB of fields: more than the 16 KiB relay buffer holds.
+    let up = upstream::start(|_| {
+        let mut resp = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for i in 0..40 {
+            resp.extend_from_slice(format!("X-Big-{i}: {}\r\n", "v".repeat(1000)).as_bytes());
+        }
+        resp.extend_from_slice(b"Content-Length: 2\r\n\r\nok");
+        Answer::Bytes(resp)
+    });
+    let server = proxy_to(
+        "proxy_read_timeout 30s;",
+        &format!("        proxy_pass {};", up.addr()),
+    );
+    let started = Instant::now();
+    assert_eq!(server.get("/", &[]).status, 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        server.stderr().contains("head too large"),
+        "{}",
+        server.stderr()
+    );
+}

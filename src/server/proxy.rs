@@ -1418,6 +1418,17 @@ impl Conn {
                     p.from_up.consume(h.len);
                     return Ok(true);
                 }
+                Ok(None) if !p.from_up.has_room() => {
+                    // The head does not fit the relay buffer (16 KiB;
+                    // nginx's default limit is 4–8 KiB).
+                    crate::log::warn(&format!(
+                        "upstream member {}: response head too large; answering 502",
+                        p.addr
+                    ));
+                    self.leg_error(p, 502, ctx);
+                    p.from_up.clear();
+                    return Ok(true);
+                }
                 Ok(None) => return Ok(false),
                 Err(bad) => {
                     crate::log::warn(&format!(
