@@ -650,3 +650,37 @@ fn an_upstream_head_too_big_for_the_relay_buffer_is_502_at_once() {
         server.stderr()
     );
 }
+
+#[test]
+fn pipelined_requests_are_proxied_in_order() {
+    let up = upstream::start(|r| ok(&format!("{}:{}", target(r), r.body.len())));
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    // Three requests in one write, the second with a body.
+    s.write_all(
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .expect("send");
+    for want in ["/a:0", "/b:5", "/c:0"] {
+        assert_eq!(read_response(&mut s, false).expect("answer").text(), want);
+    }
+    // The last asked for the close.
+    assert!(is_closed(&mut s));
+}
+
+#[test]
+fn an_absolute_form_target_goes_up_in_origin_form() {
+    let up = upstream::start(|_| ok("up"));
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    // The target's authority is the host; the Host field is ignored.
+    let r = server.raw(b"GET http://site.test/p?q=1 HTTP/1.1\r\nHost: other.test\r\n\r\n");
+    assert_eq!(r.text(), "up");
+    let got = up.received.lock().expect("lock")[0].clone();
+    assert!(
+        got.head.starts_with("GET /p?q=1 HTTP/1.1\r\n"),
+        "{}",
+        got.head
+    );
+    assert_eq!(got.header("host").as_deref(), Some("site.test"));
+    assert_eq!(got.header("x-forwarded-host").as_deref(), Some("site.test"));
+}

@@ -90,7 +90,12 @@ pub fn request_head(
             h.name.eq_ignore_ascii_case("upgrade") && contains_ignore_case(h.value, b"websocket")
         });
     let method = req.method.unwrap_or("GET");
-    let target = req.path.unwrap_or("/");
+    let raw_target = req.path.unwrap_or("/");
+    // An absolute-form target goes up in origin form, with its authority as
+    // the Host (RFC 9112 §3.2.2), as nginx does.
+    let absolute = crate::http::target::split_absolute(raw_target)
+        .filter(|(authority, _)| !authority.is_empty());
+    let target = absolute.map_or(raw_target, |(_, origin)| origin);
     let mut out = Vec::with_capacity(raw.len() + 256);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
@@ -102,7 +107,16 @@ pub fn request_head(
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
-            host = Some(h.value);
+            let value = absolute.map_or(h.value, |(authority, _)| authority.as_bytes());
+            host = Some(value);
+            if !route
+                .proxy_set_header
+                .iter()
+                .any(|p| p.name.eq_ignore_ascii_case("host"))
+            {
+                header_bytes(&mut out, name, value);
+            }
+            continue;
         }
         if name.eq_ignore_ascii_case("x-forwarded-for") {
             let v = h.value.trim_ascii();

@@ -318,6 +318,15 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
     if saw_te && version == Version::Http10 {
         return Err(ParseError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
     }
+    // RFC 9112 §3.2.2: with an absolute-form target, its authority is the
+    // host and the Host field is ignored (still required in HTTP/1.1).
+    if let Some((authority, _)) = super::target::split_absolute(&head.target)
+        && head.host.is_some()
+        && !authority.is_empty()
+        && !authority.bytes().any(|b| b == b'@')
+    {
+        head.host = Some(authority.to_string());
+    }
     if version == Version::Http11 && head.host.is_none() {
         return Err(ParseError::Bad("HTTP/1.1 request without Host"));
     }

@@ -71,6 +71,18 @@ fn with_query(path: &str, query: Option<&str>) -> Result<Target, TargetError> {
     })
 }
 
+/// For an absolute-form target (`http://host:port/path?q`), the authority
+/// and the origin form (`/path?q`, `/` when the path is empty).
+pub fn split_absolute(raw: &str) -> Option<(&str, &str)> {
+    let rest = strip_scheme(raw)?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, origin) = rest.split_at(end);
+    Some((
+        authority,
+        if origin.starts_with('/') { origin } else { "/" },
+    ))
+}
+
 fn strip_scheme(raw: &str) -> Option<&str> {
     let lower = raw.get(..7)?.to_ascii_lowercase();
     (lower == "http://").then(|| &raw[7..])
