@@ -684,3 +684,35 @@ fn an_absolute_form_target_goes_up_in_origin_form() {
     assert_eq!(got.header("host").as_deref(), Some("site.test"));
     assert_eq!(got.header("x-forwarded-host").as_deref(), Some("site.test"));
 }
+
+#[test]
+fn a_chunked_upload_past_client_max_body_size_gets_413_and_never_reaches_the_upstream_whole() {
+    let up = upstream::start(|r| ok(&r.body.len().to_string()));
+    let server = proxy_to(
+        "client_max_body_size 1k;",
+        &format!("        proxy_pass {};", up.addr()),
+    );
+    let mut s = server.connect();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .expect("head");
+    let chunk = format!("400\r\n{}\r\n", "a".repeat(1024));
+    // 1 KiB is allowed; the second KiB is not.
+    s.write_all(chunk.as_bytes()).expect("first chunk");
+    let _ = s.write_all(chunk.as_bytes());
+    let r = read_response(&mut s, false).expect("an answer");
+    assert_eq!(r.status, 413);
+    assert!(is_closed(&mut s));
+    // Within the limit it goes through.
+    let r = server.raw(
+        format!(
+            "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{chunk}0\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.text(), "1024");
+    assert_eq!(
+        up.count(),
+        1,
+        "the refused upload reached the upstream whole"
+    );
+}
