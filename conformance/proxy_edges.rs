@@ -716,3 +716,31 @@ fn a_chunked_upload_past_client_max_body_size_gets_413_and_never_reaches_the_ups
         "the refused upload reached the upstream whole"
     );
 }
+
+#[test]
+fn sigterm_lets_a_proxied_exchange_in_flight_finish() {
+    let release = Arc::new(AtomicBool::new(false));
+    let member = holding_member("done", release.clone());
+    let mut server = proxy_to(
+        "workers 1;",
+        &format!("        proxy_pass {};", member.addr()),
+    );
+    let mut s = server.connect();
+    s.write_all(request("GET", "/hold", &[]).as_bytes())
+        .expect("send");
+    server.wait_for(
+        Duration::from_secs(5),
+        "the request to reach the upstream",
+        || member.count() == 1,
+    );
+    server.signal("TERM");
+    // New connections are refused once it stops listening.
+    server.wait_for(Duration::from_secs(5), "the listener to close", || {
+        std::net::TcpStream::connect(server.addr()).is_err()
+    });
+    release.store(true, Ordering::SeqCst);
+    let r = read_response(&mut s, false).expect("the answer in flight");
+    assert_eq!((r.status, r.text().as_str()), (200, "done"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+}
