@@ -744,3 +744,37 @@ fn sigterm_lets_a_proxied_exchange_in_flight_finish() {
     assert_eq!(r.header("connection"), Some("close"));
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn open_tunnels_do_not_hold_a_stop_past_shutdown_timeout() {
+    let ws = upstream::start(|_| {
+        Answer::Tunnel(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n".to_vec())
+    });
+    let echo = upstream::start(|_| Answer::Hang);
+    let template = format!(
+        "workers 1;\nshutdown_timeout 500ms;\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{ proxy_pass {}; }}\n}}\nstream {{\n    server {{\n        listen 127.0.0.1:{{port2}};\n        proxy_pass {};\n    }}\n}}\n",
+        ws.addr(),
+        echo.addr()
+    );
+    let mut server = Server::start(&template, |_| {});
+    let mut tunnel = server.connect();
+    tunnel
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: k\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        .expect("send");
+    assert_eq!(read_response(&mut tunnel, true).expect("101").status, 101);
+    let stream = TcpStream::connect(("127.0.0.1", server.port2)).expect("stream client");
+    server.wait_for(
+        Duration::from_secs(5),
+        "the stream to reach its upstream",
+        || echo.connections.load(Ordering::SeqCst) >= 1,
+    );
+    let started = Instant::now();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the stop took {:?}",
+        started.elapsed()
+    );
+    drop((tunnel, stream));
+}
