@@ -30,6 +30,9 @@ fn is_hop(name: &str, connection_tokens: &[&[u8]]) -> bool {
 }
 
 /// The names listed in `Connection` fields (they are hop-by-hop too).
+/// `close` and `keep-alive` name no field to drop (`Keep-Alive` is
+/// hop-by-hop anyway), so the usual `Connection: keep-alive` allocates
+/// nothing.
 fn connection_tokens<'a>(headers: &[httparse::Header<'a>]) -> Vec<&'a [u8]> {
     let mut out = Vec::new();
     for h in headers {
@@ -38,7 +41,11 @@ fn connection_tokens<'a>(headers: &[httparse::Header<'a>]) -> Vec<&'a [u8]> {
                 h.value
                     .split(|&b| b == b',')
                     .map(<[u8]>::trim_ascii)
-                    .filter(|t| !t.is_empty()),
+                    .filter(|t| {
+                        !t.is_empty()
+                            && !t.eq_ignore_ascii_case(b"close")
+                            && !t.eq_ignore_ascii_case(b"keep-alive")
+                    }),
             );
         }
     }

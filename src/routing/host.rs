@@ -151,7 +151,7 @@ impl HostIndex {
     /// case-insensitive), and why.
     pub fn lookup(&self, host: Option<&str>) -> (ServerId, HostMatch<'_>) {
         if let Some(host) = host.map(normalise_host) {
-            if let Some((name, &id)) = self.exact.get_key_value(host.as_str()) {
+            if let Some((name, &id)) = self.exact.get_key_value(host.as_ref()) {
                 return (id, HostMatch::Exact(name));
             }
             for (suffix, id) in &self.wildcards {
@@ -171,7 +171,7 @@ impl HostIndex {
 }
 
 /// A Host header value without its port or trailing dot, lower case.
-pub fn normalise_host(host: &str) -> String {
+pub fn normalise_host(host: &str) -> std::borrow::Cow<'_, str> {
     let host = host.trim();
     let without_port = if host.starts_with('[') {
         // [v6]:port
@@ -185,7 +185,13 @@ pub fn normalise_host(host: &str) -> String {
             _ => host,
         }
     };
-    without_port.trim_end_matches('.').to_ascii_lowercase()
+    let name = without_port.trim_end_matches('.');
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        // The usual case: already lower case, nothing to allocate.
+        std::borrow::Cow::Borrowed(name)
+    }
 }
 
 #[cfg(test)]

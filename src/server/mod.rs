@@ -66,6 +66,8 @@ pub struct Ctx {
     pub sockets: proxy::Sockets,
     /// Balancer state per upstream group name.
     pub pickers: rustc_hash::FxHashMap<String, crate::upstream::Picker>,
+    /// Scratch list of a group's members for one pick, kept to be reused.
+    pub candidates: Vec<crate::upstream::Candidate>,
 }
 
 /// Read buffers kept for reuse per worker at most.
@@ -86,6 +88,7 @@ impl Ctx {
             upstream_pool: proxy::Pool::default(),
             sockets: proxy::Sockets::default(),
             pickers: rustc_hash::FxHashMap::default(),
+            candidates: Vec::new(),
         }
     }
 

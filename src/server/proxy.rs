@@ -333,6 +333,40 @@ impl Pipe {
     }
 }
 
+/// The members one request has tried: a bit each for the first 64 (no
+/// allocation per request), a list beyond.
+#[derive(Default)]
+struct Tried {
+    low: u64,
+    high: Vec<usize>,
+}
+
+impl Tried {
+    fn contains(&self, i: usize) -> bool {
+        if i < 64 {
+            self.low >> i & 1 == 1
+        } else {
+            self.high.contains(&i)
+        }
+    }
+
+    fn insert(&mut self, i: usize) {
+        if i < 64 {
+            self.low |= 1 << i;
+        } else if !self.high.contains(&i) {
+            self.high.push(i);
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        if i < 64 {
+            self.low &= !(1 << i);
+        } else {
+            self.high.retain(|&j| j != i);
+        }
+    }
+}
+
 /// Why an attempt failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Failure {
@@ -373,7 +407,7 @@ pub struct Proxy {
     addr: SocketAddr,
     stream: Option<UpSock>,
     reused: bool,
-    tried: Vec<usize>,
+    tried: Tried,
     state: State,
     up_readable: bool,
     up_writable: bool,
@@ -481,7 +515,7 @@ impl Proxy {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             stream: None,
             reused: false,
-            tried: Vec::new(),
+            tried: Tried::default(),
             state: State::Connecting,
             up_readable: false,
             up_writable: false,
@@ -607,16 +641,14 @@ impl Conn {
         let group = &p.snapshot.upstreams[p.group];
         let health = &ctx.shared.health;
         loop {
-            let candidates: Vec<Candidate> = group
-                .members
-                .iter()
-                .enumerate()
-                .map(|(i, m)| Candidate {
-                    weight: m.weight,
-                    backup: m.backup,
-                    usable: !p.tried.contains(&i) && health.is_up(&group.name, m.addr, ctx.now),
-                })
-                .collect();
+            // Reused from request to request: no allocation per pick.
+            let mut candidates = std::mem::take(&mut ctx.candidates);
+            candidates.clear();
+            candidates.extend(group.members.iter().enumerate().map(|(i, m)| Candidate {
+                weight: m.weight,
+                backup: m.backup,
+                usable: !p.tried.contains(i) && health.is_up(&group.name, m.addr, ctx.now),
+            }));
             let addrs = group.members.iter().map(|m| m.addr);
             let picker = match ctx.pickers.get_mut(&group.name) {
                 Some(picker) => {
@@ -631,11 +663,12 @@ impl Conn {
                         .or_insert_with(|| Picker::new(&addrs, seed))
                 }
             };
-            let Some(i) = picker.pick(group.balance, &candidates, client_hash(self.peer.ip()))
-            else {
+            let picked = picker.pick(group.balance, &candidates, client_hash(self.peer.ip()));
+            ctx.candidates = candidates;
+            let Some(i) = picked else {
                 return false;
             };
-            p.tried.push(i);
+            p.tried.insert(i);
             let addr = group.members[i].addr;
             p.member = i;
             p.addr = addr;
@@ -825,7 +858,7 @@ impl Conn {
         }
         if stale {
             // An idle connection the upstream had closed: try the same member afresh.
-            p.tried.retain(|&i| i != p.member);
+            p.tried.remove(p.member);
         }
         p.last_failure = kind;
         if self.connect_next(p, ctx) {
