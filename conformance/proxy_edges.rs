@@ -683,6 +683,36 @@ fn an_absolute_form_target_goes_up_in_origin_form() {
     );
     assert_eq!(got.header("host").as_deref(), Some("site.test"));
     assert_eq!(got.header("x-forwarded-host").as_deref(), Some("site.test"));
+
+    // No path: `/`, the query kept. HTTP/1.0 without a Host field: the
+    // authority is the host.
+    server.raw(b"GET http://site.test?q=2 HTTP/1.1\r\nHost: site.test\r\n\r\n");
+    server.raw(b"GET http://old.test/p HTTP/1.0\r\n\r\n");
+    let got = up.received.lock().expect("lock").clone();
+    assert!(
+        got[1].head.starts_with("GET /?q=2 HTTP/1.1\r\n"),
+        "{}",
+        got[1].head
+    );
+    assert!(
+        got[2].head.starts_with("GET /p HTTP/1.1\r\n"),
+        "{}",
+        got[2].head
+    );
+    assert_eq!(got[2].header("host").as_deref(), Some("old.test"));
+    // Userinfo or an empty authority: refused before any routing.
+    for bad in [
+        &b"GET http://a@site.test/ HTTP/1.1\r\nHost: site.test\r\n\r\n"[..],
+        b"GET http:///p HTTP/1.1\r\nHost: site.test\r\n\r\n",
+    ] {
+        assert_eq!(
+            server.raw(bad).status,
+            400,
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+    assert_eq!(up.count(), 3);
 }
 
 #[test]

@@ -80,16 +80,6 @@ pub fn write_with(level: LogLevel, message: &str, block: &str) {
     let _ = l.out.flush();
 }
 
-/// Writes a block of text (rendered diagnostics, a diff) as it is.
-pub fn block(text: &str) {
-    let mut l = match logger().lock() {
-        Ok(l) => l,
-        Err(p) => p.into_inner(),
-    };
-    let _ = l.out.write_all(text.as_bytes());
-    let _ = l.out.flush();
-}
-
 /// An info line.
 pub fn info(message: &str) {
     write(LogLevel::Info, message);

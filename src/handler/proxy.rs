@@ -99,13 +99,21 @@ pub fn request_head(
     let method = req.method.unwrap_or("GET");
     let raw_target = req.path.unwrap_or("/");
     // An absolute-form target goes up in origin form, with its authority as
-    // the Host (RFC 9112 §3.2.2), as nginx does.
-    let absolute = crate::http::target::split_absolute(raw_target)
-        .filter(|(authority, _)| !authority.is_empty());
+    // the Host (RFC 9112 §3.2.2), as nginx does. (The parser refused empty
+    // authorities and userinfo.)
+    let absolute = crate::http::target::split_absolute(raw_target);
     let target = absolute.map_or(raw_target, |(_, origin)| origin);
+    let host_set = route
+        .proxy_set_header
+        .iter()
+        .any(|p| p.name.eq_ignore_ascii_case("host"));
     let mut out = Vec::with_capacity(raw.len() + 256);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
+    if !target.starts_with('/') && absolute.is_some() {
+        // `http://host` or `http://host?q`: the path is `/`.
+        out.push(b'/');
+    }
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     let mut host: Option<&[u8]> = None;
@@ -116,11 +124,7 @@ pub fn request_head(
         if name.eq_ignore_ascii_case("host") {
             let value = absolute.map_or(h.value, |(authority, _)| authority.as_bytes());
             host = Some(value);
-            if !route
-                .proxy_set_header
-                .iter()
-                .any(|p| p.name.eq_ignore_ascii_case("host"))
-            {
+            if !host_set {
                 header_bytes(&mut out, name, value);
             }
             continue;
@@ -153,7 +157,13 @@ pub fn request_head(
         header_bytes(&mut out, name, h.value);
     }
     if host.is_none() {
-        response::header(&mut out, "Host", fallback_host);
+        // No Host field (HTTP/1.0): the target's authority, else the
+        // member's address; unless proxy_set_header sets one.
+        let value = absolute.map_or(fallback_host.as_bytes(), |(a, _)| a.as_bytes());
+        host = absolute.map(|(a, _)| a.as_bytes());
+        if !host_set {
+            header_bytes(&mut out, "Host", value);
+        }
     }
     let mut peer_buf = [0u8; 48];
     let peer_text = {
@@ -523,6 +533,31 @@ mod tests {
             .expect("ok")
             .expect("complete");
         assert_eq!(head.body, ResponseBody::None);
+    }
+
+    #[test]
+    fn proxy_set_header_host_replaces_every_other_host() {
+        let mut r = route();
+        r.proxy_set_header.push(Header {
+            name: "Host".into(),
+            value: "fixed.test".into(),
+        });
+        for raw in [
+            &b"GET / HTTP/1.0\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n",
+            b"GET http://b.test/ HTTP/1.0\r\n\r\n",
+        ] {
+            let (out, _) = request_head(
+                raw,
+                &r,
+                "10.0.0.1".parse().expect("ip"),
+                "u:1",
+                RequestBody::None,
+            );
+            let out = String::from_utf8(out).expect("utf-8");
+            assert_eq!(out.matches("\r\nHost: ").count(), 1, "{out}");
+            assert!(out.contains("\r\nHost: fixed.test\r\n"), "{out}");
+        }
     }
 
     #[test]

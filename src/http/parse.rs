@@ -183,6 +183,12 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// A Host value (or a target's authority) xps accepts: not empty, no space,
+/// slash or userinfo.
+fn valid_host(value: &str) -> bool {
+    !value.is_empty() && !value.bytes().any(|b| b == b' ' || b == b'/' || b == b'@')
+}
+
 /// Most header fields accepted in one request.
 const MAX_HEADERS: usize = 100;
 
@@ -254,7 +260,7 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
             if head.host.is_some() {
                 return Err(ParseError::Bad("more than one Host"));
             }
-            if value.is_empty() || value.bytes().any(|b| b == b' ' || b == b'/' || b == b'@') {
+            if !valid_host(value) {
                 return Err(ParseError::Bad("invalid Host"));
             }
             head.host = Some(value.to_string());
@@ -318,17 +324,17 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
     if saw_te && version == Version::Http10 {
         return Err(ParseError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
     }
-    // RFC 9112 §3.2.2: with an absolute-form target, its authority is the
-    // host and the Host field is ignored (still required in HTTP/1.1).
-    if let Some((authority, _)) = super::target::split_absolute(&head.target)
-        && head.host.is_some()
-        && !authority.is_empty()
-        && !authority.bytes().any(|b| b == b'@')
-    {
-        head.host = Some(authority.to_string());
-    }
     if version == Version::Http11 && head.host.is_none() {
         return Err(ParseError::Bad("HTTP/1.1 request without Host"));
+    }
+    // RFC 9112 §3.2.2: with an absolute-form target, its authority is the
+    // host and the Host field is ignored (still required in HTTP/1.1). An
+    // empty authority or one with userinfo is refused (RFC 9110 §4.2).
+    if let Some((authority, _)) = super::target::split_absolute(&head.target) {
+        if !valid_host(authority) {
+            return Err(ParseError::Bad("invalid authority in the request target"));
+        }
+        head.host = Some(authority.to_string());
     }
     head.framing = match (chunked, content_length) {
         (true, _) => Framing::Chunked,

@@ -72,15 +72,12 @@ fn with_query(path: &str, query: Option<&str>) -> Result<Target, TargetError> {
 }
 
 /// For an absolute-form target (`http://host:port/path?q`), the authority
-/// and the origin form (`/path?q`, `/` when the path is empty).
+/// and the rest (`/path?q`; empty or `?q` when the path is empty, which
+/// stands for `/`).
 pub fn split_absolute(raw: &str) -> Option<(&str, &str)> {
     let rest = strip_scheme(raw)?;
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, origin) = rest.split_at(end);
-    Some((
-        authority,
-        if origin.starts_with('/') { origin } else { "/" },
-    ))
+    Some(rest.split_at(end))
 }
 
 fn strip_scheme(raw: &str) -> Option<&str> {

@@ -328,23 +328,25 @@ impl Reloader {
             return;
         }
         snapshot.generation = old.generation + 1;
-        if !loaded.diagnostics.is_empty() {
-            crate::log::block(&diagnostic::render(
-                &loaded.diagnostics,
-                &loaded.sources,
-                false,
-            ));
-        }
+        // Warnings go out under the line that reports the reload.
+        let warnings = if loaded.diagnostics.is_empty() {
+            String::new()
+        } else {
+            diagnostic::render(&loaded.diagnostics, &loaded.sources, false)
+        };
         // New listen addresses first: if one cannot be bound, nothing changes.
         let (added, removed) = listener_changes(&old, &snapshot);
         let sockets = match self.bind(&added) {
             Ok(s) => s,
             Err(why) => {
                 self.failures += 1;
-                crate::log::error(&format!(
-                    "reload of {} rejected: {why}; kept generation {}",
-                    self.name, old.generation
-                ));
+                crate::log::error_with(
+                    &format!(
+                        "reload of {} rejected: {why}; kept generation {}",
+                        self.name, old.generation
+                    ),
+                    &warnings,
+                );
                 return;
             }
         };
@@ -374,11 +376,10 @@ impl Reloader {
         if changes.is_empty() {
             report.push_str(", no route changed");
         }
-        let block = if changes.is_empty() {
-            String::new()
-        } else {
-            changes.join("\n") + "\n"
-        };
+        let mut block = warnings;
+        if !changes.is_empty() {
+            block.push_str(&(changes.join("\n") + "\n"));
+        }
         crate::log::info_with(&report, &block);
     }
 
