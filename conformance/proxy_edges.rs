@@ -808,3 +808,68 @@ fn open_tunnels_do_not_hold_a_stop_past_shutdown_timeout() {
     );
     drop((tunnel, stream));
 }
+
+#[test]
+fn a_body_goes_to_the_next_member_only_if_none_of_it_was_sent() {
+    const LEN: usize = 1 << 20;
+    let good = upstream::start(|r| ok(&r.body.len().to_string()));
+    // Refused: nothing was sent, so the next member gets the whole body.
+    let server = proxy_to(
+        &format!(
+            "upstream app {{\n    server 127.0.0.1:{};\n    server {};\n}}",
+            closed_port(),
+            good.addr()
+        ),
+        "        proxy_pass app;\n        client_max_body_size 8m;",
+    );
+    let body = vec![b'b'; LEN];
+    let mut s = server.connect();
+    s.write_all(
+        format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {LEN}\r\n\r\n").as_bytes(),
+    )
+    .expect("head");
+    s.write_all(&body).expect("body");
+    assert_eq!(
+        read_response(&mut s, false).expect("answer").text(),
+        LEN.to_string()
+    );
+
+    // A member that takes the head and part of the body, then resets: the
+    // body cannot be sent twice, so 502, and the next member never sees it.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taker = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut c in l.incoming().flatten() {
+            let mut buf = vec![0u8; 256 << 10];
+            let mut got = 0;
+            while got < 200 << 10 {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            // Dropped with unread bytes: a reset.
+        }
+    });
+    let other = upstream::start(|r| ok(&r.body.len().to_string()));
+    let server = proxy_to(
+        &format!(
+            "upstream app {{\n    server {taker} max_fails=0;\n    server {};\n}}",
+            other.addr()
+        ),
+        "        proxy_pass app;\n        client_max_body_size 8m;",
+    );
+    let mut s = server.connect();
+    s.write_all(
+        format!("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {LEN}\r\n\r\n").as_bytes(),
+    )
+    .expect("head");
+    let mut writer = s.try_clone().expect("clone");
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(&body);
+    });
+    let r = read_response(&mut s, false).expect("an answer");
+    assert_eq!(r.status, 502);
+    let _ = sender.join();
+    assert_eq!(other.count(), 0, "the body went to a second member");
+}
