@@ -272,3 +272,21 @@ fn an_idle_keep_alive_connection_survives_a_reload() {
         .expect("the idle connection is still open");
     assert_eq!(read_response(&mut s, false).expect("answer").text(), "two");
 }
+
+#[test]
+fn the_reload_report_shows_a_member_weight_change() {
+    let template = "upstream app {\n    server 127.0.0.1:9001;\n    server 127.0.0.1:9002;\n}\nserver {\n    listen 127.0.0.1:{port};\n    location / { proxy_pass app; }\n}\n";
+    let server = Server::start(template, |_| {});
+    let changed = template.replace("127.0.0.1:9002;", "127.0.0.1:9002 weight=3 backup;");
+    std::fs::write(server.dir.join("xps.conf"), server.render(&changed)).expect("write");
+    server.wait_for(WAIT, "the reload report", || {
+        server.stderr().contains("generation 2")
+    });
+    assert!(
+        server.stderr().contains(
+            "~ upstream app: 127.0.0.1:9001, 127.0.0.1:9002 (round_robin, keepalive 32) → 127.0.0.1:9001, 127.0.0.1:9002 weight=3 backup (round_robin, keepalive 32)"
+        ),
+        "{}",
+        server.stderr()
+    );
+}
