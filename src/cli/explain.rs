@@ -284,20 +284,7 @@ fn handler(o: &mut String, s: &Snapshot, route: &Route, method: &str, path: &str
         }
         Action::Proxy(id) => {
             let u = &s.upstreams[*id];
-            let members: Vec<String> = u
-                .members
-                .iter()
-                .map(|m| {
-                    let mut t = m.addr.to_string();
-                    if m.weight != 1 {
-                        t.push_str(&format!(" weight={}", m.weight));
-                    }
-                    if m.backup {
-                        t.push_str(" backup");
-                    }
-                    t
-                })
-                .collect();
+            let members: Vec<String> = u.members.iter().map(|m| m.label(false)).collect();
             let what = if u.implicit {
                 format!("proxy_pass {}", u.name)
             } else {

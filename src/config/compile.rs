@@ -302,14 +302,7 @@ impl Compiler<'_> {
                 let id = self.upstreams.len();
                 self.upstreams.push(UpstreamGroup {
                     name: name.clone(),
-                    members: vec![Member {
-                        name: name.clone(),
-                        addr: *addr,
-                        weight: 1,
-                        max_fails: 1,
-                        fail_timeout: Duration::from_secs(10),
-                        backup: false,
-                    }],
+                    members: vec![Member::new(name.clone(), *addr)],
                     balance: Balance::RoundRobin,
                     keepalive: 32,
                     health_check: None,

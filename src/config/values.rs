@@ -895,14 +895,7 @@ fn member(args: &[Arg]) -> Parsed<Member> {
         .help(format!("write `server {}:80;`", first.value)));
     }
     let addr = backend(first, &first.value)?;
-    let mut m = Member {
-        name: first.value.clone(),
-        addr,
-        weight: 1,
-        max_fails: 1,
-        fail_timeout: Duration::from_secs(10),
-        backup: false,
-    };
+    let mut m = Member::new(first.value.clone(), addr);
     for (key, arg, v) in options(
         &args[1..],
         &["weight=", "max_fails=", "fail_timeout=", "backup"],

@@ -44,6 +44,44 @@ pub struct Member {
     pub backup: bool,
 }
 
+impl Member {
+    /// `fail_timeout` when none is given.
+    pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A member with every option at its default (`weight=1 max_fails=1
+    /// fail_timeout=10s`, not a backup).
+    pub fn new(name: String, addr: SocketAddr) -> Member {
+        Member {
+            name,
+            addr,
+            weight: 1,
+            max_fails: 1,
+            fail_timeout: Member::DEFAULT_FAIL_TIMEOUT,
+            backup: false,
+        }
+    }
+
+    /// The address with the options that differ from the defaults:
+    /// `weight` and `backup`, and with `limits` also `max_fails` and
+    /// `fail_timeout`.
+    pub fn label(&self, limits: bool) -> String {
+        let mut s = self.addr.to_string();
+        if self.weight != 1 {
+            s.push_str(&format!(" weight={}", self.weight));
+        }
+        if limits && self.max_fails != 1 {
+            s.push_str(&format!(" max_fails={}", self.max_fails));
+        }
+        if limits && self.fail_timeout != Member::DEFAULT_FAIL_TIMEOUT {
+            s.push_str(&format!(" fail_timeout={:?}", self.fail_timeout));
+        }
+        if self.backup {
+            s.push_str(" backup");
+        }
+        s
+    }
+}
+
 /// `health_check PATH [interval=D] [fails=N] [passes=N]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthCheck {

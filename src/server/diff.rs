@@ -63,26 +63,7 @@ fn server_label(s: &Server, id: usize) -> String {
 fn upstreams(old: &Snapshot, new: &Snapshot, out: &mut Vec<String>) {
     let summary = |u: &crate::routing::UpstreamGroup| {
         // Each member with what differs from the defaults.
-        let members: Vec<String> = u
-            .members
-            .iter()
-            .map(|m| {
-                let mut s = m.addr.to_string();
-                if m.weight != 1 {
-                    s.push_str(&format!(" weight={}", m.weight));
-                }
-                if m.max_fails != 1 {
-                    s.push_str(&format!(" max_fails={}", m.max_fails));
-                }
-                if m.fail_timeout != std::time::Duration::from_secs(10) {
-                    s.push_str(&format!(" fail_timeout={:?}", m.fail_timeout));
-                }
-                if m.backup {
-                    s.push_str(" backup");
-                }
-                s
-            })
-            .collect();
+        let members: Vec<String> = u.members.iter().map(|m| m.label(true)).collect();
         let mut s = format!("{} ({}", members.join(", "), u.balance);
         if let Some(c) = &u.health_check {
             s.push_str(&format!(", health_check {} every {:?}", c.path, c.interval));
