@@ -708,13 +708,8 @@ fn an_early_upstream_answer_ends_the_exchange_without_reading_the_body_as_a_requ
     std::thread::spawn(move || {
         for mut s in l.incoming().flatten() {
             std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match s.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
+                if !upstream::read_head(&mut s) {
+                    return;
                 }
                 let _ = s.write_all(
                     b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 3\r\nConnection: close\r\n\r\nbig",

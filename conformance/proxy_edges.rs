@@ -272,6 +272,34 @@ fn holding_member(name: &'static str, release: Arc<AtomicBool>) -> upstream::Ups
     })
 }
 
+/// With two members and `balance`, one held busy by a request that waits,
+/// `requests` more never go to the busy one.
+fn the_busy_member_is_never_picked(balance: &str, requests: usize) {
+    let release = Arc::new(AtomicBool::new(false));
+    let x = holding_member("x", release.clone());
+    let y = holding_member("y", release.clone());
+    let server = proxy_to(
+        &format!(
+            "workers 1;\nupstream app {{\n    server {};\n    server {};\n    balance {balance};\n}}",
+            x.addr(),
+            y.addr()
+        ),
+        "        proxy_pass app;",
+    );
+    let mut held = server.connect();
+    held.write_all(request("GET", "/hold", &[]).as_bytes())
+        .expect("send");
+    server.wait_for(Duration::from_secs(5), "the held request to arrive", || {
+        x.count() + y.count() == 1
+    });
+    let busy = if x.count() == 1 { "x" } else { "y" };
+    for _ in 0..requests {
+        assert_ne!(server.get("/", &[]).text(), busy);
+    }
+    release.store(true, Ordering::SeqCst);
+    assert_eq!(read_response(&mut held, false).expect("held").text(), busy);
+}
+
 #[test]
 fn random_spreads_requests_and_avoids_a_busy_member() {
     let a = upstream::start(|_| ok("a"));
@@ -293,56 +321,12 @@ fn random_spreads_requests_and_avoids_a_busy_member() {
     assert!(counts.iter().all(|&n| n >= 50), "{counts:?}");
 
     // Two members: both are always drawn, so the busy one is never picked.
-    let release = Arc::new(AtomicBool::new(false));
-    let x = holding_member("x", release.clone());
-    let y = holding_member("y", release.clone());
-    let server = proxy_to(
-        &format!(
-            "workers 1;\nupstream app {{\n    server {};\n    server {};\n    balance random;\n}}",
-            x.addr(),
-            y.addr()
-        ),
-        "        proxy_pass app;",
-    );
-    let mut held = server.connect();
-    held.write_all(request("GET", "/hold", &[]).as_bytes())
-        .expect("send");
-    server.wait_for(Duration::from_secs(5), "the held request to arrive", || {
-        x.count() + y.count() == 1
-    });
-    let busy = if x.count() == 1 { "x" } else { "y" };
-    for _ in 0..20 {
-        assert_ne!(server.get("/", &[]).text(), busy);
-    }
-    release.store(true, Ordering::SeqCst);
-    assert_eq!(read_response(&mut held, false).expect("held").text(), busy);
+    the_busy_member_is_never_picked("random", 20);
 }
 
 #[test]
 fn least_conn_never_picks_the_busy_member() {
-    let release = Arc::new(AtomicBool::new(false));
-    let x = holding_member("x", release.clone());
-    let y = holding_member("y", release.clone());
-    let server = proxy_to(
-        &format!(
-            "workers 1;\nupstream app {{\n    server {};\n    server {};\n    balance least_conn;\n}}",
-            x.addr(),
-            y.addr()
-        ),
-        "        proxy_pass app;",
-    );
-    let mut held = server.connect();
-    held.write_all(request("GET", "/hold", &[]).as_bytes())
-        .expect("send");
-    server.wait_for(Duration::from_secs(5), "the held request to arrive", || {
-        x.count() + y.count() == 1
-    });
-    let busy = if x.count() == 1 { "x" } else { "y" };
-    for _ in 0..10 {
-        assert_ne!(server.get("/", &[]).text(), busy);
-    }
-    release.store(true, Ordering::SeqCst);
-    assert_eq!(read_response(&mut held, false).expect("held").text(), busy);
+    the_busy_member_is_never_picked("least_conn", 10);
 }
 
 #[test]
@@ -511,13 +495,8 @@ fn a_client_that_stops_reading_a_proxied_body_is_cut_after_send_timeout() {
         for mut s in l.incoming().flatten() {
             let flag = flag.clone();
             std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if s.read(&mut byte).map_or(true, |n| n == 0) {
-                        return;
-                    }
-                    head.push(byte[0]);
+                if !upstream::read_head(&mut s) {
+                    return;
                 }
                 const LEN: usize = 256 << 20;
                 let _ = s.write_all(

@@ -219,6 +219,20 @@ fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Received> {
     Some(req)
 }
 
+/// Reads a request head byte by byte (nothing of the body); `false` if the
+/// connection ended first. For hand-made upstreams that must not read on.
+pub fn read_head(s: &mut TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return false,
+        }
+    }
+    true
+}
+
 /// A port with nothing listening.
 pub fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
