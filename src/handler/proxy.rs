@@ -233,11 +233,6 @@ pub struct UpstreamHead {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BadResponse(pub &'static str);
 
-/// Parses an upstream response head. `Ok(None)`: incomplete.
-pub fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamHead>, BadResponse> {
-    Ok(parse_response_then(buf, head_request, |_, _| ())?.map(|(head, ())| head))
-}
-
 /// The fields of a parsed upstream response, for writing the client's head
 /// without parsing again.
 pub struct ResponseFields<'r, 'h, 'b> {
@@ -246,7 +241,9 @@ pub struct ResponseFields<'r, 'h, 'b> {
 }
 
 impl ResponseFields<'_, '_, '_> {
-    /// [`client_head`] from these fields.
+    /// Appends the head for the client to `out`: the upstream's status and
+    /// fields without hop-by-hop or framing fields, then `add_header`, the
+    /// framing xps uses, and `Connection`.
     pub fn client_head(
         &self,
         out: &mut Vec<u8>,
@@ -372,23 +369,6 @@ pub enum ClientBody {
     Close,
 }
 
-/// Appends the head for the client to `out`: the upstream's status and
-/// fields without hop-by-hop or framing fields, then `add_header`, the
-/// framing xps uses, and `Connection`.
-pub fn client_head(
-    out: &mut Vec<u8>,
-    raw: &[u8],
-    route: &Route,
-    body: ClientBody,
-    close: bool,
-    http10_keep_alive: bool,
-) {
-    let mut headers = [httparse::EMPTY_HEADER; 100];
-    let mut res = httparse::Response::new(&mut headers);
-    let _ = res.parse(raw);
-    write_client_head(out, &res, raw.len(), route, body, close, http10_keep_alive);
-}
-
 fn write_client_head(
     out: &mut Vec<u8>,
     res: &httparse::Response,
@@ -442,6 +422,19 @@ fn write_client_head(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The head alone, as the relay sees it.
+    fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamHead>, BadResponse> {
+        Ok(parse_response_then(buf, head_request, |_, _| ())?.map(|(head, ())| head))
+    }
+
+    /// The client's head for a complete upstream head `raw`.
+    fn client_head(out: &mut Vec<u8>, raw: &[u8], route: &Route, body: ClientBody) {
+        let parsed = parse_response_then(raw, false, |_, fields| {
+            fields.client_head(out, route, body, false, false)
+        });
+        assert!(matches!(parsed, Ok(Some(_))), "{parsed:?}");
+    }
     use crate::routing::{Action, Header};
 
     fn route() -> Route {
@@ -564,7 +557,7 @@ mod tests {
     fn the_client_head_keeps_server_and_date() {
         let raw = b"HTTP/1.1 201 Created\r\nServer: app/1\r\nDate: x\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nContent-Length: 3\r\nX-App: y\r\n\r\n";
         let mut out = Vec::new();
-        client_head(&mut out, raw, &route(), ClientBody::Length(3), false, false);
+        client_head(&mut out, raw, &route(), ClientBody::Length(3));
         let out = String::from_utf8(out).expect("utf-8");
         assert!(out.starts_with("HTTP/1.1 201 Created\r\nServer: app/1\r\nDate: x\r\nX-App: y\r\nContent-Length: 3\r\n"), "{out}");
         assert!(!out.contains("X-Hop"));

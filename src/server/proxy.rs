@@ -280,10 +280,10 @@ impl Pipe {
     }
 
     /// Moves what it can from `src` into the pipe and from the pipe to
-    /// `dst`, clearing a readiness flag on `WouldBlock`. Returns whether
-    /// anything moved and the bytes delivered to `dst`.
-    /// At most `limit` bytes are taken from `src` (a body's remaining
-    /// length, so nothing past it is ever read).
+    /// `dst`, clearing a readiness flag on `WouldBlock`; at most `limit`
+    /// bytes are taken from `src` (a body's remaining length, so nothing
+    /// past it is ever read). Returns whether anything moved and the bytes
+    /// delivered to `dst`.
     fn pump(
         &mut self,
         src: &TcpStream,
@@ -758,11 +758,10 @@ impl Conn {
         step
     }
 
-    /// Bytes for the client are waiting on its socket (in the output or
-    /// still in the relay buffer): its `send_timeout` applies.
-    /// While it does, only the client's clock runs: the upstream side is
-    /// held back by it. A raw TCP (stream) tunnel keeps its one
-    /// `proxy_timeout` for both directions.
+    /// Bytes for the client are waiting on its socket (in the output, the
+    /// relay buffer or the body pipe): then only its `send_timeout` runs,
+    /// since the upstream side is held back by it. A raw TCP (stream)
+    /// tunnel keeps its one `proxy_timeout` for both directions.
     pub(super) fn waiting_on_client(&self, p: &Proxy) -> bool {
         !p.raw
             && !self.writable
@@ -1117,7 +1116,7 @@ impl Conn {
         if p.state == State::Exchanging && p.draining && !done && flushed && p.from_up.is_empty() {
             if p.relay
                 .as_ref()
-                .is_some_and(|r| r.to_client == ClientBody::Close && !r.done)
+                .is_some_and(|r| r.to_client == ClientBody::Close)
             {
                 // A close-delimited body cut short: a FIN would mark the
                 // part as the whole body; a reset says it is not.
