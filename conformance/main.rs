@@ -9,6 +9,7 @@ mod cli;
 mod config_golden;
 mod docs;
 mod examples;
+mod hostile;
 mod http_behaviour;
 mod http_golden;
 mod proxy;

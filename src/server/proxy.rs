@@ -128,7 +128,10 @@ impl Pool {
     fn take(&mut self, addr: SocketAddr, now: Instant, sockets: &mut Sockets) -> Option<UpSock> {
         let list = self.idle.get_mut(&addr)?;
         while let Some((s, since)) = list.pop() {
-            if now.duration_since(since) <= POOL_IDLE {
+            // Checked again on the way out: bytes that arrived after it was
+            // pooled, whose event this loop turn has not seen yet, would
+            // otherwise be read as the next request's answer.
+            if now.duration_since(since) <= POOL_IDLE && quiet(&s.stream) {
                 return Some(s);
             }
             sockets.close(s);
@@ -155,12 +158,7 @@ impl Pool {
     pub fn evict(&mut self, id: usize, hung_up: bool, sockets: &mut Sockets) {
         for list in self.idle.values_mut() {
             if let Some(i) = list.iter().position(|(s, _)| s.id == id) {
-                let quiet = !hung_up
-                    && matches!(
-                        list[i].0.stream.peek(&mut [0u8; 1]),
-                        Err(ref e) if e.kind() == io::ErrorKind::WouldBlock
-                    );
-                if !quiet {
+                if hung_up || !quiet(&list[i].0.stream) {
                     let (s, _) = list.swap_remove(i);
                     sockets.close(s);
                 }
@@ -168,6 +166,18 @@ impl Pool {
             }
         }
     }
+}
+
+/// Whether nothing at all waits on an upstream socket: no byte and no end
+/// of file (a non-blocking peek). Only such a connection may carry the
+/// next request: a byte already there would be read as its answer — an
+/// upstream that sent more than its `Content-Length` would answer one
+/// client's request with bytes meant for nobody, or for someone else.
+fn quiet(stream: &TcpStream) -> bool {
+    matches!(
+        stream.peek(&mut [0u8; 1]),
+        Err(ref e) if e.kind() == io::ErrorKind::WouldBlock
+    )
 }
 
 /// Bytes read from the upstream and not yet passed on: `buf[start..end]`.
@@ -942,7 +952,7 @@ impl Conn {
         let Some(s) = take_upstream(p, ctx) else {
             return;
         };
-        let clean = p.req_done
+        let framed = p.req_done
             && p.to_up_pos == p.to_up.len()
             && !p.up_eof
             && p.from_up.is_empty()
@@ -950,6 +960,16 @@ impl Conn {
             && p.relay
                 .as_ref()
                 .is_some_and(|r| r.done && r.head.keep_alive);
+        // Nothing may wait on the socket either (see [`quiet`]).
+        let clean = framed && quiet(&s.stream);
+        if framed && !clean && matches!(s.stream.peek(&mut [0u8; 1]), Ok(n) if n > 0) {
+            // More than the response: the upstream's framing cannot be
+            // trusted, and whatever it sent must reach no one.
+            crate::log::warn(&format!(
+                "upstream member {}: bytes after a complete response; closing its connection",
+                p.addr
+            ));
+        }
         if clean {
             ctx.shared.health.succeeded(&group.name, p.addr);
             ctx.upstream_pool
