@@ -3,9 +3,13 @@
 //! server down.
 
 use crate::proxy::proxy_to;
-use crate::server::{read_response, request};
+use crate::server::{Server, is_closed, read_response, request};
 use crate::upstream::{self, Answer, Received, ok};
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// The request target of what the upstream received.
 fn target(r: &Received) -> &str {
@@ -90,6 +94,314 @@ fn stray_bytes_after_a_spliced_download_never_reach_another_client() {
             r.text(),
             "good",
             "trial {trial}: another client's stray bytes; stderr:\n{}",
+            server.stderr()
+        );
+    }
+}
+
+/// A hand-made upstream: accepts connections, reads each request head
+/// (nothing more) and then only reads until the connection ends, setting
+/// `ended` when it does. It never answers.
+fn silent_upstream(ended: Arc<AtomicBool>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let ended = ended.clone();
+            std::thread::spawn(move || {
+                let mut s = s;
+                let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+                let mut sink = [0u8; 4096];
+                while let Ok(n) = s.read(&mut sink) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                ended.store(true, Ordering::SeqCst);
+            });
+        }
+    });
+    addr
+}
+
+/// Reads one response and checks that the connection closes after it.
+fn answer_then_close(s: &mut TcpStream) -> u16 {
+    let r = read_response(s, false).expect("an answer");
+    assert!(is_closed(s), "the connection stays open after {}", r.status);
+    r.status
+}
+
+#[test]
+fn a_stalled_body_on_a_proxied_route_gets_408_after_client_body_timeout() {
+    // xps waits on the client: its body clock runs, not the upstream's.
+    let ended = Arc::new(AtomicBool::new(false));
+    let up = silent_upstream(ended.clone());
+    let server = proxy_to(
+        "client_body_timeout 1s;\nproxy_read_timeout 20s;",
+        &format!("        proxy_pass {up};"),
+    );
+    let mut s = server.connect();
+    s.write_all(b"POST /up/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+        .expect("send");
+    let started = Instant::now();
+    assert_eq!(answer_then_close(&mut s), 408);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    server.wait_for(
+        Duration::from_secs(5),
+        "the upstream connection to close",
+        || ended.load(Ordering::SeqCst),
+    );
+}
+
+#[test]
+fn a_silent_upstream_after_a_whole_body_gets_504_after_proxy_read_timeout() {
+    // The other direction: the body is all there, xps waits on the
+    // upstream, and only the upstream's clock runs.
+    let ended = Arc::new(AtomicBool::new(false));
+    let up = silent_upstream(ended.clone());
+    let server = proxy_to(
+        "client_body_timeout 20s;\nproxy_read_timeout 1s;",
+        &format!("        proxy_pass {up};"),
+    );
+    let mut s = server.connect();
+    s.write_all(b"POST /up/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789")
+        .expect("send");
+    let started = Instant::now();
+    let r = read_response(&mut s, false).expect("an answer");
+    assert_eq!(r.status, 504);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    server.wait_for(
+        Duration::from_secs(5),
+        "the upstream connection to close",
+        || ended.load(Ordering::SeqCst),
+    );
+}
+
+/// Sends `bytes` one at a time, 100 ms apart (far inside any per-read
+/// timeout, far below any useful rate), until xps closes the connection
+/// or `within` passes. How long it took, or `None` if it never closed.
+fn trickle(s: &mut TcpStream, bytes: &[u8], within: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    for b in bytes.iter().cycle() {
+        if started.elapsed() > within {
+            return None;
+        }
+        if s.write_all(&[*b]).is_err() {
+            return Some(started.elapsed());
+        }
+        // The client's pace, not a wait for the server.
+        std::thread::sleep(Duration::from_millis(100));
+        let mut probe = [0u8; 1];
+        s.set_nonblocking(true).expect("nonblocking");
+        let peeked = s.peek(&mut probe);
+        s.set_nonblocking(false).expect("blocking");
+        if matches!(peeked, Ok(_)) {
+            // An answer or the close arrived.
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+const SLOW: &str = "client_min_rate 1k 1s;";
+
+#[test]
+fn a_trickled_body_on_a_proxied_route_is_cut_by_client_min_rate() {
+    let ended = Arc::new(AtomicBool::new(false));
+    let up = silent_upstream(ended.clone());
+    let server = proxy_to(
+        &format!("{SLOW}\nproxy_read_timeout 60s;"),
+        &format!("        proxy_pass {up};"),
+    );
+    let mut s = server.connect();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .expect("send");
+    let took = trickle(&mut s, b"x", Duration::from_secs(15)).expect("cut");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(answer_then_close(&mut s), 408);
+    server.wait_for(
+        Duration::from_secs(5),
+        "the upstream connection to close",
+        || ended.load(Ordering::SeqCst),
+    );
+}
+
+#[test]
+fn a_trickled_chunk_extension_is_cut_by_client_min_rate() {
+    let ended = Arc::new(AtomicBool::new(false));
+    let up = silent_upstream(ended.clone());
+    let server = proxy_to(SLOW, &format!("        proxy_pass {up};"));
+    let mut s = server.connect();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;name=")
+        .expect("send");
+    let took = trickle(&mut s, b"v", Duration::from_secs(15)).expect("cut");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(answer_then_close(&mut s), 408);
+}
+
+#[test]
+fn a_trickled_body_on_a_static_route_is_cut_by_client_min_rate() {
+    let server = Server::start(
+        &format!("{SLOW}\nserver {{\n    listen 127.0.0.1:{{port}};\n    root .;\n}}\n"),
+        |dir| std::fs::write(dir.join("a.txt"), "a").expect("write"),
+    );
+    let mut s = server.connect();
+    s.write_all(b"POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .expect("send");
+    // The answer comes first (static files take no body); the body is
+    // then read and discarded, at the client's pace.
+    let r = read_response(&mut s, false).expect("an answer");
+    assert_eq!(r.status, 405);
+    let took = trickle(&mut s, b"x", Duration::from_secs(15)).expect("cut");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(is_closed(&mut s));
+}
+
+#[test]
+fn a_trickled_head_is_cut_by_client_min_rate() {
+    let server = Server::start(
+        &format!(
+            "{SLOW}\nclient_header_timeout 60s;\nserver {{\n    listen 127.0.0.1:{{port}};\n    root .;\n}}\n"
+        ),
+        |_| {},
+    );
+    let mut s = server.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .expect("send");
+    let took = trickle(&mut s, b"a", Duration::from_secs(15)).expect("cut");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(answer_then_close(&mut s), 408);
+}
+
+#[test]
+fn a_client_above_the_minimum_rate_is_never_cut() {
+    // 40 bytes every 100 ms (400 B/s) against a minimum of 200 B/s: a
+    // 1,200-byte body takes 3 s and arrives whole.
+    let up = upstream::start(|r| ok(&format!("got {}", r.body.len())));
+    let server = proxy_to(
+        "client_min_rate 200 1s;",
+        &format!("        proxy_pass {};", up.addr()),
+    );
+    let mut s = server.connect();
+    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1200\r\n\r\n")
+        .expect("send");
+    for _ in 0..30 {
+        s.write_all(&[b'y'; 40]).expect("xps keeps reading");
+        // The client's pace.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = read_response(&mut s, false).expect("an answer");
+    assert_eq!((r.status, r.text()), (200, "got 1200".to_string()));
+}
+
+/// A static server with `settings` at the top.
+fn static_server(settings: &str) -> Server {
+    Server::start(
+        &format!("{settings}\nserver {{\n    listen 127.0.0.1:{{port}};\n    root .;\n}}\n"),
+        |dir| std::fs::write(dir.join("a.txt"), "a").expect("write"),
+    )
+}
+
+#[test]
+fn when_nobody_can_give_way_a_new_connection_gets_503_at_once() {
+    // Two requests waiting on a hanging upstream: xps is the one waiting,
+    // so neither connection may be closed to make room.
+    let up = upstream::start(|_| Answer::Hang);
+    let server = proxy_to(
+        "max_connections 2;\nworkers 1;",
+        &format!("        proxy_pass {};", up.addr()),
+    );
+    let mut busy: Vec<TcpStream> = Vec::new();
+    for _ in 0..2 {
+        let mut s = server.connect();
+        s.write_all(request("GET", "/", &[]).as_bytes())
+            .expect("send");
+        busy.push(s);
+    }
+    server.wait_for(Duration::from_secs(5), "both requests upstream", || {
+        up.count() == 2
+    });
+    let mut c = server.connect();
+    c.write_all(request("GET", "/", &[]).as_bytes())
+        .expect("send");
+    let r = read_response(&mut c, false).expect("an answer at once");
+    assert_eq!(r.status, 503);
+    assert!(is_closed(&mut c));
+    assert_eq!(up.count(), 2, "the refused request went nowhere");
+}
+
+#[test]
+fn slow_clients_give_way_to_a_new_one_when_connections_run_out() {
+    let server = static_server("max_connections 2;\nworkers 1;\nclient_min_rate 240 60s;");
+    let mut slow: Vec<TcpStream> = (0..2).map(|_| server.connect()).collect();
+    for s in &mut slow {
+        s.write_all(b"GET /a.txt HTTP/1.1\r\n").expect("send");
+    }
+    // Once they have been sending for a second at a few bytes per second,
+    // the slowest gives way to a new client (well before their 60 s grace
+    // or the head timeout would end them). Until then a newcomer may get
+    // 503.
+    let started = Instant::now();
+    loop {
+        let mut d = server.connect();
+        d.write_all(request("GET", "/a.txt", &[]).as_bytes())
+            .expect("send");
+        if let Some(r) = read_response(&mut d, false) {
+            if r.status == 200 {
+                break;
+            }
+            assert_eq!(r.status, 503);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no slow client gave way; stderr:\n{}",
+            server.stderr()
+        );
+    }
+    let mut closed = 0;
+    for s in &mut slow {
+        // The one still sending stays open: a short wait says so.
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        closed += usize::from(is_closed(s));
+    }
+    assert_eq!(closed, 1, "one slow client was closed to make room");
+}
+
+#[test]
+fn a_hundred_trickling_clients_do_not_lock_out_a_normal_one() {
+    // max_connections 100, all taken by clients trickling bodies: a normal
+    // client still gets in and is served, by taking the slowest one's place.
+    let server = static_server("max_connections 100;\nworkers 1;\nclient_min_rate 240 60s;");
+    let mut tricklers: Vec<TcpStream> = Vec::new();
+    for _ in 0..100 {
+        let mut s = server.connect();
+        s.write_all(b"POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx")
+            .expect("send");
+        tricklers.push(s);
+    }
+    let started = Instant::now();
+    let mut served = 0;
+    while served < 10 {
+        let mut s = server.connect();
+        s.write_all(request("GET", "/a.txt", &[]).as_bytes())
+            .expect("send");
+        match read_response(&mut s, false) {
+            Some(r) if r.status == 200 => served += 1,
+            Some(r) => assert_eq!(r.status, 503),
+            None => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "only {served} of 10 normal requests served; stderr:\n{}",
             server.stderr()
         );
     }

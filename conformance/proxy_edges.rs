@@ -62,7 +62,7 @@ fn smuggling_attempts_get_4xx_or_501_and_never_reach_the_upstream() {
         ),
         ("a folded Transfer-Encoding", 400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
         ),
-        ("chunked twice", 501, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+        ("chunked twice", 400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
         ),
         ("a chunk size that is not hex", 400, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
         ),
@@ -74,8 +74,9 @@ fn smuggling_attempts_get_4xx_or_501_and_never_reach_the_upstream() {
         ),
         ("no Host", 400, b"GET / HTTP/1.1\r\n\r\n"),
     ];
-    // A transfer coding other than one final chunked is not implemented
-    // (501), as for requests xps serves itself.
+    // A coding before the final chunked is not implemented (501); a
+    // Transfer-Encoding that does not end in chunked is 400 (RFC 9112
+    // §6.3), as for requests xps serves itself.
     for (what, status, bytes) in attempts {
         let mut s = server.connect();
         s.write_all(bytes).expect("send");

@@ -53,6 +53,15 @@ pub fn dump(s: &Snapshot) -> String {
             "    client_header_max_size {};",
             size(c.client_header_max_size)
         );
+        let _ = writeln!(
+            o,
+            "    client_min_rate {};",
+            c.client_min_rate.map_or("off".to_string(), |r| format!(
+                "{} {}",
+                size(r.bytes_per_second),
+                duration(r.grace)
+            ))
+        );
         if server.return_first {
             o.push_str("    # a server-level return answers every request\n");
         } else {
@@ -234,6 +243,12 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
         duration(r.client_body_timeout)
     ));
     line(format!("send_timeout {}", duration(r.send_timeout)));
+    if matches!(r.action, Action::Proxy(_)) {
+        line(format!(
+            "underscores_in_headers {}",
+            on_off(r.underscores_in_headers)
+        ));
+    }
     line(format!(
         "access_log {}",
         r.access_log.as_ref().map_or("off".to_string(), log_target)

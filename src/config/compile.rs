@@ -413,6 +413,9 @@ impl Compiler<'_> {
                     keepalive_timeout: layer.keepalive_timeout.unwrap_or(Duration::from_secs(75)),
                     keepalive_requests: layer.keepalive_requests.unwrap_or(1000),
                     client_header_max_size: layer.client_header_max_size.unwrap_or(16 << 10),
+                    client_min_rate: layer
+                        .client_min_rate
+                        .unwrap_or(Some(crate::routing::MinRate::DEFAULT)),
                 },
                 origin: self.origin(n.name),
             },

@@ -90,6 +90,8 @@ pub enum Key {
     ProxyTimeout,
     ClientMaxBodySize,
     ClientHeaderMaxSize,
+    ClientMinRate,
+    UnderscoresInHeaders,
     MaxConnections,
     ShutdownTimeout,
     Member,
@@ -164,6 +166,8 @@ pub enum Kind {
     ErrorLog,
     /// `stdout|stderr|PATH|off`.
     AccessLog,
+    /// `RATE [GRACE]` or `off`.
+    MinRate,
 }
 
 /// One row of the table.
@@ -317,7 +321,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::MaxConnections, "max_connections", &[M], ONE, Kind::Number { min: 1, max: 1_000_000 }).docs(
         "max_connections N",
         "10000",
-        "Most client connections open at once; beyond it xps stops accepting until one closes.",
+        "Most client connections open at once, over all workers. When a new one arrives past it, a connection gives way: one closing, else the longest idle, else the slowest client still sending a head or body (after its first second); if none can, the new connection gets `503` and is closed at once.",
         "max_connections 20000;",
     ),
     Spec::new(Key::ShutdownTimeout, "shutdown_timeout", &[M], ONE, DUR).docs(
@@ -541,6 +545,18 @@ pub static TABLE: &[Spec] = &[
         "16k",
         "Largest request head (request line and headers) accepted, else 431; a request line alone past it gets 414. At least 1k.",
         "client_header_max_size 32k;",
+    ),
+    Spec::new(Key::ClientMinRate, "client_min_rate", MS, (1, Some(2)), Kind::MinRate).inherited().docs(
+        "client_min_rate BYTES_PER_SECOND [GRACE] | off",
+        "240 5s",
+        "The slowest a client may send a request head or body once GRACE has passed: counted from the head's first byte, and from the start of a body (a pause while xps itself waits on an upstream does not count against the client). A client below it gets 408 (or, once its answer has started, its connection closes). It stops slow-sending clients from holding connections for as long as each gap stays under `client_header_timeout` or `client_body_timeout`. `off` turns it off.",
+        "client_min_rate 1k 10s;",
+    ),
+    Spec::new(Key::UnderscoresInHeaders, "underscores_in_headers", MSL, ONE, FLAG).inherited().docs(
+        "underscores_in_headers on | off",
+        "off",
+        "Whether request header fields whose names contain `_` are passed to upstreams. Off (as in nginx), they are dropped: `Transfer_Encoding` or `X_Real_IP` may be read by an application as `Transfer-Encoding` or `X-Real-IP`.",
+        "underscores_in_headers on;",
     ),
     // upstream
     Spec::new(Key::Member, "server", &[U], (1, Some(5)), Kind::Member).repeatable().docs(

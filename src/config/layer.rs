@@ -45,6 +45,8 @@ pub struct Layer {
     pub proxy_timeout: Option<Duration>,
     pub client_max_body_size: Option<u64>,
     pub client_header_max_size: Option<u64>,
+    pub client_min_rate: Option<Option<crate::routing::MinRate>>,
+    pub underscores_in_headers: Option<bool>,
 }
 
 /// The default `gzip_types`.
@@ -114,6 +116,8 @@ impl Layer {
             (Key::ProxyTimeout, Value::Duration(d)) => self.proxy_timeout = Some(*d),
             (Key::ClientMaxBodySize, Value::Size(n)) => self.client_max_body_size = Some(*n),
             (Key::ClientHeaderMaxSize, Value::Size(n)) => self.client_header_max_size = Some(*n),
+            (Key::ClientMinRate, Value::MinRate(r)) => self.client_min_rate = Some(*r),
+            (Key::UnderscoresInHeaders, Value::Flag(b)) => self.underscores_in_headers = Some(*b),
             _ => return false,
         }
         true
@@ -155,7 +159,9 @@ impl Layer {
             proxy_send_timeout,
             proxy_timeout,
             client_max_body_size,
-            client_header_max_size
+            client_header_max_size,
+            client_min_rate,
+            underscores_in_headers
         );
         self
     }
@@ -193,6 +199,7 @@ impl Layer {
             proxy_send_timeout: self.proxy_send_timeout.unwrap_or(Duration::from_secs(60)),
             client_max_body_size: self.client_max_body_size.unwrap_or(1 << 20),
             access_log: self.access_log.clone().flatten(),
+            underscores_in_headers: self.underscores_in_headers.unwrap_or(false),
         }
     }
 }

@@ -13,8 +13,8 @@ use super::diagnostic::{Diagnostic, suggestion};
 use super::directives::{Key, Kind, LOG_LEVELS, Spec};
 use crate::http::target;
 use crate::routing::{
-    AccessTarget, ErrorPage, Header, HealthCheck, LogLevel, Match, Member, Return, ServerName,
-    Workers,
+    AccessTarget, ErrorPage, Header, HealthCheck, LogLevel, Match, Member, MinRate, Return,
+    ServerName, Workers,
 };
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -70,6 +70,8 @@ pub enum Value {
     ErrorLog(LogSpec, LogLevel),
     /// `access_log`; `None` for off.
     AccessLog(Option<LogSpec>),
+    /// `client_min_rate`; `None` for off.
+    MinRate(Option<MinRate>),
 }
 
 /// A log destination as written; a path is resolved by compile.
@@ -125,6 +127,7 @@ pub fn parse(spec: &Spec, d: &Directive, out: &mut Vec<Diagnostic>) -> Option<Va
         Kind::HealthCheck => health_check(args).map(Value::HealthCheck),
         Kind::ErrorLog => error_log(args).map(|(t, l)| Value::ErrorLog(t, l)),
         Kind::AccessLog => Ok(Value::AccessLog(access_log(one()))),
+        Kind::MinRate => min_rate(args).map(Value::MinRate),
     };
     match result {
         Ok(v) => Some(v),
@@ -220,6 +223,48 @@ fn duration_arg(spec: &Spec, arg: &Arg) -> Parsed<Duration> {
         )
         .help("a duration is a number and a unit: 250ms, 10s, 5m, 1h, 1d (at most 365d)")),
     }
+}
+
+/// `client_min_rate RATE [GRACE]` or `off`.
+fn min_rate(args: &[Arg]) -> Parsed<Option<MinRate>> {
+    let Some(first) = args.first() else {
+        return Err(Diagnostic::error("`client_min_rate` needs a rate or `off`"));
+    };
+    if first.value == "off" {
+        if let Some(extra) = args.get(1) {
+            return Err(bad(extra, "`client_min_rate off` takes nothing more", "not expected"));
+        }
+        return Ok(None);
+    }
+    let bytes_per_second = match size(&first.value) {
+        Some(0) | None => {
+            return Err(bad(
+                first,
+                format!("invalid rate `{}`", first.value),
+                "not a rate",
+            )
+            .help("a rate is bytes per second, optionally with k or m (240, 1k), or `off`"));
+        }
+        Some(n) => n,
+    };
+    let grace = match args.get(1) {
+        None => Duration::from_secs(5),
+        Some(a) => match duration(&a.value) {
+            Some(d) => d,
+            None => {
+                return Err(bad(
+                    a,
+                    format!("invalid duration `{}`", a.value),
+                    "not a duration",
+                )
+                .help("the grace period is a duration: 5s, 500ms, 1m"));
+            }
+        },
+    };
+    Ok(Some(MinRate {
+        bytes_per_second,
+        grace,
+    }))
 }
 
 /// Parses `512`, `4k`, `1m`, `1g` (powers of 1024, either case).

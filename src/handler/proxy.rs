@@ -147,6 +147,11 @@ pub fn request_head(
         if is_hop(name, &tokens) || ours.iter().any(|o| name.eq_ignore_ascii_case(o)) {
             continue;
         }
+        if !route.underscores_in_headers && name.contains('_') {
+            // `Transfer_Encoding`, `X_Real_IP`: many applications fold `_`
+            // into `-` and would read them as the fields xps controls.
+            continue;
+        }
         if route
             .proxy_set_header
             .iter()
@@ -481,6 +486,29 @@ mod tests {
         assert!(out.contains("X-Edge: xps\r\n"));
         assert!(out.contains("Transfer-Encoding: chunked\r\n"));
         assert!(out.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn fields_with_underscores_stay_behind_unless_allowed() {
+        let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nX_Real_IP: 1.2.3.4\r\nX-Ok: 1\r\nContent-Length: 3\r\n\r\n";
+        let head = |route: &Route| {
+            let (h, _) = request_head(
+                raw,
+                route,
+                "127.0.0.9".parse().expect("ip"),
+                "u:1",
+                RequestBody::Length(3),
+            );
+            String::from_utf8(h).expect("utf-8")
+        };
+        let out = head(&route());
+        assert!(!out.contains('_'), "{out}");
+        assert!(out.contains("X-Ok: 1\r\n"), "{out}");
+        let mut allowing = route();
+        allowing.underscores_in_headers = true;
+        let out = head(&allowing);
+        assert!(out.contains("Transfer_Encoding: chunked\r\n"), "{out}");
+        assert!(out.contains("X_Real_IP: 1.2.3.4\r\n"), "{out}");
     }
 
     #[test]

@@ -183,10 +183,53 @@ impl fmt::Display for ParseError {
     }
 }
 
-/// A Host value (or a target's authority) xps accepts: not empty, no space,
-/// slash or userinfo.
+/// A Host value (or a target's authority) xps accepts: a name of
+/// unreserved characters (letters, digits, `-._~`) or a bracketed IPv6
+/// literal, then at most one `:port` of digits. Anything else (`h,evil`,
+/// `h:80:evil`, userinfo, spaces, slashes) would let the same request be
+/// routed by one name and read by the application as another.
 fn valid_host(value: &str) -> bool {
-    !value.is_empty() && !value.bytes().any(|b| b == b' ' || b == b'/' || b == b'@')
+    let (host, port) = match value.strip_prefix('[') {
+        Some(rest) => {
+            let Some((literal, after)) = rest.split_once(']') else {
+                return false;
+            };
+            if literal.is_empty()
+                || !literal
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+            {
+                return false;
+            }
+            match after {
+                "" => return true,
+                _ => match after.strip_prefix(':') {
+                    Some(port) => return valid_port(port),
+                    None => return false,
+                },
+            }
+        }
+        None => match value.split_once(':') {
+            Some((host, port)) => (host, port),
+            None => (value, "0"),
+        },
+    };
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && valid_port(port)
+}
+
+fn valid_port(port: &str) -> bool {
+    (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A field value without its optional whitespace: only SP and HTAB (RFC
+/// 9110 §5.6.3). Unicode spaces are part of the value (`chunked\u{a0}` is
+/// not `chunked`).
+fn ows(value: &str) -> &str {
+    value.trim_matches([' ', '\t'])
 }
 
 /// Most header fields accepted in one request.
@@ -253,8 +296,8 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
     let mut saw_te = false;
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value)
-            .map_err(|_| ParseError::Bad("header value is not UTF-8"))?
-            .trim();
+            .map_err(|_| ParseError::Bad("header value is not UTF-8"))?;
+        let value = ows(value);
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
             if head.host.is_some() {
@@ -265,31 +308,39 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
             }
             head.host = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("content-length") {
-            for part in value.split(',') {
-                let n = content_length_value(part.trim())?;
-                match content_length {
-                    Some(prev) if prev != n => {
-                        return Err(ParseError::Bad("different Content-Length values"));
-                    }
-                    _ => content_length = Some(n),
-                }
+            // One field with one value: a repeated field or a list, even of
+            // equal values, is refused (as nginx does), so no two readers of
+            // the request can disagree on its length.
+            if content_length.is_some() {
+                return Err(ParseError::Bad("more than one Content-Length"));
             }
+            if value.contains(',') {
+                return Err(ParseError::Bad("a Content-Length list"));
+            }
+            content_length = Some(content_length_value(value)?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            if saw_te || chunked {
+            if saw_te {
                 return Err(ParseError::Bad("more than one Transfer-Encoding"));
             }
             saw_te = true;
-            if value.eq_ignore_ascii_case("chunked") {
-                chunked = true;
-            } else if value
-                .split(',')
-                .any(|c| c.trim().eq_ignore_ascii_case("chunked"))
-            {
+            let mut codings = value.split(',').map(ows);
+            let last = codings.next_back().unwrap_or("");
+            // RFC 9112 §6.3: a request whose final coding is not chunked has
+            // no reliable length: 400 and close.
+            if !last.eq_ignore_ascii_case("chunked") {
+                return Err(ParseError::Bad(
+                    "Transfer-Encoding does not end in chunked",
+                ));
+            }
+            let mut earlier = codings.peekable();
+            if earlier.clone().any(|c| c.eq_ignore_ascii_case("chunked")) {
+                return Err(ParseError::Bad("chunked applied twice"));
+            }
+            if earlier.peek().is_some() {
                 // `gzip, chunked` and the like: codings xps does not decode.
                 return Err(ParseError::NotImplemented("unsupported transfer coding"));
-            } else {
-                return Err(ParseError::NotImplemented("unsupported transfer coding"));
             }
+            chunked = true;
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
@@ -440,7 +491,11 @@ mod tests {
         );
         assert_eq!(
             status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n"),
-            200
+            400
+        );
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\n"),
+            400
         );
         assert_eq!(
             status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\n"),
@@ -458,10 +513,18 @@ mod tests {
             status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
             400
         );
-        assert_eq!(
-            status("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"),
-            501
-        );
+        let te = |v: &str| status(&format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {v}\r\n\r\n"));
+        // The final coding must be chunked (RFC 9112 §6.3).
+        assert_eq!(te("gzip"), 400);
+        assert_eq!(te("chunked, identity"), 400);
+        assert_eq!(te("identity"), 400);
+        assert_eq!(te(""), 400);
+        assert_eq!(te("chunked\u{a0}"), 400);
+        assert_eq!(te("chunked, chunked"), 400);
+        // Known framing, a coding xps does not decode.
+        assert_eq!(te("gzip, chunked"), 501);
+        assert_eq!(te("\tchunked\t"), 200);
+        assert_eq!(te("CHUNKED"), 200);
         assert_eq!(
             status(
                 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -504,6 +567,30 @@ mod tests {
             status(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")),
             431
         );
+    }
+
+    #[test]
+    fn hosts_are_names_or_ip_literals_with_one_port() {
+        for good in [
+            "a",
+            "example.test",
+            "example.test:8080",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "xn--bcher-kva.example",
+            "a_b",
+        ] {
+            assert!(valid_host(good), "{good}");
+        }
+        for bad in [
+            "", "h,evil", "h:80:evil", "h:", "h:port", "u@h", "h/x", "h x", "[::1", "[]", "[::1]x",
+            ":80", "h:123456", "h;x", "[::1]:80:1", "h\u{a0}",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: h,evil\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: h:80:evil\r\n\r\n"), 400);
     }
 
     #[test]

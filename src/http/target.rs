@@ -26,6 +26,8 @@ pub enum TargetError {
     NotUtf8,
     /// `..` above the root.
     AboveRoot,
+    /// A `#` fragment, which a request never carries (RFC 9112 §3.2).
+    Fragment,
 }
 
 impl fmt::Display for TargetError {
@@ -36,12 +38,16 @@ impl fmt::Display for TargetError {
             TargetError::NulByte => "the path contains a NUL byte",
             TargetError::NotUtf8 => "the decoded path is not UTF-8",
             TargetError::AboveRoot => "the path climbs above `/`",
+            TargetError::Fragment => "the target carries a `#` fragment",
         })
     }
 }
 
 /// Parses a request target (origin form, absolute form or `*`).
 pub fn parse(raw: &str) -> Result<Target, TargetError> {
+    if raw.contains('#') {
+        return Err(TargetError::Fragment);
+    }
     if raw == "*" {
         return Ok(Target {
             path: "*".into(),

@@ -295,6 +295,34 @@ pub struct ConnectionLimits {
     pub keepalive_requests: u64,
     /// `client_header_max_size`.
     pub client_header_max_size: u64,
+    /// `client_min_rate`; `None` for off.
+    pub client_min_rate: Option<MinRate>,
+}
+
+/// `client_min_rate`: the slowest a client may send a head or a body once
+/// the grace period has passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MinRate {
+    /// Bytes per second at least.
+    pub bytes_per_second: u64,
+    /// Time allowed before the rate counts.
+    pub grace: Duration,
+}
+
+impl MinRate {
+    /// The default: 240 bytes/s after 5 s.
+    pub const DEFAULT: MinRate = MinRate {
+        bytes_per_second: 240,
+        grace: Duration::from_secs(5),
+    };
+
+    /// When a client that started at `since` and has sent `bytes` since
+    /// falls below the rate: each byte buys `1 / rate` seconds, and the
+    /// grace period is always granted.
+    pub fn deadline(&self, since: std::time::Instant, bytes: u64) -> std::time::Instant {
+        let earned = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
+        since + self.grace.max(earned.min(Duration::from_secs(365 * 86_400)))
+    }
 }
 
 /// A `stream { server { … } }`: raw TCP relayed to an upstream.

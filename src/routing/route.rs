@@ -133,6 +133,8 @@ pub struct Route {
     pub client_max_body_size: u64,
     /// `access_log`; `None` for off.
     pub access_log: Option<LogTarget>,
+    /// `underscores_in_headers`: fields with `_` in their names go upstream.
+    pub underscores_in_headers: bool,
 }
 
 impl Route {
@@ -173,6 +175,7 @@ impl Route {
             proxy_send_timeout: Duration::from_secs(60),
             client_max_body_size: 1 << 20,
             access_log: None,
+            underscores_in_headers: false,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::http::body::ChunkedDecoder;
 use crate::http::parse::{self, Framing, Method, ParseError, RequestHead, Version};
 use crate::http::response;
 use crate::net::sys;
-use crate::routing::{Action, ConnectionLimits, LogTarget, Route, Snapshot};
+use crate::routing::{Action, ConnectionLimits, LogTarget, MinRate, Route, Snapshot};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -74,6 +74,54 @@ impl Input {
             self.end = 0;
         }
     }
+}
+
+/// Bytes a client sent since a moment, for `client_min_rate`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RateClock {
+    pub(super) since: Instant,
+    pub(super) bytes: u64,
+}
+
+impl RateClock {
+    pub(super) fn start(now: Instant) -> RateClock {
+        RateClock {
+            since: now,
+            bytes: 0,
+        }
+    }
+
+    /// When the client falls below `rate` (never when it is off).
+    pub(super) fn deadline(&self, rate: Option<MinRate>) -> Option<Instant> {
+        rate.map(|r| r.deadline(self.since, self.bytes))
+    }
+}
+
+/// Whether a head that was incomplete when `data[..scanned]` was parsed
+/// may be complete, or wrong, now that `data` holds more: the request
+/// line ended, a blank line may have arrived, or the size limit is
+/// reached. Anything else cannot change the answer, so a head trickled a
+/// byte at a time is not parsed again from its start on every read
+/// (that would cost CPU quadratic in its size).
+fn worth_parsing(data: &[u8], scanned: usize, max_head: usize) -> bool {
+    if scanned == 0 || data.len() >= max_head {
+        return true;
+    }
+    let new = &data[scanned..];
+    // The request line's end: a malformed one is answered as soon as it
+    // is whole.
+    if new.contains(&b'\n') && !data[..scanned].contains(&b'\n') {
+        return true;
+    }
+    // `\n\n` or `\n\r\n` ending in the new bytes.
+    let from = scanned.saturating_sub(2);
+    let tail = &data[from..];
+    tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+}
+
+/// The earlier of a deadline and an optional one.
+pub(super) fn earliest(a: Instant, b: Option<Instant>) -> Instant {
+    b.map_or(a, |b| a.min(b))
 }
 
 /// A request body being discarded.
@@ -138,6 +186,10 @@ pub struct Conn {
     pub(super) token: u64,
     /// The proxy leg of the current request.
     pub(super) proxy: Option<Box<super::proxy::Proxy>>,
+    /// Bytes of the buffered head already parsed without a result.
+    scanned: usize,
+    /// The body being discarded, for `client_min_rate`.
+    body_clock: RateClock,
 }
 
 impl Conn {
@@ -180,6 +232,8 @@ impl Conn {
             log: None,
             token,
             proxy: None,
+            scanned: 0,
+            body_clock: RateClock::start(now),
         };
         // A fresh connection gets the head timeout to send its first byte.
         c.deadline = Some(now + c.limits.client_header_timeout);
@@ -195,6 +249,40 @@ impl Conn {
     /// (it may be closed at once on shutdown).
     pub fn is_idle(&self) -> bool {
         self.phase == Phase::Idle && self.input.as_ref().is_none_or(|i| i.start == i.end)
+    }
+
+    /// How readily the connection gives way when the server is out of
+    /// connections, lowest first: `None` when it must not (a request in
+    /// progress on xps's side). Closing ones first, then idle ones (the
+    /// longest idle first), then clients sending a head or a body, the
+    /// slowest first. A connection is judged only after its first second
+    /// (unless it is idle after a request).
+    pub fn shed_rank(&self, now: Instant) -> Option<(u8, u64)> {
+        let rate = |since: Instant, bytes: u64| {
+            let elapsed = now.saturating_duration_since(since);
+            (elapsed >= Duration::from_secs(1))
+                .then(|| (2, bytes.saturating_mul(1000) / elapsed.as_millis().max(1) as u64))
+        };
+        if let Some(p) = &self.proxy {
+            return self.body_rate_since(p).and_then(|(since, bytes)| rate(since, bytes));
+        }
+        match self.phase {
+            Phase::Lingering { .. } => Some((0, 0)),
+            Phase::Idle if self.is_idle() => {
+                let idle = now.saturating_duration_since(self.progress);
+                // A new connection may have sent its head already, unread
+                // yet: it gets its first second too.
+                (self.requests > 0 || idle >= Duration::from_secs(1))
+                    .then(|| (1, u64::MAX - idle.as_millis() as u64))
+            }
+            Phase::Head { since } if !self.out_pending() => {
+                rate(since, self.input.as_ref().map_or(0, |i| i.end - i.start) as u64)
+            }
+            Phase::Draining if !self.out_pending() => {
+                rate(self.body_clock.since, self.body_clock.bytes)
+            }
+            _ => None,
+        }
     }
 
     /// Handles readiness from epoll.
@@ -309,8 +397,9 @@ impl Conn {
             }
             // Parse what is buffered.
             if let Some(input) = &self.input {
-                if input.start < input.end {
-                    let max_head = self.limits.client_header_max_size as usize;
+                let max_head = self.limits.client_header_max_size as usize;
+                if input.start < input.end && worth_parsing(input.data(), self.scanned, max_head) {
+                    self.scanned = 0;
                     match parse::parse(input.data(), max_head) {
                         Ok(Some(head)) => {
                             // The head stays in the buffer while the request
@@ -323,6 +412,7 @@ impl Conn {
                             continue;
                         }
                         Ok(None) => {
+                            self.scanned = input.data().len();
                             if self.phase == Phase::Idle {
                                 self.phase = Phase::Head { since: ctx.now };
                             }
@@ -495,6 +585,10 @@ impl Conn {
     /// Discards request body bytes. `Some` when the connection must wait or
     /// close; `None` when the body is done.
     fn drain_body(&mut self, ctx: &mut Ctx) -> Option<Next> {
+        if self.phase != Phase::Draining {
+            // The client's clock starts when xps starts reading the body.
+            self.body_clock = RateClock::start(ctx.now);
+        }
         self.phase = Phase::Draining;
         loop {
             let drain = self.drain.as_mut()?;
@@ -514,6 +608,7 @@ impl Conn {
                 input.consume(used);
                 if used > 0 {
                     self.progress = ctx.now;
+                    self.body_clock.bytes += used as u64;
                 }
             }
             let done = match drain {
@@ -572,18 +667,25 @@ impl Conn {
     fn update_deadline(&mut self, now: Instant) {
         if let Some(p) = &self.proxy {
             // The same choice as proxy_timeout makes.
-            self.deadline = Some(if self.waiting_on_client(p) {
-                self.progress + self.send_timeout
-            } else {
-                p.deadline()
-            });
+            self.deadline = Some(self.leg_deadline(p));
             return;
         }
         self.deadline = Some(match self.phase {
             Phase::Lingering { until } => until,
             _ if self.out_pending() => self.progress + self.send_timeout,
-            Phase::Head { since } => since + self.limits.client_header_timeout,
-            Phase::Draining => self.progress + self.body_timeout,
+            Phase::Head { since } => {
+                let buffered = self.input.as_ref().map_or(0, |i| i.end - i.start) as u64;
+                let rate = RateClock {
+                    since,
+                    bytes: buffered,
+                }
+                .deadline(self.limits.client_min_rate);
+                earliest(since + self.limits.client_header_timeout, rate)
+            }
+            Phase::Draining => earliest(
+                self.progress + self.body_timeout,
+                self.body_clock.deadline(self.limits.client_min_rate),
+            ),
             Phase::Idle if self.requests == 0 => self.progress + self.limits.client_header_timeout,
             Phase::Idle => self.progress + self.limits.keepalive_timeout,
             Phase::Writing => now + self.send_timeout,

@@ -21,7 +21,7 @@ use nix::sys::signal::Signal;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 use worker::Worker;
@@ -34,6 +34,14 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Open client connections over all workers (for `max_connections`).
     pub connections: AtomicUsize,
+    /// `accept` calls that failed for want of resources (descriptors,
+    /// memory), over all workers.
+    pub accept_errors: AtomicU64,
+    /// Connections closed at once because `max_connections` was reached
+    /// and no connection could give way.
+    pub refused: AtomicU64,
+    /// Connections closed to make room for new ones.
+    pub shed: AtomicU64,
     /// The access-log writer.
     pub access_log: AccessLog,
     /// Health of upstream members (kept across reloads).
@@ -250,6 +258,9 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
         snapshot: ArcSwap::from_pointee(snapshot),
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
+        accept_errors: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+        shed: AtomicU64::new(0),
         access_log: AccessLog::start(),
         health: crate::upstream::Health::new(),
     });

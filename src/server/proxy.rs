@@ -11,7 +11,7 @@
 //! connection closes without a falsely complete body.
 
 use super::Ctx;
-use super::conn::Conn;
+use super::conn::{Conn, RateClock, earliest};
 use crate::handler::proxy::{self, ClientBody, RequestBody, ResponseBody, UpstreamHead};
 use crate::handler::{Reply, canned};
 use crate::http::body::{BodyError, ChunkedDecoder};
@@ -466,6 +466,24 @@ pub struct Proxy {
     /// A stream tunnel filled a whole buffer: it moves bulk data and
     /// switches to `splice` when its buffers are empty.
     bulk: bool,
+    /// The request body's bytes from the client since xps last waited on
+    /// the upstream, for `client_min_rate`.
+    body_clock: RateClock,
+    /// When the client last sent a body byte (or xps last waited on the
+    /// upstream), for `client_body_timeout`.
+    body_progress: Instant,
+}
+
+/// Whose clock runs while a leg waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Clock {
+    /// The client is not taking the response: `send_timeout`.
+    ClientSend,
+    /// xps waits on the client's request body: `client_body_timeout` and
+    /// `client_min_rate`.
+    ClientBody,
+    /// xps waits on the upstream: the leg's own timeouts.
+    Upstream,
 }
 
 /// What the leg says after running.
@@ -563,6 +581,8 @@ impl Proxy {
             splice_body: false,
             bulk: false,
             up_write_failed: false,
+            body_clock: RateClock::start(ctx.now),
+            body_progress: ctx.now,
         })
     }
 }
@@ -780,23 +800,73 @@ impl Conn {
                 || p.body_pipe.as_ref().is_some_and(|b| b.pending > 0))
     }
 
+    /// xps waits on the client's request body: nothing of it is left to
+    /// send up, and the exchange is not a tunnel.
+    fn waiting_on_client_body(&self, p: &Proxy) -> bool {
+        !p.raw
+            && p.state == State::Exchanging
+            && !p.req_done
+            && !p.up_write_failed
+            && p.stream.is_some()
+            && p.to_up_pos == p.to_up.len()
+    }
+
+    /// While xps waits on the client's request body: since when it has
+    /// been measured, and the bytes sent since.
+    pub(super) fn body_rate_since(&self, p: &Proxy) -> Option<(Instant, u64)> {
+        (!self.waiting_on_client(p) && self.waiting_on_client_body(p))
+            .then_some((p.body_clock.since, p.body_clock.bytes))
+    }
+
+    /// Whose clock runs now, and when it runs out.
+    fn leg_clock(&self, p: &Proxy) -> (Clock, Instant) {
+        if self.waiting_on_client(p) {
+            (Clock::ClientSend, self.progress + self.send_timeout)
+        } else if self.waiting_on_client_body(p) {
+            let rate = p.body_clock.deadline(self.limits.client_min_rate);
+            (
+                Clock::ClientBody,
+                earliest(p.body_progress + self.body_timeout, rate),
+            )
+        } else {
+            (Clock::Upstream, p.deadline())
+        }
+    }
+
+    /// The deadline of the current leg.
+    pub(super) fn leg_deadline(&self, p: &Proxy) -> Instant {
+        self.leg_clock(p).1
+    }
+
     /// Handles a deadline that passed while proxying.
     pub(super) fn proxy_timeout(&mut self, ctx: &mut Ctx) -> Step {
         let Some(mut p) = self.proxy.take() else {
             return Step::Close;
         };
-        if self.waiting_on_client(&p) {
-            if ctx.now < self.progress + self.send_timeout {
-                self.proxy = Some(p);
-                return Step::Wait;
-            }
-            // The client took nothing for send_timeout.
-            self.finish_leg(&mut p, ctx);
-            return Step::Close;
-        }
-        if ctx.now < p.deadline() {
+        let (clock, deadline) = self.leg_clock(&p);
+        if ctx.now < deadline {
             self.proxy = Some(p);
             return Step::Wait;
+        }
+        match clock {
+            Clock::ClientSend => {
+                // The client took nothing for send_timeout.
+                self.finish_leg(&mut p, ctx);
+                return Step::Close;
+            }
+            Clock::ClientBody if p.started => {
+                self.finish_leg(&mut p, ctx);
+                return Step::Close;
+            }
+            Clock::ClientBody => {
+                // The upstream connection closes without the rest of the
+                // body (it never gets a whole request, and is never pooled);
+                // the client gets 408 and its connection closes.
+                self.leg_error(&mut p, 408, ctx);
+                self.proxy = Some(p);
+                return self.proxy_run(ctx);
+            }
+            Clock::Upstream => {}
         }
         let step = match p.state {
             State::Connecting => self.proxy_failed(&mut p, Failure::Timeout, ctx),
@@ -1067,6 +1137,12 @@ impl Conn {
                 }
             }
         }
+        if !p.req_done && p.to_up_pos < p.to_up.len() {
+            // Waiting on the upstream to take the body: the client's body
+            // clocks start again once it does.
+            p.body_clock = RateClock::start(ctx.now);
+            p.body_progress = ctx.now;
+        }
         // Upstream → client, while the client's window has room.
         let out_pending = self.out.head.len() - self.out.head_pos;
         if p.up_readable
@@ -1328,6 +1404,8 @@ impl Conn {
                     input.consume(used);
                     p.body_consumed = true;
                     p.progress = ctx.now;
+                    p.body_progress = ctx.now;
+                    p.body_clock.bytes += used as u64;
                     progress = true;
                 }
             }

@@ -9,7 +9,7 @@ use super::{Ctx, Shared};
 use crate::net::{Event, Events, Poller, TimerWheel, sys};
 use crate::routing::ConnectionLimits;
 use nix::sys::eventfd::EventFd;
-use std::io;
+use std::io::{self, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,9 +22,14 @@ const WAKE: u64 = 1 << 62;
 const FILES_CHANGED: u64 = (1 << 62) + 1;
 /// Bit marking listener tokens (the rest is the listener's index).
 const LISTENER: u64 = 1 << 63;
-/// How often a worker that stopped accepting (at `max_connections`, or out
-/// of descriptors) looks again.
+/// How often a worker that stopped accepting (out of descriptors) looks
+/// again.
 const PAUSE_CHECK: Duration = Duration::from_millis(100);
+/// Connections picked to give way in one scan of the slab.
+const SHED_BATCH: usize = 64;
+/// The answer to a connection past `max_connections` that nobody could
+/// make room for.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 20\r\nConnection: close\r\nRetry-After: 1\r\n\r\nserver out of slots\n";
 
 /// What the reloader tells a worker (followed by a wake-up).
 pub enum Command {
@@ -68,6 +73,14 @@ pub struct Worker {
     stopping: bool,
     /// Active health checks (the first worker only).
     prober: Option<Prober>,
+    /// Connections picked to give way when the server is full (slot and
+    /// generation), the first to go last.
+    victims: Vec<(usize, u32)>,
+    /// The loop turn of the last scan for victims (one scan per turn).
+    scanned_at: Option<Instant>,
+    /// Accepting failed for want of descriptors or memory, and has not
+    /// succeeded since (the log says so once per episode).
+    starved: bool,
 }
 
 fn token(slot: usize, generation: u32) -> u64 {
@@ -116,6 +129,9 @@ impl Worker {
             expired: Vec::new(),
             stopping: false,
             prober: probes.then(Prober::default),
+            victims: Vec::new(),
+            scanned_at: None,
+            starved: false,
         })
     }
 
@@ -275,15 +291,34 @@ impl Worker {
                 return;
             }
             let max = self.ctx.shared.snapshot.load().main.max_connections as usize;
-            if self.ctx.shared.connections.load(Ordering::Relaxed) >= max {
-                self.pause();
-                return;
-            }
             let Some(Some((_, listener))) = self.listeners.get(index) else {
                 return;
             };
             match sys::accept(listener) {
-                Ok(stream) => self.add(stream),
+                // Full: an idle or slow connection gives way; if none can,
+                // the new one is told so and closed at once (never left
+                // waiting in the backlog).
+                Ok(stream)
+                    if self.ctx.shared.connections.load(Ordering::Relaxed) >= max
+                        && !self.shed_one() =>
+                {
+                    self.ctx.shared.refused.fetch_add(1, Ordering::Relaxed);
+                    let tcp_proxy = stream.local_addr().ok().and_then(|local| {
+                        self.ctx.shared.snapshot.load().stream_for(local)
+                    });
+                    if tcp_proxy.is_none() {
+                        // One write that fits any socket buffer; the close
+                        // follows.
+                        let _ = (&stream).write(BUSY);
+                    }
+                }
+                Ok(stream) => {
+                    if self.starved {
+                        self.starved = false;
+                        crate::log::info("accept: accepting new connections again");
+                    }
+                    self.add(stream)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
                     if matches!(
@@ -294,7 +329,18 @@ impl Worker {
                             | Some(libc::ENOBUFS)
                     ) =>
                 {
-                    crate::log::warn(&format!("accept: {e}; pausing new connections"));
+                    // Out of descriptors or memory: the pending connection
+                    // stays in the backlog. The listeners leave the poller
+                    // and are looked at again after a pause, so the loop
+                    // never spins on an error that persists.
+                    self.ctx.shared.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    if !self.starved {
+                        self.starved = true;
+                        crate::log::warn(&format!(
+                            "accept: {e}; pausing new connections (retrying every {} ms)",
+                            PAUSE_CHECK.as_millis()
+                        ));
+                    }
                     self.pause();
                     return;
                 }
@@ -302,6 +348,60 @@ impl Worker {
                 Err(_) => continue,
             }
         }
+    }
+
+    /// Closes one connection that may give way (see [`Conn::shed_rank`]);
+    /// `false` when none may.
+    fn shed_one(&mut self) -> bool {
+        let now = self.ctx.now;
+        loop {
+            let Some((slot, generation)) = self.victims.pop() else {
+                if self.scanned_at == Some(now) {
+                    return false;
+                }
+                self.scanned_at = Some(now);
+                self.collect_victims();
+                if self.victims.is_empty() {
+                    return false;
+                }
+                continue;
+            };
+            let still = match &self.slots[slot] {
+                Slot {
+                    generation: g,
+                    conn: Some(conn),
+                } => *g == generation && conn.shed_rank(now).is_some(),
+                _ => false,
+            };
+            if still {
+                self.close(slot);
+                self.ctx.shared.shed.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+        }
+    }
+
+    /// One scan of the slab: the [`SHED_BATCH`] connections that give way
+    /// first, the first to go at the end.
+    fn collect_victims(&mut self) {
+        let now = self.ctx.now;
+        let mut ranked: Vec<((u8, u64), usize, u32)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let rank = s.conn.as_ref()?.shed_rank(now)?;
+                Some((rank, i, s.generation))
+            })
+            .collect();
+        if ranked.len() > SHED_BATCH {
+            ranked.select_nth_unstable(SHED_BATCH - 1);
+            ranked.truncate(SHED_BATCH);
+        }
+        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        self.victims.clear();
+        self.victims
+            .extend(ranked.into_iter().map(|(_, slot, g)| (slot, g)));
     }
 
     fn add(&mut self, stream: std::net::TcpStream) {
@@ -327,6 +427,7 @@ impl Worker {
                 keepalive_timeout: Duration::from_secs(75),
                 keepalive_requests: 1000,
                 client_header_max_size: 16 << 10,
+                client_min_rate: Some(crate::routing::MinRate::DEFAULT),
             });
         let slot = match self.free.pop() {
             Some(i) => i,
@@ -393,8 +494,7 @@ impl Worker {
     }
 
     fn maybe_resume(&mut self) {
-        let max = self.ctx.shared.snapshot.load().main.max_connections as usize;
-        if self.stopping || self.ctx.shared.connections.load(Ordering::Relaxed) >= max {
+        if self.stopping {
             return;
         }
         for (i, slot) in self.listeners.iter().enumerate() {
