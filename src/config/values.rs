@@ -232,7 +232,11 @@ fn min_rate(args: &[Arg]) -> Parsed<Option<MinRate>> {
     };
     if first.value == "off" {
         if let Some(extra) = args.get(1) {
-            return Err(bad(extra, "`client_min_rate off` takes nothing more", "not expected"));
+            return Err(bad(
+                extra,
+                "`client_min_rate off` takes nothing more",
+                "not expected",
+            ));
         }
         return Ok(None);
     }

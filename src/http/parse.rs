@@ -328,9 +328,7 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
             // RFC 9112 §6.3: a request whose final coding is not chunked has
             // no reliable length: 400 and close.
             if !last.eq_ignore_ascii_case("chunked") {
-                return Err(ParseError::Bad(
-                    "Transfer-Encoding does not end in chunked",
-                ));
+                return Err(ParseError::Bad("Transfer-Encoding does not end in chunked"));
             }
             let mut earlier = codings.peekable();
             if earlier.clone().any(|c| c.eq_ignore_ascii_case("chunked")) {
@@ -513,7 +511,11 @@ mod tests {
             status("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
             400
         );
-        let te = |v: &str| status(&format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {v}\r\n\r\n"));
+        let te = |v: &str| {
+            status(&format!(
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {v}\r\n\r\n"
+            ))
+        };
         // The final coding must be chunked (RFC 9112 §6.3).
         assert_eq!(te("gzip"), 400);
         assert_eq!(te("chunked, identity"), 400);
@@ -584,8 +586,22 @@ mod tests {
             assert!(valid_host(good), "{good}");
         }
         for bad in [
-            "", "h,evil", "h:80:evil", "h:", "h:port", "u@h", "h/x", "h x", "[::1", "[]", "[::1]x",
-            ":80", "h:123456", "h;x", "[::1]:80:1", "h\u{a0}",
+            "",
+            "h,evil",
+            "h:80:evil",
+            "h:",
+            "h:port",
+            "u@h",
+            "h/x",
+            "h x",
+            "[::1",
+            "[]",
+            "[::1]x",
+            ":80",
+            "h:123456",
+            "h;x",
+            "[::1]:80:1",
+            "h\u{a0}",
         ] {
             assert!(!valid_host(bad), "{bad}");
         }

@@ -321,7 +321,10 @@ impl MinRate {
     /// grace period is always granted.
     pub fn deadline(&self, since: std::time::Instant, bytes: u64) -> std::time::Instant {
         let earned = Duration::from_secs_f64(bytes as f64 / self.bytes_per_second as f64);
-        since + self.grace.max(earned.min(Duration::from_secs(365 * 86_400)))
+        since
+            + self
+                .grace
+                .max(earned.min(Duration::from_secs(365 * 86_400)))
     }
 }
 

@@ -260,11 +260,17 @@ impl Conn {
     pub fn shed_rank(&self, now: Instant) -> Option<(u8, u64)> {
         let rate = |since: Instant, bytes: u64| {
             let elapsed = now.saturating_duration_since(since);
-            (elapsed >= Duration::from_secs(1))
-                .then(|| (2, bytes.saturating_mul(1000) / elapsed.as_millis().max(1) as u64))
+            (elapsed >= Duration::from_secs(1)).then(|| {
+                (
+                    2,
+                    bytes.saturating_mul(1000) / elapsed.as_millis().max(1) as u64,
+                )
+            })
         };
         if let Some(p) = &self.proxy {
-            return self.body_rate_since(p).and_then(|(since, bytes)| rate(since, bytes));
+            return self
+                .body_rate_since(p)
+                .and_then(|(since, bytes)| rate(since, bytes));
         }
         match self.phase {
             Phase::Lingering { .. } => Some((0, 0)),
@@ -273,11 +279,12 @@ impl Conn {
                 // A new connection may have sent its head already, unread
                 // yet: it gets its first second too.
                 (self.requests > 0 || idle >= Duration::from_secs(1))
-                    .then(|| (1, u64::MAX - idle.as_millis() as u64))
+                    .then(|| (1, u64::MAX - idle.as_micros() as u64))
             }
-            Phase::Head { since } if !self.out_pending() => {
-                rate(since, self.input.as_ref().map_or(0, |i| i.end - i.start) as u64)
-            }
+            Phase::Head { since } if !self.out_pending() => rate(
+                since,
+                self.input.as_ref().map_or(0, |i| i.end - i.start) as u64,
+            ),
             Phase::Draining if !self.out_pending() => {
                 rate(self.body_clock.since, self.body_clock.bytes)
             }

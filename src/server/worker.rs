@@ -303,9 +303,10 @@ impl Worker {
                         && !self.shed_one() =>
                 {
                     self.ctx.shared.refused.fetch_add(1, Ordering::Relaxed);
-                    let tcp_proxy = stream.local_addr().ok().and_then(|local| {
-                        self.ctx.shared.snapshot.load().stream_for(local)
-                    });
+                    let tcp_proxy = stream
+                        .local_addr()
+                        .ok()
+                        .and_then(|local| self.ctx.shared.snapshot.load().stream_for(local));
                     if tcp_proxy.is_none() {
                         // One write that fits any socket buffer; the close
                         // follows.
@@ -333,7 +334,10 @@ impl Worker {
                     // stays in the backlog. The listeners leave the poller
                     // and are looked at again after a pause, so the loop
                     // never spins on an error that persists.
-                    self.ctx.shared.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    self.ctx
+                        .shared
+                        .accept_errors
+                        .fetch_add(1, Ordering::Relaxed);
                     if !self.starved {
                         self.starved = true;
                         crate::log::warn(&format!(
