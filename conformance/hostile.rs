@@ -416,3 +416,79 @@ fn a_hundred_trickling_clients_do_not_lock_out_a_normal_one() {
         );
     }
 }
+
+/// A member that reads each request head whole and closes without a word.
+fn hanging_up_member() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            if upstream::read_head(&mut s) {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn a_request_that_reached_a_member_is_sent_again_only_if_idempotent() {
+    let (first, first_seen) = hanging_up_member();
+    let second = upstream::start(|r| ok(r.head.split(' ').next().unwrap_or("")));
+    let server = Server::start(
+        &format!(
+            "upstream app {{\n    server {first} max_fails=0;\n    server {} backup;\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass app;\n    }}\n}}\n",
+            second.addr()
+        ),
+        |_| {},
+    );
+    // The first member took the whole request and closed: a POST, a PATCH
+    // or a LOCK may have been acted on, and is never sent again.
+    for (i, method) in ["POST", "PATCH", "LOCK"].iter().enumerate() {
+        let r = server
+            .raw(format!("{method} / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes());
+        assert_eq!(r.status, 502, "{method}");
+        assert_eq!(first_seen.load(Ordering::SeqCst), i + 1);
+        assert_eq!(second.count(), 0, "{method} was sent twice");
+    }
+}
+
+#[test]
+fn idempotent_requests_go_to_the_next_member_after_a_silent_close() {
+    let (first, first_seen) = hanging_up_member();
+    let second = upstream::start(|r| ok(r.head.split(' ').next().unwrap_or("")));
+    let server = Server::start(
+        &format!(
+            "upstream app {{\n    server {first} max_fails=0;\n    server {} backup;\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass app;\n    }}\n}}\n",
+            second.addr()
+        ),
+        |_| {},
+    );
+    for method in ["GET", "PUT", "DELETE", "OPTIONS"] {
+        let before = first_seen.load(Ordering::SeqCst);
+        let r = server
+            .raw(format!("{method} / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").as_bytes());
+        assert_eq!((r.status, r.text()), (200, method.to_string()));
+        assert_eq!(first_seen.load(Ordering::SeqCst), before + 1);
+    }
+}
+
+#[test]
+fn a_post_goes_to_the_next_member_when_the_first_refuses_the_connection() {
+    // Nothing reached the refusing member: the POST is sent once, to the
+    // member that is up.
+    let second = upstream::start(|r| ok(&format!("got {}", r.body.len())));
+    let server = Server::start(
+        &format!(
+            "upstream app {{\n    server 127.0.0.1:{};\n    server {} backup;\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass app;\n    }}\n}}\n",
+            upstream::closed_port(),
+            second.addr()
+        ),
+        |_| {},
+    );
+    let r = server.raw(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    assert_eq!((r.status, r.text()), (200, "got 3".to_string()));
+    assert_eq!(second.count(), 1);
+}

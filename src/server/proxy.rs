@@ -472,6 +472,10 @@ pub struct Proxy {
     /// When the client last sent a body byte (or xps last waited on the
     /// upstream), for `client_body_timeout`.
     body_progress: Instant,
+    /// The method may be sent twice (RFC 9110 §9.2.2).
+    idempotent: bool,
+    /// Some of the request reached the current attempt's socket.
+    wrote: bool,
 }
 
 /// Whose clock runs while a leg waits.
@@ -583,6 +587,8 @@ impl Proxy {
             up_write_failed: false,
             body_clock: RateClock::start(ctx.now),
             body_progress: ctx.now,
+            idempotent: true,
+            wrote: false,
         })
     }
 }
@@ -607,6 +613,15 @@ impl Conn {
         let mut p = Proxy::boxed(snapshot, at.0, at.1, id, ctx);
         p.raw_head = raw_head;
         p.head_request = head.method == Method::Head;
+        p.idempotent = matches!(
+            head.method,
+            Method::Get
+                | Method::Head
+                | Method::Put
+                | Method::Delete
+                | Method::Options
+                | Method::Trace
+        );
         p.client_version = head.version;
         p.client_keep_alive = head.keep_alive;
         p.body = body;
@@ -714,6 +729,7 @@ impl Conn {
                 p.websocket = websocket;
             }
             p.to_up_pos = 0;
+            p.wrote = false;
             p.from_up.clear();
             p.progress = ctx.now;
             if let Some(s) = (!p.raw)
@@ -930,8 +946,10 @@ impl Conn {
         if p.raw {
             return (!self.connect_next(p, ctx)).then_some(Step::Close);
         }
-        if p.body_consumed {
-            // The body cannot be sent again.
+        if p.body_consumed || (p.wrote && !p.idempotent) {
+            // The body cannot be sent again; and a request that may have
+            // reached the member and is not idempotent (POST, PATCH, LOCK…)
+            // is never sent twice: the member may have acted on it.
             self.leg_error(p, 502, ctx);
             return None;
         }
@@ -1107,6 +1125,7 @@ impl Conn {
             };
             match s.write(&p.to_up[p.to_up_pos..]) {
                 Ok(n) => {
+                    p.wrote |= n > 0;
                     p.to_up_pos += n;
                     p.progress = ctx.now;
                     progress = true;
