@@ -492,3 +492,84 @@ fn a_post_goes_to_the_next_member_when_the_first_refuses_the_connection() {
     assert_eq!((r.status, r.text()), (200, "got 3".to_string()));
     assert_eq!(second.count(), 1);
 }
+
+#[test]
+fn a_101_to_a_request_that_asked_for_no_upgrade_is_502() {
+    let up = upstream::start(|_| {
+        Answer::Tunnel(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: evil\r\nConnection: Upgrade\r\n\r\n"
+                .to_vec(),
+        )
+    });
+    let server = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    let mut s = server.connect();
+    s.write_all(request("GET", "/", &[]).as_bytes())
+        .expect("send");
+    let r = read_response(&mut s, false).expect("an answer");
+    assert_eq!(r.status, 502);
+}
+
+#[test]
+fn interim_answers_do_not_hold_a_request_past_proxy_read_timeout() {
+    // A `102 Processing` every 200 ms, never a final answer.
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                if !upstream::read_head(&mut s) {
+                    return;
+                }
+                for _ in 0..100 {
+                    if s.write_all(b"HTTP/1.1 102 Processing\r\n\r\n").is_err() {
+                        return;
+                    }
+                    // The upstream's pace.
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+        }
+    });
+    let server = proxy_to(
+        "proxy_read_timeout 1s;",
+        &format!("        proxy_pass {addr};"),
+    );
+    let mut s = server.connect();
+    s.write_all(request("GET", "/", &[]).as_bytes())
+        .expect("send");
+    let started = Instant::now();
+    let r = read_response(&mut s, false).expect("an answer");
+    assert_eq!(r.status, 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_symlink_to_a_dotfile_is_a_dotfile() {
+    let setup = |dir: &std::path::Path| {
+        std::fs::write(dir.join(".env"), "SECRET=1").expect("write");
+        std::fs::write(dir.join("a.txt"), "a").expect("write");
+        std::fs::create_dir(dir.join(".git")).expect("mkdir");
+        std::fs::write(dir.join(".git/config"), "[core]").expect("write");
+        std::os::unix::fs::symlink(".env", dir.join("dotlink.txt")).expect("symlink");
+        std::os::unix::fs::symlink(".git", dir.join("repo")).expect("symlink");
+        std::os::unix::fs::symlink("a.txt", dir.join("link.txt")).expect("symlink");
+    };
+    let deny = Server::start(
+        "server {\n    listen 127.0.0.1:{port};\n    root .;\n}\n",
+        setup,
+    );
+    for path in ["/dotlink.txt", "/repo/config", "/.env"] {
+        assert_eq!(deny.get(path, &[]).status, 404, "{path}");
+    }
+    assert_eq!(deny.get("/link.txt", &[]).text(), "a");
+    let allow = Server::start(
+        "server {\n    listen 127.0.0.1:{port};\n    root .;\n    dotfiles allow;\n}\n",
+        setup,
+    );
+    assert_eq!(allow.get("/dotlink.txt", &[]).text(), "SECRET=1");
+    assert_eq!(allow.get("/repo/config", &[]).text(), "[core]");
+}

@@ -45,6 +45,9 @@ pub struct Entry {
     pub content_type: &'static str,
     /// The bytes, for small files.
     pub content: Option<Arc<[u8]>>,
+    /// What the path resolves to (through symlinks) has a segment that
+    /// starts with `.`: it is a dotfile, whatever name it was asked by.
+    pub resolves_to_dotfile: bool,
 }
 
 /// What a lookup found.
@@ -74,6 +77,8 @@ struct Cached {
 
 struct Root {
     dir: Option<File>,
+    /// The root folder with its symlinks resolved.
+    real: Option<PathBuf>,
     files: FxHashMap<String, Cached>,
     listings: FxHashMap<ListingKey, (Stat, Arc<[u8]>)>,
 }
@@ -191,6 +196,7 @@ impl FileCache {
                 root.to_path_buf(),
                 Root {
                     dir: None,
+                    real: None,
                     files: FxHashMap::default(),
                     listings: FxHashMap::default(),
                 },
@@ -200,6 +206,7 @@ impl FileCache {
         if r.dir.is_none() {
             // The root may appear after the config loaded: retried until it does.
             r.dir = File::open(root).ok();
+            r.real = r.dir.as_ref().and_then(|d| sys::resolved_path(d).ok());
         }
         r.dir.is_some().then_some(r)
     }
@@ -240,6 +247,14 @@ impl FileCache {
         if !stat.is_dir && !stat.is_file {
             return Found::Missing;
         }
+        let resolves_to_dotfile = match (sys::resolved_path(&file), &r.real) {
+            (Ok(real), Some(root_real)) => real.strip_prefix(root_real).map_or(true, |rest| {
+                rest.components()
+                    .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+            }),
+            // Unknown: only a literal dot segment counts.
+            _ => false,
+        };
         let content = if stat.is_file && stat.size <= MAX_CACHED_FILE {
             match read_exactly(file, stat.size) {
                 Ok(bytes) => Some(bytes),
@@ -256,6 +271,7 @@ impl FileCache {
                 .first_raw()
                 .unwrap_or("application/octet-stream"),
             content,
+            resolves_to_dotfile,
         };
         let added = entry.content.as_ref().map_or(0, |c| c.len());
         if cached_bytes + added > MAX_CACHED_BYTES || r.files.len() >= MAX_ENTRIES {

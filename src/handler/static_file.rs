@@ -27,8 +27,8 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut FileCache, now: Instant)
     };
     let relative = path.trim_start_matches('/');
     let entry = match fs.lookup(root, relative, now) {
-        Found::Entry(e) => e,
-        Found::Missing => return canned::error(404),
+        Found::Entry(e) if route.dotfiles || !e.resolves_to_dotfile => e,
+        Found::Entry(_) | Found::Missing => return canned::error(404),
         Found::Forbidden => return canned::error(403),
     };
     if !entry.stat.is_dir {
@@ -48,7 +48,7 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut FileCache, now: Instant)
     for index in route.index.iter() {
         let candidate = format!("{relative}{index}");
         if let Found::Entry(e) = fs.lookup(root, &candidate, now) {
-            if e.stat.is_file {
+            if e.stat.is_file && (route.dotfiles || !e.resolves_to_dotfile) {
                 return file(req, route, fs, root, &candidate, e, 200);
             }
         }

@@ -177,6 +177,13 @@ pub fn stat_at(dir: &File, relative: &str) -> io::Result<Stat> {
         .map_err(io_err)
 }
 
+/// The path an open file was reached by, with every symlink resolved (as
+/// the kernel reports it in `/proc/self/fd`).
+pub fn resolved_path(file: &File) -> io::Result<std::path::PathBuf> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
 /// `fstat` of an open file.
 pub fn stat_file(file: &File) -> io::Result<Stat> {
     nix::sys::stat::fstat(file.as_fd())

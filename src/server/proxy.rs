@@ -476,6 +476,9 @@ pub struct Proxy {
     idempotent: bool,
     /// Some of the request reached the current attempt's socket.
     wrote: bool,
+    /// `progress` before the last read from the upstream (restored when
+    /// that read held only interim answers).
+    progress_before_read: Instant,
 }
 
 /// Whose clock runs while a leg waits.
@@ -589,6 +592,7 @@ impl Proxy {
             body_progress: ctx.now,
             idempotent: true,
             wrote: false,
+            progress_before_read: ctx.now,
         })
     }
 }
@@ -1183,6 +1187,7 @@ impl Conn {
                 Ok(n) => {
                     p.bulk |= p.raw && n >= super::conn::READ_BUF;
                     p.from_up.filled(n);
+                    p.progress_before_read = p.progress;
                     p.progress = ctx.now;
                     progress = true;
                 }
@@ -1534,7 +1539,12 @@ impl Conn {
                         // answered Expect itself).
                         return None;
                     }
-                    let upgrade = head.status == 101 && websocket;
+                    if head.status == 101 && !websocket {
+                        // A switch nobody asked for: the bytes after it
+                        // would be nobody's protocol.
+                        return Some(None);
+                    }
+                    let upgrade = head.status == 101;
                     let to_client = match head.body {
                         // HEAD and 304 pass the declared length on; 1xx
                         // and 204 never have one.
@@ -1559,12 +1569,26 @@ impl Conn {
                     }
                     let http10_ka = http10 && !*close_after;
                     fields.client_head(out, route, to_client, *close_after, http10_ka);
-                    Some((to_client, upgrade))
+                    Some(Some((to_client, upgrade)))
                 });
             let (head, (to_client, upgrade)) = match parsed {
-                Ok(Some((h, Some(plan)))) => (h, plan),
+                Ok(Some((h, Some(Some(plan))))) => (h, plan),
+                Ok(Some((_, Some(None)))) => {
+                    crate::log::warn(&format!(
+                        "upstream member {}: 101 Switching Protocols to a request that asked for no upgrade; answering 502",
+                        p.addr
+                    ));
+                    self.leg_error(p, 502, ctx);
+                    p.from_up.clear();
+                    return Ok(true);
+                }
                 Ok(Some((h, None))) => {
                     p.from_up.consume(h.len);
+                    if p.from_up.is_empty() {
+                        // Interim answers alone are not progress: a `102`
+                        // a second must not hold a request forever.
+                        p.progress = p.progress_before_read;
+                    }
                     return Ok(true);
                 }
                 Ok(None) if !p.from_up.has_room() => {
