@@ -411,6 +411,13 @@ fn expserver_json_responses_carry_cors_and_list_folders() {
     let r = server.get("/", &[]);
     assert_eq!(r.status, 200);
     assert!(r.text().contains("<table>"), "listing on for file routes");
+    // eXpServer's tester compares the type of a listing with this exact
+    // string; generated pages follow the same rule.
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    assert_eq!(
+        server.get("/nope", &[]).header("content-type"),
+        Some("text/html")
+    );
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     assert_eq!(
         r.headers

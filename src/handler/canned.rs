@@ -26,10 +26,16 @@ pub fn page(status: u16) -> Arc<[u8]> {
         .clone()
 }
 
+/// The type of every HTML page xps makes (error pages, listings): they are
+/// UTF-8 and say so, whatever `charset` says of files. In eXpServer mode
+/// the server writes plain `text/html` instead, the exact string
+/// eXpServer's own clients compare with.
+pub const GENERATED_HTML: &str = "text/html; charset=utf-8";
+
 /// A reply with the built-in page of `status`.
 pub fn error(status: u16) -> Reply {
     let mut r = Reply::new(status);
-    r.content_type = Some(Text::Static("text/html"));
+    r.content_type = Some(Text::Static(GENERATED_HTML));
     r.body = Body::shared(page(status));
     r
 }

@@ -68,11 +68,10 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut FileCache, now: Instant)
     match fs.listing(root, relative, &entry, path, format, route.dotfiles) {
         Ok(bytes) => {
             let mut r = Reply::new(200);
-            r.content_type = Some(match (format, route.charset.as_deref()) {
-                (ListingFormat::Json, _) => Text::Static("application/json"),
-                (ListingFormat::Html, Some(c)) => Text::Owned(format!("text/html; charset={c}")),
-                (ListingFormat::Html, None) => Text::Static("text/html; charset=utf-8"),
-            });
+            r.content_type = Some(Text::Static(match format {
+                ListingFormat::Json => "application/json",
+                ListingFormat::Html => canned::GENERATED_HTML,
+            }));
             r.body = Body::shared(bytes);
             r
         }

@@ -847,7 +847,11 @@ impl Conn {
             response::header(b, "Server", server);
         }
         if let Some(t) = &reply.content_type {
-            response::header(b, "Content-Type", t.as_str());
+            let t = match t.as_str() {
+                canned::GENERATED_HTML if snapshot.main.expserver => "text/html",
+                t => t,
+            };
+            response::header(b, "Content-Type", t);
         }
         let no_body = reply.status == 304 || reply.status == 204 || reply.status < 200;
         if !no_body {
