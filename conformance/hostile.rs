@@ -573,3 +573,69 @@ fn a_symlink_to_a_dotfile_is_a_dotfile() {
     assert_eq!(allow.get("/dotlink.txt", &[]).text(), "SECRET=1");
     assert_eq!(allow.get("/repo/config", &[]).text(), "[core]");
 }
+
+#[test]
+fn sigusr1_reopens_the_logs_and_a_rotation_under_load_loses_nothing() {
+    const REQUESTS: usize = 300;
+    let server = Server::start(
+        "error_log error.log;\naccess_log access.log;\nserver {\n    listen 127.0.0.1:{port};\n    root .;\n}\n",
+        |dir| std::fs::write(dir.join("a.txt"), "a").expect("write"),
+    );
+    let dir = server.dir.clone();
+    let addr = server.addr();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    let client = std::thread::spawn(move || {
+        let mut s = crate::server::connect(addr);
+        for _ in 0..REQUESTS {
+            s.write_all(request("GET", "/a.txt", &[]).as_bytes())
+                .expect("send");
+            let r = read_response(&mut s, false).expect("served through the rotation");
+            assert_eq!(r.status, 200);
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    // Rotate as logrotate does: rename, then SIGUSR1, while requests flow.
+    server.wait_for(Duration::from_secs(10), "some requests", || {
+        sent.load(Ordering::SeqCst) >= REQUESTS / 3
+    });
+    std::fs::rename(dir.join("access.log"), dir.join("access.log.1")).expect("rotate");
+    std::fs::rename(dir.join("error.log"), dir.join("error.log.1")).expect("rotate");
+    server.signal("USR1");
+    client.join().expect("the client saw every answer");
+    let lines = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    server.wait_for(Duration::from_secs(10), "every access-log line", || {
+        lines("access.log.1") + lines("access.log") == REQUESTS
+    });
+    assert!(
+        lines("access.log") > 0,
+        "lines after the rotation go to a new file"
+    );
+    assert!(lines("access.log.1") > 0);
+    server.wait_for(
+        Duration::from_secs(10),
+        "the reopen noted in the new error log",
+        || std::fs::read_to_string(dir.join("error.log")).is_ok_and(|t| t.contains("SIGUSR1")),
+    );
+}
+
+#[test]
+fn signals_a_process_manager_may_send_are_never_fatal() {
+    let server = static_server("");
+    for signal in [
+        "USR1", "USR2", "WINCH", "TTOU", "TTIN", "PIPE", "ALRM", "VTALRM", "PROF", "IO", "PWR",
+        "XFSZ",
+    ] {
+        server.signal(signal);
+        let r = server.get("/a.txt", &[]);
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "a".to_string()),
+            "after SIG{signal}"
+        );
+    }
+}

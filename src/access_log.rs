@@ -13,10 +13,18 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 /// Lines waiting for the writer at most.
 const QUEUE: usize = 16 * 1024;
 
+/// What the writer is told.
+enum Message {
+    /// A line (without its newline) for a destination.
+    Line(LogTarget, String),
+    /// Close the files; the next line for each opens it again by path.
+    Reopen,
+}
+
 /// The sending side, cloned into every worker.
 #[derive(Clone)]
 pub struct AccessLog {
-    tx: SyncSender<(LogTarget, String)>,
+    tx: SyncSender<Message>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -33,12 +41,19 @@ impl AccessLog {
 
     /// Queues a line (without its newline) for `target`.
     pub fn write(&self, target: &LogTarget, line: String) {
-        match self.tx.try_send((target.clone(), line)) {
+        match self.tx.try_send(Message::Line(target.clone(), line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Reopens the files after a log rotation renamed them: the lines
+    /// queued before go to the old files, the ones after to new files at
+    /// the configured paths. Waits for room in the queue (never dropped).
+    pub fn reopen(&self) {
+        let _ = self.tx.send(Message::Reopen);
     }
 
     /// Lines dropped because the writer fell behind.
@@ -49,13 +64,23 @@ impl AccessLog {
 
 /// Writes lines until every sender is gone, flushing whenever the queue
 /// runs dry.
-fn writer(rx: Receiver<(LogTarget, String)>) {
+fn writer(rx: Receiver<Message>) {
     let mut files: HashMap<std::path::PathBuf, std::io::BufWriter<std::fs::File>> = HashMap::new();
     let mut out = std::io::BufWriter::new(std::io::stdout());
     let mut err = std::io::BufWriter::new(std::io::stderr());
     while let Ok(first) = rx.recv() {
         let mut next = Some(first);
-        while let Some((target, line)) = next {
+        while let Some(message) = next {
+            let (target, line) = match message {
+                Message::Line(target, line) => (target, line),
+                Message::Reopen => {
+                    for (_, mut f) in files.drain() {
+                        let _ = f.flush();
+                    }
+                    next = rx.try_recv().ok();
+                    continue;
+                }
+            };
             let w: &mut dyn Write = match &target {
                 LogTarget::Stdout => &mut out,
                 LogTarget::Stderr => &mut err,

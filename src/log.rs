@@ -9,6 +9,8 @@ use std::sync::{Mutex, OnceLock};
 struct Logger {
     level: LogLevel,
     out: Box<dyn Write + Send>,
+    /// Where it writes, to reopen it.
+    target: LogTarget,
 }
 
 fn logger() -> &'static Mutex<Logger> {
@@ -17,13 +19,14 @@ fn logger() -> &'static Mutex<Logger> {
         Mutex::new(Logger {
             level: LogLevel::Info,
             out: Box::new(std::io::stderr()),
+            target: LogTarget::Stderr,
         })
     })
 }
 
-/// Points the log where the config says.
-pub fn configure(config: &ErrorLog) {
-    let out: Box<dyn Write + Send> = match &config.target {
+/// Opens a log destination (a file is created if missing and appended to).
+fn open(target: &LogTarget) -> Box<dyn Write + Send> {
+    match target {
         LogTarget::Stderr => Box::new(std::io::stderr()),
         LogTarget::Stdout => Box::new(std::io::stdout()),
         LogTarget::File(path) => match std::fs::OpenOptions::new()
@@ -40,7 +43,25 @@ pub fn configure(config: &ErrorLog) {
                 Box::new(std::io::stderr())
             }
         },
+    }
+}
+
+/// Opens the log file again at its path (after it was renamed by a log
+/// rotation); standard streams are left as they are.
+pub fn reopen() {
+    let mut l = match logger().lock() {
+        Ok(l) => l,
+        Err(p) => p.into_inner(),
     };
+    if let LogTarget::File(_) = l.target {
+        let _ = l.out.flush();
+        l.out = open(&l.target);
+    }
+}
+
+/// Points the log where the config says.
+pub fn configure(config: &ErrorLog) {
+    let out = open(&config.target);
     let debug = std::env::var_os("XPS_DEBUG").is_some_and(|v| v == "1");
     let mut l = match logger().lock() {
         Ok(l) => l,
@@ -48,6 +69,7 @@ pub fn configure(config: &ErrorLog) {
     };
     l.level = if debug { LogLevel::Debug } else { config.level };
     l.out = out;
+    l.target = config.target.clone();
 }
 
 /// Whether lines of `level` are written.

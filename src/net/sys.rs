@@ -100,12 +100,26 @@ pub fn eventfd() -> io::Result<nix::sys::eventfd::EventFd> {
     EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).map_err(io_err)
 }
 
-/// The signals the server handles through a signalfd.
-pub const SIGNALS: [Signal; 4] = [
+/// The signals the server reads through a signalfd: the ones it acts on
+/// (stop, exit, reload, reopen logs) and the ones a process manager or a
+/// terminal may send whose default action would kill or stop it, which it
+/// reads and ignores. (`SIGPIPE` is ignored by the Rust runtime already.)
+pub const SIGNALS: [Signal; 15] = [
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGQUIT,
     Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+    Signal::SIGTTOU,
+    Signal::SIGTTIN,
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGIO,
+    Signal::SIGPWR,
+    Signal::SIGXFSZ,
 ];
 
 /// Blocks [`SIGNALS`] in this thread (threads spawned later inherit the

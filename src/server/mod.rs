@@ -362,7 +362,16 @@ fn signal_loop(
             Some(Signal::SIGHUP) => {
                 crate::log::info("SIGHUP: the built-in config has nothing to reload")
             }
-            _ => {}
+            Some(Signal::SIGUSR1) => {
+                // logrotate's `postrotate`: the files were renamed; lines
+                // queued before this go to the old ones, later lines to new
+                // files at the configured paths.
+                crate::log::reopen();
+                shared.access_log.reopen();
+                crate::log::info("SIGUSR1: log files reopened");
+            }
+            Some(other) => crate::log::info(&format!("{other}: ignored")),
+            None => {}
         }
     }
 }
