@@ -638,4 +638,6 @@ fn signals_a_process_manager_may_send_are_never_fatal() {
             "after SIG{signal}"
         );
     }
+    // The last one had time to act too.
+    assert_eq!(server.get("/a.txt", &[]).status, 200);
 }
