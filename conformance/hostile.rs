@@ -641,3 +641,54 @@ fn signals_a_process_manager_may_send_are_never_fatal() {
     // The last one had time to act too.
     assert_eq!(server.get("/a.txt", &[]).status, 200);
 }
+
+#[test]
+fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
+    let server = Server::start_with_fd_limit(
+        "workers 1;\nserver {\n    listen 127.0.0.1:{port};\n    root .;\n}\n",
+        |dir| std::fs::write(dir.join("a.txt"), "a").expect("write"),
+        64,
+    );
+    // More clients than descriptors: the rest wait in the backlog while
+    // accept fails with EMFILE.
+    let crowd: Vec<TcpStream> = (0..120).map(|_| server.connect()).collect();
+    server.wait_for(Duration::from_secs(5), "the log to say so", || {
+        server.stderr().contains("pausing new connections")
+    });
+    // No spinning on the error: a second of wall time costs next to no
+    // CPU (a spin would take the whole second).
+    let before = crate::http_behaviour::cpu_ticks(server.pid());
+    let window = Instant::now();
+    // Measuring over a fixed window, not waiting for an event.
+    std::thread::sleep(Duration::from_secs(1));
+    let ticks = crate::http_behaviour::cpu_ticks(server.pid()) - before;
+    let elapsed = window.elapsed().as_secs_f64();
+    assert!(
+        (ticks as f64) < 30.0 * elapsed,
+        "{ticks} CPU ticks in {elapsed:.2} s while out of descriptors"
+    );
+    assert_eq!(
+        server.stderr().matches("pausing new connections").count(),
+        1,
+        "said once per episode"
+    );
+    // The crowd leaves: service comes back on its own.
+    drop(crowd);
+    let started = Instant::now();
+    loop {
+        let mut s = server.connect();
+        s.set_read_timeout(Some(Duration::from_secs(1)))
+            .expect("timeout");
+        s.write_all(request("GET", "/a.txt", &[]).as_bytes())
+            .expect("send");
+        let mut buf = [0u8; 12];
+        if s.read_exact(&mut buf).is_ok() && &buf == b"HTTP/1.1 200" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not serving again; stderr:\n{}",
+            server.stderr()
+        );
+    }
+}

@@ -467,7 +467,7 @@ fn max_connections_makes_the_longest_idle_connection_give_way() {
 }
 
 /// CPU time of a process in clock ticks (user + system).
-fn cpu_ticks(pid: u32) -> u64 {
+pub fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = after.split_whitespace().collect();

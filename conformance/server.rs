@@ -41,9 +41,24 @@ impl Server {
         s
     }
 
+    /// Like [`Server::start`], with the process's descriptor limit (soft
+    /// and hard) set to `limit` (through `sh -c 'ulimit -n …'`).
+    pub fn start_with_fd_limit(template: &str, setup: impl Fn(&Path), limit: u32) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_path_buf();
+        setup(&dir);
+        let mut s = Server::launch(&dir, "xps.conf", template, Some(limit));
+        s._temp = Some(temp);
+        s
+    }
+
     /// Starts xps in `dir` with the config written to `name`. Retries with
     /// other ports if a port was taken meanwhile.
     pub fn start_in(dir: &Path, name: &str, template: &str) -> Server {
+        Server::launch(dir, name, template, None)
+    }
+
+    fn launch(dir: &Path, name: &str, template: &str, fd_limit: Option<u32>) -> Server {
         for _ in 0..5 {
             let (port, port2) = (free_port(), free_port());
             let text = template
@@ -53,7 +68,17 @@ impl Server {
             std::fs::write(dir.join(name), text).expect("write config");
             let stderr_path = dir.join(format!(".xps-stderr-{port}"));
             let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
-            let child = Command::new(env!("CARGO_BIN_EXE_xps"))
+            let mut command = match fd_limit {
+                None => Command::new(env!("CARGO_BIN_EXE_xps")),
+                Some(n) => {
+                    let mut c = Command::new("sh");
+                    c.arg("-c")
+                        .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                        .arg(env!("CARGO_BIN_EXE_xps"));
+                    c
+                }
+            };
+            let child = command
                 .arg(name)
                 .current_dir(dir)
                 .env("NO_COLOR", "1")

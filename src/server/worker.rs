@@ -60,8 +60,8 @@ pub struct Worker {
     commands: Receiver<Command>,
     /// Listeners are shared with other workers (`EPOLLEXCLUSIVE`).
     exclusive: bool,
-    /// Listeners are out of the poller (too many connections).
-    paused: bool,
+    /// Listeners are out of the poller (out of descriptors) until then.
+    paused: Option<Instant>,
     slots: Vec<Slot>,
     free: Vec<usize>,
     live: usize,
@@ -118,7 +118,7 @@ impl Worker {
             listeners: listeners.into_iter().map(Some).collect(),
             commands,
             exclusive,
-            paused: false,
+            paused: None,
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
@@ -141,8 +141,9 @@ impl Worker {
         loop {
             let now = Instant::now();
             let mut timeout = self.timers.next_timeout(now);
-            if self.paused {
-                timeout = Some(timeout.map_or(PAUSE_CHECK, |t| t.min(PAUSE_CHECK)));
+            if let Some(until) = self.paused {
+                let wait = until.saturating_duration_since(now) + Duration::from_millis(1);
+                timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
             }
             if let Some(due) = self.prober.as_ref().and_then(|p| p.next_due(now)) {
                 // Rounded up, so the loop never wakes just before it.
@@ -175,7 +176,7 @@ impl Worker {
                 prober.tick(&snapshot, self.ctx.now, &self.poller, &self.ctx.shared);
                 self.ctx.snapshot = Some(snapshot);
             }
-            if self.paused {
+            if self.paused.is_some_and(|until| self.ctx.now >= until) {
                 self.maybe_resume();
             }
             if self.stopping && self.live == 0 {
@@ -488,13 +489,13 @@ impl Worker {
     }
 
     fn pause(&mut self) {
-        if self.paused {
+        if self.paused.is_some() {
             return;
         }
         for (_, l) in self.listeners.iter().flatten() {
             let _ = self.poller.remove(l);
         }
-        self.paused = true;
+        self.paused = Some(self.ctx.now + PAUSE_CHECK);
     }
 
     fn maybe_resume(&mut self) {
@@ -508,7 +509,7 @@ impl Worker {
                     .add_listener(l, LISTENER | i as u64, self.exclusive);
             }
         }
-        self.paused = false;
+        self.paused = None;
     }
 
     /// Applies a change of listen sockets from a reload: new ones start
@@ -534,7 +535,7 @@ impl Worker {
                     if self.stopping {
                         continue;
                     }
-                    if !self.paused {
+                    if self.paused.is_none() {
                         let _ = self.poller.add_listener(
                             &socket,
                             LISTENER | index as u64,
