@@ -667,10 +667,13 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
         (ticks as f64) < 30.0 * elapsed,
         "{ticks} CPU ticks in {elapsed:.2} s while out of descriptors"
     );
-    assert_eq!(
-        server.stderr().matches("pausing new connections").count(),
-        1,
-        "said once per episode"
+    // Said once per episode (an episode ends when an accept succeeds
+    // again, as when a descriptor frees up), not once per retry.
+    let log = server.stderr();
+    assert!(
+        log.matches("pausing new connections").count()
+            <= log.matches("accepting new connections again").count() + 1,
+        "{log}"
     );
     // The crowd leaves: service comes back on its own.
     drop(crowd);
