@@ -407,7 +407,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::Charset, "charset", MSL, ONE, Kind::TextOrOff).inherited().docs(
         "charset NAME | off",
         "off",
-        "Appends `; charset=NAME` to `text/*` content types.",
+        "Appends `; charset=NAME` to the `text/*` content types of files and `return` texts. Pages xps generates (listings, error pages) are UTF-8 and always say `charset=utf-8`.",
         "charset utf-8;",
     ),
     Spec::new(Key::ErrorPage, "error_page", MSL, (2, None), Kind::ErrorPage).repeatable().inherited().docs(

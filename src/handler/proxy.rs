@@ -443,7 +443,7 @@ mod tests {
     use crate::routing::{Action, Header};
 
     fn route() -> Route {
-        let mut r = Route::test(Action::NotFound);
+        let mut r = Route::defaults(Action::NotFound);
         r.proxy_set_header = vec![
             Header {
                 name: "X-Edge".into(),

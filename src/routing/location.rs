@@ -174,7 +174,7 @@ mod tests {
             list.iter()
                 .map(|m| Location {
                     matcher: m.clone(),
-                    route: Route::test(Action::NotFound),
+                    route: Route::defaults(Action::NotFound),
                     origin: Origin::default(),
                 })
                 .collect(),

@@ -146,9 +146,8 @@ impl Route {
             .map(|p| p.path.as_str())
     }
 
-    /// A route with every setting at its default, for tests.
-    #[cfg(test)]
-    pub fn test(action: Action) -> Route {
+    /// A route with every setting at its default (for tests and fuzzing).
+    pub fn defaults(action: Action) -> Route {
         Route {
             action,
             root: None,
