@@ -1,6 +1,7 @@
 //! The conformance suite: black-box tests of the real `xps` binary.
 
 mod server;
+mod smuggling;
 mod support;
 mod upstream;
 

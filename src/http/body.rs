@@ -11,6 +11,35 @@ pub enum BodyError {
     Malformed(&'static str),
     /// The body is larger than allowed: 413.
     TooLarge,
+    /// The trailer section is larger than allowed: 431.
+    TrailersTooLarge,
+}
+
+impl BodyError {
+    /// The status code of the answer.
+    pub fn status(self) -> u16 {
+        match self {
+            BodyError::Malformed(_) => 400,
+            BodyError::TooLarge => 413,
+            BodyError::TrailersTooLarge => 431,
+        }
+    }
+}
+
+/// Longest chunk-size line (size, extensions and their whitespace).
+pub const MAX_SIZE_LINE: usize = 4096;
+/// Largest trailer section.
+pub const MAX_TRAILERS: usize = 16 << 10;
+
+/// `tchar` (RFC 9110 §5.6.2): the characters of a token.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A byte that may not appear in a field value or an extension: a control
+/// character other than HTAB, or DEL.
+fn is_ctl(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
 impl fmt::Display for BodyError {
@@ -18,6 +47,7 @@ impl fmt::Display for BodyError {
         match self {
             BodyError::Malformed(why) => f.write_str(why),
             BodyError::TooLarge => f.write_str("body too large"),
+            BodyError::TrailersTooLarge => f.write_str("trailer section too large"),
         }
     }
 }
@@ -26,7 +56,11 @@ impl fmt::Display for BodyError {
 enum State {
     /// Reading hex digits of a chunk size.
     Size { digits: u8 },
-    /// After `;`: a chunk extension, skipped to the line end.
+    /// Whitespace after the size: only a `;` may follow.
+    SizeBws,
+    /// After `;` (and optional whitespace): an extension name must start.
+    ExtStart,
+    /// Inside a chunk extension, up to the line end.
     Extension,
     /// Expecting the `\n` of the size line.
     SizeLf,
@@ -38,7 +72,9 @@ enum State {
     DataLf,
     /// At the start of a trailer line (or the final empty line).
     TrailerStart,
-    /// Inside a trailer field line.
+    /// Inside a trailer field's name.
+    TrailerName,
+    /// Inside a trailer field's value.
     Trailer,
     /// Expecting the `\n` ending a trailer line.
     TrailerLf { empty: bool },
@@ -56,6 +92,8 @@ pub struct ChunkedDecoder {
     total: u64,
     /// Largest total accepted.
     limit: u64,
+    /// Bytes of the current chunk-size line, or of the trailer section.
+    framing: usize,
 }
 
 impl ChunkedDecoder {
@@ -66,6 +104,7 @@ impl ChunkedDecoder {
             remaining: 0,
             total: 0,
             limit,
+            framing: 0,
         }
     }
 
@@ -90,22 +129,67 @@ impl ChunkedDecoder {
         while i < input.len() && self.state != State::Done {
             let b = input[i];
             match self.state {
+                State::Size { .. }
+                | State::SizeBws
+                | State::ExtStart
+                | State::Extension
+                | State::SizeLf => {
+                    self.framing += 1;
+                    if self.framing > MAX_SIZE_LINE {
+                        return Err(BodyError::Malformed("chunk size line too long"));
+                    }
+                }
+                State::TrailerStart
+                | State::TrailerName
+                | State::Trailer
+                | State::TrailerLf { .. } => {
+                    self.framing += 1;
+                    if self.framing > MAX_TRAILERS {
+                        return Err(BodyError::TrailersTooLarge);
+                    }
+                }
+                _ => {}
+            }
+            match self.state {
                 State::Size { digits } => match b {
                     b'0'..=b'9' | b'a'..=b'f' | b'A'..=b'F' => {
-                        if digits >= 15 {
-                            return Err(BodyError::Malformed("chunk size too long"));
+                        // Leading zeros are fine; the value may not pass
+                        // 2^60 (no body is that long).
+                        if self.remaining >= 1 << 56 {
+                            return Err(BodyError::Malformed("chunk size too large"));
                         }
                         let v = (b as char).to_digit(16).unwrap_or(0) as u64;
                         self.remaining = self.remaining * 16 + v;
-                        self.state = State::Size { digits: digits + 1 };
+                        self.state = State::Size {
+                            digits: digits.saturating_add(1),
+                        };
                     }
-                    b';' if digits > 0 => self.state = State::Extension,
+                    b' ' | b'\t' if digits > 0 => self.state = State::SizeBws,
+                    b';' if digits > 0 => self.state = State::ExtStart,
                     b'\r' if digits > 0 => self.state = State::SizeLf,
                     _ => return Err(BodyError::Malformed("invalid chunk size")),
+                },
+                State::SizeBws => match b {
+                    b' ' | b'\t' => {}
+                    b';' => self.state = State::ExtStart,
+                    _ => {
+                        return Err(BodyError::Malformed(
+                            "whitespace after a chunk size not followed by an extension",
+                        ));
+                    }
+                },
+                State::ExtStart => match b {
+                    b' ' | b'\t' => {}
+                    b if is_tchar(b) => self.state = State::Extension,
+                    _ => return Err(BodyError::Malformed("empty chunk extension")),
                 },
                 State::Extension => match b {
                     b'\r' => self.state = State::SizeLf,
                     b'\n' => return Err(BodyError::Malformed("bare LF in chunk extension")),
+                    b';' => self.state = State::ExtStart,
+                    b if is_ctl(b) => {
+                        return Err(BodyError::Malformed("control character in chunk extension"));
+                    }
                     _ => {}
                 },
                 State::SizeLf => {
@@ -119,6 +203,7 @@ impl ChunkedDecoder {
                     if self.total > self.limit {
                         return Err(BodyError::TooLarge);
                     }
+                    self.framing = 0;
                     self.state = if self.remaining == 0 {
                         State::TrailerStart
                     } else {
@@ -146,18 +231,28 @@ impl ChunkedDecoder {
                         return Err(BodyError::Malformed("chunk data not followed by CRLF"));
                     }
                     self.remaining = 0;
+                    self.framing = 0;
                     self.state = State::Size { digits: 0 };
                 }
                 State::TrailerStart => match b {
                     b'\r' => self.state = State::TrailerLf { empty: true },
                     b'\n' => return Err(BodyError::Malformed("bare LF in trailer")),
-                    _ => self.state = State::Trailer,
+                    b if is_tchar(b) => self.state = State::TrailerName,
+                    _ => return Err(BodyError::Malformed("invalid trailer field name")),
                 },
-                State::Trailer => {
-                    if b == b'\r' {
-                        self.state = State::TrailerLf { empty: false };
+                State::TrailerName => match b {
+                    b':' => self.state = State::Trailer,
+                    b if is_tchar(b) => {}
+                    _ => return Err(BodyError::Malformed("trailer line without a colon")),
+                },
+                State::Trailer => match b {
+                    b'\r' => self.state = State::TrailerLf { empty: false },
+                    b'\n' => return Err(BodyError::Malformed("bare LF in trailer")),
+                    b if is_ctl(b) => {
+                        return Err(BodyError::Malformed("control character in trailer"));
                     }
-                }
+                    _ => {}
+                },
                 State::TrailerLf { empty } => {
                     if b != b'\n' {
                         return Err(BodyError::Malformed("trailer line not ended by CRLF"));
@@ -220,5 +315,51 @@ mod tests {
         assert!(decode_all(b"ffffffffffffffffff\r\n", u64::MAX).is_err());
         assert_eq!(decode_all(b"b\r\n", 10).unwrap_err(), BodyError::TooLarge);
         assert!(decode_all(b"-1\r\n", 10).is_err());
+    }
+
+    #[test]
+    fn extensions_and_trailers_follow_their_grammar_and_limits() {
+        let ok = |b: &[u8]| decode_all(b, 1 << 20).map(|(out, _, done)| (out, done));
+        let hello = Ok((b"hello".to_vec(), true));
+        assert_eq!(ok(b"5 ;a=b\r\nhello\r\n0\r\n\r\n"), hello);
+        assert_eq!(ok(b"5;a=\"x y\";b\r\nhello\r\n0\r\n\r\n"), hello);
+        assert_eq!(ok(b"0000000000000000005\r\nhello\r\n0\r\n\r\n"), hello);
+        assert_eq!(ok(b"5\r\nhello\r\n0\r\nX-A: 1\r\nB:\r\n\r\n"), hello);
+        let bad = |b: &[u8]| decode_all(b, 1 << 20).unwrap_err();
+        assert!(matches!(
+            bad(b"5;\r\nhello\r\n0\r\n\r\n"),
+            BodyError::Malformed(_)
+        ));
+        assert!(matches!(
+            bad(b"5 \r\nhello\r\n0\r\n\r\n"),
+            BodyError::Malformed(_)
+        ));
+        assert!(matches!(bad(b"5;a\x01\r\nhello"), BodyError::Malformed(_)));
+        assert!(matches!(
+            bad(b"5\r\nhello\r\n0\r\nX: a\nGET / HTTP/1.1\r\n\r\n"),
+            BodyError::Malformed(_)
+        ));
+        assert!(matches!(
+            bad(b"5\r\nhello\r\n0\r\nfoo\r\n\r\n"),
+            BodyError::Malformed(_)
+        ));
+        assert!(matches!(
+            bad(b"5\r\nhello\r\n0\r\n X: a\r\n\r\n"),
+            BodyError::Malformed(_)
+        ));
+        let mut long_ext = b"5;e=".to_vec();
+        long_ext.extend(std::iter::repeat_n(b'a', MAX_SIZE_LINE));
+        assert!(matches!(bad(&long_ext), BodyError::Malformed(_)));
+        let mut long_trailer = b"0\r\nX: ".to_vec();
+        long_trailer.extend(std::iter::repeat_n(b'a', MAX_TRAILERS));
+        assert_eq!(bad(&long_trailer), BodyError::TrailersTooLarge);
+        // Many small extensions over many chunks are fine: the limit is
+        // per line.
+        let mut many = Vec::new();
+        for _ in 0..2000 {
+            many.extend_from_slice(b"1;ext=value\r\nx\r\n");
+        }
+        many.extend_from_slice(b"0\r\n\r\n");
+        assert_eq!(ok(&many).map(|(out, _)| out.len()), Ok(2000));
     }
 }

@@ -221,8 +221,9 @@ fn valid_host(value: &str) -> bool {
         && valid_port(port)
 }
 
+/// `*DIGIT` (RFC 3986 §3.2.3: `host:` has an empty port), at most 5.
 fn valid_port(port: &str) -> bool {
-    (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit())
+    port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// A field value without its optional whitespace: only SP and HTAB (RFC
@@ -265,6 +266,10 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
         Some(0) => Version::Http10,
         _ => Version::Http11,
     };
+    if raw_target == "*" && method != Method::Options {
+        // The asterisk form is only for OPTIONS (RFC 9112 §3.2.4).
+        return Err(ParseError::Bad("`*` is a target only for OPTIONS"));
+    }
     let uri = match target::parse(raw_target) {
         Ok(t) => t,
         Err(_) if method == Method::Connect => {
@@ -323,7 +328,8 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
                 return Err(ParseError::Bad("more than one Transfer-Encoding"));
             }
             saw_te = true;
-            let mut codings = value.split(',').map(ows);
+            // Empty list elements are ignored (RFC 9110 §5.6.1).
+            let mut codings = value.split(',').map(ows).filter(|c| !c.is_empty());
             let last = codings.next_back().unwrap_or("");
             // RFC 9112 §6.3: a request whose final coding is not chunked has
             // no reliable length: 400 and close.
@@ -348,7 +354,10 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
                 }
             }
         } else if name.eq_ignore_ascii_case("expect") {
-            head.expect_continue = value.eq_ignore_ascii_case("100-continue");
+            // An HTTP/1.0 client gets no 1xx: the expectation is ignored
+            // (RFC 9110 §10.1.1, §15.2).
+            head.expect_continue =
+                version == Version::Http11 && value.eq_ignore_ascii_case("100-continue");
         } else if name.eq_ignore_ascii_case("if-none-match") {
             head.if_none_match = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("if-modified-since") {
@@ -526,6 +535,9 @@ mod tests {
         // Known framing, a coding xps does not decode.
         assert_eq!(te("gzip, chunked"), 501);
         assert_eq!(te("\tchunked\t"), 200);
+        assert_eq!(te(",chunked"), 200);
+        assert_eq!(te("chunked,"), 200);
+        assert_eq!(te(" , "), 400);
         assert_eq!(te("CHUNKED"), 200);
         assert_eq!(
             status(
@@ -580,6 +592,7 @@ mod tests {
             "127.0.0.1:80",
             "[::1]",
             "[::1]:8080",
+            "h:",
             "xn--bcher-kva.example",
             "a_b",
         ] {
@@ -589,7 +602,7 @@ mod tests {
             "",
             "h,evil",
             "h:80:evil",
-            "h:",
+            "h::",
             "h:port",
             "u@h",
             "h/x",
@@ -607,6 +620,26 @@ mod tests {
         }
         assert_eq!(status("GET / HTTP/1.1\r\nHost: h,evil\r\n\r\n"), 400);
         assert_eq!(status("GET / HTTP/1.1\r\nHost: h:80:evil\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn the_asterisk_form_is_only_for_options() {
+        assert_eq!(status("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
+        assert_eq!(status("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn an_http10_client_expects_no_100_continue() {
+        let expect = |v: &str| {
+            p(&format!(
+                "POST / {v}\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
+            ))
+            .expect("ok")
+            .expect("complete")
+            .expect_continue
+        };
+        assert!(expect("HTTP/1.1"));
+        assert!(!expect("HTTP/1.0"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::Ctx;
 use super::conn::{Conn, RateClock, earliest};
 use crate::handler::proxy::{self, ClientBody, RequestBody, ResponseBody, UpstreamHead};
 use crate::handler::{Reply, canned};
-use crate::http::body::{BodyError, ChunkedDecoder};
+use crate::http::body::ChunkedDecoder;
 use crate::http::{Framing, Method, RequestHead, Version};
 use crate::net::sys;
 use crate::routing::{LocationMatch, Route, ServerId, Snapshot, UpstreamId};
@@ -1441,10 +1441,7 @@ impl Conn {
                 if p.started {
                     return Err(End::Close);
                 }
-                let status = match e {
-                    BodyError::TooLarge => 413,
-                    BodyError::Malformed(_) => 400,
-                };
+                let status = e.status();
                 self.leg_error(p, status, ctx);
                 return Ok(true);
             }
