@@ -51,6 +51,38 @@ for case in sorted((ROOT / "conformance/http").glob("*.case")):
     if len(first) > 1:
         add("request_target", first[1])
 
+# The smuggling corpus: heads for the head parser, what follows a chunked
+# head for the decoder.
+def corpus_bytes(text):
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        if text.startswith("{a*", i):
+            end = text.index("}", i)
+            out += b"a" * int(text[i + 3 : end])
+            i = end + 1
+        elif text[i] == "\\":
+            n = text[i + 1]
+            if n == "x":
+                out.append(int(text[i + 2 : i + 4], 16))
+                i += 4
+            else:
+                out += {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\"}[n]
+                i += 2
+        else:
+            out += text[i].encode()
+            i += 1
+    return bytes(out)
+
+
+for line in (ROOT / "conformance/smuggling/cases.txt").read_text().splitlines():
+    if line.startswith("bytes = "):
+        raw = corpus_bytes(line[len("bytes = ") :])
+        add("request_head", raw)
+        head, sep, body = raw.partition(b"\r\n\r\n")
+        if sep and b"chunked" in head.lower():
+            add("chunked", b"\x00" + body)
+
 for seed in [
     b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: keep-alive, X-P\r\nX-P: 1\r\n\r\nhello",
     b"PUT /u HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n",
