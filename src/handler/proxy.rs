@@ -489,6 +489,33 @@ mod tests {
     }
 
     #[test]
+    fn a_head_at_the_field_limit_goes_up_whole_with_the_fields_xps_adds() {
+        // Found by fuzzing (request_head): 99 fields are accepted, and the
+        // head that goes up carries them plus X-Forwarded-* and X-Real-IP.
+        let mut raw = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+        for i in 0..98 {
+            raw.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+        let head = crate::http::parse::parse(&raw, 1 << 20)
+            .expect("accepted")
+            .expect("complete");
+        let (out, _) = request_head(
+            &raw[..head.head_len],
+            &route(),
+            "10.0.0.1".parse().expect("ip"),
+            "u:1",
+            RequestBody::None,
+        );
+        let mut fields = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut fields);
+        assert_eq!(req.parse(&out).map(|s| s.is_complete()), Ok(true));
+        // The client's 99, four X-Forwarded-*/X-Real-IP, and the test
+        // route's proxy_set_header.
+        assert_eq!(req.headers.len(), 99 + 4 + 1);
+    }
+
+    #[test]
     fn fields_with_underscores_stay_behind_unless_allowed() {
         let raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: chunked\r\nX_Real_IP: 1.2.3.4\r\nX-Ok: 1\r\nContent-Length: 3\r\n\r\n";
         let head = |route: &Route| {
