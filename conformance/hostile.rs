@@ -695,3 +695,117 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
         );
     }
 }
+
+#[test]
+fn a_proxied_client_that_gives_way_ends_its_upstream_exchange() {
+    // A slow uploader on a least_conn group is closed to make room: its
+    // member must not stay counted busy, or every later request would
+    // avoid it.
+    let a = upstream::start(|_| ok("a"));
+    let b = upstream::start(|_| ok("b"));
+    let server = Server::start(
+        &format!(
+            "workers 1;\nmax_connections 1;\nclient_min_rate 240 60s;\nupstream app {{\n    balance least_conn;\n    server {};\n    server {};\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass app;\n    }}\n}}\n",
+            a.addr(),
+            b.addr()
+        ),
+        |_| {},
+    );
+    // The only slot: an uploader (retried while the harness's readiness
+    // probe still holds it, when the uploader gets 503).
+    let started = Instant::now();
+    let mut slow = loop {
+        let mut s = server.connect();
+        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx")
+            .expect("send");
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        if s.peek(&mut [0u8; 1]).is_err() {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+    };
+    server.wait_for(Duration::from_secs(5), "the upload upstream", || {
+        a.connections.load(Ordering::SeqCst) + b.connections.load(Ordering::SeqCst) == 1
+    });
+    // A newcomer gets in once the uploader has been slow for a second.
+    let started = Instant::now();
+    let mut c = loop {
+        let mut c = server.connect();
+        c.write_all(request("GET", "/", &[]).as_bytes())
+            .expect("send");
+        if read_response(&mut c, false).is_some_and(|r| r.status == 200) {
+            break c;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            server.stderr()
+        );
+    };
+    slow.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    assert!(is_closed(&mut slow), "the uploader gave way");
+    for _ in 0..20 {
+        c.write_all(request("GET", "/", &[]).as_bytes())
+            .expect("send");
+        assert_eq!(read_response(&mut c, false).expect("answer").status, 200);
+    }
+    // Ties go either way at random: both members get some of 21.
+    assert!(
+        a.count() > 0 && b.count() > 0,
+        "a got {}, b got {}",
+        a.count(),
+        b.count()
+    );
+}
+
+#[test]
+fn after_a_504_from_a_timeout_the_connection_keeps_its_deadlines() {
+    let ended = Arc::new(AtomicBool::new(false));
+    let up = silent_upstream(ended);
+    let server = Server::start(
+        &format!(
+            "access_log access.log;\nclient_header_timeout 1s;\nproxy_read_timeout 1s;\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass {up};\n    }}\n}}\n"
+        ),
+        |_| {},
+    );
+    let mut s = server.connect();
+    s.write_all(request("GET", "/", &[]).as_bytes())
+        .expect("send");
+    assert_eq!(read_response(&mut s, false).expect("an answer").status, 504);
+    // The 504 is a whole response: logged, and the connection is back to
+    // waiting for a head, with the head's deadline.
+    s.write_all(b"GET / HTTP/1.1\r\n").expect("send");
+    let started = Instant::now();
+    assert_eq!(answer_then_close(&mut s), 408);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.wait_for(Duration::from_secs(5), "the 504 in the access log", || {
+        std::fs::read_to_string(server.dir.join("access.log")).is_ok_and(|t| t.contains("\" 504 "))
+    });
+}
+
+#[test]
+fn time_spent_failing_over_does_not_count_against_a_client_waiting_for_100_continue() {
+    // The first member never answers the handshake: 1 s passes before the
+    // second is tried, longer than client_body_timeout. The client sends
+    // its body only after 100 Continue, as it should.
+    let unanswering = upstream::Unanswering::start();
+    let good = upstream::start(|r| ok(&format!("got {}", r.body.len())));
+    let server = Server::start(
+        &format!(
+            "workers 1;\nproxy_connect_timeout 1s;\nclient_body_timeout 500ms;\nclient_min_rate 240 500ms;\nupstream app {{\n    server 127.0.0.1:{};\n    server {};\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass app;\n    }}\n}}\n",
+            unanswering.port,
+            good.addr()
+        ),
+        |_| {},
+    );
+    let mut s = server.connect();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        .expect("send");
+    let r = read_response(&mut s, false).expect("100 Continue");
+    assert_eq!(r.status, 100);
+    s.write_all(b"hello").expect("send");
+    let r = read_response(&mut s, false).expect("the answer");
+    assert_eq!((r.status, r.text()), (200, "got 5".to_string()));
+}

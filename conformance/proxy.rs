@@ -436,32 +436,8 @@ fn expserver_reverse_proxy_routes_balance_over_their_upstreams() {
 
 #[test]
 fn a_connect_timeout_tries_the_next_member_then_gives_504() {
-    use nix::sys::socket::{
-        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen, socket,
-    };
-    use std::os::fd::AsRawFd;
-    // A listener whose accept queue is full: new handshakes get no answer.
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .expect("socket");
-    bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
-    listen(&fd, Backlog::new(0).expect("backlog")).expect("listen");
-    let port = nix::sys::socket::getsockname::<SockaddrIn>(fd.as_raw_fd())
-        .expect("name")
-        .port();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        if let Ok(s) = std::net::TcpStream::connect_timeout(
-            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-            Duration::from_millis(200),
-        ) {
-            fillers.push(s);
-        }
-    }
+    let unanswering = upstream::Unanswering::start();
+    let port = unanswering.port;
     let good = upstream::start(|_| ok("good"));
     let server = proxy_to(
         &format!(
@@ -480,7 +456,7 @@ fn a_connect_timeout_tries_the_next_member_then_gives_504() {
     let started = Instant::now();
     assert_eq!(only_slow.get("/", &[]).status, 504);
     assert!(started.elapsed() < Duration::from_secs(3));
-    drop(fd);
+    drop(unanswering);
 }
 
 #[test]

@@ -233,6 +233,51 @@ pub fn read_head(s: &mut TcpStream) -> bool {
     true
 }
 
+/// A listener whose accept queue is full: new handshakes get no answer, so
+/// connecting to it times out. Kept while the value lives.
+pub struct Unanswering {
+    /// Its port.
+    pub port: u16,
+    _fd: std::os::fd::OwnedFd,
+    _fillers: Vec<TcpStream>,
+}
+
+impl Unanswering {
+    /// Binds it on a free loopback port and fills its queue.
+    pub fn start() -> Unanswering {
+        use nix::sys::socket::{
+            AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, bind, listen, socket,
+        };
+        use std::os::fd::AsRawFd;
+        let fd = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .expect("socket");
+        bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).expect("bind");
+        listen(&fd, Backlog::new(0).expect("backlog")).expect("listen");
+        let port = nix::sys::socket::getsockname::<SockaddrIn>(fd.as_raw_fd())
+            .expect("name")
+            .port();
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            if let Ok(s) = TcpStream::connect_timeout(
+                &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_millis(200),
+            ) {
+                fillers.push(s);
+            }
+        }
+        Unanswering {
+            port,
+            _fd: fd,
+            _fillers: fillers,
+        }
+    }
+}
+
 /// A port with nothing listening.
 pub fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");

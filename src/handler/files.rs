@@ -247,14 +247,29 @@ impl FileCache {
         if !stat.is_dir && !stat.is_file {
             return Found::Missing;
         }
-        let resolves_to_dotfile = match (sys::resolved_path(&file), &r.real) {
-            (Ok(real), Some(root_real)) => real.strip_prefix(root_real).map_or(true, |rest| {
+        let below_root = |real: &Path, root_real: &Path| {
+            real.strip_prefix(root_real).ok().map(|rest| {
                 rest.components()
                     .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
-            }),
-            // Unknown: only a literal dot segment counts.
-            _ => false,
+            })
         };
+        let real = sys::resolved_path(&file).ok();
+        let mut dot = match (&real, &r.real) {
+            (Some(real), Some(root_real)) => below_root(real, root_real),
+            _ => None,
+        };
+        if dot.is_none() {
+            // The root folder may have moved since it was opened (a deploy
+            // that swaps folders): its path now, once.
+            r.real = sys::resolved_path(dir).ok();
+            dot = match (&real, &r.real) {
+                (Some(real), Some(root_real)) => below_root(real, root_real),
+                _ => None,
+            };
+        }
+        // Still unknown (a deleted folder): openat2 kept the file under the
+        // root, and only a literal dot segment counts.
+        let resolves_to_dotfile = dot.unwrap_or(false);
         let content = if stat.is_file && stat.size <= MAX_CACHED_FILE {
             match read_exactly(file, stat.size) {
                 Ok(bytes) => Some(bytes),

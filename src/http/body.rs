@@ -62,6 +62,10 @@ enum State {
     ExtStart,
     /// Inside a chunk extension, up to the line end.
     Extension,
+    /// Inside a quoted extension value (`;` and spaces are literal).
+    ExtQuoted,
+    /// After a backslash in a quoted value.
+    ExtQuotedEscape,
     /// Expecting the `\n` of the size line.
     SizeLf,
     /// Inside chunk data.
@@ -133,6 +137,8 @@ impl ChunkedDecoder {
                 | State::SizeBws
                 | State::ExtStart
                 | State::Extension
+                | State::ExtQuoted
+                | State::ExtQuotedEscape
                 | State::SizeLf => {
                     self.framing += 1;
                     if self.framing > MAX_SIZE_LINE {
@@ -187,11 +193,26 @@ impl ChunkedDecoder {
                     b'\r' => self.state = State::SizeLf,
                     b'\n' => return Err(BodyError::Malformed("bare LF in chunk extension")),
                     b';' => self.state = State::ExtStart,
+                    b'"' => self.state = State::ExtQuoted,
                     b if is_ctl(b) => {
                         return Err(BodyError::Malformed("control character in chunk extension"));
                     }
                     _ => {}
                 },
+                State::ExtQuoted => match b {
+                    b'"' => self.state = State::Extension,
+                    b'\\' => self.state = State::ExtQuotedEscape,
+                    b if is_ctl(b) => {
+                        return Err(BodyError::Malformed("control character in chunk extension"));
+                    }
+                    _ => {}
+                },
+                State::ExtQuotedEscape => {
+                    if is_ctl(b) {
+                        return Err(BodyError::Malformed("control character in chunk extension"));
+                    }
+                    self.state = State::ExtQuoted;
+                }
                 State::SizeLf => {
                     if b != b'\n' {
                         return Err(BodyError::Malformed("chunk size line not ended by CRLF"));
@@ -323,6 +344,7 @@ mod tests {
         let hello = Ok((b"hello".to_vec(), true));
         assert_eq!(ok(b"5 ;a=b\r\nhello\r\n0\r\n\r\n"), hello);
         assert_eq!(ok(b"5;a=\"x y\";b\r\nhello\r\n0\r\n\r\n"), hello);
+        assert_eq!(ok(b"5;a=\"x; \\\"y\"\r\nhello\r\n0\r\n\r\n"), hello);
         assert_eq!(ok(b"0000000000000000005\r\nhello\r\n0\r\n\r\n"), hello);
         assert_eq!(ok(b"5\r\nhello\r\n0\r\nX-A: 1\r\nB:\r\n\r\n"), hello);
         let bad = |b: &[u8]| decode_all(b, 1 << 20).unwrap_err();

@@ -338,7 +338,14 @@ impl Conn {
         if self.proxy.is_some() {
             return match self.proxy_timeout(ctx) {
                 super::proxy::Step::Close => Next::Close,
-                _ => self.drive(ctx),
+                super::proxy::Step::Done => {
+                    // An error page written for the timeout went out at
+                    // once: the response is done here, as in `run`.
+                    self.progress = ctx.now;
+                    self.response_done(ctx);
+                    self.drive(ctx)
+                }
+                super::proxy::Step::Wait => self.drive(ctx),
             };
         }
         match self.phase {
@@ -349,6 +356,17 @@ impl Conn {
             }
             Phase::Draining if self.out_pending() => Next::Close,
             _ => Next::Close,
+        }
+    }
+
+    /// Lets go of what the connection holds besides its socket before it
+    /// is dropped: a proxy leg (its upstream socket closed, its member's
+    /// in-flight count ended) and the read buffer. Every close goes
+    /// through here, including a connection closed to make room.
+    pub fn release(mut self, ctx: &mut Ctx) {
+        self.drop_leg(ctx);
+        if let Some(input) = self.input.take() {
+            ctx.give_buffer(input.buf);
         }
     }
 
@@ -414,6 +432,23 @@ impl Conn {
             }
             if self.close_after {
                 return self.begin_close(ctx);
+            }
+            if self.phase == Phase::Idle {
+                // Empty lines before a request line are ignored (RFC 9112
+                // §2.2), without starting a head's clock: a stray CRLF
+                // after a body leaves the connection idle.
+                if let Some(input) = self.input.as_mut() {
+                    loop {
+                        let data = input.data();
+                        if data.starts_with(b"\r\n") {
+                            input.consume(2);
+                        } else if data.starts_with(b"\n") {
+                            input.consume(1);
+                        } else {
+                            break;
+                        }
+                    }
+                }
             }
             // Parse what is buffered.
             if let Some(input) = &self.input {

@@ -476,9 +476,6 @@ pub struct Proxy {
     idempotent: bool,
     /// Some of the request reached the current attempt's socket.
     wrote: bool,
-    /// `progress` before the last read from the upstream (restored when
-    /// that read held only interim answers).
-    progress_before_read: Instant,
 }
 
 /// Whose clock runs while a leg waits.
@@ -592,7 +589,6 @@ impl Proxy {
             body_progress: ctx.now,
             idempotent: true,
             wrote: false,
-            progress_before_read: ctx.now,
         })
     }
 }
@@ -743,6 +739,8 @@ impl Conn {
                 ctx.sockets.set_owner(s.id, Some(self.token));
                 p.stream = Some(s);
                 p.reused = true;
+                p.body_clock = RateClock::start(ctx.now);
+                p.body_progress = ctx.now;
                 p.state = State::Exchanging;
                 p.up_writable = true;
                 p.up_readable = false;
@@ -1036,6 +1034,16 @@ impl Conn {
         }
     }
 
+    /// Ends the leg of a connection that is being closed from outside (to
+    /// make room): its buffers go back to the pools and its upstream
+    /// connection is pooled or closed as [`Conn::finish_leg`] decides.
+    pub(super) fn drop_leg(&mut self, ctx: &mut Ctx) {
+        if let Some(mut p) = self.proxy.take() {
+            ctx.give_relay_buffer(std::mem::take(&mut p.from_up.buf));
+            self.finish_leg(&mut p, ctx);
+        }
+    }
+
     /// Releases the upstream side: back to the pool after a complete,
     /// well-framed exchange, else closed.
     fn finish_leg(&mut self, p: &mut Proxy, ctx: &mut Ctx) {
@@ -1092,6 +1100,10 @@ impl Conn {
                 State::Exchanging
             };
             p.progress = ctx.now;
+            // xps read nothing of the body while it connected: the
+            // client's body clocks start now.
+            p.body_clock = RateClock::start(ctx.now);
+            p.body_progress = ctx.now;
             progress = true;
         }
         if p.bulk && p.pipes.is_none() {
@@ -1187,8 +1199,13 @@ impl Conn {
                 Ok(n) => {
                     p.bulk |= p.raw && n >= super::conn::READ_BUF;
                     p.from_up.filled(n);
-                    p.progress_before_read = p.progress;
-                    p.progress = ctx.now;
+                    // Until the final response head is in, only writing
+                    // the request counts as progress: the head must arrive
+                    // within proxy_read_timeout, whatever interim answers
+                    // or pieces of a head come meanwhile.
+                    if p.relay.is_some() || p.state != State::Exchanging {
+                        p.progress = ctx.now;
+                    }
                     progress = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -1580,12 +1597,9 @@ impl Conn {
                     return Ok(true);
                 }
                 Ok(Some((h, None))) => {
+                    // Interim answers are not progress: a `102` a second
+                    // must not hold a request forever.
                     p.from_up.consume(h.len);
-                    if p.from_up.is_empty() {
-                        // Interim answers alone are not progress: a `102`
-                        // a second must not hold a request forever.
-                        p.progress = p.progress_before_read;
-                    }
                     return Ok(true);
                 }
                 Ok(None) if !p.from_up.has_room() => {
@@ -1612,6 +1626,7 @@ impl Conn {
             };
             p.from_up.consume(head.len);
             p.started = true;
+            p.progress = ctx.now;
             if let Some(log) = self.log.as_mut() {
                 log.status = head.status;
             }

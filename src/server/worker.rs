@@ -359,6 +359,10 @@ impl Worker {
     /// `false` when none may.
     fn shed_one(&mut self) -> bool {
         let now = self.ctx.now;
+        if self.scanned_at != Some(now) {
+            // Ranks change: a list from an earlier loop turn is stale.
+            self.victims.clear();
+        }
         loop {
             let Some((slot, generation)) = self.victims.pop() else {
                 if self.scanned_at == Some(now) {
@@ -479,7 +483,8 @@ impl Worker {
 
     fn close(&mut self, slot: usize) {
         let s = &mut self.slots[slot];
-        if s.conn.take().is_some() {
+        if let Some(conn) = s.conn.take() {
+            conn.release(&mut self.ctx);
             // Dropping the stream closes it, which also removes it from epoll.
             s.generation = next_generation(s.generation);
             self.free.push(slot);
@@ -552,6 +557,7 @@ impl Worker {
     /// closes idle connections and lets the others finish their response.
     fn begin_stop(&mut self) {
         self.stopping = true;
+        self.paused = None;
         self.prober = None;
         self.ctx.stopping = true;
         self.listeners.clear();
