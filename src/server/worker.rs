@@ -9,7 +9,7 @@ use super::{Ctx, Shared};
 use crate::net::{Event, Events, Poller, TimerWheel, sys};
 use crate::routing::ConnectionLimits;
 use nix::sys::eventfd::EventFd;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -76,8 +76,10 @@ pub struct Worker {
     /// Connections picked to give way when the server is full (slot and
     /// generation), the first to go last.
     victims: Vec<(usize, u32)>,
-    /// The loop turn of the last scan for victims (one scan per turn).
-    scanned_at: Option<Instant>,
+    /// The loop turn `victims` was collected in.
+    victims_at: Option<Instant>,
+    /// The loop turn of the last scan that found fewer than a batch.
+    scanned_all_at: Option<Instant>,
     /// Accepting failed for want of descriptors or memory, and has not
     /// succeeded since (the log says so once per episode).
     starved: bool,
@@ -130,7 +132,8 @@ impl Worker {
             stopping: false,
             prober: probes.then(Prober::default),
             victims: Vec::new(),
-            scanned_at: None,
+            victims_at: None,
+            scanned_all_at: None,
             starved: false,
         })
     }
@@ -312,6 +315,17 @@ impl Worker {
                         // One write that fits any socket buffer; the close
                         // follows.
                         let _ = (&stream).write(BUSY);
+                        let _ = stream.shutdown(std::net::Shutdown::Write);
+                    }
+                    // What the client already sent is read first: closing
+                    // with unread bytes would send a reset, which can
+                    // destroy the 503 before the client reads it.
+                    let mut sink = [0u8; 4096];
+                    for _ in 0..16 {
+                        match (&stream).read(&mut sink) {
+                            Ok(n) if n > 0 => {}
+                            _ => break,
+                        }
                     }
                 }
                 Ok(stream) => {
@@ -359,17 +373,22 @@ impl Worker {
     /// `false` when none may.
     fn shed_one(&mut self) -> bool {
         let now = self.ctx.now;
-        if self.scanned_at != Some(now) {
-            // Ranks change: a list from an earlier loop turn is stale.
+        if self.victims_at != Some(now) {
+            // Ranks change from one loop turn to the next.
             self.victims.clear();
         }
         loop {
             let Some((slot, generation)) = self.victims.pop() else {
-                if self.scanned_at == Some(now) {
+                // A scan that found less than a batch found every candidate:
+                // no other scan this turn would find more.
+                if self.scanned_all_at == Some(now) {
                     return false;
                 }
-                self.scanned_at = Some(now);
                 self.collect_victims();
+                self.victims_at = Some(now);
+                if self.victims.len() < SHED_BATCH {
+                    self.scanned_all_at = Some(now);
+                }
                 if self.victims.is_empty() {
                     return false;
                 }
