@@ -21,9 +21,10 @@ cargo +nightly fuzz build
 mkdir -p ../benches/out/fuzz
 for t in "${TARGETS[@]}"; do
     log=../benches/out/fuzz/$t.log
-    before=$(ls artifacts/"$t" 2>/dev/null | wc -l)
+    mkdir -p artifacts/"$t"
+    before=$(ls artifacts/"$t" | wc -l)
     cargo +nightly fuzz run "$t" -- -max_total_time="$SECONDS_EACH" -print_final_stats=1 >"$log" 2>&1 || true
-    after=$(ls artifacts/"$t" 2>/dev/null | wc -l)
+    after=$(ls artifacts/"$t" | wc -l)
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
     echo "$t: ${SECONDS_EACH} s, ${runs} executions, $((after - before)) findings"
 done
