@@ -25,6 +25,8 @@ const LISTENER: u64 = 1 << 63;
 /// How often a worker that stopped accepting (out of descriptors) looks
 /// again.
 const PAUSE_CHECK: Duration = Duration::from_millis(100);
+/// Deadlines run in one loop turn at most.
+const EXPIRE_BATCH: usize = 256;
 /// Connections picked to give way in one scan of the slab.
 const SHED_BATCH: usize = 64;
 /// The answer to a connection past `max_connections` that nobody could
@@ -70,6 +72,8 @@ pub struct Worker {
     ctx: Ctx,
     events: Vec<Event>,
     expired: Vec<u64>,
+    /// How far `expired` has been run.
+    expired_pos: usize,
     stopping: bool,
     /// Active health checks (the first worker only).
     prober: Option<Prober>,
@@ -129,6 +133,7 @@ impl Worker {
             ctx,
             events: Vec::with_capacity(1024),
             expired: Vec::new(),
+            expired_pos: 0,
             stopping: false,
             prober: probes.then(Prober::default),
             victims: Vec::new(),
@@ -144,6 +149,10 @@ impl Worker {
         loop {
             let now = Instant::now();
             let mut timeout = self.timers.next_timeout(now);
+            if self.expired_pos < self.expired.len() {
+                // Deadlines left over from the last turn.
+                timeout = Some(Duration::ZERO);
+            }
             if let Some(until) = self.paused {
                 let wait = until.saturating_duration_since(now) + Duration::from_millis(1);
                 timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
@@ -262,12 +271,22 @@ impl Worker {
         }
     }
 
+    /// Runs the deadlines that passed, at most [`EXPIRE_BATCH`] per loop
+    /// turn: when thousands of slow clients are cut at the same moment, the
+    /// rest wait for the next turn (a zero-timeout poll), so the requests
+    /// of everyone else are served in between.
     fn expire(&mut self) {
         let now = self.ctx.now;
-        self.expired.clear();
         let mut expired = std::mem::take(&mut self.expired);
-        self.timers.expire(now, &mut expired);
-        for &t in &expired {
+        if self.expired_pos >= expired.len() {
+            expired.clear();
+            self.expired_pos = 0;
+            self.timers.expire(now, &mut expired);
+        }
+        let end = (self.expired_pos + EXPIRE_BATCH).min(expired.len());
+        let batch = self.expired_pos..end;
+        self.expired_pos = end;
+        for &t in &expired[batch] {
             let slot = (t & 0xffff_ffff) as usize;
             let generation = (t >> 32) as u32;
             let next = match self.slots.get_mut(slot) {
