@@ -82,6 +82,7 @@ PROBE_TIMEOUT = env_float("PROBE_TIMEOUT", 2.0, 2.0)
 BIGHEADS = env_int("BIGHEADS", 10000, 1000)
 BIGHEAD_KIB = env_int("BIGHEAD_KIB", 15, 15)
 BIGHEAD_ROUNDS = env_int("BIGHEAD_ROUNDS", 3, 1)
+SLOWHEAD_FIELD = env_int("SLOWHEAD_FIELD", 1000, 1000)  # bytes per header field value (xps takes 100 fields at most)
 SLOWHEAD_SIZES = [int(x) for x in os.environ.get("SLOWHEAD_SIZES", "8 16 32" if QUICK else "16 32 64").split()]
 SLOWHEAD_REPEAT = env_int("SLOWHEAD_REPEAT", 3, 1)
 SLOWHEAD_PAUSE_US = env_float("SLOWHEAD_PAUSE_US", 30, 30)
@@ -866,8 +867,9 @@ def child_slowhead(a):
     busy-wait `pause_ns` between sends), then the response."""
     size, pause = a["size"], int(a["pause_ns"])
     lines, i = [b"GET /1k.bin HTTP/1.1\r\n", b"Host: x\r\n"], 0
-    while sum(map(len, lines)) < size - 1100:
-        lines.append(b"X-Fill-%02d: " % i + b"d" * 1000 + b"\r\n")
+    field = a["field"]
+    while sum(map(len, lines)) < size - field - 100:
+        lines.append(b"X-Fill-%02d: " % i + b"d" * field + b"\r\n")
         i += 1
     rest = size - sum(map(len, lines)) - 2 - 2  # the field's CRLF and the blank line
     lines.append(b"X-Last: " + b"e" * (rest - 8) + b"\r\n\r\n")
@@ -1224,12 +1226,13 @@ def scenario_slowhead(ports, www, results):
     names = [("xps", xps_port)] + ([("nginx", ng_port)] if SLOWHEAD_NGINX else [])
     for name, port in names:
         srv = Server(f"slowhead-{name}", "xps" if name == "xps" else "nginx", port)
+        limit = max(128, 2 * max(SLOWHEAD_SIZES))  # KiB: room for the largest head
         if name == "xps":
-            conf = (f"workers 1;\nclient_header_max_size 128k;\nclient_header_timeout 600s;\nclient_min_rate off;\n"
+            conf = (f"workers 1;\nclient_header_max_size {limit}k;\nclient_header_timeout 600s;\nclient_min_rate off;\n"
                     f"server {{ listen 127.0.0.1:{port}; root {www}; }}\n")
         else:
             conf = nginx_conf(srv.dir, port, 1024, f"        root {www};",
-                              extra_http="client_header_timeout 600s; large_client_header_buffers 4 128k;")
+                              extra_http=f"client_header_timeout 600s; large_client_header_buffers 4 {limit}k;")
         start(srv, conf)
         rows = {}
         try:
@@ -1251,7 +1254,7 @@ def scenario_slowhead(ports, www, results):
                         os.remove(res)
                     c0 = cpu_usage(srv.pids())
                     child = run_child("slowhead", {"port": port, "size": size * 1024,
-                                                   "pause_ns": SLOWHEAD_PAUSE_US * 1000, "out": res})
+                                                   "pause_ns": SLOWHEAD_PAUSE_US * 1000, "field": SLOWHEAD_FIELD, "out": res})
                     try:
                         child.wait(timeout=size * 1024 * (SLOWHEAD_PAUSE_US + 100) / 1e6 + 60)
                     finally:
