@@ -99,29 +99,63 @@ fn stray_bytes_after_a_spliced_download_never_reach_another_client() {
     }
 }
 
-/// A hand-made upstream: accepts connections, reads each request head
-/// (nothing more) and then only reads until the connection ends, setting
-/// `ended` when it does. It never answers.
-fn silent_upstream(ended: Arc<AtomicBool>) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
-            let ended = ended.clone();
-            std::thread::spawn(move || {
-                let mut s = s;
-                let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
-                let mut sink = [0u8; 4096];
-                while let Ok(n) = s.read(&mut sink) {
-                    if n == 0 {
-                        break;
+/// A hand-made upstream that never answers: it counts the connections it
+/// accepts and reads each until it ends, noting that it ended.
+struct Silent {
+    addr: SocketAddr,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+    ended: Arc<AtomicBool>,
+}
+
+impl Silent {
+    fn start() -> Silent {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ended = Arc::new(AtomicBool::new(false));
+        let (c, e) = (connections.clone(), ended.clone());
+        std::thread::spawn(move || {
+            for s in l.incoming().flatten() {
+                c.fetch_add(1, Ordering::SeqCst);
+                let ended = e.clone();
+                std::thread::spawn(move || {
+                    let mut s = s;
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+                    let mut sink = [0u8; 4096];
+                    while let Ok(n) = s.read(&mut sink) {
+                        if n == 0 {
+                            break;
+                        }
                     }
-                }
-                ended.store(true, Ordering::SeqCst);
-            });
+                    ended.store(true, Ordering::SeqCst);
+                });
+            }
+        });
+        Silent {
+            addr,
+            connections,
+            ended,
         }
-    });
-    addr
+    }
+
+    /// After the client's answer: with `contacted`, its one connection
+    /// must close (never pooled); without, it must never have been opened.
+    fn check(&self, server: &Server, contacted: bool) {
+        if contacted {
+            server.wait_for(
+                Duration::from_secs(5),
+                "the upstream connection to close",
+                || self.ended.load(Ordering::SeqCst),
+            );
+            assert_eq!(self.connections.load(Ordering::SeqCst), 1);
+        } else {
+            assert_eq!(
+                self.connections.load(Ordering::SeqCst),
+                0,
+                "a body that never came still took an upstream connection"
+            );
+        }
+    }
 }
 
 /// Reads one response and checks that the connection closes after it.
@@ -131,15 +165,14 @@ fn answer_then_close(s: &mut TcpStream) -> u16 {
     r.status
 }
 
-/// Sends `request` to a proxied route whose upstream takes the head and
-/// never answers, and checks that `status` comes after about a second
-/// (the one clock set to 1 s in `settings`; the other is 20 s), then that
-/// the upstream connection is closed. `closes`: the client's connection
-/// closes after the answer.
-fn one_clock_runs(settings: &str, request: &[u8], status: u16, closes: bool) {
-    let ended = Arc::new(AtomicBool::new(false));
-    let up = silent_upstream(ended.clone());
-    let server = proxy_to(settings, &format!("        proxy_pass {up};"));
+/// Sends `request` to a proxied route whose upstream never answers, and
+/// checks that `status` comes after about a second (the one clock set to
+/// 1 s in `settings`; the other is 20 s), then what became of the
+/// upstream ([`Silent::check`]). `closes`: the client's connection closes
+/// after the answer.
+fn one_clock_runs(settings: &str, request: &[u8], status: u16, closes: bool, contacted: bool) {
+    let up = Silent::start();
+    let server = proxy_to(settings, &format!("        proxy_pass {};", up.addr));
     let mut s = server.connect();
     s.write_all(request).expect("send");
     let started = Instant::now();
@@ -154,20 +187,29 @@ fn one_clock_runs(settings: &str, request: &[u8], status: u16, closes: bool) {
         took >= Duration::from_millis(900) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    server.wait_for(
-        Duration::from_secs(5),
-        "the upstream connection to close",
-        || ended.load(Ordering::SeqCst),
-    );
+    up.check(&server, contacted);
 }
 
 #[test]
 fn a_stalled_body_on_a_proxied_route_gets_408_after_client_body_timeout() {
-    // xps waits on the client: its body clock runs, not the upstream's.
+    // xps waits on the client: its body clock runs, not the upstream's. A
+    // small body is gathered before any upstream connection is opened.
     one_clock_runs(
         "client_body_timeout 1s;\nproxy_read_timeout 20s;",
         b"POST /up/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789",
         408,
+        true,
+        false,
+    );
+    // Past the first 8 KiB the body streams to the upstream, which then
+    // loses its connection with the request unfinished.
+    let mut request = b"POST /up/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    request.extend(std::iter::repeat_n(b'b', 9000));
+    one_clock_runs(
+        "client_body_timeout 1s;\nproxy_read_timeout 20s;",
+        &request,
+        408,
+        true,
         true,
     );
 }
@@ -181,6 +223,7 @@ fn a_silent_upstream_after_a_whole_body_gets_504_after_proxy_read_timeout() {
         b"POST /up/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789",
         504,
         false,
+        true,
     );
 }
 
@@ -212,38 +255,43 @@ fn trickle(s: &mut TcpStream, bytes: &[u8], within: Duration) -> Option<Duration
 
 const SLOW: &str = "client_min_rate 1k 1s;";
 
-#[test]
-fn a_trickled_body_on_a_proxied_route_is_cut_by_client_min_rate() {
-    let ended = Arc::new(AtomicBool::new(false));
-    let up = silent_upstream(ended.clone());
+/// A proxied request whose body starts with `first` and then trickles is
+/// cut by the minimum rate with 408 within `within`; [`Silent::check`]
+/// says what became of the upstream.
+fn trickled_proxied_body(head: &[u8], first: &[u8], byte: u8, within: Duration, contacted: bool) {
+    let up = Silent::start();
     let server = proxy_to(
         &format!("{SLOW}\nproxy_read_timeout 60s;"),
-        &format!("        proxy_pass {up};"),
+        &format!("        proxy_pass {};", up.addr),
     );
     let mut s = server.connect();
-    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-        .expect("send");
-    let took = trickle(&mut s, b"x", Duration::from_secs(15)).expect("cut");
-    assert!(took < Duration::from_secs(5), "{took:?}");
+    s.write_all(head).expect("send");
+    s.write_all(first).expect("send");
+    let took = trickle(&mut s, &[byte], Duration::from_secs(20)).expect("cut");
+    assert!(took < within, "{took:?}");
     assert_eq!(answer_then_close(&mut s), 408);
-    server.wait_for(
-        Duration::from_secs(5),
-        "the upstream connection to close",
-        || ended.load(Ordering::SeqCst),
-    );
+    up.check(&server, contacted);
+}
+
+#[test]
+fn a_trickled_body_on_a_proxied_route_is_cut_by_client_min_rate() {
+    let head = b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+    // From the first byte: no upstream connection is ever opened for it.
+    trickled_proxied_body(head, b"", b'x', Duration::from_secs(5), false);
+    // After 9 KiB at once: it streams to the upstream, whose connection
+    // closes with the request unfinished. The 9 KiB earned 9 s at 1 KiB/s.
+    trickled_proxied_body(head, &[b'y'; 9 << 10], b'x', Duration::from_secs(13), true);
 }
 
 #[test]
 fn a_trickled_chunk_extension_is_cut_by_client_min_rate() {
-    let ended = Arc::new(AtomicBool::new(false));
-    let up = silent_upstream(ended.clone());
-    let server = proxy_to(SLOW, &format!("        proxy_pass {up};"));
-    let mut s = server.connect();
-    s.write_all(b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;name=")
-        .expect("send");
-    let took = trickle(&mut s, b"v", Duration::from_secs(15)).expect("cut");
-    assert!(took < Duration::from_secs(5), "{took:?}");
-    assert_eq!(answer_then_close(&mut s), 408);
+    trickled_proxied_body(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"5;name=",
+        b'v',
+        Duration::from_secs(5),
+        false,
+    );
 }
 
 #[test]
@@ -715,8 +763,10 @@ fn a_proxied_client_that_gives_way_ends_its_upstream_exchange() {
     let started = Instant::now();
     let mut slow = loop {
         let mut s = server.connect();
-        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx")
+        // Past the 8 KiB gathered first: its body streams upstream.
+        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
             .expect("send");
+        s.write_all(&[b'x'; 9 << 10]).expect("send");
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
         if s.peek(&mut [0u8; 1]).is_err() {
@@ -761,8 +811,7 @@ fn a_proxied_client_that_gives_way_ends_its_upstream_exchange() {
 
 #[test]
 fn after_a_504_from_a_timeout_the_connection_keeps_its_deadlines() {
-    let ended = Arc::new(AtomicBool::new(false));
-    let up = silent_upstream(ended);
+    let up = Silent::start().addr;
     let server = Server::start(
         &format!(
             "access_log access.log;\nclient_header_timeout 1s;\nproxy_read_timeout 1s;\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass {up};\n    }}\n}}\n"

@@ -36,6 +36,9 @@ const WINDOW: usize = 16 << 10;
 /// and body leave in one write; larger ones go straight from the relay
 /// buffer to the client.
 const COPY_LIMIT: usize = 8 << 10;
+/// Body bytes gathered before the upstream connection is opened, at most
+/// (less than the client's read buffer, which then never has to grow).
+const GATHER: usize = 8 << 10;
 /// The relay buffer of a fast client on a big body.
 const BIG_RELAY: usize = 128 << 10;
 /// Idle upstream connections older than this are not reused.
@@ -389,6 +392,11 @@ enum Failure {
 /// Where the leg is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
+    /// No upstream connection yet: the request's body is gathered in the
+    /// client's read buffer until it is whole or [`GATHER`] bytes of it
+    /// are in, so a client trickling its body never holds an upstream
+    /// connection (or wakes the upstream for each byte).
+    Gathering,
     /// Waiting for the TCP handshake.
     Connecting,
     /// Request going up, response coming down.
@@ -474,6 +482,10 @@ pub struct Proxy {
     body_progress: Instant,
     /// The method may be sent twice (RFC 9110 §9.2.2).
     idempotent: bool,
+    /// While gathering a chunked body: a decoder run over the buffered
+    /// bytes without consuming them (to see the body end, or a bad
+    /// chunk), and how many it has seen.
+    probe: Option<(ChunkedDecoder, usize)>,
     /// Some of the request reached the current attempt's socket.
     wrote: bool,
 }
@@ -513,7 +525,7 @@ impl Proxy {
     pub fn deadline(&self) -> Instant {
         match self.state {
             State::Connecting => self.connect_started + self.connect_timeout,
-            State::Tunnel => self.progress + self.read_timeout,
+            State::Gathering | State::Tunnel => self.progress + self.read_timeout,
             State::Exchanging if self.to_up_pos < self.to_up.len() && !self.up_writable => {
                 self.progress + self.send_timeout
             }
@@ -588,6 +600,7 @@ impl Proxy {
             body_clock: RateClock::start(ctx.now),
             body_progress: ctx.now,
             idempotent: true,
+            probe: None,
             wrote: false,
         })
     }
@@ -638,13 +651,19 @@ impl Conn {
             route.proxy_read_timeout,
             route.proxy_send_timeout,
         );
-        if !self.connect_next(&mut p, ctx) {
-            let group = &snapshot.upstreams[id];
-            crate::log::warn(&format!(
-                "upstream {}: no member is up; answering 502",
-                group.name
-            ));
-            return Some(canned::error(502));
+        if body == RequestBody::None {
+            if !self.connect_next(&mut p, ctx) {
+                let group = &snapshot.upstreams[id];
+                crate::log::warn(&format!(
+                    "upstream {}: no member is up; answering 502",
+                    group.name
+                ));
+                return Some(canned::error(502));
+            }
+        } else {
+            p.state = State::Gathering;
+            p.probe = (body == RequestBody::Chunked)
+                .then(|| (ChunkedDecoder::new(p_limit(snapshot, at)), 0));
         }
         if head.expect_continue && body != RequestBody::None {
             self.out
@@ -822,11 +841,12 @@ impl Conn {
     /// send up, and the exchange is not a tunnel.
     fn waiting_on_client_body(&self, p: &Proxy) -> bool {
         !p.raw
-            && p.state == State::Exchanging
-            && !p.req_done
-            && !p.up_write_failed
-            && p.stream.is_some()
-            && p.to_up_pos == p.to_up.len()
+            && (p.state == State::Gathering
+                || (p.state == State::Exchanging
+                    && !p.req_done
+                    && !p.up_write_failed
+                    && p.stream.is_some()
+                    && p.to_up_pos == p.to_up.len()))
     }
 
     /// While xps waits on the client's request body: since when it has
@@ -887,6 +907,7 @@ impl Conn {
             Clock::Upstream => {}
         }
         let step = match p.state {
+            State::Gathering => Some(Step::Close),
             State::Connecting => self.proxy_failed(&mut p, Failure::Timeout, ctx),
             State::Tunnel => Some(Step::Close),
             State::Exchanging if p.started => Some(Step::Close),
@@ -1082,6 +1103,9 @@ impl Conn {
     /// One pass over everything the leg can do now. `Ok(true)`: progress
     /// was made, run again.
     fn proxy_step(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
+        if p.state == State::Gathering {
+            return self.gather_body(p, ctx);
+        }
         let mut progress = false;
         if p.state == State::Connecting {
             if !p.up_writable {
@@ -1270,6 +1294,76 @@ impl Conn {
             return Err(End::Done);
         }
         Ok(progress)
+    }
+
+    /// Reads the request body into the client's buffer (consuming nothing)
+    /// until it is whole or [`GATHER`] bytes of it are in, then connects.
+    /// A bad chunk found meanwhile is answered (400, 413) without an
+    /// upstream ever seeing the request.
+    fn gather_body(&mut self, p: &mut Proxy, ctx: &mut Ctx) -> Result<bool, End> {
+        let mut progress = false;
+        loop {
+            // `100 Continue` goes out first: the client waits for it.
+            if self.out.head_pos < self.out.head.len() && self.writable {
+                match self.flush() {
+                    Ok(_) => progress = true,
+                    Err(_) => return Err(End::Close),
+                }
+                if self.out.head_pos == self.out.head.len() {
+                    self.out.head.clear();
+                    self.out.head_pos = 0;
+                }
+            }
+            let data = self.input.as_ref().map_or(&[][..], |i| i.data());
+            let enough = match (p.body, p.probe.as_mut()) {
+                (RequestBody::Length(n), _) => data.len() as u64 >= n.min(GATHER as u64),
+                (RequestBody::Chunked, Some((d, seen))) => {
+                    match d.decode(&data[*seen..], |_| {}) {
+                        Ok(n) => *seen += n,
+                        Err(e) => {
+                            self.leg_error(p, e.status(), ctx);
+                            return Ok(true);
+                        }
+                    }
+                    d.is_done() || data.len() >= GATHER
+                }
+                _ => true,
+            };
+            if enough {
+                p.probe = None;
+                if !self.connect_next(p, ctx) {
+                    let group = &p.snapshot.upstreams[p.group];
+                    crate::log::warn(&format!(
+                        "upstream {}: no member is up; answering 502",
+                        group.name
+                    ));
+                    self.leg_error(p, 502, ctx);
+                }
+                return Ok(true);
+            }
+            if self.peer_closed {
+                return Err(End::Close);
+            }
+            if !self.readable {
+                return Ok(progress);
+            }
+            match self.read(ctx) {
+                Ok(0) => {
+                    self.peer_closed = true;
+                    return Err(End::Close);
+                }
+                Ok(n) => {
+                    p.body_progress = ctx.now;
+                    p.body_clock.bytes += n as u64;
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return Ok(progress);
+                }
+                Err(_) => return Err(End::Close),
+            }
+        }
     }
 
     /// A stream tunnel moving bulk data switches from copying to `splice`
