@@ -482,6 +482,9 @@ pub struct Proxy {
     body_progress: Instant,
     /// The method may be sent twice (RFC 9110 §9.2.2).
     idempotent: bool,
+    /// The last read from the upstream was short: its socket was empty
+    /// then. A splice never knows, and clears it.
+    up_drained: bool,
     /// While gathering a chunked body: a decoder run over the buffered
     /// bytes without consuming them (to see the body end, or a bad
     /// chunk), and how many it has seen.
@@ -600,6 +603,7 @@ impl Proxy {
             body_clock: RateClock::start(ctx.now),
             body_progress: ctx.now,
             idempotent: true,
+            up_drained: false,
             probe: None,
             wrote: false,
         })
@@ -749,6 +753,7 @@ impl Conn {
             }
             p.to_up_pos = 0;
             p.wrote = false;
+            p.up_drained = false;
             p.from_up.clear();
             p.progress = ctx.now;
             if let Some(s) = (!p.raw)
@@ -1081,8 +1086,12 @@ impl Conn {
             && p.relay
                 .as_ref()
                 .is_some_and(|r| r.done && r.head.keep_alive);
-        // Nothing may wait on the socket either (see [`quiet`]).
-        let clean = framed && quiet(&s.stream);
+        // Nothing may wait on the socket either (see [`quiet`]). When the
+        // read that ended the response found the socket empty, bytes that
+        // came after it raise an edge that evicts the pooled connection, and
+        // `Pool::take` looks again: the peek is needed only when no read
+        // said so (a spliced body stops at its length and never knows).
+        let clean = framed && (p.up_drained || quiet(&s.stream));
         if framed && !clean && matches!(s.stream.peek(&mut [0u8; 1]), Ok(n) if n > 0) {
             // More than the response: the upstream's framing cannot be
             // trusted, and whatever it sent must reach no one.
@@ -1215,6 +1224,7 @@ impl Conn {
             };
             let spare = p.from_up.spare();
             debug_assert!(!spare.is_empty());
+            let room = spare.len();
             match s.read(spare) {
                 Ok(0) => {
                     p.up_readable = false;
@@ -1222,6 +1232,9 @@ impl Conn {
                 }
                 Ok(n) => {
                     p.bulk |= p.raw && n >= super::conn::READ_BUF;
+                    // A short read emptied the socket (as far as the kernel
+                    // knew then): bytes arriving later raise a new edge.
+                    p.up_drained = n < room;
                     p.from_up.filled(n);
                     // Until the final response head is in, only writing
                     // the request counts as progress: the head must arrive
@@ -1410,6 +1423,7 @@ impl Conn {
             return;
         }
         p.splice_body = false;
+        p.up_drained = false;
         let Ok(pipe) = Pipe::new() else {
             p.from_up.grow();
             return;
