@@ -21,6 +21,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 XPS=${XPS:-target/release/xps}
+# XPS_BASE=path: another xps build (an earlier commit) runs beside, as
+# `xps-base`, in the 1 KiB comparison: a before/after in one run.
+XPS_BASE=${XPS_BASE:-}
 DURATION=${DURATION:-10}
 REPEAT=${REPEAT:-3}
 OUT=$(pwd)/benches/out/proxy
@@ -141,6 +144,7 @@ wait_port "$BACKEND"
 start() { # NAME → sets PROXY_PIDS and PORT
     case $1 in
         xps) taskset -c 0 "$XPS" "$OUT/xps.conf" 2>"$OUT/xps.log" & local p=$!; PIDS+=("$p"); PORT=$XPS_PORT; wait_port $PORT; PROXY_PIDS=("$p") ;;
+        xps-base) taskset -c 0 "$XPS_BASE" "$OUT/xps.conf" 2>"$OUT/xps-base.log" & local p=$!; PIDS+=("$p"); PORT=$XPS_PORT; wait_port $PORT; PROXY_PIDS=("$p") ;;
         nginx) taskset -c 0 nginx -p "$OUT/nginx/" -c "$OUT/nginx/nginx.conf" -e "$OUT/nginx/logs/error.log"; PORT=$NGINX_PORT; wait_port $PORT
                local m; m=$(cat "$OUT/nginx/nginx.pid"); PROXY_PIDS=("$m" $(pgrep -P "$m")) ;;
         haproxy) taskset -c 0 haproxy -D -f "$OUT/haproxy.cfg"; PORT=$HAPROXY_PORT; wait_port $PORT; PROXY_PIDS=($(cat "$OUT/haproxy.pid")) ;;
@@ -153,7 +157,7 @@ start() { # NAME → sets PROXY_PIDS and PORT
 }
 stop() {
     case $1 in
-        xps) kill "${PROXY_PIDS[0]}"; wait "${PROXY_PIDS[0]}" 2>/dev/null || true ;;
+        xps|xps-base) kill "${PROXY_PIDS[0]}"; wait "${PROXY_PIDS[0]}" 2>/dev/null || true ;;
         nginx) kill -QUIT "$(cat "$OUT/nginx/nginx.pid")"; for _ in $(seq 1 100); do [ -f "$OUT/nginx/nginx.pid" ] || break; sleep 0.05; done ;;
         haproxy) kill "$(cat "$OUT/haproxy.pid")"; sleep 0.2 ;;
         xps-tcp) kill "${PROXY_PIDS[0]}"; wait "${PROXY_PIDS[0]}" 2>/dev/null || true ;;
@@ -167,8 +171,9 @@ ROWS=()
 echo "== reverse proxy: xps vs nginx vs HAProxy, 1 KiB responses =="
 echo "machine: $(nproc) CPUs; $(nginx -v 2>&1); $(haproxy -v | head -1 | cut -d' ' -f1-3); wrk -t1 -c50 -d${DURATION}s"
 printf '%-8s %10s %9s %9s %8s %12s %10s %11s %10s\n' proxy req/s p99 peakRSS cpu req/cpu-s upstream-conns user-us/req sys-us/req
+HTTP_PROXIES="xps ${XPS_BASE:+xps-base} nginx haproxy"
 for _ in $(seq 1 "$REPEAT"); do
-    for name in xps nginx haproxy; do
+    for name in $HTTP_PROXIES; do
         start "$name"
         taskset -c 1 wrk -t1 -c50 -d2s "http://127.0.0.1:$PORT/1k.bin" >/dev/null
         a0=$(accepts); c0=$(cpu_ticks "${PROXY_PIDS[@]}"); u0=$(user_ticks "${PROXY_PIDS[@]}")
@@ -195,13 +200,17 @@ col() { printf '%s\n' "${ROWS[@]}" | awk -F'|' -v n="$1" -v c="$2" '$1 == n {pri
 echo
 echo "medians of $REPEAT runs:"
 printf '%-8s %10s %12s %10s %14s %11s %10s\n' proxy req/s req/cpu-s peakRSS upstream-conns user-us/req sys-us/req
-for name in xps nginx haproxy; do
+for name in $HTTP_PROXIES; do
     printf '%-8s %10.0f %12.0f %9.0fK %14.0f %11.2f %10.2f\n' "$name" "$(col "$name" 2)" "$(col "$name" 3)" "$(col "$name" 4)" "$(col "$name" 5)" "$(col "$name" 6)" "$(col "$name" 7)"
 done
 best_rps=$(printf '%s\n' "$(col nginx 2)" "$(col haproxy 2)" | sort -g | tail -1)
 best_cpu=$(printf '%s\n' "$(col nginx 3)" "$(col haproxy 3)" | sort -g | tail -1)
 awk -v x="$(col xps 2)" -v b="$best_rps" -v xc="$(col xps 3)" -v bc="$best_cpu" \
     'BEGIN {printf "xps / the better of nginx and HAProxy: req/s %.2fx, req per CPU-second %.2fx\n", x / b, xc / bc}'
+if [ -n "$XPS_BASE" ]; then
+    awk -v x="$(col xps 2)" -v b="$(col xps-base 2)" -v xc="$(col xps 3)" -v bc="$(col xps-base 3)" \
+        'BEGIN {printf "xps / xps-base: req/s %.2fx, req per CPU-second %.2fx\n", x / b, xc / bc}'
+fi
 
 echo
 echo "== 100 MiB download through each proxy =="
