@@ -480,17 +480,32 @@ fn hanging_up_member() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     (addr, seen)
 }
 
-#[test]
-fn a_request_that_reached_a_member_is_sent_again_only_if_idempotent() {
+/// `location / { proxy_pass app; }`, for configs that define `app`.
+const PASS_APP: &str = "        proxy_pass app;";
+
+/// A proxy to a group whose first member takes each request and hangs up
+/// (always tried first: `max_fails=0`), with a backup member that answers
+/// with the request's method; and the first member's request count.
+fn hanging_up_then_backup() -> (
+    Server,
+    Arc<std::sync::atomic::AtomicUsize>,
+    upstream::Upstream,
+) {
     let (first, first_seen) = hanging_up_member();
     let second = upstream::start(|r| ok(r.head.split(' ').next().unwrap_or("")));
-    let server = Server::start(
+    let server = proxy_to(
         &format!(
-            "upstream app {{\n    server {first} max_fails=0;\n    server {} backup;\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass app;\n    }}\n}}\n",
+            "upstream app {{\n    server {first} max_fails=0;\n    server {} backup;\n}}",
             second.addr()
         ),
-        |_| {},
+        PASS_APP,
     );
+    (server, first_seen, second)
+}
+
+#[test]
+fn a_request_that_reached_a_member_is_sent_again_only_if_idempotent() {
+    let (server, first_seen, second) = hanging_up_then_backup();
     // The first member took the whole request and closed: a POST, a PATCH
     // or a LOCK may have been acted on, and is never sent again.
     for (i, method) in ["POST", "PATCH", "LOCK"].iter().enumerate() {
@@ -504,15 +519,7 @@ fn a_request_that_reached_a_member_is_sent_again_only_if_idempotent() {
 
 #[test]
 fn idempotent_requests_go_to_the_next_member_after_a_silent_close() {
-    let (first, first_seen) = hanging_up_member();
-    let second = upstream::start(|r| ok(r.head.split(' ').next().unwrap_or("")));
-    let server = Server::start(
-        &format!(
-            "upstream app {{\n    server {first} max_fails=0;\n    server {} backup;\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass app;\n    }}\n}}\n",
-            second.addr()
-        ),
-        |_| {},
-    );
+    let (server, first_seen, _second) = hanging_up_then_backup();
     for method in ["GET", "PUT", "DELETE", "OPTIONS"] {
         let before = first_seen.load(Ordering::SeqCst);
         let r = server
@@ -527,13 +534,13 @@ fn a_post_goes_to_the_next_member_when_the_first_refuses_the_connection() {
     // Nothing reached the refusing member: the POST is sent once, to the
     // member that is up.
     let second = upstream::start(|r| ok(&format!("got {}", r.body.len())));
-    let server = Server::start(
+    let server = proxy_to(
         &format!(
-            "upstream app {{\n    server 127.0.0.1:{};\n    server {} backup;\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass app;\n    }}\n}}\n",
+            "upstream app {{\n    server 127.0.0.1:{};\n    server {} backup;\n}}",
             upstream::closed_port(),
             second.addr()
         ),
-        |_| {},
+        PASS_APP,
     );
     let r = server.raw(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
     assert_eq!((r.status, r.text()), (200, "got 3".to_string()));
@@ -750,13 +757,13 @@ fn a_proxied_client_that_gives_way_ends_its_upstream_exchange() {
     // avoid it.
     let a = upstream::start(|_| ok("a"));
     let b = upstream::start(|_| ok("b"));
-    let server = Server::start(
+    let server = proxy_to(
         &format!(
-            "workers 1;\nmax_connections 1;\nclient_min_rate 240 60s;\nupstream app {{\n    balance least_conn;\n    server {};\n    server {};\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass app;\n    }}\n}}\n",
+            "workers 1;\nmax_connections 1;\nclient_min_rate 240 60s;\nupstream app {{\n    balance least_conn;\n    server {};\n    server {};\n}}",
             a.addr(),
             b.addr()
         ),
-        |_| {},
+        PASS_APP,
     );
     // The only slot: an uploader (retried while the harness's readiness
     // probe still holds it, when the uploader gets 503).
@@ -840,13 +847,13 @@ fn time_spent_failing_over_does_not_count_against_a_client_waiting_for_100_conti
     // its body only after 100 Continue, as it should.
     let unanswering = upstream::Unanswering::start();
     let good = upstream::start(|r| ok(&format!("got {}", r.body.len())));
-    let server = Server::start(
+    let server = proxy_to(
         &format!(
-            "workers 1;\nproxy_connect_timeout 1s;\nclient_body_timeout 500ms;\nclient_min_rate 240 500ms;\nupstream app {{\n    server 127.0.0.1:{};\n    server {};\n}}\nserver {{\n    listen 127.0.0.1:{{port}};\n    location / {{\n        proxy_pass app;\n    }}\n}}\n",
+            "workers 1;\nproxy_connect_timeout 1s;\nclient_body_timeout 500ms;\nclient_min_rate 240 500ms;\nupstream app {{\n    server 127.0.0.1:{};\n    server {};\n}}",
             unanswering.port,
             good.addr()
         ),
-        |_| {},
+        PASS_APP,
     );
     let mut s = server.connect();
     s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")

@@ -252,7 +252,7 @@ fn min_rate(args: &[Arg]) -> Parsed<Option<MinRate>> {
         Some(n) => n,
     };
     let grace = match args.get(1) {
-        None => Duration::from_secs(5),
+        None => MinRate::DEFAULT.grace,
         Some(a) => match duration(&a.value) {
             Some(d) => d,
             None => {

@@ -131,6 +131,16 @@ fn folder_of(relative: &str) -> &str {
     trimmed.rfind('/').map_or("", |i| &trimmed[..i])
 }
 
+/// Whether `real` (a resolved path) has a segment starting with `.` below
+/// `root`; `None` when either is unknown or `real` is not below `root`.
+fn dot_segment_below(real: Option<&Path>, root: Option<&Path>) -> Option<bool> {
+    let rest = real?.strip_prefix(root?).ok()?;
+    Some(
+        rest.components()
+            .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b".")),
+    )
+}
+
 fn classify(e: &io::Error) -> Found {
     match e.raw_os_error() {
         Some(libc::EACCES) | Some(libc::EPERM) => Found::Forbidden,
@@ -247,25 +257,13 @@ impl FileCache {
         if !stat.is_dir && !stat.is_file {
             return Found::Missing;
         }
-        let below_root = |real: &Path, root_real: &Path| {
-            real.strip_prefix(root_real).ok().map(|rest| {
-                rest.components()
-                    .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
-            })
-        };
         let real = sys::resolved_path(&file).ok();
-        let mut dot = match (&real, &r.real) {
-            (Some(real), Some(root_real)) => below_root(real, root_real),
-            _ => None,
-        };
+        let mut dot = dot_segment_below(real.as_deref(), r.real.as_deref());
         if dot.is_none() {
             // The root folder may have moved since it was opened (a deploy
             // that swaps folders): its path now, once.
             r.real = sys::resolved_path(dir).ok();
-            dot = match (&real, &r.real) {
-                (Some(real), Some(root_real)) => below_root(real, root_real),
-                _ => None,
-            };
+            dot = dot_segment_below(real.as_deref(), r.real.as_deref());
         }
         // Still unknown (a deleted folder): openat2 kept the file under the
         // root, and only a literal dot segment counts.

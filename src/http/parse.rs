@@ -59,6 +59,20 @@ impl Method {
             .map(|(_, m)| *m)
     }
 
+    /// Whether sending it twice has the effect of sending it once (RFC 9110
+    /// §9.2.2): a proxy may then retry it elsewhere.
+    pub fn is_idempotent(self) -> bool {
+        matches!(
+            self,
+            Method::Get
+                | Method::Head
+                | Method::Put
+                | Method::Delete
+                | Method::Options
+                | Method::Trace
+        )
+    }
+
     /// The name as sent.
     pub fn as_str(self) -> &'static str {
         Method::ALL

@@ -264,6 +264,11 @@ impl Conn {
         self.phase == Phase::Idle && self.input.as_ref().is_none_or(|i| i.start == i.end)
     }
 
+    /// Bytes read and not yet used (during a head: the head so far).
+    fn buffered(&self) -> u64 {
+        self.input.as_ref().map_or(0, |i| i.data().len()) as u64
+    }
+
     /// How readily the connection gives way when the server is out of
     /// connections, lowest first: `None` when it must not (a request in
     /// progress on xps's side). Closing ones first, then idle ones (the
@@ -294,10 +299,7 @@ impl Conn {
                 (self.requests > 0 || idle >= Duration::from_secs(1))
                     .then(|| (1, u64::MAX - idle.as_micros() as u64))
             }
-            Phase::Head { since } if !self.out_pending() => rate(
-                since,
-                self.input.as_ref().map_or(0, |i| i.end - i.start) as u64,
-            ),
+            Phase::Head { since } if !self.out_pending() => rate(since, self.buffered()),
             Phase::Draining if !self.out_pending() => {
                 rate(self.body_clock.since, self.body_clock.bytes)
             }
@@ -729,10 +731,9 @@ impl Conn {
             Phase::Lingering { until } => until,
             _ if self.out_pending() => self.progress + self.send_timeout,
             Phase::Head { since } => {
-                let buffered = self.input.as_ref().map_or(0, |i| i.end - i.start) as u64;
                 let rate = RateClock {
                     since,
-                    bytes: buffered,
+                    bytes: self.buffered(),
                 }
                 .deadline(self.limits.client_min_rate);
                 earliest(since + self.limits.client_header_timeout, rate)

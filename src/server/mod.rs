@@ -37,11 +37,6 @@ pub struct Shared {
     /// `accept` calls that failed for want of resources (descriptors,
     /// memory), over all workers.
     pub accept_errors: AtomicU64,
-    /// Connections closed at once because `max_connections` was reached
-    /// and no connection could give way.
-    pub refused: AtomicU64,
-    /// Connections closed to make room for new ones.
-    pub shed: AtomicU64,
     /// The access-log writer.
     pub access_log: AccessLog,
     /// Health of upstream members (kept across reloads).
@@ -259,8 +254,6 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
         accept_errors: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
-        shed: AtomicU64::new(0),
         access_log: AccessLog::start(),
         health: crate::upstream::Health::new(),
     });

@@ -505,6 +505,17 @@ enum Clock {
     Upstream,
 }
 
+/// What the relay does with a parsed upstream response head.
+enum Plan {
+    /// An interim answer (`100`, `102`, `103`): dropped.
+    Interim,
+    /// A `101` to a request that asked for no upgrade: 502.
+    UnaskedSwitch,
+    /// Relayed with this framing to the client; `true`: it becomes a
+    /// WebSocket tunnel.
+    Relay(ClientBody, bool),
+}
+
 /// What the leg says after running.
 pub enum Step {
     /// Waiting for readiness or a deadline.
@@ -534,6 +545,13 @@ impl Proxy {
             }
             State::Exchanging => self.progress + self.read_timeout,
         }
+    }
+
+    /// Starts the client's body clocks again: xps was the one waiting (on
+    /// a connection, or on the upstream taking the body), not the client.
+    fn restart_body_clocks(&mut self, now: Instant) {
+        self.body_clock = RateClock::start(now);
+        self.body_progress = now;
     }
 
     /// Upstream readiness from epoll.
@@ -630,15 +648,7 @@ impl Conn {
         let mut p = Proxy::boxed(snapshot, at.0, at.1, id, ctx);
         p.raw_head = raw_head;
         p.head_request = head.method == Method::Head;
-        p.idempotent = matches!(
-            head.method,
-            Method::Get
-                | Method::Head
-                | Method::Put
-                | Method::Delete
-                | Method::Options
-                | Method::Trace
-        );
+        p.idempotent = head.method.is_idempotent();
         p.client_version = head.version;
         p.client_keep_alive = head.keep_alive;
         p.body = body;
@@ -657,11 +667,7 @@ impl Conn {
         );
         if body == RequestBody::None {
             if !self.connect_next(&mut p, ctx) {
-                let group = &snapshot.upstreams[id];
-                crate::log::warn(&format!(
-                    "upstream {}: no member is up; answering 502",
-                    group.name
-                ));
+                no_member_up(&p);
                 return Some(canned::error(502));
             }
         } else {
@@ -763,8 +769,7 @@ impl Conn {
                 ctx.sockets.set_owner(s.id, Some(self.token));
                 p.stream = Some(s);
                 p.reused = true;
-                p.body_clock = RateClock::start(ctx.now);
-                p.body_progress = ctx.now;
+                p.restart_body_clocks(ctx.now);
                 p.state = State::Exchanging;
                 p.up_writable = true;
                 p.up_readable = false;
@@ -1133,10 +1138,8 @@ impl Conn {
                 State::Exchanging
             };
             p.progress = ctx.now;
-            // xps read nothing of the body while it connected: the
-            // client's body clocks start now.
-            p.body_clock = RateClock::start(ctx.now);
-            p.body_progress = ctx.now;
+            // xps read nothing of the body while it connected.
+            p.restart_body_clocks(ctx.now);
             progress = true;
         }
         if p.bulk && p.pipes.is_none() {
@@ -1206,10 +1209,8 @@ impl Conn {
             }
         }
         if !p.req_done && p.to_up_pos < p.to_up.len() {
-            // Waiting on the upstream to take the body: the client's body
-            // clocks start again once it does.
-            p.body_clock = RateClock::start(ctx.now);
-            p.body_progress = ctx.now;
+            // Waiting on the upstream to take the body.
+            p.restart_body_clocks(ctx.now);
         }
         // Upstream → client, while the client's window has room.
         let out_pending = self.out.head.len() - self.out.head_pos;
@@ -1345,11 +1346,7 @@ impl Conn {
             if enough {
                 p.probe = None;
                 if !self.connect_next(p, ctx) {
-                    let group = &p.snapshot.upstreams[p.group];
-                    crate::log::warn(&format!(
-                        "upstream {}: no member is up; answering 502",
-                        group.name
-                    ));
+                    no_member_up(p);
                     self.leg_error(p, 502, ctx);
                 }
                 return Ok(true);
@@ -1659,12 +1656,12 @@ impl Conn {
                     if head.status < 200 && head.status != 101 {
                         // 100 Continue, 103 Early Hints: not relayed (xps
                         // answered Expect itself).
-                        return None;
+                        return Plan::Interim;
                     }
                     if head.status == 101 && !websocket {
                         // A switch nobody asked for: the bytes after it
                         // would be nobody's protocol.
-                        return Some(None);
+                        return Plan::UnaskedSwitch;
                     }
                     let upgrade = head.status == 101;
                     let to_client = match head.body {
@@ -1682,20 +1679,16 @@ impl Conn {
                         }
                         ResponseBody::Chunked | ResponseBody::Close => ClientBody::Close,
                     };
-                    if to_client == ClientBody::Close
-                        || !client_keep_alive
-                        || stopping
-                        || head.status == 101 && !upgrade
-                    {
+                    if to_client == ClientBody::Close || !client_keep_alive || stopping {
                         *close_after = true;
                     }
                     let http10_ka = http10 && !*close_after;
                     fields.client_head(out, route, to_client, *close_after, http10_ka);
-                    Some(Some((to_client, upgrade)))
+                    Plan::Relay(to_client, upgrade)
                 });
             let (head, (to_client, upgrade)) = match parsed {
-                Ok(Some((h, Some(Some(plan))))) => (h, plan),
-                Ok(Some((_, Some(None)))) => {
+                Ok(Some((h, Plan::Relay(to_client, upgrade)))) => (h, (to_client, upgrade)),
+                Ok(Some((_, Plan::UnaskedSwitch))) => {
                     crate::log::warn(&format!(
                         "upstream member {}: 101 Switching Protocols to a request that asked for no upgrade; answering 502",
                         p.addr
@@ -1704,7 +1697,7 @@ impl Conn {
                     p.from_up.clear();
                     return Ok(true);
                 }
-                Ok(Some((h, None))) => {
+                Ok(Some((h, Plan::Interim))) => {
                     // Interim answers are not progress: a `102` a second
                     // must not hold a request forever.
                     p.from_up.consume(h.len);
@@ -1911,6 +1904,14 @@ fn take_upstream(p: &mut Proxy, ctx: &mut Ctx) -> Option<UpSock> {
         picker.finished(p.addr);
     }
     Some(s)
+}
+
+/// Logs that a request finds no member of its group up (it gets 502).
+fn no_member_up(p: &Proxy) {
+    crate::log::warn(&format!(
+        "upstream {}: no member is up; answering 502",
+        p.snapshot.upstreams[p.group].name
+    ));
 }
 
 /// Why a step ended the loop.

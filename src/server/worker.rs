@@ -325,27 +325,7 @@ impl Worker {
                     if self.ctx.shared.connections.load(Ordering::Relaxed) >= max
                         && !self.shed_one() =>
                 {
-                    self.ctx.shared.refused.fetch_add(1, Ordering::Relaxed);
-                    let tcp_proxy = stream
-                        .local_addr()
-                        .ok()
-                        .and_then(|local| self.ctx.shared.snapshot.load().stream_for(local));
-                    if tcp_proxy.is_none() {
-                        // One write that fits any socket buffer; the close
-                        // follows.
-                        let _ = (&stream).write(BUSY);
-                        let _ = stream.shutdown(std::net::Shutdown::Write);
-                    }
-                    // What the client already sent is read first: closing
-                    // with unread bytes would send a reset, which can
-                    // destroy the 503 before the client reads it.
-                    let mut sink = [0u8; 4096];
-                    for _ in 0..16 {
-                        match (&stream).read(&mut sink) {
-                            Ok(n) if n > 0 => {}
-                            _ => break,
-                        }
-                    }
+                    self.refuse(stream)
                 }
                 Ok(stream) => {
                     if self.starved {
@@ -388,6 +368,30 @@ impl Worker {
         }
     }
 
+    /// Turns a connection away at once: `503` (not on a TCP proxy
+    /// listener), then the close.
+    fn refuse(&self, stream: std::net::TcpStream) {
+        let tcp_proxy = stream
+            .local_addr()
+            .ok()
+            .and_then(|local| self.ctx.shared.snapshot.load().stream_for(local));
+        if tcp_proxy.is_none() {
+            // One write that fits any socket buffer; the close follows.
+            let _ = (&stream).write(BUSY);
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+        }
+        // What the client already sent is read first: closing with unread
+        // bytes would send a reset, which can destroy the 503 before the
+        // client reads it.
+        let mut sink = [0u8; 4096];
+        for _ in 0..16 {
+            match (&stream).read(&mut sink) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+
     /// Closes one connection that may give way (see [`Conn::shed_rank`]);
     /// `false` when none may.
     fn shed_one(&mut self) -> bool {
@@ -422,7 +426,6 @@ impl Worker {
             };
             if still {
                 self.close(slot);
-                self.ctx.shared.shed.fetch_add(1, Ordering::Relaxed);
                 return true;
             }
         }
