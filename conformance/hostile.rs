@@ -864,3 +864,51 @@ fn time_spent_failing_over_does_not_count_against_a_client_waiting_for_100_conti
     let r = read_response(&mut s, false).expect("the answer");
     assert_eq!((r.status, r.text()), (200, "got 5".to_string()));
 }
+
+#[test]
+fn fields_with_underscores_reach_the_upstream_only_when_allowed() {
+    let up = upstream::start(|_| ok("up"));
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\nX_Real_IP: 6.6.6.6\r\nTransfer_Encoding: chunked\r\nX-Fine: 1\r\n\r\n";
+    let default = proxy_to("", &format!("        proxy_pass {};", up.addr()));
+    assert_eq!(default.raw(request).status, 200);
+    let allowing = proxy_to(
+        "underscores_in_headers on;",
+        &format!("        proxy_pass {};", up.addr()),
+    );
+    assert_eq!(allowing.raw(request).status, 200);
+    let got = up.received.lock().expect("lock").clone();
+    assert!(got[0].header("x_real_ip").is_none(), "{}", got[0].head);
+    assert!(
+        got[0].header("transfer_encoding").is_none(),
+        "{}",
+        got[0].head
+    );
+    assert_eq!(got[0].header("x-fine").as_deref(), Some("1"));
+    assert_eq!(got[1].header("x_real_ip").as_deref(), Some("6.6.6.6"));
+    assert_eq!(
+        got[1].header("transfer_encoding").as_deref(),
+        Some("chunked")
+    );
+}
+
+#[test]
+fn a_stray_empty_line_after_a_request_leaves_the_connection_idle() {
+    // The CRLF after the body is not the start of a head: no head clock
+    // (1 s) runs, only keepalive_timeout (75 s).
+    let server = static_server("client_header_timeout 1s;");
+    let mut s = server.connect();
+    s.write_all(b"POST /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\n")
+        .expect("send");
+    assert_eq!(read_response(&mut s, false).expect("answer").status, 405);
+    // Twice the head timeout with nothing from the server: no 408.
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let mut b = [0u8; 1];
+    assert!(
+        s.read(&mut b).is_err(),
+        "the connection got something (a 408?) or closed"
+    );
+    s.write_all(request("GET", "/a.txt", &[]).as_bytes())
+        .expect("send");
+    assert_eq!(read_response(&mut s, false).expect("answer").text(), "a");
+}
