@@ -166,7 +166,14 @@ impl Server {
     pub fn raw(&self, request: &[u8]) -> Response {
         let mut s = self.connect();
         s.write_all(request).expect("send");
-        read_response(&mut s, request.starts_with(b"HEAD ")).expect("a response")
+        match try_read_response(&mut s, request.starts_with(b"HEAD ")) {
+            Ok(Some(r)) => r,
+            Ok(None) => panic!(
+                "the connection closed before a response; server stderr:\n{}",
+                self.stderr()
+            ),
+            Err(e) => panic!("{e}; server stderr:\n{}", self.stderr()),
+        }
     }
 
     /// `GET path` with `Host: localhost` and extra header lines.
@@ -267,18 +274,28 @@ impl Response {
 /// end of the connection). `None` when the connection closed before a
 /// status line.
 pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> {
+    try_read_response(s, head_request).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Like [`read_response`], with a read error as `Err`.
+pub fn try_read_response(
+    s: &mut TcpStream,
+    head_request: bool,
+) -> Result<Option<Response>, String> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     // Byte by byte up to the blank line, so nothing of a pipelined next
     // response is consumed.
     while !buf.ends_with(b"\r\n\r\n") {
         match s.read(&mut byte) {
-            Ok(0) => return None,
+            Ok(0) => return Ok(None),
             Ok(_) => buf.push(byte[0]),
-            Err(e) => panic!(
-                "reading a response head: {e} (got {:?})",
-                String::from_utf8_lossy(&buf)
-            ),
+            Err(e) => {
+                return Err(format!(
+                    "reading a response head: {e} (got {:?})",
+                    String::from_utf8_lossy(&buf)
+                ));
+            }
         }
     }
     let head = String::from_utf8_lossy(&buf).into_owned();
@@ -303,7 +320,7 @@ pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> 
         body: Vec::new(),
     };
     if head_request || status == 304 || status == 204 || (100..200).contains(&status) {
-        return Some(r);
+        return Ok(Some(r));
     }
     match r
         .header("content-length")
@@ -317,7 +334,7 @@ pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> 
             s.read_to_end(&mut r.body).expect("body to the end");
         }
     }
-    Some(r)
+    Ok(Some(r))
 }
 
 /// Whether the server closed the connection (EOF within the timeout).

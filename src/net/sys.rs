@@ -37,6 +37,22 @@ fn stream_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
 /// IPv6-only, so `0.0.0.0:P` and `[::]:P` can both be bound. With
 /// `reuseport`, several sockets may bind the same address (one per worker).
 pub fn listen(addr: SocketAddr, reuseport: bool, backlog: i32) -> io::Result<TcpListener> {
+    let fd = bound(addr, reuseport)?;
+    let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
+    socket::listen(&fd, backlog).map_err(io_err)?;
+    Ok(TcpListener::from(fd))
+}
+
+/// Whether `addr` can be bound without `SO_REUSEPORT`: no other socket
+/// listens on it. The socket is bound and closed, never listening, so no
+/// connection can land in it and be reset when it closes.
+pub fn bindable(addr: SocketAddr) -> io::Result<()> {
+    bound(addr, false).map(drop)
+}
+
+/// A stream socket bound to `addr` (`SO_REUSEADDR` always, `SO_REUSEPORT`
+/// when asked).
+fn bound(addr: SocketAddr, reuseport: bool) -> io::Result<OwnedFd> {
     let fd = stream_socket(addr)?;
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(io_err)?;
     if reuseport {
@@ -49,9 +65,7 @@ pub fn listen(addr: SocketAddr, reuseport: bool, backlog: i32) -> io::Result<Tcp
             socket::bind(fd.as_raw_fd(), &SockaddrIn6::from(a)).map_err(io_err)?
         }
     }
-    let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
-    socket::listen(&fd, backlog).map_err(io_err)?;
-    Ok(TcpListener::from(fd))
+    Ok(fd)
 }
 
 /// Accepts one connection as a non-blocking, close-on-exec stream.

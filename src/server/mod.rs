@@ -211,7 +211,7 @@ pub(super) fn bind_addrs(
                 }
             }
             ListenMode::ReusePort => {
-                drop(sys::listen(addr, false, 1).map_err(|e| bind_error(addr, &e))?);
+                sys::bindable(addr).map_err(|e| bind_error(addr, &e))?;
                 for w in per_worker.iter_mut() {
                     w.push((
                         addr,
