@@ -6,6 +6,8 @@
 pub mod poller;
 pub mod sys;
 pub mod timer;
+pub mod token;
 
 pub use poller::{Event, Events, Poller};
 pub use timer::TimerWheel;
+pub use token::{Token, next_generation};

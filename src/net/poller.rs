@@ -5,6 +5,7 @@
 //! level-triggered with `EPOLLEXCLUSIVE` (one worker is woken per
 //! connection) or plainly (their own `SO_REUSEPORT` socket).
 
+use super::Token;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use std::io;
 use std::os::fd::AsFd;
@@ -14,7 +15,7 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug)]
 pub struct Event {
     /// The token it was registered with.
-    pub token: u64,
+    pub token: Token,
     /// Bytes (or a connection) can be read.
     pub readable: bool,
     /// Bytes can be written.
@@ -48,32 +49,32 @@ impl Poller {
     }
 
     /// Registers a connection: read, write and hang-up, edge-triggered.
-    pub fn add_stream(&self, fd: impl AsFd, token: u64) -> io::Result<()> {
+    pub fn add_stream(&self, fd: impl AsFd, token: Token) -> io::Result<()> {
         let flags = EpollFlags::EPOLLIN
             | EpollFlags::EPOLLOUT
             | EpollFlags::EPOLLRDHUP
             | EpollFlags::EPOLLET;
         self.epoll
-            .add(fd, EpollEvent::new(flags, token))
+            .add(fd, EpollEvent::new(flags, token.encode()))
             .map_err(io::Error::from)
     }
 
     /// Registers a listener (level-triggered), exclusively when several
     /// workers share it.
-    pub fn add_listener(&self, fd: impl AsFd, token: u64, exclusive: bool) -> io::Result<()> {
+    pub fn add_listener(&self, fd: impl AsFd, token: Token, exclusive: bool) -> io::Result<()> {
         let mut flags = EpollFlags::EPOLLIN;
         if exclusive {
             flags |= EpollFlags::EPOLLEXCLUSIVE;
         }
         self.epoll
-            .add(fd, EpollEvent::new(flags, token))
+            .add(fd, EpollEvent::new(flags, token.encode()))
             .map_err(io::Error::from)
     }
 
     /// Registers a wake-up descriptor (eventfd, signalfd), level-triggered.
-    pub fn add_reader(&self, fd: impl AsFd, token: u64) -> io::Result<()> {
+    pub fn add_reader(&self, fd: impl AsFd, token: Token) -> io::Result<()> {
         self.epoll
-            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token))
+            .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, token.encode()))
             .map_err(io::Error::from)
     }
 
@@ -104,10 +105,11 @@ impl Poller {
                 Err(e) => return Err(io::Error::from(e)),
             }
         };
-        Ok(events.0[..n].iter().map(|e| {
+        // Every registration encodes a token, so every event decodes.
+        Ok(events.0[..n].iter().filter_map(|e| {
             let f = e.events();
-            Event {
-                token: e.data(),
+            Some(Event {
+                token: Token::decode(e.data())?,
                 readable: f.intersects(
                     EpollFlags::EPOLLIN | EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP,
                 ),
@@ -115,7 +117,7 @@ impl Poller {
                 closed: f.intersects(
                     EpollFlags::EPOLLRDHUP | EpollFlags::EPOLLHUP | EpollFlags::EPOLLERR,
                 ),
-            }
+            })
         }))
     }
 }

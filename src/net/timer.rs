@@ -1,5 +1,6 @@
 //! A hashed timer wheel for connection deadlines (request head, body,
-//! keep-alive idle, send). Entries are `(slot, generation)` tokens; a fired
+//! keep-alive idle, send). Entries are tokens (a worker's carry a slot and
+//! its generation); a fired
 //! entry is only a hint — the owner checks the connection's own deadline,
 //! so moving a deadline never needs to find and remove an old entry.
 
@@ -12,19 +13,19 @@ const WORDS: usize = SLOTS / 64;
 
 /// The wheel: `SLOTS` buckets of `tick` each, and a bitmap of the
 /// non-empty ones so that finding the next deadline does not scan buckets.
-pub struct TimerWheel {
+pub struct TimerWheel<T = super::Token> {
     start: Instant,
     tick: Duration,
     /// Index of the next tick to fire.
     next: u64,
-    buckets: Vec<Vec<u64>>,
+    buckets: Vec<Vec<T>>,
     occupied: [u64; WORDS],
     len: usize,
 }
 
-impl TimerWheel {
+impl<T> TimerWheel<T> {
     /// A wheel whose resolution is `tick`.
-    pub fn new(tick: Duration) -> TimerWheel {
+    pub fn new(tick: Duration) -> TimerWheel<T> {
         TimerWheel {
             start: Instant::now(),
             tick,
@@ -43,7 +44,7 @@ impl TimerWheel {
     /// Schedules `token` to fire at (or up to one tick after) `at`. A
     /// deadline beyond the wheel's span fires early, at the span's end;
     /// the owner then schedules it again.
-    pub fn schedule(&mut self, at: Instant, token: u64) {
+    pub fn schedule(&mut self, at: Instant, token: T) {
         // Round up, so that an entry never fires before its deadline.
         let d = at.saturating_duration_since(self.start).as_nanos();
         let ceil = d.div_ceil(self.tick.as_nanos()) as u64;
@@ -55,7 +56,7 @@ impl TimerWheel {
     }
 
     /// Tokens whose tick has passed by `now`, appended to `out`.
-    pub fn expire(&mut self, now: Instant, out: &mut Vec<u64>) {
+    pub fn expire(&mut self, now: Instant, out: &mut Vec<T>) {
         let now_tick = self.tick_of(now);
         while self.next <= now_tick && self.len > 0 {
             match self.first_occupied() {

@@ -13,7 +13,7 @@ use crate::handler::{Body, Reply, canned, static_file};
 use crate::http::body::ChunkedDecoder;
 use crate::http::parse::{self, Framing, Method, ParseError, RequestHead, Version};
 use crate::http::response;
-use crate::net::sys;
+use crate::net::{Token, sys};
 use crate::routing::{Action, ConnectionLimits, LogTarget, MinRate, Route, Snapshot};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -194,9 +194,8 @@ pub struct Conn {
     /// When a timer entry is scheduled for it (at most one that matters).
     pub timer_at: Option<Instant>,
     pub(super) log: Option<PendingLog>,
-    /// Its epoll token (its upstream socket uses it with
-    /// [`super::proxy::UPSTREAM`]).
-    pub(super) token: u64,
+    /// Its epoll token (its upstream socket's owner).
+    pub(super) token: Token,
     /// The proxy leg of the current request.
     pub(super) proxy: Option<Box<super::proxy::Proxy>>,
     /// What is known of the head being received.
@@ -213,7 +212,7 @@ impl Conn {
         peer: SocketAddr,
         local: SocketAddr,
         limits: ConnectionLimits,
-        token: u64,
+        token: Token,
         now: Instant,
     ) -> Conn {
         let mut c = Conn {

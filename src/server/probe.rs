@@ -12,15 +12,13 @@
 //! that still exist.
 
 use super::Shared;
-use crate::net::{Poller, sys};
+use crate::net::{Poller, Token, sys};
 use crate::routing::Snapshot;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Token bits of a probe socket (the rest: the probe's number).
-pub const PROBE: u64 = (1 << 62) | (1 << 61);
 /// Bytes of the answer looked at: `HTTP/1.1 200`.
 const STATUS_LINE: usize = 12;
 
@@ -96,9 +94,8 @@ impl Prober {
         }
     }
 
-    /// Socket readiness for the probe with `token`.
-    pub fn ready(&mut self, token: u64, shared: &Shared) {
-        let id = (token & 0xffff_ffff) as u32;
+    /// Socket readiness for the probe numbered `id`.
+    pub fn ready(&mut self, id: u32, shared: &Shared) {
         let Some(i) = self
             .entries
             .iter()
@@ -161,7 +158,7 @@ impl Prober {
             Ok(s) => s,
             Err(_) => return self.finish(i, false, shared),
         };
-        if poller.add_stream(&stream, PROBE | u64::from(id)).is_err() {
+        if poller.add_stream(&stream, Token::Probe(id)).is_err() {
             return self.finish(i, false, shared);
         }
         let request = format!(

@@ -16,7 +16,7 @@ use crate::handler::proxy::{self, ClientBody, RequestBody, ResponseBody, Upstrea
 use crate::handler::{Reply, canned};
 use crate::http::body::ChunkedDecoder;
 use crate::http::{Framing, Method, RequestHead, Version};
-use crate::net::sys;
+use crate::net::{Token, next_generation, sys};
 use crate::routing::{LocationMatch, Route, ServerId, Snapshot, UpstreamId};
 use crate::upstream::{Candidate, Limits, Picker, client_hash};
 use rustc_hash::FxHashMap;
@@ -26,9 +26,6 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Token bit of an upstream socket (the rest: its slot and generation in
-/// [`Sockets`]).
-pub const UPSTREAM: u64 = 1 << 31;
 /// Bytes buffered per direction at most before reads from the producer
 /// stop.
 const WINDOW: usize = 16 << 10;
@@ -57,20 +54,23 @@ pub struct UpSock {
 /// connection's token) per slot.
 #[derive(Default)]
 pub struct Sockets {
-    slots: Vec<(u32, Option<u64>)>,
+    slots: Vec<(u32, Option<Token>)>,
     free: Vec<usize>,
 }
 
 impl Sockets {
-    fn token(&self, id: usize) -> u64 {
-        ((self.slots[id].0 as u64) << 32) | UPSTREAM | id as u64
+    fn token(&self, id: usize) -> Token {
+        Token::Upstream {
+            slot: id as u32,
+            generation: self.slots[id].0,
+        }
     }
 
     /// Registers a new socket owned by `owner`.
     fn add(
         &mut self,
         stream: TcpStream,
-        owner: u64,
+        owner: Token,
         poller: &crate::net::Poller,
     ) -> io::Result<UpSock> {
         let id = match self.free.pop() {
@@ -88,7 +88,7 @@ impl Sockets {
         Ok(UpSock { stream, id })
     }
 
-    fn set_owner(&mut self, id: usize, owner: Option<u64>) {
+    fn set_owner(&mut self, id: usize, owner: Option<Token>) {
         if let Some(slot) = self.slots.get_mut(id) {
             slot.1 = owner;
         }
@@ -96,7 +96,7 @@ impl Sockets {
 
     fn release(&mut self, id: usize) {
         if let Some(slot) = self.slots.get_mut(id) {
-            slot.0 = super::worker::next_generation(slot.0);
+            slot.0 = next_generation(slot.0);
             slot.1 = None;
             self.free.push(id);
         }
@@ -107,11 +107,11 @@ impl Sockets {
         self.release(sock.id);
     }
 
-    /// For an event token: the socket's slot and, if it serves a request,
-    /// the client connection's token. `None` for a stale token.
-    pub fn owner(&self, token: u64) -> Option<(usize, Option<u64>)> {
-        let id = (token & 0x7fff_ffff) as usize;
-        let generation = (token >> 32) as u32;
+    /// For the socket in `slot` at `generation` (an event's token): the
+    /// slot and, if it serves a request, the client connection's token.
+    /// `None` for a stale token.
+    pub fn owner(&self, slot: u32, generation: u32) -> Option<(usize, Option<Token>)> {
+        let id = slot as usize;
         let (g, owner) = self.slots.get(id)?;
         (*g == generation).then_some((id, *owner))
     }

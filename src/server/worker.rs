@@ -3,10 +3,9 @@
 //! workers but the [`Shared`] state behind an `Arc`.
 
 use super::conn::{Conn, Next};
-use super::probe::{PROBE, Prober};
-use super::proxy::UPSTREAM;
+use super::probe::Prober;
 use super::{Ctx, Shared};
-use crate::net::{Event, Events, Poller, TimerWheel, sys};
+use crate::net::{Event, Events, Poller, TimerWheel, Token, next_generation, sys};
 use crate::routing::ConnectionLimits;
 use nix::sys::eventfd::EventFd;
 use std::io::{self, Read, Write};
@@ -16,12 +15,6 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-/// Token of the wake-up eventfd.
-const WAKE: u64 = 1 << 62;
-/// Token of the file cache's folder watcher.
-const FILES_CHANGED: u64 = (1 << 62) + 1;
-/// Bit marking listener tokens (the rest is the listener's index).
-const LISTENER: u64 = 1 << 63;
 /// How often a worker that stopped accepting (out of descriptors) looks
 /// again.
 const PAUSE_CHECK: Duration = Duration::from_millis(100);
@@ -71,7 +64,7 @@ pub struct Worker {
     wake: Arc<EventFd>,
     ctx: Ctx,
     events: Vec<Event>,
-    expired: Vec<u64>,
+    expired: Vec<Token>,
     /// How far `expired` has been run.
     expired_pos: usize,
     stopping: bool,
@@ -89,14 +82,15 @@ pub struct Worker {
     starved: bool,
 }
 
-fn token(slot: usize, generation: u32) -> u64 {
-    ((generation as u64) << 32) | slot as u64
+fn token(slot: usize, generation: u32) -> Token {
+    Token::Client {
+        slot: slot as u32,
+        generation,
+    }
 }
 
-/// The generation after `g`, kept within 29 bits so that a slot token never
-/// reaches the bits of [`LISTENER`], [`WAKE`] and [`PROBE`].
-pub(super) fn next_generation(g: u32) -> u32 {
-    (g.wrapping_add(1) & ((1 << 29) - 1)).max(1)
+fn listener_token(index: usize) -> Token {
+    Token::Listener(index as u32)
 }
 
 impl Worker {
@@ -110,13 +104,13 @@ impl Worker {
         probes: bool,
     ) -> io::Result<Worker> {
         let poller = Arc::new(Poller::new()?);
-        poller.add_reader(wake.as_ref(), WAKE)?;
+        poller.add_reader(wake.as_ref(), Token::Wake)?;
         for (i, (_, l)) in listeners.iter().enumerate() {
-            poller.add_listener(l, LISTENER | i as u64, exclusive)?;
+            poller.add_listener(l, listener_token(i), exclusive)?;
         }
         let ctx = Ctx::new(shared, poller.clone());
         if let Some(watch) = ctx.files.watcher() {
-            poller.add_reader(watch, FILES_CHANGED)?;
+            poller.add_reader(watch, Token::FilesChanged)?;
         }
         Ok(Worker {
             poller,
@@ -173,12 +167,12 @@ impl Worker {
             self.ctx.refresh();
             // Changed files first: a request that arrives with the news of
             // a save must not get the old file.
-            if self.events.iter().any(|e| e.token == FILES_CHANGED) {
+            if self.events.iter().any(|e| e.token == Token::FilesChanged) {
                 self.ctx.files.invalidate();
             }
             for i in 0..self.events.len() {
                 let ev = self.events[i];
-                if ev.token != FILES_CHANGED {
+                if ev.token != Token::FilesChanged {
                     self.dispatch(ev);
                 }
             }
@@ -198,27 +192,29 @@ impl Worker {
     }
 
     fn dispatch(&mut self, ev: Event) {
-        if ev.token == WAKE {
-            let _ = self.wake.read();
-            while let Ok(command) = self.commands.try_recv() {
-                self.apply(command);
+        let (token, upstream) = match ev.token {
+            Token::Wake => {
+                let _ = self.wake.read();
+                while let Ok(command) = self.commands.try_recv() {
+                    self.apply(command);
+                }
+                if self.ctx.shared.stopping.load(Ordering::Acquire) && !self.stopping {
+                    self.begin_stop();
+                }
+                return;
             }
-            if self.ctx.shared.stopping.load(Ordering::Acquire) && !self.stopping {
-                self.begin_stop();
+            Token::FilesChanged => return, // handled before the others
+            Token::Listener(i) => return self.accept(i as usize),
+            Token::Probe(id) => {
+                if let Some(prober) = self.prober.as_mut() {
+                    prober.ready(id, &self.ctx.shared);
+                }
+                return;
             }
-        } else if ev.token & LISTENER != 0 {
-            self.accept((ev.token & !LISTENER) as usize);
-        } else if ev.token & PROBE == PROBE {
-            if let Some(prober) = self.prober.as_mut() {
-                prober.ready(ev.token, &self.ctx.shared);
-            }
-        } else {
             // An upstream socket's event goes to the connection it serves.
-            let mut token = ev.token;
-            let upstream = token & UPSTREAM != 0;
-            if upstream {
-                match self.ctx.sockets.owner(token) {
-                    Some((_, Some(owner))) => token = owner,
+            Token::Upstream { slot, generation } => {
+                match self.ctx.sockets.owner(slot, generation) {
+                    Some((_, Some(owner))) => (owner, true),
                     Some((id, None)) => {
                         // Idle in the pool: readable or hung up usually
                         // means the upstream closed it.
@@ -232,23 +228,26 @@ impl Worker {
                     None => return,
                 }
             }
-            let slot = (token & 0x7fff_ffff) as usize;
-            let generation = (token >> 32) as u32;
-            let next = match self.slots.get_mut(slot) {
-                Some(Slot {
-                    generation: g,
-                    conn: Some(conn),
-                }) if *g == generation => {
-                    if upstream {
-                        conn.on_upstream_event(ev.readable, ev.writable, ev.closed, &mut self.ctx)
-                    } else {
-                        conn.on_event(ev.readable, ev.writable, ev.closed, &mut self.ctx)
-                    }
+            client @ Token::Client { .. } => (client, false),
+        };
+        let Token::Client { slot, generation } = token else {
+            return;
+        };
+        let slot = slot as usize;
+        let next = match self.slots.get_mut(slot) {
+            Some(Slot {
+                generation: g,
+                conn: Some(conn),
+            }) if *g == generation => {
+                if upstream {
+                    conn.on_upstream_event(ev.readable, ev.writable, ev.closed, &mut self.ctx)
+                } else {
+                    conn.on_event(ev.readable, ev.writable, ev.closed, &mut self.ctx)
                 }
-                _ => return, // a stale event for a slot that was reused
-            };
-            self.after(slot, next);
-        }
+            }
+            _ => return, // a stale event for a slot that was reused
+        };
+        self.after(slot, next);
     }
 
     fn after(&mut self, slot: usize, next: Next) {
@@ -287,8 +286,10 @@ impl Worker {
         let batch = self.expired_pos..end;
         self.expired_pos = end;
         for &t in &expired[batch] {
-            let slot = (t & 0xffff_ffff) as usize;
-            let generation = (t >> 32) as u32;
+            let Token::Client { slot, generation } = t else {
+                continue;
+            };
+            let slot = slot as usize;
             let next = match self.slots.get_mut(slot) {
                 Some(Slot {
                     generation: g,
@@ -552,7 +553,7 @@ impl Worker {
             if let Some((_, l)) = slot {
                 let _ = self
                     .poller
-                    .add_listener(l, LISTENER | i as u64, self.exclusive);
+                    .add_listener(l, listener_token(i), self.exclusive);
             }
         }
         self.paused = None;
@@ -584,7 +585,7 @@ impl Worker {
                     if self.paused.is_none() {
                         let _ = self.poller.add_listener(
                             &socket,
-                            LISTENER | index as u64,
+                            listener_token(index),
                             self.exclusive,
                         );
                     }
