@@ -1,9 +1,7 @@
 //! The command line: flags → a config load → one of check, dump, explain,
 //! fmt or run. Prints; never serves.
 
-pub mod dump;
 pub mod explain;
-pub mod text;
 
 use crate::config::{self, Loaded, diagnostic};
 use clap::{Parser, ValueEnum};
@@ -119,7 +117,7 @@ fn report_on(args: &Args, loaded: &Loaded, name: &str) -> ExitCode {
         if let Some(running) = args.config.as_deref().and_then(running_state) {
             println!("{running}");
         }
-        print(&dump::dump(snapshot));
+        print(&config::describe::dump(snapshot));
     } else if args.explain {
         let from = args.from.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         match explain::explain(snapshot, &args.request, from) {

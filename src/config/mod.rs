@@ -11,7 +11,9 @@
 pub mod ast;
 pub mod check;
 pub mod compile;
+pub mod describe;
 pub mod diagnostic;
+pub mod diff;
 pub mod directives;
 pub mod expserver;
 pub mod fmt;

@@ -3,7 +3,6 @@
 //! (SIGQUIT) or a reload (SIGHUP).
 
 pub mod conn;
-pub mod diff;
 pub mod probe;
 pub mod proxy;
 pub mod reload;

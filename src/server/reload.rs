@@ -8,9 +8,9 @@
 //! alive connections get the new one with their next request), then tell
 //! workers to accept on the new sockets and close the gone ones.
 
-use super::diff::diff;
 use super::worker::Command;
 use super::{ListenMode, Shared};
+use crate::config::diff::diff;
 use crate::config::{self, Loaded, diagnostic};
 use crate::routing::Snapshot;
 use nix::sys::eventfd::EventFd;

@@ -3,7 +3,7 @@
 //! `- location /old`. Routes are compared through their `--dump` lines, so
 //! every effective setting is covered.
 
-use crate::cli::dump::{proxy_target, route_lines};
+use super::describe::{proxy_target, route_lines};
 use crate::routing::{Action, Route, Server, Snapshot};
 use std::collections::BTreeMap;
 

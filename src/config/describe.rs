@@ -4,8 +4,8 @@
 //! defined as a comment. The output is itself a valid config that compiles
 //! to the same routes.
 
-use super::text::{duration, size};
-use crate::config::fmt::quote;
+use super::fmt::quote;
+use super::values::{duration_text as duration, size_text as size};
 use crate::routing::{Action, LogTarget, Route, Snapshot, UpstreamGroup, Workers};
 use std::fmt::Write as _;
 

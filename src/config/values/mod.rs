@@ -1,0 +1,262 @@
+//! Argument text → typed values, one parser per [`Kind`].
+//!
+//! Each parser reports its own mistakes at the argument that is wrong, with
+//! the forms it accepts. Resolving paths against a file's folder and names
+//! against upstream groups is left to [`super::compile`].
+
+// A parse error is a whole Diagnostic; they happen at config load only, so
+// their size does not matter.
+#![allow(clippy::result_large_err)]
+
+use super::ast::{Arg, Directive};
+use super::diagnostic::{Diagnostic, suggestion};
+use super::directives::{Kind, LOG_LEVELS, Spec};
+use crate::routing::{
+    AccessTarget, ErrorPage, Header, HealthCheck, LogLevel, Match, Member, MinRate, Return,
+    ServerName, Workers,
+};
+use std::net::SocketAddr;
+
+mod http;
+mod net;
+mod scalar;
+mod upstream;
+
+use http::{error_page, files, header, location, mime_types, return_, server_names};
+use net::{access, listen, proxy_pass};
+pub use net::{listen_addr, resolve};
+use scalar::{
+    bad_size, choice, duration_arg, flag, min_rate, name, non_empty, number, text_or_off, workers,
+};
+pub use scalar::{duration, duration_text, size, size_text};
+use std::time::Duration;
+use upstream::{health_check, member};
+
+/// A directive's arguments, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// The arguments were wrong (already reported). The node is kept so
+    /// that later checks know the directive was written and do not report
+    /// its absence.
+    Invalid,
+    /// No arguments.
+    Nothing,
+    /// `on`/`off`.
+    Flag(bool),
+    /// A duration.
+    Duration(Duration),
+    /// A size in bytes.
+    Size(u64),
+    /// A whole number.
+    Number(u64),
+    /// `workers`.
+    Workers(Workers),
+    /// Text, or `None` for `off`.
+    TextOrOff(Option<String>),
+    /// One of a fixed set of words.
+    Choice(&'static str),
+    /// A path, glob or name as written.
+    Text(String),
+    /// `server_name` entries.
+    ServerNames(Vec<ServerName>),
+    /// File names or MIME types.
+    Words(Vec<String>),
+    /// A listen address and whether it is `default_server`.
+    Listen(SocketAddr, bool),
+    /// A location matcher.
+    Location(Match),
+    /// An `allow`/`deny` target.
+    Access(AccessTarget),
+    /// `return`.
+    Return(Return),
+    /// `error_page`.
+    ErrorPage(ErrorPage),
+    /// `add_header`/`proxy_set_header`.
+    Header(Header),
+    /// `proxy_pass`.
+    ProxyPass(ProxyTarget),
+    /// An upstream member.
+    Member(Member),
+    /// `health_check`.
+    HealthCheck(HealthCheck),
+    /// `error_log`.
+    ErrorLog(LogSpec, LogLevel),
+    /// `access_log`; `None` for off.
+    AccessLog(Option<LogSpec>),
+    /// `client_min_rate`; `None` for off.
+    MinRate(Option<MinRate>),
+}
+
+/// A log destination as written; a path is resolved by compile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogSpec {
+    /// `stdout`.
+    Stdout,
+    /// `stderr`.
+    Stderr,
+    /// A file path as written.
+    Path(String),
+}
+
+/// Where `proxy_pass` goes, before upstream names are resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProxyTarget {
+    /// An upstream group name.
+    Name(String),
+    /// One backend: `HOST:PORT` as written and its address.
+    Address(String, SocketAddr),
+}
+
+/// Parses the arguments of `d` (arity already checked) by the kind of
+/// `spec`; problems go to `out`, and `None` means the value is unusable.
+pub fn parse(spec: &Spec, d: &Directive, out: &mut Vec<Diagnostic>) -> Option<Value> {
+    let args = &d.args;
+    let first = args.first();
+    let one = || first.map(|a| a.value.as_str()).unwrap_or("");
+    let result = match spec.kind {
+        Kind::Nothing => Ok(Value::Nothing),
+        Kind::Flag => flag(spec, first?).map(Value::Flag),
+        Kind::Duration => duration_arg(spec, first?).map(Value::Duration),
+        Kind::Size => size(one()).map(Value::Size).ok_or_else(|| bad_size(first)),
+        Kind::Number { min, max } => number(spec, first?, min, max).map(Value::Number),
+        Kind::Workers => workers(first?).map(Value::Workers),
+        Kind::TextOrOff => text_or_off(spec, first?).map(Value::TextOrOff),
+        Kind::Choice(choices) => choice(spec, first?, choices).map(Value::Choice),
+        Kind::Path | Kind::Glob => non_empty(spec, first?).map(|s| Value::Text(s.to_string())),
+        Kind::Name => name(first?).map(|s| Value::Text(s.to_string())),
+        Kind::ServerNames => Ok(Value::ServerNames(server_names(args, out))),
+        Kind::Files => files(args).map(Value::Words),
+        Kind::MimeTypes => mime_types(args).map(Value::Words),
+        Kind::Listen { default_server } => {
+            listen(args, default_server).map(|(a, def)| Value::Listen(a, def))
+        }
+        Kind::Location => location(args, out).map(Value::Location),
+        Kind::Access => access(first?, out).map(Value::Access),
+        Kind::Return => return_(args).map(Value::Return),
+        Kind::ErrorPage => error_page(args).map(Value::ErrorPage),
+        Kind::Header => header(spec, args).map(Value::Header),
+        Kind::ProxyPass { http } => proxy_pass(first?, http).map(Value::ProxyPass),
+        Kind::Member => member(args).map(Value::Member),
+        Kind::HealthCheck => health_check(args).map(Value::HealthCheck),
+        Kind::ErrorLog => error_log(args).map(|(t, l)| Value::ErrorLog(t, l)),
+        Kind::AccessLog => Ok(Value::AccessLog(access_log(one()))),
+        Kind::MinRate => min_rate(args).map(Value::MinRate),
+    };
+    match result {
+        Ok(v) => Some(v),
+        Err(d) => {
+            out.push(d);
+            None
+        }
+    }
+}
+
+type Parsed<T> = Result<T, Diagnostic>;
+
+fn bad(arg: &Arg, message: impl Into<String>, label: &str) -> Diagnostic {
+    Diagnostic::error(message).at(arg.span, label)
+}
+
+fn log_spec(text: &str) -> LogSpec {
+    match text {
+        "stdout" => LogSpec::Stdout,
+        "stderr" => LogSpec::Stderr,
+        path => LogSpec::Path(path.to_string()),
+    }
+}
+
+fn error_log(args: &[Arg]) -> Parsed<(LogSpec, LogLevel)> {
+    let level = match args.get(1) {
+        None => LogLevel::Info,
+        Some(arg) => LogLevel::from_name(&arg.value).ok_or_else(|| {
+            bad(
+                arg,
+                format!("unknown log level `{}`", arg.value),
+                "expected debug, info, warn or error",
+            )
+            .maybe_help(suggestion(&arg.value, LOG_LEVELS.iter().copied()))
+        })?,
+    };
+    if args[0].value.is_empty() {
+        return Err(bad(&args[0], "`error_log` needs stderr or a path", "empty"));
+    }
+    Ok((log_spec(&args[0].value), level))
+}
+
+fn access_log(text: &str) -> Option<LogSpec> {
+    (text != "off").then(|| log_spec(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(duration("1h"), Some(Duration::from_secs(3600)));
+        assert_eq!(duration("1d"), Some(Duration::from_secs(86400)));
+        assert_eq!(duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(duration("75"), Some(Duration::from_secs(75)));
+        assert_eq!(duration("0"), Some(Duration::ZERO));
+        for bad in [
+            "",
+            "10x",
+            "s",
+            "1.5s",
+            "-1s",
+            "99999999999999999999s",
+            "400d",
+            "10 s",
+        ] {
+            assert_eq!(duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("512"), Some(512));
+        assert_eq!(size("4k"), Some(4096));
+        assert_eq!(size("1M"), Some(1 << 20));
+        assert_eq!(size("1g"), Some(1 << 30));
+        for bad in ["", "k", "1kb", "1.5m", "-1", "99999999999999999999g"] {
+            assert_eq!(size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            listen_addr("8001"),
+            Ok("0.0.0.0:8001".parse().expect("addr"))
+        );
+        assert_eq!(
+            listen_addr("[::]:8001"),
+            Ok("[::]:8001".parse().expect("addr"))
+        );
+        assert_eq!(
+            listen_addr("localhost:80"),
+            Ok("127.0.0.1:80".parse().expect("addr"))
+        );
+        assert_eq!(listen_addr("*:80"), Ok("0.0.0.0:80".parse().expect("addr")));
+        assert!(listen_addr("0").is_err());
+        assert!(listen_addr("70000").is_err());
+        assert!(listen_addr("example.test:80").is_err());
+        assert!(listen_addr("::1:80").is_err());
+    }
+
+    #[test]
+    fn durations_and_sizes_round_trip_through_their_text() {
+        for text in ["1d", "2h", "5m", "10s", "250ms", "90s", "0"] {
+            let d = duration(text).expect("valid");
+            assert_eq!(duration(&duration_text(d)), Some(d), "{text}");
+        }
+        assert_eq!(duration_text(Duration::from_secs(90)), "90s");
+        for n in [0, 1, 300, 1024, 16 << 10, 1 << 20, 3 << 30, 1500] {
+            assert_eq!(size(&size_text(n)), Some(n));
+        }
+        assert_eq!(size_text(16 << 10), "16k");
+    }
+}

@@ -1,0 +1,217 @@
+//! Network values: listen addresses, access rules, proxy targets, and
+//! host names resolved (bounded in time).
+
+#![allow(clippy::result_large_err)]
+
+use super::{Parsed, ProxyTarget, bad};
+use crate::config::ast::Arg;
+use crate::config::diagnostic::{Diagnostic, suggestion};
+use crate::routing::AccessTarget;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+
+/// Parses `PORT`, `ADDR:PORT`, `[V6]:PORT`, `localhost:PORT`, `*:PORT`.
+pub fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port(text)?));
+    }
+    let (host, port_text) = split_host_port(text).ok_or("expected [ADDRESS:]PORT")?;
+    let port = port(port_text)?;
+    let ip: IpAddr = match host {
+        "*" => Ipv4Addr::UNSPECIFIED.into(),
+        "localhost" => Ipv4Addr::LOCALHOST.into(),
+        h => h.parse().map_err(|_| {
+            format!("`{h}` is not an IP address; listen takes an address, `localhost` or `*`")
+        })?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Splits `HOST:PORT` and `[V6]:PORT` (brackets removed).
+pub(super) fn split_host_port(text: &str) -> Option<(&str, &str)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return Some((host, after.strip_prefix(':')?));
+    }
+    let (host, port) = text.rsplit_once(':')?;
+    if host.contains(':') {
+        return None;
+    }
+    Some((host, port))
+}
+
+pub(super) fn port(text: &str) -> Result<u16, String> {
+    match text.parse::<u32>() {
+        Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
+        _ => Err(format!("`{text}` is not a port; ports are 1-65535")),
+    }
+}
+
+pub(super) fn listen(args: &[Arg], default_allowed: bool) -> Parsed<(SocketAddr, bool)> {
+    let first = &args[0];
+    let addr = listen_addr(&first.value).map_err(|why| {
+        bad(
+            first,
+            format!("invalid listen address `{}`", first.value),
+            "not an address",
+        )
+        .help(why)
+    })?;
+    let mut default_server = false;
+    for arg in &args[1..] {
+        match arg.value.as_str() {
+            "default_server" if default_allowed => default_server = true,
+            "default_server" | "default" => {
+                return Err(bad(
+                    arg,
+                    "`default_server` applies to HTTP servers only",
+                    "not here",
+                ));
+            }
+            "ssl" | "quic" => return Err(bad(arg, "TLS is not supported by xps", "unsupported")),
+            "http2" => return Err(bad(arg, "HTTP/2 is not supported by xps", "unsupported")),
+            other => {
+                return Err(bad(
+                    arg,
+                    format!("unknown listen option `{other}`"),
+                    "unknown option",
+                )
+                .maybe_help(suggestion(other, ["default_server"]))
+                .note("xps sets the backlog and SO_REUSEPORT itself"));
+            }
+        }
+    }
+    Ok((addr, default_server))
+}
+
+pub(super) fn access(arg: &Arg, out: &mut Vec<Diagnostic>) -> Parsed<AccessTarget> {
+    let text = arg.value.as_str();
+    if text == "all" {
+        return Ok(AccessTarget::All);
+    }
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(AccessTarget::Net(ip.into()));
+    }
+    match text.parse::<ipnet::IpNet>() {
+        Ok(net) => {
+            if net.trunc() != net {
+                out.push(
+                    Diagnostic::warning(format!("`{text}` has host bits set"))
+                        .at(arg.span, format!("same as {}", net.trunc()))
+                        .help(format!("write `{}`", net.trunc())),
+                );
+            }
+            Ok(AccessTarget::Net(net.trunc()))
+        }
+        Err(_) => Err(bad(
+            arg,
+            format!("invalid address `{text}`"),
+            "not an address or CIDR block",
+        )
+        .help("write an IPv4 or IPv6 address, a CIDR block like 10.0.0.0/8, or `all`")
+        .maybe_help(suggestion(text, ["all"]))),
+    }
+}
+
+/// Resolves `HOST` to an address: IP literals, `localhost` (127.0.0.1),
+/// else the system resolver (IPv4 preferred).
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    if host == "localhost" {
+        return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b));
+    if !valid {
+        return Err(format!("`{host}` is not a host name or address"));
+    }
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("`{host}` has no address"))
+}
+
+/// Parses `HOST:PORT` and resolves it.
+pub(super) fn backend(arg: &Arg, text: &str) -> Parsed<SocketAddr> {
+    let (host, port_text) = split_host_port(text).ok_or_else(|| {
+        bad(
+            arg,
+            format!("invalid backend address `{text}`"),
+            "expected HOST:PORT",
+        )
+    })?;
+    let port = port(port_text)
+        .map_err(|why| bad(arg, format!("invalid port in `{text}`"), "bad port").help(why))?;
+    resolve(host, port).map_err(|why| {
+        bad(
+            arg,
+            format!("invalid backend address `{text}`"),
+            "cannot use this address",
+        )
+        .help(why)
+    })
+}
+
+pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<ProxyTarget> {
+    let text = arg.value.as_str();
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Err(bad(
+            arg,
+            "xps cannot proxy to https:// backends",
+            "TLS is not supported",
+        ));
+    }
+    let rest = match lower.strip_prefix("http://") {
+        Some(_) if !http => {
+            return Err(bad(
+                arg,
+                "a stream proxy relays raw TCP: no `http://`",
+                "not HTTP here",
+            )
+            .help(format!("write `proxy_pass {};`", &text[7..])));
+        }
+        Some(_) => &text[7..],
+        None if text.contains("://") => {
+            return Err(bad(
+                arg,
+                format!("unsupported scheme in `{text}`"),
+                "expected http://",
+            ));
+        }
+        None => text,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if !path.is_empty() {
+        return Err(bad(arg, "`proxy_pass` takes no path", "path given")
+            .help(format!(
+                "write `proxy_pass {}{authority};`",
+                &text[..text.len() - rest.len()]
+            ))
+            .note("xps sends each request's own path and query upstream unchanged"));
+    }
+    if authority.contains(':') {
+        return backend(arg, authority)
+            .map(|addr| ProxyTarget::Address(authority.to_string(), addr));
+    }
+    if authority.is_empty() {
+        return Err(bad(
+            arg,
+            "`proxy_pass` needs an upstream name or HOST:PORT",
+            "empty",
+        ));
+    }
+    Ok(ProxyTarget::Name(authority.to_string()))
+}
