@@ -17,13 +17,12 @@
 //!   `return`, error pages. No sockets.
 //! - [`net`]: the kernel: sockets, epoll, sendfile, signals, timers.
 //! - [`server`]: workers, connections, signals; orchestrates the rest.
-//! - [`access_log`], [`log`]: the two logs.
+//! - [`log`]: the error log and the access log, written off the event loop.
 //! - [`cli`]: the command line (`--check`, `--dump`, `--explain`, `--fmt`, run).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
 
-pub mod access_log;
 pub mod cli;
 pub mod config;
 pub mod handler;

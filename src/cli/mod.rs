@@ -95,7 +95,9 @@ fn serve(loaded: Loaded, config: Option<PathBuf>, name: &str) -> ExitCode {
         failed(name, &loaded);
         return ExitCode::from(1);
     }
-    match crate::server::run(loaded, config) {
+    let result = crate::server::run(loaded, config);
+    crate::log::flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => {
             eprintln!("xps: error: {why}");

@@ -10,10 +10,11 @@ use super::directives::Key;
 use super::layer::{Layer, log_target};
 use super::source::{SourceMap, Span};
 use super::values::{ProxyTarget, Value};
+use crate::log::{ErrorLog, LogLevel, LogTarget};
 use crate::routing::{
-    AccessTarget, Action, ConnectionLimits, ErrorLog, HostIndex, Listener, Location, Locations,
-    LogLevel, LogTarget, MainSettings, Match, Member, Origin, Server, ServerName, Snapshot,
-    StreamServer, UpstreamGroup, UpstreamId, Workers,
+    AccessTarget, Action, ConnectionLimits, HostIndex, Listener, Location, Locations, MainSettings,
+    Match, Member, Origin, Server, ServerName, Snapshot, StreamServer, UpstreamGroup, UpstreamId,
+    Workers,
 };
 use crate::upstream::Balance;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};

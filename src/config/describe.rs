@@ -6,7 +6,8 @@
 
 use super::fmt::quote;
 use super::values::{duration_text as duration, size_text as size};
-use crate::routing::{Action, LogTarget, Route, Snapshot, UpstreamGroup, Workers};
+use crate::log::LogTarget;
+use crate::routing::{Action, Route, Snapshot, UpstreamGroup, Workers};
 use std::fmt::Write as _;
 
 /// The whole table as text.

@@ -5,7 +5,7 @@
 //! `docs/config.md` is generated from it (a test keeps the two equal), so
 //! the language, its checks and its reference cannot drift apart.
 
-use crate::routing::LogLevel;
+use crate::log::LogLevel;
 use crate::upstream::Balance;
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::OnceLock;

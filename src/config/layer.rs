@@ -7,9 +7,9 @@
 use super::check::Node;
 use super::directives::Key;
 use super::values::{LogSpec, Value};
+use crate::log::LogTarget;
 use crate::routing::{
-    AccessList, AccessRule, Action, ErrorPage, Gzip, Header, ListingFormat, LogTarget, Origin,
-    Route,
+    AccessList, AccessRule, Action, ErrorPage, Gzip, Header, ListingFormat, Origin, Route,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

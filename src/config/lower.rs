@@ -5,8 +5,8 @@
 
 use super::ast::{Arg, Block, Comment, Directive, Item, Word};
 use super::diagnostic::Diagnostic;
+use super::grammar::Rule;
 use super::source::{FileId, Span};
-use super::syntax::Rule;
 use pest::iterators::Pair;
 
 /// Lowers the `file` pair of a text that starts at byte `base` of file

@@ -17,6 +17,7 @@ pub mod diff;
 pub mod directives;
 pub mod expserver;
 pub mod fmt;
+pub mod grammar;
 pub mod layer;
 pub mod load;
 pub mod lower;

@@ -8,14 +8,10 @@
 
 use super::ast::Item;
 use super::diagnostic::Diagnostic;
+use super::grammar::{Rule, XpsParser};
 use super::lower;
 use super::source::{FileId, SourceFile, Span};
 use pest::Parser as _;
-
-/// The parser pest derives from the grammar.
-#[derive(pest_derive::Parser)]
-#[grammar = "../grammar/xps.pest"]
-pub struct XpsParser;
 
 /// Deepest block nesting accepted (`server { location { } }` is 2).
 pub const MAX_DEPTH: usize = 16;

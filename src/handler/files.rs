@@ -1,42 +1,39 @@
-//! A worker's cache of what static serving learns from the file system:
-//! the open root folders, each file's metadata, validators and (for small
-//! files) content, and rendered directory listings.
-//!
-//! Freshness: the folder of every cached entry is watched (inotify), and a
-//! change in it drops its entries before the next request is served, so a
-//! saved file is served new at once. As a safety net for what a folder
-//! watch cannot see (a parent folder renamed, a symlink's target changed
-//! in another folder), an entry older than [`REVALIDATE`] is checked with
-//! one `fstatat` (device, inode, size, modification time) before reuse;
-//! without a working watcher, every request is checked that way. Entries
-//! are made from a file opened with `openat2(RESOLVE_BENEATH)`, so nothing
-//! outside the root — through `..` or a symlink — ever gets in.
+//! What static serving asks of the file system, and what it gets back.
+//! The handler never makes a system call: the worker's file cache
+//! (`server/files.rs`) implements [`Files`] and hands it entries, open
+//! files and rendered listings.
 
-use super::autoindex::{self, ListEntry};
-use crate::net::sys::{self, DirWatch, Stat, WatchId};
 use crate::routing::ListingFormat;
-use rustc_hash::FxHashMap;
 use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-/// How long a watched entry is trusted without asking the kernel.
-pub const REVALIDATE: Duration = Duration::from_secs(1);
-
-/// Files up to this size are kept in memory and sent with one write.
-pub const MAX_CACHED_FILE: u64 = 64 << 10;
-/// Content bytes one worker keeps at most (then the cache starts over).
-const MAX_CACHED_BYTES: usize = 4 << 20;
-/// Entries one worker keeps at most per root.
-const MAX_ENTRIES: usize = 8192;
+/// What the kernel said of a file or folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// Device.
+    pub dev: u64,
+    /// Inode.
+    pub ino: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, Unix seconds.
+    pub mtime: i64,
+    /// Nanoseconds part of the modification time.
+    pub mtime_nsec: i64,
+    /// A directory.
+    pub is_dir: bool,
+    /// A regular file.
+    pub is_file: bool,
+}
 
 /// A file or folder as the cache knows it.
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// What the kernel said.
-    pub stat: Stat,
+    pub stat: Meta,
     /// `"<mtime hex>-<size hex>"`.
     pub etag: Arc<str>,
     /// IMF-fixdate of the modification time.
@@ -61,268 +58,17 @@ pub enum Found {
     Forbidden,
 }
 
-/// A listing: the folder, its format, whether dotfiles show.
-type ListingKey = (String, ListingFormat, bool);
+/// The file system as static serving sees it: paths inside a root, never
+/// outside it.
+pub trait Files {
+    /// The file or folder at `relative` (no leading `/`) inside `root`.
+    fn lookup(&mut self, root: &Path, relative: &str, now: Instant) -> Found;
 
-/// A cached entry with what freshness needs.
-struct Cached {
-    entry: Entry,
-    /// The folder it is in, relative to the root (`""` for the root).
-    dir: String,
-    /// Its folder is watched.
-    watched: bool,
-    /// When it was last known to be current.
-    checked: Instant,
-}
+    /// Opens a file found by [`Files::lookup`] (for `sendfile`).
+    fn open(&mut self, root: &Path, relative: &str) -> io::Result<File>;
 
-struct Root {
-    dir: Option<File>,
-    /// The root folder with its symlinks resolved.
-    real: Option<PathBuf>,
-    files: FxHashMap<String, Cached>,
-    listings: FxHashMap<ListingKey, (Stat, Arc<[u8]>)>,
-}
-
-/// One worker's cache.
-#[derive(Default)]
-pub struct FileCache {
-    roots: Roots,
-    bytes: usize,
-    /// The folder watcher; `None` when inotify is unavailable.
-    watch: Option<DirWatch>,
-    /// Watched folders (absolute) and their watch ids, both ways.
-    watched: FxHashMap<PathBuf, WatchId>,
-    folders: FxHashMap<WatchId, (PathBuf, String)>,
-}
-
-/// The roots a worker has seen: a config has a handful, so a list compared
-/// byte-wise beats hashing a path's components on every request.
-#[derive(Default)]
-struct Roots(Vec<(PathBuf, Root)>);
-
-impl Roots {
-    fn position(&self, root: &Path) -> Option<usize> {
-        let bytes = root.as_os_str().as_encoded_bytes();
-        self.0
-            .iter()
-            .position(|(p, _)| p.as_os_str().as_encoded_bytes() == bytes)
-    }
-
-    fn get(&self, root: &Path) -> Option<&Root> {
-        self.position(root).map(|i| &self.0[i].1)
-    }
-
-    fn get_mut(&mut self, root: &Path) -> Option<&mut Root> {
-        self.position(root).map(|i| &mut self.0[i].1)
-    }
-
-    fn contains_key(&self, root: &Path) -> bool {
-        self.position(root).is_some()
-    }
-
-    fn insert(&mut self, root: PathBuf, r: Root) {
-        self.0.push((root, r));
-    }
-}
-
-/// The folder (relative to the root) an entry's path is in.
-fn folder_of(relative: &str) -> &str {
-    let trimmed = relative.trim_end_matches('/');
-    trimmed.rfind('/').map_or("", |i| &trimmed[..i])
-}
-
-/// Whether `real` (a resolved path) has a segment starting with `.` below
-/// `root`; `None` when either is unknown or `real` is not below `root`.
-fn dot_segment_below(real: Option<&Path>, root: Option<&Path>) -> Option<bool> {
-    let rest = real?.strip_prefix(root?).ok()?;
-    Some(
-        rest.components()
-            .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b".")),
-    )
-}
-
-fn classify(e: &io::Error) -> Found {
-    match e.raw_os_error() {
-        Some(libc::EACCES) | Some(libc::EPERM) => Found::Forbidden,
-        _ => Found::Missing,
-    }
-}
-
-impl FileCache {
-    /// A new, empty cache with a folder watcher when the system has one.
-    pub fn new() -> FileCache {
-        FileCache {
-            watch: DirWatch::new().ok(),
-            ..FileCache::default()
-        }
-    }
-
-    /// The watcher, to be polled by the worker's event loop.
-    pub fn watcher(&self) -> Option<&DirWatch> {
-        self.watch.as_ref()
-    }
-
-    /// Drops the entries of every folder the watcher reports changed. The
-    /// worker calls this before serving the requests of a loop turn.
-    pub fn invalidate(&mut self) {
-        let Some(watch) = &self.watch else { return };
-        for id in watch.changed() {
-            let Some((root, dir)) = self.folders.remove(&id) else {
-                continue;
-            };
-            self.watched.remove(&root.join(&dir));
-            if let Some(r) = self.roots.get_mut(&root) {
-                r.files
-                    .retain(|key, c| c.dir != dir && key.trim_end_matches('/') != dir);
-                r.listings
-                    .retain(|(key, _, _), _| key.trim_end_matches('/') != dir);
-            }
-        }
-    }
-
-    /// Watches `root/dir` unless it already is; whether it is watched.
-    fn watch_folder(&mut self, root: &Path, dir: &str) -> bool {
-        let Some(watch) = &self.watch else {
-            return false;
-        };
-        let abs = root.join(dir);
-        if self.watched.contains_key(&abs) {
-            return true;
-        }
-        match watch.add(&abs) {
-            Ok(id) => {
-                self.folders
-                    .insert(id, (root.to_path_buf(), dir.to_string()));
-                self.watched.insert(abs, id);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
-    fn root(&mut self, root: &Path) -> Option<&mut Root> {
-        if !self.roots.contains_key(root) {
-            self.roots.insert(
-                root.to_path_buf(),
-                Root {
-                    dir: None,
-                    real: None,
-                    files: FxHashMap::default(),
-                    listings: FxHashMap::default(),
-                },
-            );
-        }
-        let r = self.roots.get_mut(root)?;
-        if r.dir.is_none() {
-            // The root may appear after the config loaded: retried until it does.
-            r.dir = File::open(root).ok();
-            r.real = r.dir.as_ref().and_then(|d| sys::resolved_path(d).ok());
-        }
-        r.dir.is_some().then_some(r)
-    }
-
-    /// Looks `relative` (no leading `/`) up under `root` at time `now`.
-    pub fn lookup(&mut self, root: &Path, relative: &str, now: Instant) -> Found {
-        let cached_bytes = self.bytes;
-        let Some(r) = self.root(root) else {
-            return Found::Missing;
-        };
-        let Some(dir) = r.dir.as_ref() else {
-            return Found::Missing;
-        };
-        if let Some(c) = r.files.get_mut(relative) {
-            if c.watched && now.saturating_duration_since(c.checked) < REVALIDATE {
-                return Found::Entry(c.entry.clone());
-            }
-            match sys::stat_at(dir, relative) {
-                Ok(stat) if stat == c.entry.stat => {
-                    c.checked = now;
-                    return Found::Entry(c.entry.clone());
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    r.files.remove(relative);
-                    return classify(&e);
-                }
-            }
-        }
-        let file = match sys::open_beneath(dir, root, relative) {
-            Ok(f) => f,
-            Err(e) => return classify(&e),
-        };
-        let stat = match sys::stat_file(&file) {
-            Ok(s) => s,
-            Err(e) => return classify(&e),
-        };
-        if !stat.is_dir && !stat.is_file {
-            return Found::Missing;
-        }
-        let real = sys::resolved_path(&file).ok();
-        let mut dot = dot_segment_below(real.as_deref(), r.real.as_deref());
-        if dot.is_none() {
-            // The root folder may have moved since it was opened (a deploy
-            // that swaps folders): its path now, once.
-            r.real = sys::resolved_path(dir).ok();
-            dot = dot_segment_below(real.as_deref(), r.real.as_deref());
-        }
-        // Still unknown (a deleted folder): openat2 kept the file under the
-        // root, and only a literal dot segment counts.
-        let resolves_to_dotfile = dot.unwrap_or(false);
-        let content = if stat.is_file && stat.size <= MAX_CACHED_FILE {
-            match read_exactly(file, stat.size) {
-                Ok(bytes) => Some(bytes),
-                Err(e) => return classify(&e),
-            }
-        } else {
-            None
-        };
-        let entry = Entry {
-            stat,
-            etag: Arc::from(format!("\"{:x}-{:x}\"", stat.mtime, stat.size)),
-            last_modified: Arc::from(http_date(stat.mtime)),
-            content_type: mime_guess::from_path(relative)
-                .first_raw()
-                .unwrap_or("application/octet-stream"),
-            content,
-            resolves_to_dotfile,
-        };
-        let added = entry.content.as_ref().map_or(0, |c| c.len());
-        if cached_bytes + added > MAX_CACHED_BYTES || r.files.len() >= MAX_ENTRIES {
-            r.files.clear();
-            r.listings.clear();
-            self.bytes = 0;
-        }
-        let folder = folder_of(relative).to_string();
-        let watched = self.watch_folder(root, &folder);
-        let Some(r) = self.roots.get_mut(root) else {
-            return Found::Entry(entry);
-        };
-        let cached = Cached {
-            entry: entry.clone(),
-            dir: folder,
-            watched,
-            checked: now,
-        };
-        r.files.insert(relative.to_string(), cached);
-        self.bytes += added;
-        Found::Entry(entry)
-    }
-
-    /// Opens a file found by [`FileCache::lookup`] (for `sendfile`).
-    pub fn open(&mut self, root: &Path, relative: &str) -> io::Result<File> {
-        let r = self
-            .root(root)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        let dir = r
-            .dir
-            .as_ref()
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        sys::open_beneath(dir, root, relative)
-    }
-
-    /// The rendered listing of the folder `relative` (found as `entry`),
-    /// reused while the folder's modification time is unchanged.
-    pub fn listing(
+    /// The rendered listing of the folder `relative` (found as `entry`).
+    fn listing(
         &mut self,
         root: &Path,
         relative: &str,
@@ -330,92 +76,5 @@ impl FileCache {
         url_path: &str,
         format: ListingFormat,
         dotfiles: bool,
-    ) -> io::Result<Arc<[u8]>> {
-        let key = (relative.to_string(), format, dotfiles);
-        if let Some(r) = self.roots.get(root) {
-            if let Some((stat, bytes)) = r.listings.get(&key) {
-                if *stat == entry.stat {
-                    return Ok(bytes.clone());
-                }
-            }
-        }
-        self.watch_folder(root, relative.trim_end_matches('/'));
-        let entries = self.read_dir(root, relative, dotfiles)?;
-        let bytes: Arc<[u8]> = Arc::from(autoindex::render(url_path, &entries, format));
-        if let Some(r) = self.roots.get_mut(root) {
-            r.listings.insert(key, (entry.stat, bytes.clone()));
-        }
-        Ok(bytes)
-    }
-
-    /// The entries of a folder: dotfiles left out unless allowed, symlinks
-    /// only when they resolve inside the root.
-    fn read_dir(
-        &mut self,
-        root: &Path,
-        relative: &str,
-        dotfiles: bool,
-    ) -> io::Result<Vec<ListEntry>> {
-        let mut out = Vec::new();
-        for item in std::fs::read_dir(root.join(relative))? {
-            let Ok(item) = item else { continue };
-            let name = item.file_name().to_string_lossy().into_owned();
-            if !dotfiles && name.starts_with('.') {
-                continue;
-            }
-            let Ok(kind) = item.file_type() else { continue };
-            let stat = if kind.is_symlink() {
-                let inner = format!(
-                    "{relative}{}{name}",
-                    if relative.is_empty() || relative.ends_with('/') {
-                        ""
-                    } else {
-                        "/"
-                    }
-                );
-                match self.open(root, &inner).and_then(|f| sys::stat_file(&f)) {
-                    Ok(s) => s,
-                    Err(_) => continue,
-                }
-            } else {
-                let Ok(meta) = item.metadata() else { continue };
-                use std::os::unix::fs::MetadataExt;
-                Stat {
-                    dev: meta.dev(),
-                    ino: meta.ino(),
-                    size: meta.size(),
-                    mtime: meta.mtime(),
-                    mtime_nsec: meta.mtime_nsec(),
-                    is_dir: meta.is_dir(),
-                    is_file: meta.is_file(),
-                }
-            };
-            if !stat.is_dir && !stat.is_file {
-                continue;
-            }
-            out.push(ListEntry {
-                name,
-                is_dir: stat.is_dir,
-                size: stat.size,
-                mtime: stat.mtime,
-            });
-        }
-        Ok(out)
-    }
-}
-
-fn read_exactly(mut file: File, size: u64) -> io::Result<Arc<[u8]>> {
-    let mut bytes = Vec::with_capacity(size as usize);
-    file.read_to_end(&mut bytes)?;
-    if bytes.len() as u64 != size {
-        // The file changed while it was read: the next request looks again.
-        return Err(io::Error::from(io::ErrorKind::Interrupted));
-    }
-    Ok(Arc::from(bytes))
-}
-
-/// IMF-fixdate of Unix seconds.
-pub fn http_date(secs: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
-    httpdate::fmt_http_date(t)
+    ) -> io::Result<Arc<[u8]>>;
 }

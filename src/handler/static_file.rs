@@ -4,7 +4,7 @@
 //! `If-None-Match`/`If-Modified-Since`; one `Range`; GET and HEAD only.
 
 use super::autoindex::encode_path;
-use super::files::{Entry, FileCache, Found};
+use super::files::{Entry, Files, Found};
 use super::{Body, Reply, Text, canned};
 use crate::http::{Method, RequestHead};
 use crate::routing::{ListingFormat, Route};
@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Serves the request from the route's root.
-pub fn serve(req: &RequestHead, route: &Route, fs: &mut FileCache, now: Instant) -> Reply {
+pub fn serve(req: &RequestHead, route: &Route, fs: &mut impl Files, now: Instant) -> Reply {
     if req.method != Method::Get && req.method != Method::Head {
         let mut r = canned::error(405);
         r.allow = Some("GET, HEAD");
@@ -84,7 +84,7 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut FileCache, now: Instant)
 /// used instead).
 pub fn error_page(
     route: &Route,
-    fs: &mut FileCache,
+    fs: &mut impl Files,
     page: &str,
     status: u16,
     req: &RequestHead,
@@ -112,7 +112,7 @@ fn has_dot_segment(path: &str) -> bool {
 fn file(
     req: &RequestHead,
     route: &Route,
-    fs: &mut FileCache,
+    fs: &mut impl Files,
     root: &Path,
     relative: &str,
     e: Entry,
@@ -156,7 +156,7 @@ fn file(
 }
 
 /// The body for bytes `start..end`: shared from the cache, or the open file.
-fn body(fs: &mut FileCache, root: &Path, relative: &str, e: &Entry, start: u64, end: u64) -> Body {
+fn body(fs: &mut impl Files, root: &Path, relative: &str, e: &Entry, start: u64, end: u64) -> Body {
     if let Some(bytes) = &e.content {
         return Body::Shared {
             bytes: bytes.clone(),

@@ -19,6 +19,7 @@ pub use location::{Location, LocationMatch, Locations, Match};
 pub use route::{Action, ErrorPage, Gzip, Header, ListingFormat, Return, Route};
 pub use upstream::{HealthCheck, Member, UpstreamGroup};
 
+use crate::log::ErrorLog;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -161,65 +162,6 @@ pub enum Workers {
     Auto,
     /// Exactly this many.
     Count(usize),
-}
-
-/// `error_log TARGET [LEVEL]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ErrorLog {
-    /// Where lines go.
-    pub target: LogTarget,
-    /// The least severe level written.
-    pub level: LogLevel,
-}
-
-/// A log destination.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LogTarget {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-    /// A file, appended to.
-    File(PathBuf),
-}
-
-/// Levels of `error_log`, least severe first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    /// Everything, per connection.
-    Debug,
-    /// Lifecycle events: start, reload, stop.
-    Info,
-    /// Things that went wrong but were handled.
-    Warn,
-    /// Things that failed.
-    Error,
-}
-
-impl LogLevel {
-    /// The names `error_log` accepts.
-    pub const NAMES: &'static [&'static str] = &["debug", "info", "warn", "error"];
-
-    /// The level for a name of [`LogLevel::NAMES`].
-    pub fn from_name(name: &str) -> Option<LogLevel> {
-        match name {
-            "debug" => Some(LogLevel::Debug),
-            "info" => Some(LogLevel::Info),
-            "warn" => Some(LogLevel::Warn),
-            "error" => Some(LogLevel::Error),
-            _ => None,
-        }
-    }
-
-    /// The name as written in xps.conf.
-    pub fn name(self) -> &'static str {
-        match self {
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-        }
-    }
 }
 
 /// One HTTP listen address and the servers on it.

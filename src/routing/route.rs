@@ -2,7 +2,8 @@
 //! every inherited setting already merged in. Field names are directive
 //! names.
 
-use super::{AccessList, LogTarget, UpstreamId};
+use super::{AccessList, UpstreamId};
+use crate::log::LogTarget;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,8 +13,9 @@ use crate::handler::{Body, Reply, canned, static_file};
 use crate::http::body::ChunkedDecoder;
 use crate::http::parse::{self, Framing, Method, ParseError, RequestHead, Version};
 use crate::http::response;
+use crate::log::LogTarget;
 use crate::net::{Token, sys};
-use crate::routing::{Action, ConnectionLimits, LogTarget, MinRate, Route, Snapshot};
+use crate::routing::{Action, ConnectionLimits, MinRate, Route, Snapshot};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -988,7 +989,7 @@ fn pending_log(
     status: u16,
     now: Instant,
 ) -> PendingLog {
-    let time = crate::access_log::clf_time(SystemTime::now());
+    let time = crate::log::clf_time(SystemTime::now());
     let prefix = format!(
         "{} - - [{time}] \"{} {} {}\"",
         peer.ip(),

@@ -3,18 +3,19 @@
 //! (SIGQUIT) or a reload (SIGHUP).
 
 pub mod conn;
+pub mod files;
 pub mod probe;
 pub mod proxy;
 pub mod reload;
 pub mod worker;
 
-use crate::access_log::AccessLog;
 use crate::config::Loaded;
-use crate::handler::files::FileCache;
 use crate::http::date::DateCache;
+use crate::log::AccessLog;
 use crate::net::sys;
 use crate::routing::{Snapshot, Workers};
 use arc_swap::ArcSwap;
+use files::FileCache;
 use nix::sys::eventfd::EventFd;
 use nix::sys::signal::Signal;
 use std::io;
@@ -318,6 +319,8 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
     if let Some(path) = &config {
         reload::remove_state(path);
     }
+    // What was logged goes out before the process does.
+    shared.access_log.flush(Duration::from_secs(1));
     result
 }
 
@@ -346,6 +349,7 @@ fn signal_loop(
             }
             Some(Signal::SIGQUIT) => {
                 crate::log::info("SIGQUIT: exiting at once");
+                crate::log::flush();
                 std::process::exit(0);
             }
             Some(Signal::SIGHUP) if reloadable => {

@@ -283,7 +283,7 @@ impl Reloader {
             // A save by delete-and-recreate, caught in the middle: the
             // next event brings the new file.
             crate::log::write(
-                crate::routing::LogLevel::Debug,
+                crate::log::LogLevel::Debug,
                 &format!("{} is missing for now; waiting for it", self.name),
             );
             return;

@@ -7,36 +7,45 @@
 //! failed `fails` times in a row is out until `passes` probes in a row
 //! succeed.
 
-use std::collections::HashMap;
+use arc_swap::ArcSwap;
+use rustc_hash::FxHashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// What is known of one member.
-#[derive(Clone, Debug, Default)]
-struct State {
+/// What is known of one member, in atomics: any worker reads and records
+/// without a lock. Times are nanoseconds since [`Health`]'s start plus
+/// one; 0 means none.
+#[derive(Debug, Default)]
+struct Member {
     /// Failures counted in the current window.
-    fails: u32,
+    fails: AtomicU32,
     /// When the current window of failures started.
-    window_start: Option<Instant>,
+    window_start: AtomicU64,
     /// Out (passively) until this time.
-    down_until: Option<Instant>,
+    down_until: AtomicU64,
     /// Out because of active probes.
-    probe_down: bool,
-    /// Consecutive probe results (failures or passes).
-    probe_fails: u32,
-    probe_passes: u32,
+    probe_down: AtomicBool,
+    /// Consecutive probe results (failures or passes); only the prober
+    /// writes them.
+    probe_fails: AtomicU32,
+    probe_passes: AtomicU32,
 }
+
+/// Group name → member address → its state.
+type Members = FxHashMap<String, FxHashMap<SocketAddr, Arc<Member>>>;
 
 /// The shared registry.
 pub struct Health {
-    /// Group name → member → state. Only members something happened to
-    /// are in it.
-    members: Mutex<HashMap<String, HashMap<SocketAddr, State>>>,
-    /// Nothing was ever recorded: every member is up, no lock needed (the
-    /// common case, on every proxied request).
+    /// Only members something happened to are in it. Read without a lock;
+    /// a member's first record copies the map (read, copy, update).
+    members: ArcSwap<Members>,
+    /// Nothing was ever recorded: every member is up, nothing to look up
+    /// (the common case, on every proxied request).
     quiet: AtomicBool,
+    /// The origin of the stored times.
+    start: Instant,
 }
 
 impl Default for Health {
@@ -58,28 +67,42 @@ impl Health {
     /// A new, empty registry.
     pub fn new() -> Health {
         Health {
-            members: Mutex::new(HashMap::new()),
+            members: ArcSwap::from_pointee(Members::default()),
             quiet: AtomicBool::new(true),
+            start: Instant::now(),
         }
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<String, HashMap<SocketAddr, State>>) -> R) -> R {
-        let mut m = match self.members.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        f(&mut m)
+    /// `t` as stored (never 0).
+    fn time(&self, t: Instant) -> u64 {
+        let nanos = t.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1
     }
 
-    fn state<'a>(
-        m: &'a mut HashMap<String, HashMap<SocketAddr, State>>,
-        group: &str,
-        addr: SocketAddr,
-    ) -> &'a mut State {
-        m.entry(group.to_string())
-            .or_default()
-            .entry(addr)
-            .or_default()
+    /// The member's state, if anything was recorded for it.
+    fn get(&self, group: &str, addr: SocketAddr) -> Option<Arc<Member>> {
+        self.members.load().get(group)?.get(&addr).cloned()
+    }
+
+    /// The member's state, made on its first record.
+    fn entry(&self, group: &str, addr: SocketAddr) -> Arc<Member> {
+        self.quiet.store(false, Ordering::Relaxed);
+        if let Some(m) = self.get(group, addr) {
+            return m;
+        }
+        let made = Arc::new(Member::default());
+        let mut found = None;
+        self.members.rcu(|members| {
+            let mut next = Members::clone(members);
+            let m = next
+                .entry(group.to_string())
+                .or_default()
+                .entry(addr)
+                .or_insert_with(|| made.clone());
+            found = Some(m.clone());
+            next
+        });
+        found.unwrap_or(made)
     }
 
     /// Whether a member may take traffic now.
@@ -87,10 +110,13 @@ impl Health {
         if self.quiet.load(Ordering::Relaxed) {
             return true;
         }
-        self.with(|m| match m.get(group).and_then(|g| g.get(&addr)) {
+        match self.get(group, addr) {
             None => true,
-            Some(s) => !s.probe_down && s.down_until.is_none_or(|t| now >= t),
-        })
+            Some(m) => {
+                let until = m.down_until.load(Ordering::Relaxed);
+                !m.probe_down.load(Ordering::Relaxed) && (until == 0 || self.time(now) >= until)
+            }
+        }
     }
 
     /// Records a failed attempt (refused, reset, timed out).
@@ -98,23 +124,24 @@ impl Health {
         if limits.max_fails == 0 {
             return;
         }
-        self.quiet.store(false, Ordering::Relaxed);
-        self.with(|m| {
-            let s = Self::state(m, group, addr);
-            let fresh = s
-                .window_start
-                .is_none_or(|t| now.duration_since(t) > limits.fail_timeout);
-            if fresh {
-                s.window_start = Some(now);
-                s.fails = 0;
-            }
-            s.fails += 1;
-            if s.fails >= limits.max_fails {
-                s.down_until = Some(now + limits.fail_timeout);
-                s.fails = 0;
-                s.window_start = None;
-            }
-        });
+        let m = self.entry(group, addr);
+        let now = self.time(now);
+        let window = u64::try_from(limits.fail_timeout.as_nanos()).unwrap_or(u64::MAX);
+        let start = m.window_start.load(Ordering::Relaxed);
+        if (start == 0 || now.saturating_sub(start) > window)
+            && m.window_start
+                .compare_exchange(start, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // A new window: this worker opened it.
+            m.fails.store(0, Ordering::Relaxed);
+        }
+        if m.fails.fetch_add(1, Ordering::Relaxed) + 1 >= limits.max_fails {
+            m.down_until
+                .store(now.saturating_add(window), Ordering::Relaxed);
+            m.fails.store(0, Ordering::Relaxed);
+            m.window_start.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Records a success: the failure window starts over.
@@ -122,17 +149,22 @@ impl Health {
         if self.quiet.load(Ordering::Relaxed) {
             return;
         }
-        self.with(|m| {
-            if let Some(s) = m.get_mut(group).and_then(|g| g.get_mut(&addr)) {
-                s.fails = 0;
-                s.window_start = None;
-                s.down_until = None;
+        if let Some(m) = self.get(group, addr) {
+            // Loads first: a member that never failed costs no store.
+            if m.fails.load(Ordering::Relaxed) != 0 {
+                m.fails.store(0, Ordering::Relaxed);
             }
-        });
+            if m.window_start.load(Ordering::Relaxed) != 0 {
+                m.window_start.store(0, Ordering::Relaxed);
+            }
+            if m.down_until.load(Ordering::Relaxed) != 0 {
+                m.down_until.store(0, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Records an active probe; returns `Some(up)` when the member's state
-    /// changed.
+    /// changed. Probes run in one thread (the first worker's loop).
     pub fn probed(
         &self,
         group: &str,
@@ -141,27 +173,25 @@ impl Health {
         fails: u32,
         passes: u32,
     ) -> Option<bool> {
-        self.quiet.store(false, Ordering::Relaxed);
-        self.with(|m| {
-            let s = Self::state(m, group, addr);
-            if ok {
-                s.probe_fails = 0;
-                s.probe_passes += 1;
-                if s.probe_down && s.probe_passes >= passes {
-                    s.probe_down = false;
-                    s.down_until = None;
-                    return Some(true);
-                }
-            } else {
-                s.probe_passes = 0;
-                s.probe_fails += 1;
-                if !s.probe_down && s.probe_fails >= fails {
-                    s.probe_down = true;
-                    return Some(false);
-                }
+        let m = self.entry(group, addr);
+        let down = m.probe_down.load(Ordering::Relaxed);
+        if ok {
+            m.probe_fails.store(0, Ordering::Relaxed);
+            let passed = m.probe_passes.fetch_add(1, Ordering::Relaxed) + 1;
+            if down && passed >= passes {
+                m.probe_down.store(false, Ordering::Relaxed);
+                m.down_until.store(0, Ordering::Relaxed);
+                return Some(true);
             }
-            None
-        })
+        } else {
+            m.probe_passes.store(0, Ordering::Relaxed);
+            let failed = m.probe_fails.fetch_add(1, Ordering::Relaxed) + 1;
+            if !down && failed >= fails {
+                m.probe_down.store(true, Ordering::Relaxed);
+                return Some(false);
+            }
+        }
+        None
     }
 }
 

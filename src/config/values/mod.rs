@@ -11,9 +11,10 @@
 use super::ast::{Arg, Directive};
 use super::diagnostic::{Diagnostic, suggestion};
 use super::directives::{Kind, LOG_LEVELS, Spec};
+use crate::log::LogLevel;
 use crate::routing::{
-    AccessTarget, ErrorPage, Header, HealthCheck, LogLevel, Match, Member, MinRate, Return,
-    ServerName, Workers,
+    AccessTarget, ErrorPage, Header, HealthCheck, Match, Member, MinRate, Return, ServerName,
+    Workers,
 };
 use std::net::SocketAddr;
 

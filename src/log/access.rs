@@ -1,0 +1,79 @@
+//! The access log: one line per request in the combined log format plus
+//! the request time. Workers hand finished lines to a writer thread over a
+//! bounded channel and never wait on a disk or a pipe: when the writer
+//! falls behind, lines are dropped and counted.
+
+use super::LogTarget;
+use super::queue::Queue;
+
+/// Lines waiting for the writer at most.
+const QUEUE: usize = 16 * 1024;
+
+/// The sending side, cloned into every worker.
+#[derive(Clone)]
+pub struct AccessLog {
+    queue: Queue,
+}
+
+impl AccessLog {
+    /// Starts the writer thread.
+    pub fn start() -> AccessLog {
+        AccessLog {
+            queue: Queue::start("xps-access-log", QUEUE, true),
+        }
+    }
+
+    /// Queues a line (without its newline) for `target`.
+    pub fn write(&self, target: &LogTarget, mut line: String) {
+        line.push('\n');
+        self.queue.send(target.clone(), line);
+    }
+
+    /// Reopens the files after a log rotation renamed them: the lines
+    /// queued before go to the old files, the ones after to new files at
+    /// the configured paths. Waits for room in the queue (never dropped).
+    pub fn reopen(&self) {
+        self.queue.reopen();
+    }
+
+    /// Waits (at most `within`) until the lines queued so far are written.
+    pub fn flush(&self, within: std::time::Duration) {
+        self.queue.flush(within);
+    }
+
+    /// Lines dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.queue.dropped()
+    }
+}
+
+/// `[26/Nov/2026:07:49:13 +0000]`'s inside, for the combined format.
+pub fn clf_time(now: std::time::SystemTime) -> String {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let date = crate::http::date::listing_time(secs); // YYYY-MM-DD HH:MM
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, rest) = date.split_at(4);
+    let m: usize = rest[1..3].parse().unwrap_or(1);
+    let d = &rest[4..6];
+    format!(
+        "{d}/{}/{y}:{}:{:02} +0000",
+        MONTHS[(m - 1).min(11)],
+        &rest[7..12],
+        secs.rem_euclid(60)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_log_time() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
+        assert_eq!(clf_time(t), "18/Nov/2026:11:06:40 +0000");
+    }
+}
