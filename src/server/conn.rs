@@ -8,15 +8,16 @@
 //! request order: a pipelined request is not parsed while an earlier
 //! response is still being written.
 
-use super::Ctx;
+use super::client::{Client, RateClock, earliest};
+use super::ctx::Ctx;
+use super::proxy::{self, Proxy, Step};
 use crate::handler::{Body, Reply, canned, static_file};
 use crate::http::body::ChunkedDecoder;
 use crate::http::parse::{self, Framing, Method, ParseError, RequestHead, Version};
-use crate::http::response;
 use crate::log::LogTarget;
-use crate::net::{Token, sys};
-use crate::routing::{Action, ConnectionLimits, MinRate, Route, Snapshot};
-use std::io::{self, IoSlice, Read, Write};
+use crate::net::Token;
+use crate::routing::{Action, ConnectionLimits, Route, Snapshot};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -29,8 +30,6 @@ const DRAIN_LIMIT: u64 = 1 << 20;
 /// How long a closing connection keeps reading what the client still sends,
 /// so that the kernel does not reset the connection under the response.
 const LINGER: Duration = Duration::from_secs(2);
-/// Bytes per `sendfile` call: enough to fill a socket buffer.
-const SENDFILE_CHUNK: usize = 1 << 20;
 
 /// Whether the worker keeps the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,48 +53,6 @@ pub(super) enum Phase {
     Draining,
     /// Response sent, write side shut; reading until the client closes.
     Lingering { until: Instant },
-}
-
-/// The unread input: `buf[start..end]`.
-pub(super) struct Input {
-    pub(super) buf: Vec<u8>,
-    pub(super) start: usize,
-    pub(super) end: usize,
-}
-
-impl Input {
-    pub(super) fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-
-    pub(super) fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
-    }
-}
-
-/// Bytes a client sent since a moment, for `client_min_rate`.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct RateClock {
-    pub(super) since: Instant,
-    pub(super) bytes: u64,
-}
-
-impl RateClock {
-    pub(super) fn start(now: Instant) -> RateClock {
-        RateClock {
-            since: now,
-            bytes: 0,
-        }
-    }
-
-    /// When the client falls below `rate` (never when it is off).
-    pub(super) fn deadline(&self, rate: Option<MinRate>) -> Option<Instant> {
-        rate.map(|r| r.deadline(self.since, self.bytes))
-    }
 }
 
 /// What is known of a head still arriving, so that each new byte is looked
@@ -133,11 +90,6 @@ impl HeadScan {
     }
 }
 
-/// The earlier of a deadline and an optional one.
-pub(super) fn earliest(a: Instant, b: Option<Instant>) -> Instant {
-    b.map_or(a, |b| a.min(b))
-}
-
 /// A request body being discarded.
 pub(super) enum Drain {
     Length(u64),
@@ -155,41 +107,17 @@ pub(super) struct PendingLog {
     pub(super) started: Instant,
 }
 
-/// The response being written.
-pub(super) struct Output {
-    pub(super) head: Vec<u8>,
-    pub(super) head_pos: usize,
-    pub(super) body: Body,
-    pub(super) body_sent: u64,
-    pub(super) send_body: bool,
-}
-
 /// A client connection.
 pub struct Conn {
-    pub(super) stream: TcpStream,
-    pub(super) peer: SocketAddr,
+    /// The client side: socket, buffers, readiness, progress clock.
+    pub(super) client: Client,
     pub(super) local: SocketAddr,
-    pub(super) input: Option<Input>,
-    pub(super) out: Output,
     pub(super) phase: Phase,
-    /// Readiness not used up yet (edge-triggered: no new edge will say so).
-    pub(super) readable: bool,
-    pub(super) writable: bool,
-    /// Close once the current response is out.
-    pub(super) close_after: bool,
-    /// The peer closed its side.
-    pub(super) peer_closed: bool,
-    /// epoll reported a hang-up: read until end of file, whatever a read
-    /// returns.
-    pub(super) hangup: bool,
     pub(super) drain: Option<Drain>,
     pub(super) requests: u64,
     pub(super) limits: ConnectionLimits,
-    /// `send_timeout` and `client_body_timeout` of the current route.
-    pub(super) send_timeout: Duration,
+    /// `client_body_timeout` of the current route.
     pub(super) body_timeout: Duration,
-    /// When the connection last made progress in its current phase.
-    pub(super) progress: Instant,
     /// When the connection must be looked at again.
     pub deadline: Option<Instant>,
     /// When a timer entry is scheduled for it (at most one that matters).
@@ -198,7 +126,7 @@ pub struct Conn {
     /// Its epoll token (its upstream socket's owner).
     pub(super) token: Token,
     /// The proxy leg of the current request.
-    pub(super) proxy: Option<Box<super::proxy::Proxy>>,
+    pub(super) proxy: Option<Box<Proxy>>,
     /// What is known of the head being received.
     scan: HeadScan,
     /// The body being discarded, for `client_min_rate`.
@@ -217,29 +145,13 @@ impl Conn {
         now: Instant,
     ) -> Conn {
         let mut c = Conn {
-            stream,
-            peer,
+            client: Client::new(stream, peer, limits.client_header_max_size as usize, now),
             local,
-            input: None,
-            out: Output {
-                head: Vec::new(),
-                head_pos: 0,
-                body: Body::Empty,
-                body_sent: 0,
-                send_body: false,
-            },
             phase: Phase::Idle,
-            readable: false,
-            writable: true,
-            close_after: false,
-            peer_closed: false,
-            hangup: false,
             drain: None,
             requests: 0,
-            send_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
             limits,
-            progress: now,
             deadline: None,
             timer_at: None,
             log: None,
@@ -255,18 +167,13 @@ impl Conn {
 
     /// The socket (for registration).
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        &self.client.stream
     }
 
     /// Whether the connection is between requests with nothing in flight
     /// (it may be closed at once on shutdown).
     pub fn is_idle(&self) -> bool {
-        self.phase == Phase::Idle && self.input.as_ref().is_none_or(|i| i.start == i.end)
-    }
-
-    /// Bytes read and not yet used (during a head: the head so far).
-    fn buffered(&self) -> u64 {
-        self.input.as_ref().map_or(0, |i| i.data().len()) as u64
+        self.phase == Phase::Idle && self.client.input_empty()
     }
 
     /// How readily the connection gives way when the server is out of
@@ -286,21 +193,23 @@ impl Conn {
             })
         };
         if let Some(p) = &self.proxy {
-            return self
-                .body_rate_since(p)
+            return p
+                .body_rate_since(&self.client)
                 .and_then(|(since, bytes)| rate(since, bytes));
         }
         match self.phase {
             Phase::Lingering { .. } => Some((0, 0)),
             Phase::Idle if self.is_idle() => {
-                let idle = now.saturating_duration_since(self.progress);
+                let idle = now.saturating_duration_since(self.client.progress);
                 // A new connection may have sent its head already, unread
                 // yet: it gets its first second too.
                 (self.requests > 0 || idle >= Duration::from_secs(1))
                     .then(|| (1, u64::MAX - idle.as_micros() as u64))
             }
-            Phase::Head { since } if !self.out_pending() => rate(since, self.buffered()),
-            Phase::Draining if !self.out_pending() => {
+            Phase::Head { since } if !self.client.out_pending() => {
+                rate(since, self.client.buffered())
+            }
+            Phase::Draining if !self.client.out_pending() => {
                 rate(self.body_clock.since, self.body_clock.bytes)
             }
             _ => None,
@@ -315,9 +224,9 @@ impl Conn {
         closed: bool,
         ctx: &mut Ctx,
     ) -> Next {
-        self.readable |= readable || closed;
-        self.hangup |= closed;
-        self.writable |= writable;
+        self.client.readable |= readable || closed;
+        self.client.hangup |= closed;
+        self.client.writable |= writable;
         self.drive(ctx)
     }
 
@@ -339,15 +248,15 @@ impl Conn {
     pub fn on_timeout(&mut self, ctx: &mut Ctx) -> Next {
         if self.proxy.is_some() {
             return match self.proxy_timeout(ctx) {
-                super::proxy::Step::Close => Next::Close,
-                super::proxy::Step::Done => {
+                Step::Close => Next::Close,
+                Step::Done => {
                     // An error page written for the timeout went out at
                     // once: the response is done here, as in `run`.
-                    self.progress = ctx.now;
+                    self.client.progress = ctx.now;
                     self.response_done(ctx);
                     self.drive(ctx)
                 }
-                super::proxy::Step::Wait => self.drive(ctx),
+                Step::Wait => self.drive(ctx),
             };
         }
         match self.phase {
@@ -356,7 +265,7 @@ impl Conn {
                 self.reply_error(408, ctx);
                 self.drive(ctx)
             }
-            Phase::Draining if self.out_pending() => Next::Close,
+            Phase::Draining if self.client.out_pending() => Next::Close,
             _ => Next::Close,
         }
     }
@@ -366,10 +275,8 @@ impl Conn {
     /// in-flight count ended) and the read buffer. Every close goes
     /// through here, including a connection closed to make room.
     pub fn release(mut self, ctx: &mut Ctx) {
-        self.drop_leg(ctx);
-        if let Some(input) = self.input.take() {
-            ctx.give_buffer(input.buf);
-        }
+        self.end_leg(Step::Close, ctx);
+        self.client.give_back_input(ctx);
     }
 
     /// Asks the connection to finish its current response and close.
@@ -377,7 +284,7 @@ impl Conn {
         if self.is_idle() {
             return Next::Close;
         }
-        self.close_after = true;
+        self.client.close_after = true;
         self.drive(ctx)
     }
 
@@ -398,27 +305,27 @@ impl Conn {
             }
             if self.proxy.is_some() {
                 match self.proxy_run(ctx) {
-                    super::proxy::Step::Wait => return Next::Keep,
-                    super::proxy::Step::Close => return Next::Close,
-                    super::proxy::Step::Done => {
-                        self.progress = ctx.now;
+                    Step::Wait => return Next::Keep,
+                    Step::Close => return Next::Close,
+                    Step::Done => {
+                        self.client.progress = ctx.now;
                         self.response_done(ctx);
-                        if self.close_after {
+                        if self.client.close_after {
                             return self.begin_close(ctx);
                         }
                         continue;
                     }
                 }
             }
-            if self.out_pending() {
-                if !self.writable {
+            if self.client.out_pending() {
+                if !self.client.writable {
                     return Next::Keep;
                 }
-                match self.flush() {
+                match self.client.flush() {
                     Ok(true) => {
-                        self.progress = ctx.now;
+                        self.client.progress = ctx.now;
                         self.response_done(ctx);
-                        if self.close_after && self.drain.is_none() {
+                        if self.client.close_after && self.drain.is_none() {
                             return self.begin_close(ctx);
                         }
                     }
@@ -432,14 +339,14 @@ impl Conn {
                     None => continue,
                 }
             }
-            if self.close_after {
+            if self.client.close_after {
                 return self.begin_close(ctx);
             }
             if self.phase == Phase::Idle {
                 // Empty lines before a request line are ignored (RFC 9112
                 // §2.2), without starting a head's clock: a stray CRLF
                 // after a body leaves the connection idle.
-                if let Some(input) = self.input.as_mut() {
+                if let Some(input) = self.client.input.as_mut() {
                     loop {
                         let data = input.data();
                         if data.starts_with(b"\r\n") {
@@ -453,7 +360,7 @@ impl Conn {
                 }
             }
             // Parse what is buffered.
-            if let Some(input) = &self.input {
+            if let Some(input) = &self.client.input {
                 let max_head = self.limits.client_header_max_size as usize;
                 if input.start < input.end && self.scan.worth_parsing(input.data(), max_head) {
                     match parse::parse(input.data(), max_head) {
@@ -464,7 +371,7 @@ impl Conn {
                             // is routed (a proxied request forwards it).
                             let len = head.head_len;
                             self.respond(head, ctx);
-                            if let Some(i) = self.input.as_mut() {
+                            if let Some(i) = self.client.input.as_mut() {
                                 i.consume(len);
                             }
                             continue;
@@ -481,23 +388,23 @@ impl Conn {
                     }
                 }
             }
-            if self.peer_closed {
+            if self.client.peer_closed {
                 return Next::Close;
             }
-            if !self.readable {
+            if !self.client.readable {
                 return Next::Keep;
             }
-            match self.read(ctx) {
+            match self.client.read(ctx) {
                 Ok(0) => {
-                    self.peer_closed = true;
-                    self.readable = false;
+                    self.client.peer_closed = true;
+                    self.client.readable = false;
                     // A half-sent head is abandoned; between requests the
                     // client is simply gone.
                     return Next::Close;
                 }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
+                    self.client.readable = false;
                     return Next::Keep;
                 }
                 Err(_) => return Next::Close,
@@ -505,107 +412,10 @@ impl Conn {
         }
     }
 
-    pub(super) fn out_pending(&self) -> bool {
-        self.out.head_pos < self.out.head.len()
-            || (self.out.send_body && self.out.body_sent < self.out.body.len())
-    }
-
-    /// Reads once into the input buffer.
-    pub(super) fn read(&mut self, ctx: &mut Ctx) -> io::Result<usize> {
-        let max_head = self.limits.client_header_max_size as usize;
-        let input = self.input.get_or_insert_with(|| Input {
-            buf: ctx.take_buffer(),
-            start: 0,
-            end: 0,
-        });
-        if input.end == input.buf.len() {
-            if input.start > 0 {
-                input.buf.copy_within(input.start..input.end, 0);
-                input.end -= input.start;
-                input.start = 0;
-            } else {
-                // A head bigger than the buffer but within its limit.
-                let grow = (input.buf.len() * 2)
-                    .min(max_head + 1)
-                    .max(input.buf.len() + 1);
-                input.buf.resize(grow, 0);
-            }
-        }
-        let space = input.buf.len() - input.end;
-        let n = self.stream.read(&mut input.buf[input.end..])?;
-        input.end += n;
-        if n > 0 && n < space && !self.hangup {
-            // A short read emptied the socket; bytes arriving later raise a
-            // new edge. This saves the read that would only say WouldBlock.
-            self.readable = false;
-        }
-        Ok(n)
-    }
-
     /// Gives the read buffer back to the worker while the connection idles.
     fn release_idle_buffer(&mut self, ctx: &mut Ctx) {
-        if self.phase == Phase::Idle && self.input.as_ref().is_some_and(|i| i.start == i.end) {
-            if let Some(input) = self.input.take() {
-                ctx.give_buffer(input.buf);
-            }
-        }
-    }
-
-    /// Writes as much of the response as the socket takes. `Ok(true)`:
-    /// all of it.
-    pub(super) fn flush(&mut self) -> io::Result<bool> {
-        loop {
-            let head = &self.out.head[self.out.head_pos..];
-            let body_left = if self.out.send_body {
-                self.out.body.len() - self.out.body_sent
-            } else {
-                0
-            };
-            if head.is_empty() && body_left == 0 {
-                return Ok(true);
-            }
-            let result = match &self.out.body {
-                Body::File { file, start, .. } if body_left > 0 => {
-                    if !head.is_empty() {
-                        sys::send_more(&self.stream, head)
-                    } else {
-                        let mut offset = (*start + self.out.body_sent) as i64;
-                        let count = (body_left as usize).min(SENDFILE_CHUNK);
-                        sys::sendfile(&self.stream, file, &mut offset, count)
-                    }
-                }
-                body => {
-                    let rest: &[u8] = match body {
-                        Body::Shared { bytes, start, end } if body_left > 0 => {
-                            &bytes[start + self.out.body_sent as usize..*end]
-                        }
-                        Body::Owned(v) if body_left > 0 => &v[self.out.body_sent as usize..],
-                        _ => &[],
-                    };
-                    if rest.is_empty() {
-                        self.stream.write(head)
-                    } else if head.is_empty() {
-                        self.stream.write(rest)
-                    } else {
-                        self.stream
-                            .write_vectored(&[IoSlice::new(head), IoSlice::new(rest)])
-                    }
-                }
-            };
-            match result {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => {
-                    let from_head = n.min(head.len());
-                    self.out.head_pos += from_head;
-                    self.out.body_sent += (n - from_head) as u64;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    return Ok(false);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        if self.phase == Phase::Idle && self.client.input_empty() {
+            self.client.give_back_input(ctx);
         }
     }
 
@@ -613,8 +423,8 @@ impl Conn {
     fn response_done(&mut self, ctx: &mut Ctx) {
         if let Some(log) = self.log.take() {
             let elapsed = log.started.elapsed().as_secs_f64();
-            let sent = if self.out.send_body {
-                self.out.body_sent
+            let sent = if self.client.out.send_body {
+                self.client.out.body_sent
             } else {
                 0
             };
@@ -624,16 +434,16 @@ impl Conn {
             );
             ctx.shared.access_log.write(&log.target, line);
         }
-        self.out.head.clear();
-        if self.out.head.capacity() > 4096 {
+        self.client.out.head.clear();
+        if self.client.out.head.capacity() > 4096 {
             // A proxied body passed through: an idle connection keeps no
             // large buffer.
-            self.out.head = Vec::new();
+            self.client.out.head = Vec::new();
         }
-        self.out.head_pos = 0;
-        self.out.body = Body::Empty;
-        self.out.body_sent = 0;
-        self.out.send_body = false;
+        self.client.out.head_pos = 0;
+        self.client.out.body = Body::Empty;
+        self.client.out.body_sent = 0;
+        self.client.out.send_body = false;
         if self.drain.is_none() {
             self.phase = Phase::Idle;
         }
@@ -649,7 +459,7 @@ impl Conn {
         self.phase = Phase::Draining;
         loop {
             let drain = self.drain.as_mut()?;
-            if let Some(input) = self.input.as_mut() {
+            if let Some(input) = self.client.input.as_mut() {
                 let data = input.data();
                 let used = match drain {
                     Drain::Length(left) => {
@@ -664,7 +474,7 @@ impl Conn {
                 };
                 input.consume(used);
                 if used > 0 {
-                    self.progress = ctx.now;
+                    self.client.progress = ctx.now;
                     self.body_clock.bytes += used as u64;
                 }
             }
@@ -677,17 +487,17 @@ impl Conn {
                 self.phase = Phase::Idle;
                 return None;
             }
-            if self.peer_closed {
+            if self.client.peer_closed {
                 return Some(Next::Close);
             }
-            if !self.readable {
+            if !self.client.readable {
                 return Some(Next::Keep);
             }
-            match self.read(ctx) {
+            match self.client.read(ctx) {
                 Ok(0) => return Some(Next::Close),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
+                    self.client.readable = false;
                     return Some(Next::Keep);
                 }
                 Err(_) => return Some(Next::Close),
@@ -698,7 +508,7 @@ impl Conn {
     /// Shuts the write side and reads what the client still sends for a
     /// moment, so the response is not destroyed by a reset.
     fn begin_close(&mut self, ctx: &mut Ctx) -> Next {
-        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = self.client.stream.shutdown(Shutdown::Write);
         self.phase = Phase::Lingering {
             until: ctx.now + LINGER,
         };
@@ -708,11 +518,11 @@ impl Conn {
     fn linger(&mut self, ctx: &mut Ctx) -> Next {
         let mut scratch = [0u8; 4096];
         loop {
-            match self.stream.read(&mut scratch) {
+            match self.client.stream.read(&mut scratch) {
                 Ok(0) => return Next::Close,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
+                    self.client.readable = false;
                     let _ = ctx;
                     return Next::Keep;
                 }
@@ -724,33 +534,35 @@ impl Conn {
     fn update_deadline(&mut self, now: Instant) {
         if let Some(p) = &self.proxy {
             // The same choice as proxy_timeout makes.
-            self.deadline = Some(self.leg_deadline(p));
+            self.deadline = Some(p.leg_deadline(&self.client));
             return;
         }
         self.deadline = Some(match self.phase {
             Phase::Lingering { until } => until,
-            _ if self.out_pending() => self.progress + self.send_timeout,
+            _ if self.client.out_pending() => self.client.progress + self.client.send_timeout,
             Phase::Head { since } => {
                 let rate = RateClock {
                     since,
-                    bytes: self.buffered(),
+                    bytes: self.client.buffered(),
                 }
                 .deadline(self.limits.client_min_rate);
                 earliest(since + self.limits.client_header_timeout, rate)
             }
             Phase::Draining => earliest(
-                self.progress + self.body_timeout,
+                self.client.progress + self.body_timeout,
                 self.body_clock.deadline(self.limits.client_min_rate),
             ),
-            Phase::Idle if self.requests == 0 => self.progress + self.limits.client_header_timeout,
-            Phase::Idle => self.progress + self.limits.keepalive_timeout,
-            Phase::Writing => now + self.send_timeout,
+            Phase::Idle if self.requests == 0 => {
+                self.client.progress + self.limits.client_header_timeout
+            }
+            Phase::Idle => self.client.progress + self.limits.keepalive_timeout,
+            Phase::Writing => now + self.client.send_timeout,
         });
     }
 
     /// Answers a head that could not be parsed, then closes.
     fn reply_parse_error(&mut self, e: ParseError, ctx: &mut Ctx) {
-        if let Some(input) = self.input.as_mut() {
+        if let Some(input) = self.client.input.as_mut() {
             let n = input.end - input.start;
             input.consume(n);
         }
@@ -759,11 +571,71 @@ impl Conn {
 
     /// Writes a built-in error page and closes after it.
     fn reply_error(&mut self, status: u16, ctx: &mut Ctx) {
-        self.close_after = true;
+        self.client.close_after = true;
         let snapshot = ctx.shared.snapshot.load();
         let reply = canned::error(status);
-        self.write_reply(reply, None, Version::Http11, false, &snapshot, ctx);
+        self.client.write_reply(
+            reply,
+            None,
+            Version::Http11,
+            false,
+            &snapshot,
+            ctx.date.get(),
+        );
         self.phase = Phase::Writing;
+    }
+
+    /// Starts relaying a stream (TCP) connection accepted for stream server
+    /// `index`; `false` when no member can be tried (close the client).
+    pub(crate) fn start_stream(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        index: usize,
+        ctx: &mut Ctx,
+    ) -> bool {
+        self.proxy = Proxy::stream(&mut self.client, snapshot, index, self.token, ctx);
+        self.proxy.is_some()
+    }
+
+    /// Runs the proxy leg as far as it can go, and ends it unless it waits.
+    fn proxy_run(&mut self, ctx: &mut Ctx) -> Step {
+        let Some(p) = self.proxy.as_mut() else {
+            return Step::Done;
+        };
+        let step = p.run(&mut self.client, ctx);
+        if step != Step::Wait {
+            self.end_leg(step, ctx);
+        }
+        step
+    }
+
+    /// Handles a deadline of the proxy leg.
+    fn proxy_timeout(&mut self, ctx: &mut Ctx) -> Step {
+        let Some(p) = self.proxy.as_mut() else {
+            return Step::Close;
+        };
+        match p.timeout(&mut self.client, ctx) {
+            Some(Step::Wait) => Step::Wait,
+            Some(step) => {
+                self.end_leg(step, ctx);
+                step
+            }
+            None => self.proxy_run(ctx),
+        }
+    }
+
+    /// Ends the proxy leg (if any): its upstream connection is pooled or
+    /// closed, and a completed exchange's status and bytes go to the log.
+    fn end_leg(&mut self, step: Step, ctx: &mut Ctx) {
+        let Some(mut p) = self.proxy.take() else {
+            return;
+        };
+        let status = p.finish(ctx);
+        if let (Step::Done, Some(log), Some(status)) = (step, self.log.as_mut(), status) {
+            log.status = status;
+        }
+        self.client.out.body_sent = p.sent;
+        self.client.out.send_body = true;
     }
 
     /// Routes a request and writes its response.
@@ -778,25 +650,26 @@ impl Conn {
     fn respond_with(&mut self, head: RequestHead, snapshot: &Arc<Snapshot>, ctx: &mut Ctx) {
         self.requests += 1;
         self.phase = Phase::Writing;
-        self.progress = ctx.now;
+        self.client.progress = ctx.now;
         let Some(listener) = snapshot.listener(self.local) else {
             // The address left the config in a reload.
-            self.close_after = true;
-            self.write_reply(
+            self.client.close_after = true;
+            self.client.write_reply(
                 canned::error(404),
                 None,
                 head.version,
                 head.method == Method::Head,
                 snapshot,
-                ctx,
+                ctx.date.get(),
             );
             return;
         };
         let (sid, _) = listener.server(head.host.as_deref());
         let server = &snapshot.servers[sid];
         self.limits = server.connection.clone();
+        self.client.max_head = self.limits.client_header_max_size as usize;
         let (route, which) = server.route(&head.uri.path);
-        self.send_timeout = route.send_timeout;
+        self.client.send_timeout = route.send_timeout;
         self.body_timeout = route.client_body_timeout;
 
         // The body: refused when too large, else discarded (or the
@@ -805,7 +678,7 @@ impl Conn {
             Framing::Length(n) => n > route.client_max_body_size,
             _ => false,
         };
-        let allowed = route.access.check(self.peer.ip()).0;
+        let allowed = route.access.check(self.client.peer.ip()).0;
         let mut unproxied = None;
         if let (Action::Proxy(id), false, true) = (&route.action, too_large, allowed) {
             if !head.keep_alive
@@ -813,21 +686,34 @@ impl Conn {
                 || self.requests >= self.limits.keepalive_requests
                 || self.limits.keepalive_timeout.is_zero()
             {
-                self.close_after = true;
+                self.client.close_after = true;
             }
             if route.access_log.is_some() {
-                self.log = Some(pending_log(&head, route, self.peer, 502, ctx.now));
+                self.log = Some(pending_log(&head, route, self.client.peer, 502, ctx.now));
             }
             let raw = self
+                .client
                 .input
                 .as_ref()
                 .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
                 .unwrap_or_default();
-            self.out.head.clear();
-            self.out.head_pos = 0;
-            match self.start_proxy(&head, raw, snapshot, (sid, which), *id, ctx) {
-                None => return,
-                Some(reply) => unproxied = Some(reply),
+            self.client.out.head.clear();
+            self.client.out.head_pos = 0;
+            let start = proxy::Start {
+                head: &head,
+                raw_head: raw,
+                at: (sid, which),
+                group: *id,
+                owner: self.token,
+                body_timeout: self.body_timeout,
+                min_rate: self.limits.client_min_rate,
+            };
+            match Proxy::http(start, &mut self.client, snapshot, ctx) {
+                Ok(p) => {
+                    self.proxy = Some(p);
+                    return;
+                }
+                Err(reply) => unproxied = Some(reply),
             }
         }
         match head.framing {
@@ -840,25 +726,25 @@ impl Conn {
                     route.client_max_body_size.min(DRAIN_LIMIT),
                 )))
             }
-            Framing::Length(_) => self.close_after = true,
+            Framing::Length(_) => self.client.close_after = true,
         }
         if head.expect_continue && head.framing != Framing::None {
             // The client waits for `100 Continue` before sending the body;
             // the answer comes without reading it, so the body may never come.
-            self.close_after = true;
+            self.client.close_after = true;
         }
         if !head.keep_alive
             || ctx.stopping
             || self.requests >= self.limits.keepalive_requests
             || self.limits.keepalive_timeout.is_zero()
         {
-            self.close_after = true;
+            self.client.close_after = true;
         }
 
         let reply = if let Some(reply) = unproxied {
             reply
         } else if too_large {
-            self.close_after = true;
+            self.client.close_after = true;
             self.drain = None;
             canned::error(413)
         } else if !allowed {
@@ -866,88 +752,29 @@ impl Conn {
         } else {
             handle(&head, route, ctx)
         };
-        if self.close_after {
+        if self.client.close_after {
             // A closing connection discards the rest while it lingers.
             self.drain = None;
         }
         let reply = with_error_page(reply, &head, route, ctx);
         if route.access_log.is_some() {
-            self.log = Some(pending_log(&head, route, self.peer, reply.status, ctx.now));
+            self.log = Some(pending_log(
+                &head,
+                route,
+                self.client.peer,
+                reply.status,
+                ctx.now,
+            ));
         }
         let head_only = head.method == Method::Head;
-        self.write_reply(reply, Some(route), head.version, head_only, snapshot, ctx);
-    }
-
-    /// Writes the head (and queues the body) of a reply.
-    pub(super) fn write_reply(
-        &mut self,
-        reply: Reply,
-        route: Option<&Route>,
-        version: Version,
-        head_only: bool,
-        snapshot: &Snapshot,
-        ctx: &Ctx,
-    ) {
-        let b = &mut self.out.head;
-        b.clear();
-        response::status_line(b, reply.status);
-        response::header(b, "Date", ctx.date.get());
-        if let Some(server) = &snapshot.main.server_header {
-            response::header(b, "Server", server);
-        }
-        if let Some(t) = &reply.content_type {
-            let t = match t.as_str() {
-                canned::GENERATED_HTML if snapshot.main.expserver => "text/html",
-                t => t,
-            };
-            response::header(b, "Content-Type", t);
-        }
-        let no_body = reply.status == 304 || reply.status == 204 || reply.status < 200;
-        if !no_body {
-            response::header_u64(b, "Content-Length", reply.body.len());
-        }
-        if let Some(t) = &reply.last_modified {
-            response::header(b, "Last-Modified", t.as_str());
-        }
-        if let Some(t) = &reply.etag {
-            response::header(b, "ETag", t.as_str());
-        }
-        if let Some(l) = &reply.location {
-            response::header(b, "Location", l);
-        }
-        if let Some(a) = reply.allow {
-            response::header(b, "Allow", a);
-        }
-        if let Some(r) = &reply.content_range {
-            response::header(b, "Content-Range", r);
-        }
-        if reply.accept_ranges {
-            response::header(b, "Accept-Ranges", "bytes");
-        }
-        let mut has_cors = false;
-        if let Some(route) = route {
-            for h in &route.add_header {
-                has_cors |= h.name.eq_ignore_ascii_case("access-control-allow-origin");
-                response::header(b, &h.name, &h.value);
-            }
-        }
-        if snapshot.main.expserver && !has_cors {
-            response::header(b, "Access-Control-Allow-Origin", "*");
-        }
-        if self.close_after {
-            response::header(b, "Connection", "close");
-        } else if version == Version::Http10 {
-            response::header(b, "Connection", "keep-alive");
-        }
-        response::end(b);
-        self.out.head_pos = 0;
-        self.out.send_body = !head_only && !no_body;
-        self.out.body = if self.out.send_body {
-            reply.body
-        } else {
-            Body::Empty
-        };
-        self.out.body_sent = 0;
+        self.client.write_reply(
+            reply,
+            Some(route),
+            head.version,
+            head_only,
+            snapshot,
+            ctx.date.get(),
+        );
     }
 }
 

@@ -11,7 +11,7 @@
 //! keyed by group name and member address, so a reload keeps it for members
 //! that still exist.
 
-use super::Shared;
+use super::ctx::Shared;
 use crate::net::{Poller, Token, sys};
 use crate::routing::Snapshot;
 use std::io::{self, Read, Write};

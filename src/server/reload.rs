@@ -8,8 +8,9 @@
 //! alive connections get the new one with their next request), then tell
 //! workers to accept on the new sockets and close the gone ones.
 
+use super::ctx::Shared;
+use super::listen::{ListenMode, bind_addrs};
 use super::worker::Command;
-use super::{ListenMode, Shared};
 use crate::config::diff::diff;
 use crate::config::{self, Loaded, diagnostic};
 use crate::routing::Snapshot;
@@ -385,7 +386,7 @@ impl Reloader {
 
     /// One socket per worker for each new address.
     fn bind(&self, added: &[SocketAddr]) -> Result<Vec<Vec<(SocketAddr, TcpListener)>>, String> {
-        super::bind_addrs(added, self.workers.len(), self.mode)
+        bind_addrs(added, self.workers.len(), self.mode)
     }
 
     /// Reloads that failed since start.

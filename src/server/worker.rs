@@ -3,8 +3,8 @@
 //! workers but the [`Shared`] state behind an `Arc`.
 
 use super::conn::{Conn, Next};
+use super::ctx::{Ctx, Shared};
 use super::probe::Prober;
-use super::{Ctx, Shared};
 use crate::net::{Event, Events, Poller, TimerWheel, Token, next_generation, sys};
 use crate::routing::ConnectionLimits;
 use nix::sys::eventfd::EventFd;

@@ -1,0 +1,140 @@
+//! What the workers share ([`Shared`]), and what a worker's connections
+//! use besides their own state ([`Ctx`]): the loop turn's time, date and
+//! snapshot, buffer pools, the file cache, upstream sockets and balancers.
+
+use super::client::READ_BUF;
+use super::files::FileCache;
+use super::proxy::{Pool, Sockets};
+use crate::http::date::DateCache;
+use crate::log::AccessLog;
+use crate::routing::Snapshot;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::time::Instant;
+
+/// State every worker shares.
+pub struct Shared {
+    /// The routing table; swapped whole on reload.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// Set once on SIGTERM/SIGINT.
+    pub stopping: AtomicBool,
+    /// Open client connections over all workers (for `max_connections`).
+    pub connections: AtomicUsize,
+    /// `accept` calls that failed for want of resources (descriptors,
+    /// memory), over all workers.
+    pub accept_errors: AtomicU64,
+    /// The access-log writer.
+    pub access_log: AccessLog,
+    /// Health of upstream members (kept across reloads).
+    pub health: crate::upstream::Health,
+}
+
+/// What a worker's connections use besides their own state.
+pub struct Ctx {
+    /// The shared state.
+    pub shared: Arc<Shared>,
+    /// The `Date` value of this loop turn.
+    pub date: DateCache,
+    /// This worker's file and listing cache.
+    pub files: FileCache,
+    /// Read buffers of idle connections, for reuse.
+    pool: Vec<Vec<u8>>,
+    /// Relay buffers of finished proxy legs, for reuse.
+    relay_pool: Vec<Vec<u8>>,
+    /// The time of this loop turn.
+    pub now: Instant,
+    /// The server is stopping: no more keep-alive.
+    pub stopping: bool,
+    /// The snapshot requests of this loop turn use ([`Ctx::refresh`]).
+    pub snapshot: Option<Arc<Snapshot>>,
+    /// The worker's epoll, for upstream sockets.
+    pub poller: Arc<crate::net::Poller>,
+    /// Idle upstream connections of this worker.
+    pub upstream_pool: Pool,
+    /// This worker's upstream sockets and who they serve.
+    pub sockets: Sockets,
+    /// Balancer state per upstream group name.
+    pub pickers: rustc_hash::FxHashMap<String, crate::upstream::Picker>,
+    /// Scratch list of a group's members for one pick, kept to be reused.
+    pub candidates: Vec<crate::upstream::Candidate>,
+}
+
+/// Read buffers kept for reuse per worker at most.
+const POOL: usize = 256;
+
+impl Ctx {
+    pub(super) fn new(shared: Arc<Shared>, poller: Arc<crate::net::Poller>) -> Ctx {
+        Ctx {
+            shared,
+            date: DateCache::default(),
+            files: FileCache::new(),
+            pool: Vec::new(),
+            relay_pool: Vec::new(),
+            now: Instant::now(),
+            stopping: false,
+            snapshot: None,
+            poller,
+            upstream_pool: Pool::default(),
+            sockets: Sockets::default(),
+            pickers: rustc_hash::FxHashMap::default(),
+            candidates: Vec::new(),
+        }
+    }
+
+    /// A seed for a balancer's random choices, different per worker and
+    /// per call.
+    pub fn seed(&self) -> u64 {
+        use std::hash::{BuildHasher, RandomState};
+        RandomState::new().hash_one(self.now)
+    }
+
+    /// Starts a loop turn: the time, the date, and the current snapshot
+    /// (replaced only when a reload stored a new one).
+    pub fn refresh(&mut self) {
+        self.now = Instant::now();
+        self.date.refresh();
+        let current = self.shared.snapshot.load();
+        if !self
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, &current))
+        {
+            self.snapshot = Some(arc_swap::Guard::into_inner(current));
+        }
+    }
+
+    /// The snapshot of this loop turn (taken out; put it back after use).
+    pub fn take_snapshot(&mut self) -> Arc<Snapshot> {
+        match self.snapshot.take() {
+            Some(s) => s,
+            None => self.shared.snapshot.load_full(),
+        }
+    }
+
+    /// A read buffer of [`READ_BUF`] bytes.
+    pub fn take_buffer(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_else(|| vec![0; READ_BUF])
+    }
+
+    /// A proxy relay buffer (16 KiB, or empty to be made on first use).
+    pub fn take_relay_buffer(&mut self) -> Vec<u8> {
+        self.relay_pool.pop().unwrap_or_default()
+    }
+
+    /// Takes a relay buffer back.
+    pub fn give_relay_buffer(&mut self, buf: Vec<u8>) {
+        // Buffers grown for a fast download are not kept: a slow client
+        // taking one would hold more memory than it needs.
+        if buf.len() == 16 << 10 && self.relay_pool.len() < POOL {
+            self.relay_pool.push(buf);
+        }
+    }
+
+    /// Takes a read buffer back (oversized ones are dropped).
+    pub fn give_buffer(&mut self, buf: Vec<u8>) {
+        if buf.len() == READ_BUF && self.pool.len() < POOL {
+            self.pool.push(buf);
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Member choice and retries: the next member a request has not tried,
+//! by the group's balancer among those up, connected afresh or taken from
+//! the pool.
+
+use super::pool::UpSock;
+use super::{Proxy, State};
+use crate::handler::proxy;
+use crate::net::sys;
+use crate::server::client::Client;
+use crate::server::ctx::Ctx;
+use crate::upstream::{Candidate, Limits, Picker, client_hash};
+
+/// The members one request has tried: a bit each for the first 64 (no
+/// allocation per request), a list beyond.
+#[derive(Default)]
+pub(super) struct Tried {
+    pub(super) low: u64,
+    pub(super) high: Vec<usize>,
+}
+
+impl Tried {
+    pub(super) fn contains(&self, i: usize) -> bool {
+        if i < 64 {
+            self.low >> i & 1 == 1
+        } else {
+            self.high.contains(&i)
+        }
+    }
+
+    pub(super) fn insert(&mut self, i: usize) {
+        if i < 64 {
+            self.low |= 1 << i;
+        } else if !self.high.contains(&i) {
+            self.high.push(i);
+        }
+    }
+
+    pub(super) fn remove(&mut self, i: usize) {
+        if i < 64 {
+            self.low &= !(1 << i);
+        } else {
+            self.high.retain(|&j| j != i);
+        }
+    }
+}
+
+impl Proxy {
+    /// Picks the next member and connects (or reuses an idle connection).
+    pub(super) fn connect_next(&mut self, c: &mut Client, ctx: &mut Ctx) -> bool {
+        let group = &self.snapshot.upstreams[self.group];
+        let health = &ctx.shared.health;
+        loop {
+            // Reused from request to request: no allocation per pick.
+            let mut candidates = std::mem::take(&mut ctx.candidates);
+            candidates.clear();
+            candidates.extend(group.members.iter().enumerate().map(|(i, m)| Candidate {
+                weight: m.weight,
+                backup: m.backup,
+                usable: !self.tried.contains(i) && health.is_up(&group.name, m.addr, ctx.now),
+            }));
+            let addrs = group.members.iter().map(|m| m.addr);
+            let picker = match ctx.pickers.get_mut(&group.name) {
+                Some(picker) => {
+                    picker.follow(addrs);
+                    picker
+                }
+                None => {
+                    let seed = ctx.seed();
+                    let addrs: Vec<_> = addrs.collect();
+                    ctx.pickers
+                        .entry(group.name.clone())
+                        .or_insert_with(|| Picker::new(&addrs, seed))
+                }
+            };
+            let picked = picker.pick(group.balance, &candidates, client_hash(c.peer.ip()));
+            ctx.candidates = candidates;
+            let Some(i) = picked else {
+                return false;
+            };
+            self.tried.insert(i);
+            let addr = group.members[i].addr;
+            self.member = i;
+            self.addr = addr;
+            if !self.raw {
+                let (head, websocket) = proxy::request_head(
+                    &self.raw_head,
+                    self.route(),
+                    c.peer.ip(),
+                    &group.members[i].name,
+                    self.body,
+                );
+                self.to_up = head;
+                self.websocket = websocket;
+            }
+            self.to_up_pos = 0;
+            self.wrote = false;
+            self.up_drained = false;
+            self.from_up.clear();
+            self.progress = ctx.now;
+            if let Some(s) = (!self.raw)
+                .then(|| ctx.upstream_pool.take(addr, ctx.now, &mut ctx.sockets))
+                .flatten()
+            {
+                ctx.sockets.set_owner(s.id, Some(self.owner));
+                self.stream = Some(s);
+                self.reused = true;
+                self.restart_body_clocks(ctx.now);
+                self.state = State::Exchanging;
+                self.up_writable = true;
+                self.up_readable = false;
+                picker.started(i);
+                return true;
+            }
+            match sys::connect(addr).and_then(|s| ctx.sockets.add(s, self.owner, &ctx.poller)) {
+                Ok(s) => {
+                    self.stream = Some(s);
+                    self.reused = false;
+                    self.state = State::Connecting;
+                    self.connect_started = ctx.now;
+                    self.up_writable = false;
+                    self.up_readable = false;
+                    picker.started(i);
+                    return true;
+                }
+                Err(e) => {
+                    crate::log::warn(&format!("upstream {} member {addr}: {e}", group.name));
+                    let m = &group.members[i];
+                    health.failed(
+                        &group.name,
+                        addr,
+                        Limits {
+                            max_fails: m.max_fails,
+                            fail_timeout: m.fail_timeout,
+                        },
+                        ctx.now,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Takes the upstream socket off the leg; its member has one request less
+/// in flight (for `least_conn` and `random`). Every socket the leg drops
+/// goes through here, so the count stays exact.
+pub(super) fn take_upstream(p: &mut Proxy, ctx: &mut Ctx) -> Option<UpSock> {
+    let s = p.stream.take()?;
+    let name = &p.snapshot.upstreams[p.group].name;
+    if let Some(picker) = ctx.pickers.get_mut(name) {
+        picker.finished(p.addr);
+    }
+    Some(s)
+}
+
+/// Logs that a request finds no member of its group up (it gets 502).
+pub(super) fn no_member_up(p: &Proxy) {
+    crate::log::warn(&format!(
+        "upstream {}: no member is up; answering 502",
+        p.snapshot.upstreams[p.group].name
+    ));
+}

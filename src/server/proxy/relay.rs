@@ -1,0 +1,399 @@
+//! The response: its head parsed strictly and rewritten for the client,
+//! then its body passed on re-framed, through a bounded buffer.
+
+use super::choose::take_upstream;
+use super::{End, Failure, Proxy, State};
+use crate::handler::proxy::{self, ClientBody, ResponseBody, UpstreamHead};
+use crate::http::Version;
+use crate::http::body::ChunkedDecoder;
+use crate::server::client::Client;
+use crate::server::ctx::Ctx;
+use std::io::{self, Write};
+
+/// Bodies that fit after the pending head within this are copied, so head
+/// and body leave in one write; larger ones go straight from the relay
+/// buffer to the client.
+pub(super) const COPY_LIMIT: usize = 8 << 10;
+
+/// The relay buffer of a fast client on a big body.
+pub(super) const BIG_RELAY: usize = 128 << 10;
+
+/// Bytes read from the upstream and not yet passed on: `buf[start..end]`.
+/// Allocated once (16 KiB) on first use, never zeroed again.
+#[derive(Default)]
+pub(super) struct RelayBuf {
+    pub(super) buf: Vec<u8>,
+    pub(super) start: usize,
+    pub(super) end: usize,
+}
+
+impl RelayBuf {
+    pub(super) fn data(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+    }
+
+    pub(super) fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start >= self.end {
+            self.clear();
+        }
+    }
+
+    /// Room to read into (empty when full).
+    pub(super) fn spare(&mut self) -> &mut [u8] {
+        if self.buf.is_empty() {
+            self.buf = vec![0; 16 << 10];
+        }
+        if self.end == self.buf.len() && self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        &mut self.buf[self.end..]
+    }
+
+    pub(super) fn filled(&mut self, n: usize) {
+        self.end += n;
+    }
+
+    pub(super) fn has_room(&self) -> bool {
+        self.buf.is_empty() || self.end < self.buf.len() || self.start > 0
+    }
+
+    /// Grows to [`BIG_RELAY`] for a client that keeps up with a big body:
+    /// it then moves more per system call. Only while empty, so nothing
+    /// moves.
+    pub(super) fn grow(&mut self) {
+        if self.buf.len() < BIG_RELAY && self.is_empty() {
+            self.buf = vec![0; BIG_RELAY];
+            self.clear();
+        }
+    }
+}
+
+/// The response being relayed.
+pub(super) struct Relay {
+    pub(super) head: UpstreamHead,
+    pub(super) to_client: ClientBody,
+    /// Bytes of a `Content-Length` body still to come.
+    pub(super) left: u64,
+    pub(super) decoder: Option<ChunkedDecoder>,
+    pub(super) done: bool,
+}
+
+/// What the relay does with a parsed upstream response head.
+pub(super) enum Plan {
+    /// An interim answer (`100`, `102`, `103`): dropped.
+    Interim,
+    /// A `101` to a request that asked for no upgrade: 502.
+    UnaskedSwitch,
+    /// Relayed with this framing to the client; `true`: it becomes a
+    /// WebSocket tunnel.
+    Relay(ClientBody, bool),
+}
+
+impl Proxy {
+    /// Parses the response head when it is complete, then passes body
+    /// bytes to the client re-framed.
+    pub(super) fn relay_response(&mut self, c: &mut Client, ctx: &mut Ctx) -> Result<bool, End> {
+        if self.state == State::Tunnel {
+            c.out.head.extend_from_slice(self.from_up.data());
+            self.sent += self.from_up.data().len() as u64;
+            self.from_up.clear();
+            return Ok(true);
+        }
+        if self.relay.is_none() {
+            let http11 = self.client_version == Version::Http11;
+            let (client_keep_alive, stopping) = (self.client_keep_alive, ctx.stopping);
+            let websocket = self.websocket;
+            let http10 = self.client_version == Version::Http10;
+            let route = self.route();
+            let (out, close_after) = (&mut c.out.head, &mut c.close_after);
+            // One parse: the head is checked, then the client's head is
+            // written from the same fields.
+            let parsed = proxy::parse_response_then(
+                self.from_up.data(),
+                self.head_request,
+                |head, fields| {
+                    if head.status < 200 && head.status != 101 {
+                        // 100 Continue, 103 Early Hints: not relayed (xps
+                        // answered Expect itself).
+                        return Plan::Interim;
+                    }
+                    if head.status == 101 && !websocket {
+                        // A switch nobody asked for: the bytes after it
+                        // would be nobody's protocol.
+                        return Plan::UnaskedSwitch;
+                    }
+                    let upgrade = head.status == 101;
+                    let to_client = match head.body {
+                        // HEAD and 304 pass the declared length on; 1xx
+                        // and 204 never have one.
+                        ResponseBody::None => match head.length {
+                            Some(n) if head.status >= 200 && head.status != 204 => {
+                                ClientBody::Declared(n)
+                            }
+                            _ => ClientBody::None,
+                        },
+                        ResponseBody::Length(n) => ClientBody::Length(n),
+                        ResponseBody::Chunked | ResponseBody::Close if http11 => {
+                            ClientBody::Chunked
+                        }
+                        ResponseBody::Chunked | ResponseBody::Close => ClientBody::Close,
+                    };
+                    if to_client == ClientBody::Close || !client_keep_alive || stopping {
+                        *close_after = true;
+                    }
+                    let http10_ka = http10 && !*close_after;
+                    fields.client_head(out, route, to_client, *close_after, http10_ka);
+                    Plan::Relay(to_client, upgrade)
+                },
+            );
+            let (head, (to_client, upgrade)) = match parsed {
+                Ok(Some((h, Plan::Relay(to_client, upgrade)))) => (h, (to_client, upgrade)),
+                Ok(Some((_, Plan::UnaskedSwitch))) => {
+                    crate::log::warn(&format!(
+                        "upstream member {}: 101 Switching Protocols to a request that asked for no upgrade; answering 502",
+                        self.addr
+                    ));
+                    self.leg_error(c, 502, ctx);
+                    self.from_up.clear();
+                    return Ok(true);
+                }
+                Ok(Some((h, Plan::Interim))) => {
+                    // Interim answers are not progress: a `102` a second
+                    // must not hold a request forever.
+                    self.from_up.consume(h.len);
+                    return Ok(true);
+                }
+                Ok(None) if !self.from_up.has_room() => {
+                    // The head does not fit the relay buffer (16 KiB;
+                    // nginx's default limit is 4–8 KiB).
+                    crate::log::warn(&format!(
+                        "upstream member {}: response head too large; answering 502",
+                        self.addr
+                    ));
+                    self.leg_error(c, 502, ctx);
+                    self.from_up.clear();
+                    return Ok(true);
+                }
+                Ok(None) => return Ok(false),
+                Err(bad) => {
+                    crate::log::warn(&format!(
+                        "upstream member {}: {}; answering 502",
+                        self.addr, bad.0
+                    ));
+                    self.leg_error(c, 502, ctx);
+                    self.from_up.clear();
+                    return Ok(true);
+                }
+            };
+            self.from_up.consume(head.len);
+            self.started = true;
+            self.progress = ctx.now;
+            if upgrade {
+                self.state = State::Tunnel;
+                self.req_done = true;
+                self.relay = Some(Relay {
+                    head,
+                    to_client,
+                    left: 0,
+                    decoder: None,
+                    done: false,
+                });
+                return Ok(true);
+            }
+            let done = head.body == ResponseBody::None || head.body == ResponseBody::Length(0);
+            self.relay = Some(Relay {
+                left: match head.body {
+                    ResponseBody::Length(n) => n,
+                    _ => 0,
+                },
+                decoder: (head.body == ResponseBody::Chunked)
+                    .then(|| ChunkedDecoder::new(u64::MAX)),
+                head,
+                to_client,
+                done,
+            });
+            if done {
+                if to_client == ClientBody::Chunked {
+                    c.out.head.extend_from_slice(b"0\r\n\r\n");
+                }
+                return Ok(true);
+            }
+        }
+        let Some(r) = self.relay.as_mut() else {
+            return Ok(false);
+        };
+        if r.done {
+            // Bytes after a complete response: the connection is not reused.
+            self.from_up.clear();
+            r.head.keep_alive = false;
+            return Ok(false);
+        }
+        let chunked_out = r.to_client == ClientBody::Chunked;
+        let identity =
+            matches!(r.head.body, ResponseBody::Length(_) | ResponseBody::Close) && !chunked_out;
+        let avail = match r.head.body {
+            ResponseBody::Length(_) => (r.left.min(self.from_up.data().len() as u64)) as usize,
+            _ => self.from_up.data().len(),
+        };
+        let pending = c.out.head.len() - c.out.head_pos;
+        if identity && pending + avail > COPY_LIMIT {
+            // Straight from the relay buffer to the client, once the head
+            // is out: no copy, and no more memory than the buffer. (Small
+            // bodies are copied after the head: one write for both.)
+            if pending > 0 || !c.writable || avail == 0 {
+                return Ok(false);
+            }
+            match c.stream.write(&self.from_up.data()[..avail]) {
+                Ok(n) => {
+                    let whole = n == self.from_up.buf.len();
+                    self.from_up.consume(n);
+                    // A client that took a whole buffer at once after the
+                    // first 8 MiB keeps up (a stalled one cannot get
+                    // that far: its socket buffers fill first).
+                    if whole && self.sent >= 8 << 20 {
+                        // Splice the rest when it is long and the request
+                        // is all sent (the pipe then carries one direction).
+                        let request_sent = self.req_done
+                            && self.to_up_pos == self.to_up.len()
+                            && !self.up_write_failed;
+                        if r.left >= (1 << 20) + n as u64 && request_sent && !self.raw {
+                            self.splice_body = true;
+                        } else {
+                            self.from_up.grow();
+                        }
+                    }
+                    self.sent += n as u64;
+                    self.progress = ctx.now;
+                    c.progress = ctx.now;
+                    if let ResponseBody::Length(_) = r.head.body {
+                        r.left -= n as u64;
+                        r.done = r.left == 0;
+                    } else {
+                        r.done = self.up_eof && self.from_up.is_empty();
+                    }
+                    return Ok(n > 0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // The client's socket just filled: its send_timeout
+                    // starts now.
+                    c.writable = false;
+                    c.progress = ctx.now;
+                    return Ok(false);
+                }
+                Err(_) => return Err(End::Close),
+            }
+        }
+        let out = &mut c.out.head;
+        let mut sent = 0u64;
+        let mut emit = |data: &[u8]| {
+            if data.is_empty() {
+                return;
+            }
+            if chunked_out {
+                out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                out.extend_from_slice(data);
+                out.extend_from_slice(b"\r\n");
+            } else {
+                out.extend_from_slice(data);
+            }
+            sent += data.len() as u64;
+        };
+        let used = match r.head.body {
+            ResponseBody::Length(_) => {
+                let n = (r.left.min(self.from_up.data().len() as u64)) as usize;
+                emit(&self.from_up.data()[..n]);
+                r.left -= n as u64;
+                r.done = r.left == 0;
+                n
+            }
+            ResponseBody::Chunked => {
+                let Some(d) = r.decoder.as_mut() else {
+                    return Err(End::Close);
+                };
+                let n = match d.decode(self.from_up.data(), &mut emit) {
+                    Ok(n) => n,
+                    Err(_) => {
+                        // What was good goes out, then the client's
+                        // connection closes without the last chunk: it
+                        // cannot take the part for a whole body.
+                        crate::log::warn(&format!(
+                            "upstream member {}: bad chunked body; closing the client's connection",
+                            self.addr
+                        ));
+                        self.sent += sent;
+                        self.from_up.clear();
+                        if let Some(s) = take_upstream(self, ctx) {
+                            ctx.sockets.close(s);
+                        }
+                        self.up_readable = false;
+                        self.up_eof = true;
+                        self.draining = true;
+                        return Ok(true);
+                    }
+                };
+                r.done = d.is_done();
+                n
+            }
+            ResponseBody::Close => {
+                let n = self.from_up.data().len();
+                emit(self.from_up.data());
+                // After the upstream's close this was the rest.
+                r.done = self.up_eof;
+                n
+            }
+            ResponseBody::None => 0,
+        };
+        self.sent += sent;
+        self.from_up.consume(used);
+        if r.done && chunked_out {
+            c.out.head.extend_from_slice(b"0\r\n\r\n");
+        }
+        Ok(used > 0)
+    }
+
+    /// The upstream closed its side.
+    pub(super) fn upstream_closed(&mut self, c: &mut Client) -> Result<bool, End> {
+        if self.state == State::Tunnel {
+            // The client gets what is still buffered, then the close.
+            self.draining = true;
+            return Ok(true);
+        }
+        match self.relay.as_mut() {
+            None => Err(End::Failed(Failure::Error)),
+            Some(r) if r.head.body == ResponseBody::Close && !r.done => {
+                // The close ends the body: done once what is still buffered
+                // has gone out (the relay finishes it otherwise).
+                self.up_eof = true;
+                if self.from_up.is_empty() {
+                    r.done = true;
+                    if r.to_client == ClientBody::Chunked {
+                        c.out.head.extend_from_slice(b"0\r\n\r\n");
+                    }
+                }
+                Ok(true)
+            }
+            Some(_) if self.state == State::Tunnel => Err(End::Close),
+            Some(r) if r.done => Ok(false),
+            // Gone in the middle of a body: what arrived is passed on, then
+            // the client's connection closes, so it cannot take the part
+            // for a whole response.
+            Some(_) => {
+                self.up_eof = true;
+                self.draining = true;
+                Ok(true)
+            }
+        }
+    }
+}
