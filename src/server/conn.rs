@@ -709,11 +709,11 @@ impl Conn {
                 min_rate: self.limits.client_min_rate,
             };
             match Proxy::http(start, &mut self.client, snapshot, ctx) {
-                Ok(p) => {
+                Some(p) => {
                     self.proxy = Some(p);
                     return;
                 }
-                Err(reply) => unproxied = Some(reply),
+                None => unproxied = Some(canned::error(502)),
             }
         }
         match head.framing {

@@ -13,7 +13,7 @@
 use super::client::{Client, RateClock};
 use super::ctx::Ctx;
 use crate::handler::proxy::{ClientBody, RequestBody, ResponseBody, UpstreamHead};
-use crate::handler::{Reply, canned};
+use crate::handler::canned;
 use crate::http::body::ChunkedDecoder;
 use crate::http::{Framing, Method, RequestHead, Version};
 use crate::net::Token;
@@ -271,14 +271,14 @@ impl Proxy {
         })
     }
 
-    /// The leg of an HTTP request; `Err` with the answer when no member
-    /// can be tried at all (502 at once).
+    /// The leg of an HTTP request; `None` when no member can be tried at
+    /// all (the client gets 502 at once).
     pub fn http(
         start: Start,
         c: &mut Client,
         snapshot: &Arc<Snapshot>,
         ctx: &mut Ctx,
-    ) -> Result<Box<Proxy>, Reply> {
+    ) -> Option<Box<Proxy>> {
         let (head, at) = (start.head, start.at);
         let body = match head.framing {
             Framing::None => RequestBody::None,
@@ -310,7 +310,7 @@ impl Proxy {
         if body == RequestBody::None {
             if !p.connect_next(c, ctx) {
                 no_member_up(&p);
-                return Err(canned::error(502));
+                return None;
             }
         } else {
             p.state = State::Gathering;
@@ -322,7 +322,7 @@ impl Proxy {
                 .head
                 .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
-        Ok(p)
+        Some(p)
     }
 
     /// The leg of a stream (TCP) connection accepted for stream server
