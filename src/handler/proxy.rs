@@ -358,6 +358,36 @@ pub fn parse_response_then<R>(
     Ok(Some((head, r)))
 }
 
+/// What the client asked for that decides how a response reaches it.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientSide {
+    /// It speaks HTTP/1.1 (so it can take chunks).
+    pub http11: bool,
+    /// It asked to keep the connection, and xps is not stopping.
+    pub keep_alive: bool,
+}
+
+/// How the body of `head` goes to the client, and whether the client's
+/// connection closes after it. A length is passed on; a chunked or
+/// close-delimited body is chunked for an HTTP/1.1 client and
+/// close-delimited for an HTTP/1.0 one; HEAD and 304 answers pass the
+/// declared length on (1xx and 204 never have one).
+pub fn client_framing(head: &UpstreamHead, client: ClientSide) -> (ClientBody, bool) {
+    let to_client = match head.body {
+        ResponseBody::None => match head.length {
+            Some(n) if head.status >= 200 && head.status != 204 => ClientBody::Declared(n),
+            _ => ClientBody::None,
+        },
+        ResponseBody::Length(n) => ClientBody::Length(n),
+        ResponseBody::Chunked | ResponseBody::Close if client.http11 => ClientBody::Chunked,
+        ResponseBody::Chunked | ResponseBody::Close => ClientBody::Close,
+    };
+    (
+        to_client,
+        to_client == ClientBody::Close || !client.keep_alive,
+    )
+}
+
 /// How the response body goes to the client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientBody {
@@ -726,14 +756,12 @@ mod tests {
             let head_request = k % 3 == 0;
             let parsed = parse_response_then(&input, head_request, |head, fields| {
                 let mut out = Vec::new();
-                let body = match head.body {
-                    ResponseBody::None => {
-                        head.length.map_or(ClientBody::None, ClientBody::Declared)
-                    }
-                    ResponseBody::Length(n) => ClientBody::Length(n),
-                    ResponseBody::Chunked | ResponseBody::Close => ClientBody::Chunked,
+                let client = ClientSide {
+                    http11: k % 5 != 0,
+                    keep_alive: k % 2 == 0,
                 };
-                fields.client_head(&mut out, &route, body, k % 2 == 0, false);
+                let (body, close) = client_framing(head, client);
+                fields.client_head(&mut out, &route, body, close, false);
                 out
             });
             let text = String::from_utf8_lossy(&input);

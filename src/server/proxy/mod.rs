@@ -12,8 +12,8 @@
 
 use super::client::{Client, RateClock};
 use super::ctx::Ctx;
-use crate::handler::proxy::{ClientBody, RequestBody, ResponseBody, UpstreamHead};
 use crate::handler::canned;
+use crate::handler::proxy::{ClientBody, RequestBody, ResponseBody, UpstreamHead};
 use crate::http::body::ChunkedDecoder;
 use crate::http::{Framing, Method, RequestHead, Version};
 use crate::net::Token;

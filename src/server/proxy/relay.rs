@@ -3,7 +3,7 @@
 
 use super::choose::take_upstream;
 use super::{End, Failure, Proxy, State};
-use crate::handler::proxy::{self, ClientBody, ResponseBody, UpstreamHead};
+use crate::handler::proxy::{self, ClientBody, ClientSide, ResponseBody, UpstreamHead};
 use crate::http::Version;
 use crate::http::body::ChunkedDecoder;
 use crate::server::client::Client;
@@ -112,132 +112,19 @@ impl Proxy {
             return Ok(true);
         }
         if self.relay.is_none() {
-            let http11 = self.client_version == Version::Http11;
-            let (client_keep_alive, stopping) = (self.client_keep_alive, ctx.stopping);
-            let websocket = self.websocket;
-            let http10 = self.client_version == Version::Http10;
-            let route = self.route();
-            let (out, close_after) = (&mut c.out.head, &mut c.close_after);
-            // One parse: the head is checked, then the client's head is
-            // written from the same fields.
-            let parsed = proxy::parse_response_then(
-                self.from_up.data(),
-                self.head_request,
-                |head, fields| {
-                    if head.status < 200 && head.status != 101 {
-                        // 100 Continue, 103 Early Hints: not relayed (xps
-                        // answered Expect itself).
-                        return Plan::Interim;
-                    }
-                    if head.status == 101 && !websocket {
-                        // A switch nobody asked for: the bytes after it
-                        // would be nobody's protocol.
-                        return Plan::UnaskedSwitch;
-                    }
-                    let upgrade = head.status == 101;
-                    let to_client = match head.body {
-                        // HEAD and 304 pass the declared length on; 1xx
-                        // and 204 never have one.
-                        ResponseBody::None => match head.length {
-                            Some(n) if head.status >= 200 && head.status != 204 => {
-                                ClientBody::Declared(n)
-                            }
-                            _ => ClientBody::None,
-                        },
-                        ResponseBody::Length(n) => ClientBody::Length(n),
-                        ResponseBody::Chunked | ResponseBody::Close if http11 => {
-                            ClientBody::Chunked
-                        }
-                        ResponseBody::Chunked | ResponseBody::Close => ClientBody::Close,
-                    };
-                    if to_client == ClientBody::Close || !client_keep_alive || stopping {
-                        *close_after = true;
-                    }
-                    let http10_ka = http10 && !*close_after;
-                    fields.client_head(out, route, to_client, *close_after, http10_ka);
-                    Plan::Relay(to_client, upgrade)
-                },
-            );
-            let (head, (to_client, upgrade)) = match parsed {
-                Ok(Some((h, Plan::Relay(to_client, upgrade)))) => (h, (to_client, upgrade)),
-                Ok(Some((_, Plan::UnaskedSwitch))) => {
-                    crate::log::warn(&format!(
-                        "upstream member {}: 101 Switching Protocols to a request that asked for no upgrade; answering 502",
-                        self.addr
-                    ));
-                    self.leg_error(c, 502, ctx);
-                    self.from_up.clear();
-                    return Ok(true);
-                }
-                Ok(Some((h, Plan::Interim))) => {
-                    // Interim answers are not progress: a `102` a second
-                    // must not hold a request forever.
-                    self.from_up.consume(h.len);
-                    return Ok(true);
-                }
-                Ok(None) if !self.from_up.has_room() => {
-                    // The head does not fit the relay buffer (16 KiB;
-                    // nginx's default limit is 4–8 KiB).
-                    crate::log::warn(&format!(
-                        "upstream member {}: response head too large; answering 502",
-                        self.addr
-                    ));
-                    self.leg_error(c, 502, ctx);
-                    self.from_up.clear();
-                    return Ok(true);
-                }
-                Ok(None) => return Ok(false),
-                Err(bad) => {
-                    crate::log::warn(&format!(
-                        "upstream member {}: {}; answering 502",
-                        self.addr, bad.0
-                    ));
-                    self.leg_error(c, 502, ctx);
-                    self.from_up.clear();
-                    return Ok(true);
-                }
-            };
-            self.from_up.consume(head.len);
-            self.started = true;
-            self.progress = ctx.now;
-            if upgrade {
-                self.state = State::Tunnel;
-                self.req_done = true;
-                self.relay = Some(Relay {
-                    head,
-                    to_client,
-                    left: 0,
-                    decoder: None,
-                    done: false,
-                });
-                return Ok(true);
-            }
-            let done = head.body == ResponseBody::None || head.body == ResponseBody::Length(0);
-            self.relay = Some(Relay {
-                left: match head.body {
-                    ResponseBody::Length(n) => n,
-                    _ => 0,
-                },
-                decoder: (head.body == ResponseBody::Chunked)
-                    .then(|| ChunkedDecoder::new(u64::MAX)),
-                head,
-                to_client,
-                done,
-            });
-            if done {
-                if to_client == ClientBody::Chunked {
-                    c.out.head.extend_from_slice(b"0\r\n\r\n");
-                }
-                return Ok(true);
+            if let Some(progress) = self.take_head(c, ctx) {
+                return Ok(progress);
             }
         }
-        let Some(r) = self.relay.as_mut() else {
+        let Some(r) = self.relay.as_ref() else {
             return Ok(false);
         };
         if r.done {
             // Bytes after a complete response: the connection is not reused.
             self.from_up.clear();
-            r.head.keep_alive = false;
+            if let Some(r) = self.relay.as_mut() {
+                r.head.keep_alive = false;
+            }
             return Ok(false);
         }
         let chunked_out = r.to_client == ClientBody::Chunked;
@@ -255,46 +142,168 @@ impl Proxy {
             if pending > 0 || !c.writable || avail == 0 {
                 return Ok(false);
             }
-            match c.stream.write(&self.from_up.data()[..avail]) {
-                Ok(n) => {
-                    let whole = n == self.from_up.buf.len();
-                    self.from_up.consume(n);
-                    // A client that took a whole buffer at once after the
-                    // first 8 MiB keeps up (a stalled one cannot get
-                    // that far: its socket buffers fill first).
-                    if whole && self.sent >= 8 << 20 {
-                        // Splice the rest when it is long and the request
-                        // is all sent (the pipe then carries one direction).
-                        let request_sent = self.req_done
-                            && self.to_up_pos == self.to_up.len()
-                            && !self.up_write_failed;
-                        if r.left >= (1 << 20) + n as u64 && request_sent && !self.raw {
-                            self.splice_body = true;
-                        } else {
-                            self.from_up.grow();
-                        }
-                    }
-                    self.sent += n as u64;
-                    self.progress = ctx.now;
-                    c.progress = ctx.now;
-                    if let ResponseBody::Length(_) = r.head.body {
-                        r.left -= n as u64;
-                        r.done = r.left == 0;
-                    } else {
-                        r.done = self.up_eof && self.from_up.is_empty();
-                    }
-                    return Ok(n > 0);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // The client's socket just filled: its send_timeout
-                    // starts now.
-                    c.writable = false;
-                    c.progress = ctx.now;
-                    return Ok(false);
-                }
-                Err(_) => return Err(End::Close),
-            }
+            return self.write_through(c, avail, ctx);
         }
+        self.copy_body(c, ctx)
+    }
+
+    /// Parses the upstream's response head, when it is whole, and writes
+    /// the client's head. `None` when the relay is set up and its body
+    /// (if any) is next; `Some(progress)` otherwise (an interim answer
+    /// dropped, a head still partial, an error page made, a tunnel opened
+    /// or a response without a body done).
+    fn take_head(&mut self, c: &mut Client, ctx: &mut Ctx) -> Option<bool> {
+        let client = ClientSide {
+            http11: self.client_version == Version::Http11,
+            keep_alive: self.client_keep_alive && !ctx.stopping,
+        };
+        let (websocket, http10) = (self.websocket, self.client_version == Version::Http10);
+        let route = self.route();
+        let (out, close_after) = (&mut c.out.head, &mut c.close_after);
+        // One parse: the head is checked, then the client's head is
+        // written from the same fields.
+        let parsed =
+            proxy::parse_response_then(self.from_up.data(), self.head_request, |head, fields| {
+                if head.status < 200 && head.status != 101 {
+                    // 100 Continue, 103 Early Hints: not relayed (xps
+                    // answered Expect itself).
+                    return Plan::Interim;
+                }
+                if head.status == 101 && !websocket {
+                    // A switch nobody asked for: the bytes after it would
+                    // be nobody's protocol.
+                    return Plan::UnaskedSwitch;
+                }
+                let (to_client, close) = proxy::client_framing(head, client);
+                *close_after |= close;
+                let http10_keep_alive = http10 && !*close_after;
+                fields.client_head(out, route, to_client, *close_after, http10_keep_alive);
+                Plan::Relay(to_client, head.status == 101)
+            });
+        let (head, to_client, upgrade) = match parsed {
+            Ok(Some((h, Plan::Relay(to_client, upgrade)))) => (h, to_client, upgrade),
+            Ok(Some((_, Plan::UnaskedSwitch))) => {
+                return Some(self.refuse_head(
+                    c,
+                    "101 Switching Protocols to a request that asked for no upgrade",
+                    ctx,
+                ));
+            }
+            Ok(Some((h, Plan::Interim))) => {
+                // Interim answers are not progress: a `102` a second must
+                // not hold a request forever.
+                self.from_up.consume(h.len);
+                return Some(true);
+            }
+            // The head does not fit the relay buffer (16 KiB; nginx's
+            // default limit is 4–8 KiB).
+            Ok(None) if !self.from_up.has_room() => {
+                return Some(self.refuse_head(c, "response head too large", ctx));
+            }
+            Ok(None) => return Some(false),
+            Err(bad) => return Some(self.refuse_head(c, bad.0, ctx)),
+        };
+        self.from_up.consume(head.len);
+        self.started = true;
+        self.progress = ctx.now;
+        if upgrade {
+            self.state = State::Tunnel;
+            self.req_done = true;
+            self.relay = Some(Relay {
+                head,
+                to_client,
+                left: 0,
+                decoder: None,
+                done: false,
+            });
+            return Some(true);
+        }
+        let done = head.body == ResponseBody::None || head.body == ResponseBody::Length(0);
+        self.relay = Some(Relay {
+            left: match head.body {
+                ResponseBody::Length(n) => n,
+                _ => 0,
+            },
+            decoder: (head.body == ResponseBody::Chunked).then(|| ChunkedDecoder::new(u64::MAX)),
+            head,
+            to_client,
+            done,
+        });
+        if !done {
+            return None;
+        }
+        if to_client == ClientBody::Chunked {
+            c.out.head.extend_from_slice(b"0\r\n\r\n");
+        }
+        Some(true)
+    }
+
+    /// A response head that cannot be relayed: logged, and the client gets
+    /// 502.
+    fn refuse_head(&mut self, c: &mut Client, why: &str, ctx: &mut Ctx) -> bool {
+        crate::log::warn(&format!(
+            "upstream member {}: {why}; answering 502",
+            self.addr
+        ));
+        self.leg_error(c, 502, ctx);
+        self.from_up.clear();
+        true
+    }
+
+    /// Writes up to `avail` body bytes from the relay buffer straight to
+    /// the client (an identity body whose head is out).
+    fn write_through(&mut self, c: &mut Client, avail: usize, ctx: &mut Ctx) -> Result<bool, End> {
+        let Some(r) = self.relay.as_mut() else {
+            return Ok(false);
+        };
+        match c.stream.write(&self.from_up.data()[..avail]) {
+            Ok(n) => {
+                let whole = n == self.from_up.buf.len();
+                self.from_up.consume(n);
+                // A client that took a whole buffer at once after the first
+                // 8 MiB keeps up (a stalled one cannot get that far: its
+                // socket buffers fill first).
+                if whole && self.sent >= 8 << 20 {
+                    // Splice the rest when it is long and the request is
+                    // all sent (the pipe then carries one direction).
+                    let request_sent = self.req_done
+                        && self.to_up_pos == self.to_up.len()
+                        && !self.up_write_failed;
+                    if r.left >= (1 << 20) + n as u64 && request_sent && !self.raw {
+                        self.splice_body = true;
+                    } else {
+                        self.from_up.grow();
+                    }
+                }
+                self.sent += n as u64;
+                self.progress = ctx.now;
+                c.progress = ctx.now;
+                if let ResponseBody::Length(_) = r.head.body {
+                    r.left -= n as u64;
+                    r.done = r.left == 0;
+                } else {
+                    r.done = self.up_eof && self.from_up.is_empty();
+                }
+                Ok(n > 0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // The client's socket just filled: its send_timeout starts
+                // now.
+                c.writable = false;
+                c.progress = ctx.now;
+                Ok(false)
+            }
+            Err(_) => Err(End::Close),
+        }
+    }
+
+    /// Copies body bytes from the relay buffer into the client's output,
+    /// re-framed (chunked for a client that gets chunks).
+    fn copy_body(&mut self, c: &mut Client, ctx: &mut Ctx) -> Result<bool, End> {
+        let Some(r) = self.relay.as_mut() else {
+            return Ok(false);
+        };
+        let chunked_out = r.to_client == ClientBody::Chunked;
         let out = &mut c.out.head;
         let mut sent = 0u64;
         let mut emit = |data: &[u8]| {
