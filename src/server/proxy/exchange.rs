@@ -28,24 +28,9 @@ impl Proxy {
         }
         let mut progress = false;
         if self.state == State::Connecting {
-            if !self.up_writable {
+            if !self.connected(ctx)? {
                 return Ok(false);
             }
-            let err = self
-                .stream
-                .as_ref()
-                .and_then(|s| s.stream.take_error().ok().flatten());
-            if err.is_some() {
-                return Err(End::Failed(Failure::Error));
-            }
-            self.state = if self.raw {
-                State::Tunnel
-            } else {
-                State::Exchanging
-            };
-            self.progress = ctx.now;
-            // xps read nothing of the body while it connected.
-            self.restart_body_clocks(ctx.now);
             progress = true;
         }
         if self.bulk && self.pipes.is_none() {
@@ -65,7 +50,53 @@ impl Proxy {
         if self.req_done && self.state != State::Tunnel && c.input_empty() {
             c.give_back_input(ctx);
         }
-        // Client → upstream: the head, then body bytes re-framed.
+        progress |= self.send_up(c, ctx)?;
+        if let Some(step) = self.read_up(c, ctx, &mut progress)? {
+            return Ok(step);
+        }
+        if !self.from_up.is_empty() {
+            progress |= self.relay_response(c, ctx)?;
+        }
+        // The client's output.
+        if c.flush_head().map_err(|_| End::Close)? {
+            // The client took bytes, or its socket just filled: its
+            // send_timeout starts now (as nginx's does).
+            c.progress = ctx.now;
+            self.progress = ctx.now;
+            progress = true;
+        }
+        self.check_end(c)?;
+        Ok(progress)
+    }
+
+    /// The TCP handshake ended: `Ok(false)` while it has not,
+    /// `Failed` when it did not succeed.
+    fn connected(&mut self, ctx: &mut Ctx) -> Result<bool, End> {
+        if !self.up_writable {
+            return Ok(false);
+        }
+        let err = self
+            .stream
+            .as_ref()
+            .and_then(|s| s.stream.take_error().ok().flatten());
+        if err.is_some() {
+            return Err(End::Failed(Failure::Error));
+        }
+        self.state = if self.raw {
+            State::Tunnel
+        } else {
+            State::Exchanging
+        };
+        self.progress = ctx.now;
+        // xps read nothing of the body while it connected.
+        self.restart_body_clocks(ctx.now);
+        Ok(true)
+    }
+
+    /// Client → upstream: the head, then body bytes re-framed, while the
+    /// upstream takes them.
+    fn send_up(&mut self, c: &mut Client, ctx: &mut Ctx) -> Result<bool, End> {
+        let mut progress = false;
         if (!self.req_done || self.state == State::Tunnel)
             && !self.up_write_failed
             && self.to_up.len() - self.to_up_pos < WINDOW
@@ -113,7 +144,18 @@ impl Proxy {
             // Waiting on the upstream to take the body.
             self.restart_body_clocks(ctx.now);
         }
-        // Upstream → client, while the client's window has room.
+        Ok(progress)
+    }
+
+    /// Upstream → client, while the client's window has room.
+    /// `Ok(Some(step))`: the upstream closed its side, and this pass ends
+    /// with `step`.
+    fn read_up(
+        &mut self,
+        c: &mut Client,
+        ctx: &mut Ctx,
+        progress: &mut bool,
+    ) -> Result<Option<bool>, End> {
         let out_pending = c.out.head.len() - c.out.head_pos;
         if self.up_readable
             && self.from_up.has_room()
@@ -130,7 +172,7 @@ impl Proxy {
             match s.read(spare) {
                 Ok(0) => {
                     self.up_readable = false;
-                    return self.upstream_closed(c);
+                    return self.upstream_closed(c).map(Some);
                 }
                 Ok(n) => {
                     self.bulk |= self.raw && n >= READ_BUF;
@@ -145,7 +187,7 @@ impl Proxy {
                     if self.relay.is_some() || self.state != State::Exchanging {
                         self.progress = ctx.now;
                     }
-                    progress = true;
+                    *progress = true;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.up_readable = false;
@@ -159,17 +201,13 @@ impl Proxy {
                 }
             }
         }
-        if !self.from_up.is_empty() {
-            progress |= self.relay_response(c, ctx)?;
-        }
-        // The client's output.
-        if c.flush_head().map_err(|_| End::Close)? {
-            // The client took bytes, or its socket just filled: its
-            // send_timeout starts now (as nginx's does).
-            c.progress = ctx.now;
-            self.progress = ctx.now;
-            progress = true;
-        }
+        Ok(None)
+    }
+
+    /// Ends the leg when nothing is left to do: `Done` after a complete
+    /// response that is all out, `Close` after a tunnel or a response cut
+    /// short.
+    fn check_end(&mut self, c: &mut Client) -> Result<(), End> {
         let flushed = c.out.head_pos == c.out.head.len();
         if self.state == State::Tunnel
             && self.draining
@@ -206,7 +244,7 @@ impl Proxy {
             }
             return Err(End::Done);
         }
-        Ok(progress)
+        Ok(())
     }
 
     /// Reads the request body into the client's buffer (consuming nothing)
