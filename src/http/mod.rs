@@ -4,6 +4,7 @@ pub mod body;
 pub mod date;
 pub mod parse;
 pub mod response;
+pub mod scan;
 pub mod target;
 
 pub use parse::{Framing, Method, ParseError, RequestHead, Version};

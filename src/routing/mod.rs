@@ -216,6 +216,14 @@ impl Server {
         }
     }
 
+    /// The route a [`Server::route`] lookup gave.
+    pub fn route_of(&self, at: LocationMatch) -> &Route {
+        match at {
+            LocationMatch::Location(i) => &self.locations.list()[i].route,
+            _ => &self.fallback,
+        }
+    }
+
     /// A short name for messages: the first server_name, or `#N`.
     pub fn label(&self, id: ServerId) -> String {
         match self.server_name.first() {

@@ -8,25 +8,23 @@
 //! request order: a pipelined request is not parsed while an earlier
 //! response is still being written.
 
+use super::access;
 use super::client::{Client, RateClock, earliest};
 use super::ctx::Ctx;
+use super::drain::{Drain, Drained};
 use super::proxy::{self, Proxy, Step};
 use crate::handler::{Body, Reply, canned, static_file};
-use crate::http::body::ChunkedDecoder;
 use crate::http::parse::{self, Framing, Method, ParseError, RequestHead, Version};
-use crate::log::LogTarget;
+use crate::http::scan::HeadScan;
 use crate::net::Token;
-use crate::routing::{Action, ConnectionLimits, Route, Snapshot};
+use crate::routing::{
+    Action, ConnectionLimits, LocationMatch, Route, ServerId, Snapshot, UpstreamId,
+};
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-/// Read buffer size (grows up to the head limit when a head needs it).
-pub const READ_BUF: usize = 16 << 10;
-/// Request bodies up to this size are read and discarded to keep the
-/// connection; larger ones close it after the response.
-const DRAIN_LIMIT: u64 = 1 << 20;
 /// How long a closing connection keeps reading what the client still sends,
 /// so that the kernel does not reset the connection under the response.
 const LINGER: Duration = Duration::from_secs(2);
@@ -55,58 +53,6 @@ pub(super) enum Phase {
     Lingering { until: Instant },
 }
 
-/// What is known of a head still arriving, so that each new byte is looked
-/// at once: how many bytes were looked at, and whether the request line
-/// has ended among them.
-#[derive(Clone, Copy, Debug, Default)]
-struct HeadScan {
-    seen: usize,
-    line_ended: bool,
-}
-
-impl HeadScan {
-    /// Whether `data` (the buffered head: what was seen before, then new
-    /// bytes) is worth parsing: it is new, the request line just ended (a
-    /// malformed one is answered as soon as it is whole), a blank line may
-    /// have arrived, or the size limit is reached. Nothing else can change
-    /// the answer, so a head trickled a byte at a time is not parsed again
-    /// from its start on every read, which would cost CPU quadratic in its
-    /// size. Looks only at the new bytes (and the two before them).
-    fn worth_parsing(&mut self, data: &[u8], max_head: usize) -> bool {
-        let seen = self.seen.min(data.len());
-        self.seen = data.len();
-        if seen == 0 || data.len() >= max_head {
-            self.line_ended |= data.contains(&b'\n');
-            return true;
-        }
-        let new = &data[seen..];
-        if !self.line_ended && new.contains(&b'\n') {
-            self.line_ended = true;
-            return true;
-        }
-        // `\n\n` or `\n\r\n` ending in the new bytes.
-        let tail = &data[seen.saturating_sub(2)..];
-        tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
-    }
-}
-
-/// A request body being discarded.
-pub(super) enum Drain {
-    Length(u64),
-    Chunked(ChunkedDecoder),
-}
-
-/// An access-log line waiting for its byte count and duration.
-pub(super) struct PendingLog {
-    pub(super) target: LogTarget,
-    /// `addr - - [time] "request"` (up to the status).
-    pub(super) prefix: String,
-    /// `"referer" "user agent"`.
-    pub(super) suffix: String,
-    pub(super) status: u16,
-    pub(super) started: Instant,
-}
-
 /// A client connection.
 pub struct Conn {
     /// The client side: socket, buffers, readiness, progress clock.
@@ -122,7 +68,7 @@ pub struct Conn {
     pub deadline: Option<Instant>,
     /// When a timer entry is scheduled for it (at most one that matters).
     pub timer_at: Option<Instant>,
-    pub(super) log: Option<PendingLog>,
+    pub(super) log: Option<access::PendingLog>,
     /// Its epoll token (its upstream socket's owner).
     pub(super) token: Token,
     /// The proxy leg of the current request.
@@ -343,50 +289,10 @@ impl Conn {
                 return self.begin_close(ctx);
             }
             if self.phase == Phase::Idle {
-                // Empty lines before a request line are ignored (RFC 9112
-                // §2.2), without starting a head's clock: a stray CRLF
-                // after a body leaves the connection idle.
-                if let Some(input) = self.client.input.as_mut() {
-                    loop {
-                        let data = input.data();
-                        if data.starts_with(b"\r\n") {
-                            input.consume(2);
-                        } else if data.starts_with(b"\n") {
-                            input.consume(1);
-                        } else {
-                            break;
-                        }
-                    }
-                }
+                self.skip_blank_lines();
             }
-            // Parse what is buffered.
-            if let Some(input) = &self.client.input {
-                let max_head = self.limits.client_header_max_size as usize;
-                if input.start < input.end && self.scan.worth_parsing(input.data(), max_head) {
-                    match parse::parse(input.data(), max_head) {
-                        Ok(Some(head)) => {
-                            // The next head starts after this one.
-                            self.scan = HeadScan::default();
-                            // The head stays in the buffer while the request
-                            // is routed (a proxied request forwards it).
-                            let len = head.head_len;
-                            self.respond(head, ctx);
-                            if let Some(i) = self.client.input.as_mut() {
-                                i.consume(len);
-                            }
-                            continue;
-                        }
-                        Ok(None) => {
-                            if self.phase == Phase::Idle {
-                                self.phase = Phase::Head { since: ctx.now };
-                            }
-                        }
-                        Err(e) => {
-                            self.reply_parse_error(e, ctx);
-                            continue;
-                        }
-                    }
-                }
+            if self.parse_buffered(ctx) {
+                continue;
             }
             if self.client.peer_closed {
                 return Next::Close;
@@ -412,6 +318,60 @@ impl Conn {
         }
     }
 
+    /// Empty lines before a request line are ignored (RFC 9112 §2.2),
+    /// without starting a head's clock: a stray CRLF after a body leaves
+    /// the connection idle.
+    fn skip_blank_lines(&mut self) {
+        if let Some(input) = self.client.input.as_mut() {
+            loop {
+                let data = input.data();
+                if data.starts_with(b"\r\n") {
+                    input.consume(2);
+                } else if data.starts_with(b"\n") {
+                    input.consume(1);
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Parses what is buffered, when it may have become a whole head:
+    /// `true` when a request (or a malformed head) was answered.
+    fn parse_buffered(&mut self, ctx: &mut Ctx) -> bool {
+        let Some(input) = &self.client.input else {
+            return false;
+        };
+        let max_head = self.limits.client_header_max_size as usize;
+        if input.start == input.end || !self.scan.worth_parsing(input.data(), max_head) {
+            return false;
+        }
+        match parse::parse(input.data(), max_head) {
+            Ok(Some(head)) => {
+                // The next head starts after this one.
+                self.scan = HeadScan::default();
+                // The head stays in the buffer while the request is routed
+                // (a proxied request forwards it).
+                let len = head.head_len;
+                self.respond(head, ctx);
+                if let Some(i) = self.client.input.as_mut() {
+                    i.consume(len);
+                }
+                true
+            }
+            Ok(None) => {
+                if self.phase == Phase::Idle {
+                    self.phase = Phase::Head { since: ctx.now };
+                }
+                false
+            }
+            Err(e) => {
+                self.reply_parse_error(e, ctx);
+                true
+            }
+        }
+    }
+
     /// Gives the read buffer back to the worker while the connection idles.
     fn release_idle_buffer(&mut self, ctx: &mut Ctx) {
         if self.phase == Phase::Idle && self.client.input_empty() {
@@ -422,17 +382,12 @@ impl Conn {
     /// The response is out: log it, and make ready for the next request.
     fn response_done(&mut self, ctx: &mut Ctx) {
         if let Some(log) = self.log.take() {
-            let elapsed = log.started.elapsed().as_secs_f64();
             let sent = if self.client.out.send_body {
                 self.client.out.body_sent
             } else {
                 0
             };
-            let line = format!(
-                "{} {} {} {} {:.3}",
-                log.prefix, log.status, sent, log.suffix, elapsed
-            );
-            ctx.shared.access_log.write(&log.target, line);
+            ctx.shared.access_log.write(&log.target, log.line(sent));
         }
         self.client.out.head.clear();
         if self.client.out.head.capacity() > 4096 {
@@ -457,51 +412,15 @@ impl Conn {
             self.body_clock = RateClock::start(ctx.now);
         }
         self.phase = Phase::Draining;
-        loop {
-            let drain = self.drain.as_mut()?;
-            if let Some(input) = self.client.input.as_mut() {
-                let data = input.data();
-                let used = match drain {
-                    Drain::Length(left) => {
-                        let n = (*left).min(data.len() as u64);
-                        *left -= n;
-                        n as usize
-                    }
-                    Drain::Chunked(d) => match d.decode(data, |_| {}) {
-                        Ok(n) => n,
-                        Err(_) => return Some(Next::Close),
-                    },
-                };
-                input.consume(used);
-                if used > 0 {
-                    self.client.progress = ctx.now;
-                    self.body_clock.bytes += used as u64;
-                }
-            }
-            let done = match drain {
-                Drain::Length(left) => *left == 0,
-                Drain::Chunked(d) => d.is_done(),
-            };
-            if done {
+        let drain = self.drain.as_mut()?;
+        match drain.run(&mut self.client, &mut self.body_clock, ctx) {
+            Drained::Done => {
                 self.drain = None;
                 self.phase = Phase::Idle;
-                return None;
+                None
             }
-            if self.client.peer_closed {
-                return Some(Next::Close);
-            }
-            if !self.client.readable {
-                return Some(Next::Keep);
-            }
-            match self.client.read(ctx) {
-                Ok(0) => return Some(Next::Close),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.client.readable = false;
-                    return Some(Next::Keep);
-                }
-                Err(_) => return Some(Next::Close),
-            }
+            Drained::Wait => Some(Next::Keep),
+            Drained::Close => Some(Next::Close),
         }
     }
 
@@ -671,68 +590,6 @@ impl Conn {
         let (route, which) = server.route(&head.uri.path);
         self.client.send_timeout = route.send_timeout;
         self.body_timeout = route.client_body_timeout;
-
-        // The body: refused when too large, else discarded (or the
-        // connection closed) after the response.
-        let too_large = match head.framing {
-            Framing::Length(n) => n > route.client_max_body_size,
-            _ => false,
-        };
-        let allowed = route.access.check(self.client.peer.ip()).0;
-        let mut unproxied = None;
-        if let (Action::Proxy(id), false, true) = (&route.action, too_large, allowed) {
-            if !head.keep_alive
-                || ctx.stopping
-                || self.requests >= self.limits.keepalive_requests
-                || self.limits.keepalive_timeout.is_zero()
-            {
-                self.client.close_after = true;
-            }
-            if route.access_log.is_some() {
-                self.log = Some(pending_log(&head, route, self.client.peer, 502, ctx.now));
-            }
-            let raw = self
-                .client
-                .input
-                .as_ref()
-                .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
-                .unwrap_or_default();
-            self.client.out.head.clear();
-            self.client.out.head_pos = 0;
-            let start = proxy::Start {
-                head: &head,
-                raw_head: raw,
-                at: (sid, which),
-                group: *id,
-                owner: self.token,
-                body_timeout: self.body_timeout,
-                min_rate: self.limits.client_min_rate,
-            };
-            match Proxy::http(start, &mut self.client, snapshot, ctx) {
-                Some(p) => {
-                    self.proxy = Some(p);
-                    return;
-                }
-                None => unproxied = Some(canned::error(502)),
-            }
-        }
-        match head.framing {
-            Framing::None => {}
-            Framing::Length(n) if n <= DRAIN_LIMIT && !too_large => {
-                self.drain = Some(Drain::Length(n))
-            }
-            Framing::Chunked => {
-                self.drain = Some(Drain::Chunked(ChunkedDecoder::new(
-                    route.client_max_body_size.min(DRAIN_LIMIT),
-                )))
-            }
-            Framing::Length(_) => self.client.close_after = true,
-        }
-        if head.expect_continue && head.framing != Framing::None {
-            // The client waits for `100 Continue` before sending the body;
-            // the answer comes without reading it, so the body may never come.
-            self.client.close_after = true;
-        }
         if !head.keep_alive
             || ctx.stopping
             || self.requests >= self.limits.keepalive_requests
@@ -740,25 +597,30 @@ impl Conn {
         {
             self.client.close_after = true;
         }
-
-        let reply = if let Some(reply) = unproxied {
-            reply
-        } else if too_large {
-            self.client.close_after = true;
-            self.drain = None;
-            canned::error(413)
-        } else if !allowed {
-            canned::error(403)
-        } else {
-            handle(&head, route, ctx)
+        let too_large = match head.framing {
+            Framing::Length(n) => n > route.client_max_body_size,
+            _ => false,
         };
-        if self.client.close_after {
-            // A closing connection discards the rest while it lingers.
-            self.drain = None;
-        }
+        let allowed = route.access.check(self.client.peer.ip()).0;
+        let reply = match &route.action {
+            Action::Proxy(id) if allowed && !too_large => {
+                if self.start_proxying(&head, snapshot, (sid, which), *id, ctx) {
+                    return;
+                }
+                canned::error(502)
+            }
+            _ if too_large => canned::error(413),
+            _ if !allowed => canned::error(403),
+            _ => handle(&head, route, ctx),
+        };
+        self.drain = Drain::plan(
+            &head,
+            route.client_max_body_size,
+            &mut self.client.close_after,
+        );
         let reply = with_error_page(reply, &head, route, ctx);
         if route.access_log.is_some() {
-            self.log = Some(pending_log(
+            self.log = Some(access::pending(
                 &head,
                 route,
                 self.client.peer,
@@ -775,6 +637,41 @@ impl Conn {
             snapshot,
             ctx.date.get(),
         );
+    }
+
+    /// Starts the proxy leg of a request routed to upstream group `id`;
+    /// `false` when no member can be tried.
+    fn start_proxying(
+        &mut self,
+        head: &RequestHead,
+        snapshot: &Arc<Snapshot>,
+        at: (ServerId, LocationMatch),
+        id: UpstreamId,
+        ctx: &mut Ctx,
+    ) -> bool {
+        let route = snapshot.servers[at.0].route_of(at.1);
+        if route.access_log.is_some() {
+            self.log = Some(access::pending(head, route, self.client.peer, 502, ctx.now));
+        }
+        let raw = self
+            .client
+            .input
+            .as_ref()
+            .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
+            .unwrap_or_default();
+        self.client.out.head.clear();
+        self.client.out.head_pos = 0;
+        let start = proxy::Start {
+            head,
+            raw_head: raw,
+            at,
+            group: id,
+            owner: self.token,
+            body_timeout: self.body_timeout,
+            min_rate: self.limits.client_min_rate,
+        };
+        self.proxy = Proxy::http(start, &mut self.client, snapshot, ctx);
+        self.proxy.is_some()
     }
 }
 
@@ -806,97 +703,5 @@ fn with_error_page(reply: Reply, head: &RequestHead, route: &Route, ctx: &mut Ct
             r
         }
         None => reply,
-    }
-}
-
-fn pending_log(
-    head: &RequestHead,
-    route: &Route,
-    peer: SocketAddr,
-    status: u16,
-    now: Instant,
-) -> PendingLog {
-    let time = crate::log::clf_time(SystemTime::now());
-    let prefix = format!(
-        "{} - - [{time}] \"{} {} {}\"",
-        peer.ip(),
-        head.method,
-        escape(&head.target),
-        head.version.as_str()
-    );
-    let suffix = format!(
-        "\"{}\" \"{}\"",
-        escape(head.referer.as_deref().unwrap_or("-")),
-        escape(head.user_agent.as_deref().unwrap_or("-"))
-    );
-    PendingLog {
-        target: route.access_log.clone().unwrap_or(LogTarget::Stdout),
-        prefix,
-        suffix,
-        status,
-        started: now,
-    }
-}
-
-/// Quotes and control characters escaped, as nginx does in its logs.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\x22"),
-            '\\' => out.push_str("\\x5C"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::HeadScan;
-
-    /// Feeds `head` a byte at a time and counts the parses the gate lets
-    /// through, checking that the last byte always gets one.
-    fn parses(head: &[u8], max: usize) -> usize {
-        let mut scan = HeadScan::default();
-        let mut count = 0;
-        for end in 1..=head.len() {
-            if scan.worth_parsing(&head[..end], max) {
-                count += 1;
-            } else {
-                assert!(end < head.len(), "the complete head was not parsed");
-            }
-        }
-        count
-    }
-
-    #[test]
-    fn a_trickled_head_is_parsed_a_bounded_number_of_times() {
-        let mut head = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
-        for i in 0..2000 {
-            head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
-        }
-        head.extend_from_slice(b"\r\n");
-        // The first byte, the request line's end, the blank line: however
-        // many fields.
-        assert_eq!(parses(&head, 1 << 20), 3);
-        let lf_only = b"GET / HTTP/1.1\nHost: x\nA: b\n\n";
-        assert_eq!(parses(lf_only, 1 << 20), 3);
-    }
-
-    #[test]
-    fn the_size_limit_and_a_bad_request_line_are_seen_at_once() {
-        let fresh = |seen: usize, line_ended: bool| HeadScan { seen, line_ended };
-        // At the limit: parsed (and refused) without waiting for a blank
-        // line.
-        assert!(fresh(63, true).worth_parsing(&[b'a'; 64], 64));
-        // The request line just ended: parsed, so garbage gets its 400.
-        assert!(fresh(7, false).worth_parsing(b"GARBAGE\r\n", 1024));
-        // A field line ended, no blank line: nothing new to learn.
-        assert!(!fresh(20, true).worth_parsing(b"GET / HTTP/1.1\r\nA: b\r\n", 1024));
-        // The blank line split across reads.
-        assert!(!fresh(22, true).worth_parsing(b"GET / HTTP/1.1\r\nA: b\r\n\r", 1024));
-        assert!(fresh(23, true).worth_parsing(b"GET / HTTP/1.1\r\nA: b\r\n\r\n", 1024));
     }
 }

@@ -2,9 +2,11 @@
 //! signals into a graceful stop (SIGTERM, SIGINT), an immediate one
 //! (SIGQUIT) or a reload (SIGHUP).
 
+pub mod access;
 pub mod client;
 pub mod conn;
 pub mod ctx;
+pub mod drain;
 pub mod files;
 pub mod listen;
 pub mod probe;

@@ -169,11 +169,7 @@ enum End {
 
 impl Proxy {
     fn route(&self) -> &Route {
-        let server = &self.snapshot.servers[self.server];
-        match self.location {
-            LocationMatch::Location(i) => &server.locations.list()[i].route,
-            _ => &server.fallback,
-        }
+        self.snapshot.servers[self.server].route_of(self.location)
     }
 
     /// The deadline of the leg.
@@ -559,10 +555,6 @@ impl Proxy {
 }
 
 /// `client_max_body_size` of the route a request is proxied from.
-fn p_limit(snapshot: &Snapshot, at: (ServerId, LocationMatch)) -> u64 {
-    let server = &snapshot.servers[at.0];
-    match at.1 {
-        LocationMatch::Location(i) => server.locations.list()[i].route.client_max_body_size,
-        _ => server.fallback.client_max_body_size,
-    }
+fn p_limit(snapshot: &Snapshot, (server, at): (ServerId, LocationMatch)) -> u64 {
+    snapshot.servers[server].route_of(at).client_max_body_size
 }

@@ -1,0 +1,75 @@
+//! The access-log line of a request: its start is made when the request
+//! is routed, its end (status, bytes, duration) when the response is out.
+
+use crate::http::parse::RequestHead;
+use crate::log::LogTarget;
+use crate::routing::Route;
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+/// An access-log line waiting for its byte count and duration.
+pub struct PendingLog {
+    pub target: LogTarget,
+    /// `addr - - [time] "request"` (up to the status).
+    pub prefix: String,
+    /// `"referer" "user agent"`.
+    pub suffix: String,
+    pub status: u16,
+    pub started: Instant,
+}
+
+impl PendingLog {
+    /// The whole line, with `sent` body bytes.
+    pub fn line(&self, sent: u64) -> String {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        format!(
+            "{} {} {} {} {:.3}",
+            self.prefix, self.status, sent, self.suffix, elapsed
+        )
+    }
+}
+
+/// The line of a request routed to `route`, answered with `status` unless
+/// told otherwise.
+pub fn pending(
+    head: &RequestHead,
+    route: &Route,
+    peer: SocketAddr,
+    status: u16,
+    now: Instant,
+) -> PendingLog {
+    let time = crate::log::clf_time(SystemTime::now());
+    let prefix = format!(
+        "{} - - [{time}] \"{} {} {}\"",
+        peer.ip(),
+        head.method,
+        escape(&head.target),
+        head.version.as_str()
+    );
+    let suffix = format!(
+        "\"{}\" \"{}\"",
+        escape(head.referer.as_deref().unwrap_or("-")),
+        escape(head.user_agent.as_deref().unwrap_or("-"))
+    );
+    PendingLog {
+        target: route.access_log.clone().unwrap_or(LogTarget::Stdout),
+        prefix,
+        suffix,
+        status,
+        started: now,
+    }
+}
+
+/// Quotes and control characters escaped, as nginx does in its logs.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\x22"),
+            '\\' => out.push_str("\\x5C"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
