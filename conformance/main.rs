@@ -5,6 +5,7 @@ mod smuggling;
 mod support;
 mod upstream;
 
+mod architecture;
 mod bad_input;
 mod cli;
 mod config_golden;

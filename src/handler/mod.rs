@@ -8,8 +8,12 @@ pub mod files;
 pub mod proxy;
 pub mod static_file;
 
+use crate::http::parse::RequestHead;
+use crate::routing::{Action, Route};
+use files::Files;
 use std::fs::File;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Header text that is often shared or static, so replies rarely allocate.
 #[derive(Clone, Debug)]
@@ -125,5 +129,42 @@ impl Reply {
             accept_ranges: false,
             body: Body::Empty,
         }
+    }
+}
+
+/// The answer of a route to a request xps answers itself.
+pub fn handle(head: &RequestHead, route: &Route, files: &mut impl Files, now: Instant) -> Reply {
+    match &route.action {
+        Action::Static => static_file::serve(head, route, files, now),
+        Action::Return(r) => canned::ret(r, route.charset.as_deref()),
+        Action::NotFound => canned::error(404),
+        // Proxied requests go to the proxy leg; metrics come with their
+        // own stage.
+        Action::Proxy(_) | Action::Metrics => canned::error(501),
+    }
+}
+
+/// Replaces the built-in page of an error status with the route's
+/// `error_page`, when it has one for that status.
+pub fn with_error_page(
+    reply: Reply,
+    head: &RequestHead,
+    route: &Route,
+    files: &mut impl Files,
+    now: Instant,
+) -> Reply {
+    if reply.status < 400 {
+        return reply;
+    }
+    let Some(page) = route.error_page_for(reply.status) else {
+        return reply;
+    };
+    match static_file::error_page(route, files, page, reply.status, head, now) {
+        Some(mut r) => {
+            r.allow = reply.allow;
+            r.content_range = reply.content_range;
+            r
+        }
+        None => reply,
     }
 }

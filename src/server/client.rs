@@ -14,8 +14,6 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-/// Read buffer size (grows up to the head limit when a head needs it).
-pub const READ_BUF: usize = 16 << 10;
 /// Bytes per `sendfile` call: enough to fill a socket buffer.
 const SENDFILE_CHUNK: usize = 1 << 20;
 

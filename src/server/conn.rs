@@ -13,13 +13,11 @@ use super::client::{Client, RateClock, earliest};
 use super::ctx::Ctx;
 use super::drain::{Drain, Drained};
 use super::proxy::{self, Proxy, Step};
-use crate::handler::{Body, Reply, canned, static_file};
+use crate::handler::{self, Body, canned};
 use crate::http::parse::{self, Framing, Method, ParseError, RequestHead, Version};
 use crate::http::scan::HeadScan;
 use crate::net::Token;
-use crate::routing::{
-    Action, ConnectionLimits, LocationMatch, Route, ServerId, Snapshot, UpstreamId,
-};
+use crate::routing::{Action, ConnectionLimits, LocationMatch, ServerId, Snapshot, UpstreamId};
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -611,14 +609,14 @@ impl Conn {
             }
             _ if too_large => canned::error(413),
             _ if !allowed => canned::error(403),
-            _ => handle(&head, route, ctx),
+            _ => handler::handle(&head, route, &mut ctx.files, ctx.now),
         };
         self.drain = Drain::plan(
             &head,
             route.client_max_body_size,
             &mut self.client.close_after,
         );
-        let reply = with_error_page(reply, &head, route, ctx);
+        let reply = handler::with_error_page(reply, &head, route, &mut ctx.files, ctx.now);
         if route.access_log.is_some() {
             self.log = Some(access::pending(
                 &head,
@@ -672,36 +670,5 @@ impl Conn {
         };
         self.proxy = Proxy::http(start, &mut self.client, snapshot, ctx);
         self.proxy.is_some()
-    }
-}
-
-/// The handler of a route.
-fn handle(head: &RequestHead, route: &Route, ctx: &mut Ctx) -> Reply {
-    match &route.action {
-        Action::Static => static_file::serve(head, route, &mut ctx.files, ctx.now),
-        Action::Return(r) => canned::ret(r, route.charset.as_deref()),
-        Action::NotFound => canned::error(404),
-        // Proxied requests are started in `respond_with`; metrics come
-        // with their own stage.
-        Action::Proxy(_) | Action::Metrics => canned::error(501),
-    }
-}
-
-/// Replaces the built-in page of an error status with the route's
-/// `error_page`, when it has one for that status.
-fn with_error_page(reply: Reply, head: &RequestHead, route: &Route, ctx: &mut Ctx) -> Reply {
-    if reply.status < 400 {
-        return reply;
-    }
-    let Some(page) = route.error_page_for(reply.status) else {
-        return reply;
-    };
-    match static_file::error_page(route, &mut ctx.files, page, reply.status, head, ctx.now) {
-        Some(mut r) => {
-            r.allow = reply.allow;
-            r.content_range = reply.content_range;
-            r
-        }
-        None => reply,
     }
 }

@@ -2,9 +2,8 @@
 //! use besides their own state ([`Ctx`]): the loop turn's time, date and
 //! snapshot, buffer pools, the file cache, upstream sockets and balancers.
 
-use super::client::READ_BUF;
 use super::files::FileCache;
-use super::proxy::{Pool, Sockets};
+use super::proxy::pool::{Pool, Sockets};
 use crate::http::date::DateCache;
 use crate::log::AccessLog;
 use crate::routing::Snapshot;
@@ -59,6 +58,9 @@ pub struct Ctx {
     /// Scratch list of a group's members for one pick, kept to be reused.
     pub candidates: Vec<crate::upstream::Candidate>,
 }
+
+/// Read buffer size (grows up to the head limit when a head needs it).
+pub const READ_BUF: usize = 16 << 10;
 
 /// Read buffers kept for reuse per worker at most.
 const POOL: usize = 256;

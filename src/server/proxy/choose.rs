@@ -10,40 +10,6 @@ use crate::server::client::Client;
 use crate::server::ctx::Ctx;
 use crate::upstream::{Candidate, Limits, Picker, client_hash};
 
-/// The members one request has tried: a bit each for the first 64 (no
-/// allocation per request), a list beyond.
-#[derive(Default)]
-pub(super) struct Tried {
-    pub(super) low: u64,
-    pub(super) high: Vec<usize>,
-}
-
-impl Tried {
-    pub(super) fn contains(&self, i: usize) -> bool {
-        if i < 64 {
-            self.low >> i & 1 == 1
-        } else {
-            self.high.contains(&i)
-        }
-    }
-
-    pub(super) fn insert(&mut self, i: usize) {
-        if i < 64 {
-            self.low |= 1 << i;
-        } else if !self.high.contains(&i) {
-            self.high.push(i);
-        }
-    }
-
-    pub(super) fn remove(&mut self, i: usize) {
-        if i < 64 {
-            self.low &= !(1 << i);
-        } else {
-            self.high.retain(|&j| j != i);
-        }
-    }
-}
-
 impl Proxy {
     /// Picks the next member and connects (or reuses an idle connection).
     pub(super) fn connect_next(&mut self, c: &mut Client, ctx: &mut Ctx) -> bool {
@@ -138,24 +104,24 @@ impl Proxy {
             }
         }
     }
-}
 
-/// Takes the upstream socket off the leg; its member has one request less
-/// in flight (for `least_conn` and `random`). Every socket the leg drops
-/// goes through here, so the count stays exact.
-pub(super) fn take_upstream(p: &mut Proxy, ctx: &mut Ctx) -> Option<UpSock> {
-    let s = p.stream.take()?;
-    let name = &p.snapshot.upstreams[p.group].name;
-    if let Some(picker) = ctx.pickers.get_mut(name) {
-        picker.finished(p.addr);
+    /// Takes the upstream socket off the leg; its member has one request less
+    /// in flight (for `least_conn` and `random`). Every socket the leg drops
+    /// goes through here, so the count stays exact.
+    pub(super) fn take_upstream(&mut self, ctx: &mut Ctx) -> Option<UpSock> {
+        let s = self.stream.take()?;
+        let name = &self.snapshot.upstreams[self.group].name;
+        if let Some(picker) = ctx.pickers.get_mut(name) {
+            picker.finished(self.addr);
+        }
+        Some(s)
     }
-    Some(s)
-}
 
-/// Logs that a request finds no member of its group up (it gets 502).
-pub(super) fn no_member_up(p: &Proxy) {
-    crate::log::warn(&format!(
-        "upstream {}: no member is up; answering 502",
-        p.snapshot.upstreams[p.group].name
-    ));
+    /// Logs that a request finds no member of its group up (it gets 502).
+    pub(super) fn no_member_up(&self) {
+        crate::log::warn(&format!(
+            "upstream {}: no member is up; answering 502",
+            self.snapshot.upstreams[self.group].name
+        ));
+    }
 }

@@ -2,13 +2,12 @@
 //! gathered, then sent up re-framed; the response read and relayed; the
 //! client's output flushed.
 
-use super::choose::no_member_up;
 use super::pool::UpSock;
 use super::{End, Failure, Proxy, State};
 use crate::handler::proxy::{ClientBody, RequestBody};
 use crate::net::sys;
-use crate::server::client::{Client, READ_BUF};
-use crate::server::ctx::Ctx;
+use crate::server::client::Client;
+use crate::server::ctx::{Ctx, READ_BUF};
 use std::io::{self, Read, Write};
 
 /// Bytes buffered per direction at most before reads from the producer
@@ -274,7 +273,7 @@ impl Proxy {
             if enough {
                 self.probe = None;
                 if !self.connect_next(c, ctx) {
-                    no_member_up(self);
+                    self.no_member_up();
                     self.leg_error(c, 502, ctx);
                 }
                 return Ok(true);

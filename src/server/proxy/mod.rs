@@ -23,19 +23,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use choose::{Tried, no_member_up, take_upstream};
+use parts::{Pipe, Pipes, Relay, RelayBuf, Tried};
 use pool::{UpSock, quiet};
-use relay::{Relay, RelayBuf};
-use splice::{Pipe, Pipes};
 
 mod choose;
 mod clock;
 mod exchange;
-mod pool;
+mod parts;
+pub mod pool;
 mod relay;
 mod splice;
-
-pub use pool::{Pool, Sockets};
 
 /// Why an attempt failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,7 +302,7 @@ impl Proxy {
         );
         if body == RequestBody::None {
             if !p.connect_next(c, ctx) {
-                no_member_up(&p);
+                p.no_member_up();
                 return None;
             }
         } else {
@@ -399,7 +396,7 @@ impl Proxy {
         let snapshot = self.snapshot.clone();
         let group = &snapshot.upstreams[self.group];
         let stale = self.reused && kind == Failure::Error;
-        if let Some(s) = take_upstream(self, ctx) {
+        if let Some(s) = self.take_upstream(ctx) {
             ctx.sockets.close(s);
         }
         if !stale {
@@ -461,7 +458,7 @@ impl Proxy {
     /// Answers the client with an error page instead of the upstream's
     /// response; the leg is then done (it closes when the page is out).
     fn leg_error(&mut self, c: &mut Client, status: u16, ctx: &mut Ctx) {
-        if let Some(s) = take_upstream(self, ctx) {
+        if let Some(s) = self.take_upstream(ctx) {
             ctx.sockets.close(s);
         }
         c.close_after |= !self.req_done;
@@ -518,7 +515,7 @@ impl Proxy {
     fn finish_leg(&mut self, ctx: &mut Ctx) {
         let snapshot = self.snapshot.clone();
         let group = &snapshot.upstreams[self.group];
-        let Some(s) = take_upstream(self, ctx) else {
+        let Some(s) = self.take_upstream(ctx) else {
             return;
         };
         let framed = self.req_done

@@ -1,9 +1,9 @@
 //! The response: its head parsed strictly and rewritten for the client,
 //! then its body passed on re-framed, through a bounded buffer.
 
-use super::choose::take_upstream;
+use super::parts::Relay;
 use super::{End, Failure, Proxy, State};
-use crate::handler::proxy::{self, ClientBody, ClientSide, ResponseBody, UpstreamHead};
+use crate::handler::proxy::{self, ClientBody, ClientSide, ResponseBody};
 use crate::http::Version;
 use crate::http::body::ChunkedDecoder;
 use crate::server::client::Client;
@@ -14,81 +14,6 @@ use std::io::{self, Write};
 /// and body leave in one write; larger ones go straight from the relay
 /// buffer to the client.
 pub(super) const COPY_LIMIT: usize = 8 << 10;
-
-/// The relay buffer of a fast client on a big body.
-pub(super) const BIG_RELAY: usize = 128 << 10;
-
-/// Bytes read from the upstream and not yet passed on: `buf[start..end]`.
-/// Allocated once (16 KiB) on first use, never zeroed again.
-#[derive(Default)]
-pub(super) struct RelayBuf {
-    pub(super) buf: Vec<u8>,
-    pub(super) start: usize,
-    pub(super) end: usize,
-}
-
-impl RelayBuf {
-    pub(super) fn data(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.start == self.end
-    }
-
-    pub(super) fn clear(&mut self) {
-        self.start = 0;
-        self.end = 0;
-    }
-
-    pub(super) fn consume(&mut self, n: usize) {
-        self.start += n;
-        if self.start >= self.end {
-            self.clear();
-        }
-    }
-
-    /// Room to read into (empty when full).
-    pub(super) fn spare(&mut self) -> &mut [u8] {
-        if self.buf.is_empty() {
-            self.buf = vec![0; 16 << 10];
-        }
-        if self.end == self.buf.len() && self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        &mut self.buf[self.end..]
-    }
-
-    pub(super) fn filled(&mut self, n: usize) {
-        self.end += n;
-    }
-
-    pub(super) fn has_room(&self) -> bool {
-        self.buf.is_empty() || self.end < self.buf.len() || self.start > 0
-    }
-
-    /// Grows to [`BIG_RELAY`] for a client that keeps up with a big body:
-    /// it then moves more per system call. Only while empty, so nothing
-    /// moves.
-    pub(super) fn grow(&mut self) {
-        if self.buf.len() < BIG_RELAY && self.is_empty() {
-            self.buf = vec![0; BIG_RELAY];
-            self.clear();
-        }
-    }
-}
-
-/// The response being relayed.
-pub(super) struct Relay {
-    pub(super) head: UpstreamHead,
-    pub(super) to_client: ClientBody,
-    /// Bytes of a `Content-Length` body still to come.
-    pub(super) left: u64,
-    pub(super) decoder: Option<ChunkedDecoder>,
-    pub(super) done: bool,
-}
 
 /// What the relay does with a parsed upstream response head.
 pub(super) enum Plan {
@@ -343,7 +268,7 @@ impl Proxy {
                         ));
                         self.sent += sent;
                         self.from_up.clear();
-                        if let Some(s) = take_upstream(self, ctx) {
+                        if let Some(s) = self.take_upstream(ctx) {
                             ctx.sockets.close(s);
                         }
                         self.up_readable = false;
