@@ -6,7 +6,7 @@ use crate::proxy::proxy_to;
 use crate::server::{Server, is_closed, read_response, request};
 use crate::upstream::{self, Answer, Received, ok};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -109,8 +109,7 @@ struct Silent {
 
 impl Silent {
     fn start() -> Silent {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let addr = l.local_addr().expect("addr");
+        let (l, addr) = crate::server::listener();
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let ended = Arc::new(AtomicBool::new(false));
         let (c, e) = (connections.clone(), ended.clone());
@@ -466,8 +465,7 @@ fn a_hundred_trickling_clients_do_not_lock_out_a_normal_one() {
 
 /// A member that reads each request head whole and closes without a word.
 fn hanging_up_member() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
+    let (l, addr) = crate::server::listener();
     let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = seen.clone();
     std::thread::spawn(move || {
@@ -566,8 +564,7 @@ fn a_101_to_a_request_that_asked_for_no_upgrade_is_502() {
 #[test]
 fn interim_answers_do_not_hold_a_request_past_proxy_read_timeout() {
     // A `102 Processing` every 200 ms, never a final answer.
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
+    let (l, addr) = crate::server::listener();
     std::thread::spawn(move || {
         for mut s in l.incoming().flatten() {
             std::thread::spawn(move || {
@@ -709,18 +706,8 @@ fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
     server.wait_for(Duration::from_secs(5), "the log to say so", || {
         server.stderr().contains("pausing new connections")
     });
-    // No spinning on the error: a second of wall time costs next to no
-    // CPU (a spin would take the whole second).
-    let before = crate::http_behaviour::cpu_ticks(server.pid());
-    let window = Instant::now();
-    // Measuring over a fixed window, not waiting for an event.
-    std::thread::sleep(Duration::from_secs(1));
-    let ticks = crate::http_behaviour::cpu_ticks(server.pid()) - before;
-    let elapsed = window.elapsed().as_secs_f64();
-    assert!(
-        (ticks as f64) < 30.0 * elapsed,
-        "{ticks} CPU ticks in {elapsed:.2} s while out of descriptors"
-    );
+    // That the loop does not spin on the error meanwhile is a figure of
+    // benches/http/idle.py (CPU while out of descriptors).
     // Said once per episode (an episode ends when an accept succeeds
     // again, as when a descriptor frees up), not once per retry.
     let log = server.stderr();

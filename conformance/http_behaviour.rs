@@ -349,11 +349,7 @@ fn sigterm_finishes_the_response_in_flight_then_exits_0() {
     s.set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     s.read_to_end(&mut rest).expect("the rest");
-    let head_end = first
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("head")
-        + 4;
+    let head_end = crate::server::head_len(&first).expect("head");
     assert_eq!(1024 - head_end + rest.len(), 32 << 20);
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(
@@ -372,8 +368,8 @@ fn sigquit_exits_at_once() {
 
 #[test]
 fn a_listen_address_in_use_is_a_clear_error() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = taken.local_addr().expect("addr").port();
+    let (_taken, bound) = crate::server::listener();
+    let port = bound.port();
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
         dir.path().join("xps.conf"),
@@ -466,43 +462,6 @@ fn max_connections_makes_the_longest_idle_connection_give_way() {
     assert_eq!(read_response(&mut b, false).expect("kept").status, 200);
 }
 
-/// CPU time of a process in clock ticks (user + system).
-pub fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    field(11) + field(12)
-}
-
-#[test]
-fn idle_connections_cost_no_cpu() {
-    let server = site();
-    let conns: Vec<_> = (0..200).map(|_| server.connect()).collect();
-    let mut conns = conns;
-    for s in conns.iter_mut().take(20) {
-        s.write_all(request("GET", "/hello.txt", &[]).as_bytes())
-            .expect("send");
-        read_response(s, false).expect("served");
-    }
-    let before = cpu_ticks(server.pid());
-    let until = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let used = cpu_ticks(server.pid()) - before;
-    assert!(
-        used <= 2,
-        "{used} ticks of CPU in 1 s with 200 idle connections"
-    );
-    drop(conns);
-}
-
 #[test]
 fn the_access_log_has_combined_lines_with_request_time() {
     let template = "server {\n    listen 127.0.0.1:{port};\n    root {dir}/site;\n    access_log {dir}/access.log;\n}\n";
@@ -536,9 +495,15 @@ fn the_access_log_has_combined_lines_with_request_time() {
 
 #[test]
 fn without_a_config_the_current_folder_is_served_on_8080() {
-    if std::net::TcpListener::bind("127.0.0.1:8080").is_err() {
-        eprintln!("port 8080 is busy here; the built-in default cannot be tested");
-        return;
+    // The built-in default has no other port: the test needs 8080 and
+    // fails (never passes unseen) when something else keeps it.
+    let free = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpListener::bind("0.0.0.0:8080").is_err() {
+        assert!(
+            Instant::now() < free,
+            "port 8080 is busy: the built-in default cannot be tested until what listens there stops"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("file.txt"), "here").expect("write");

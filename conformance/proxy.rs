@@ -346,10 +346,25 @@ fn ip_hash_keeps_a_client_on_one_member() {
         ),
         "        proxy_pass app;",
     );
-    let first = server.get("/", &[]).text();
-    for _ in 0..20 {
-        assert_eq!(server.get("/", &[]).text(), first);
+    // Clients from four networks (ip_hash keys on the first three
+    // octets): each keeps its member, and they do not all share one, so a
+    // balancer that always picks the first member fails.
+    let mut members = std::collections::BTreeSet::new();
+    for net in 0..4u8 {
+        let from = std::net::Ipv4Addr::new(127, net, 0, 1);
+        let get = || {
+            let mut s = crate::server::connect_from(from, server.addr());
+            s.write_all(request("GET", "/", &[]).as_bytes())
+                .expect("send");
+            read_response(&mut s, false).expect("answer").text()
+        };
+        let first = get();
+        for _ in 0..10 {
+            assert_eq!(get(), first, "a client from {from} changed members");
+        }
+        members.insert(first);
     }
+    assert!(members.len() >= 2, "every client went to {members:?}");
 }
 
 #[test]
@@ -531,10 +546,7 @@ fn a_hanging_health_endpoint_fails_its_probe_without_stalling_the_loop() {
         }
         ok("hanging")
     });
-    let refused = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
+    let refused = { crate::server::listener().1 };
     let good = upstream::start(|_| ok("good"));
     let server = proxy_to(
         &format!(
@@ -570,10 +582,7 @@ fn a_hanging_health_endpoint_fails_its_probe_without_stalling_the_loop() {
 
 #[test]
 fn health_checks_start_on_an_idle_server() {
-    let refused = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr")
-    };
+    let refused = { crate::server::listener().1 };
     // No request is ever sent: the probes must start on their own.
     let server = proxy_to(
         &format!(
@@ -679,8 +688,7 @@ fn an_idle_websocket_tunnel_closes_after_proxy_read_timeout() {
 fn an_early_upstream_answer_ends_the_exchange_without_reading_the_body_as_a_request() {
     // The upstream answers 413 as soon as it has the head, without reading
     // the body, and closes.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
+    let (l, addr) = crate::server::listener();
     std::thread::spawn(move || {
         for mut s in l.incoming().flatten() {
             std::thread::spawn(move || {
@@ -749,8 +757,8 @@ pub fn stream_to(settings: &str) -> Server {
 
 #[test]
 fn a_stream_server_relays_bytes_both_ways() {
-    let echo = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = echo.local_addr().expect("addr").port();
+    let (echo, bound) = crate::server::listener();
+    let port = bound.port();
     std::thread::spawn(move || {
         for s in echo.incoming().flatten() {
             std::thread::spawn(move || {
@@ -780,8 +788,8 @@ fn a_stream_server_relays_bytes_both_ways() {
 
 #[test]
 fn a_stream_upstream_that_closes_after_sending_delivers_every_byte_first() {
-    let source = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = source.local_addr().expect("addr").port();
+    let (source, bound) = crate::server::listener();
+    let port = bound.port();
     let payload: Vec<u8> = (0..8_000_000u32).map(|i| (i % 239) as u8).collect();
     let sent = payload.clone();
     // Every connection (the harness's readiness check makes one too).

@@ -333,8 +333,7 @@ fn least_conn_never_picks_the_busy_member() {
 #[test]
 fn an_upstream_that_stops_reading_the_body_gives_504_after_proxy_send_timeout() {
     // Accepts and never reads a byte.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
+    let (l, addr) = crate::server::listener();
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for s in l.incoming().flatten() {
@@ -490,8 +489,7 @@ fn a_client_that_stops_reading_a_proxied_body_is_cut_after_send_timeout() {
     // The upstream sends 256 MiB and notes when xps stops taking it.
     let gone = Arc::new(AtomicBool::new(false));
     let flag = gone.clone();
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = l.local_addr().expect("addr");
+    let (l, addr) = crate::server::listener();
     std::thread::spawn(move || {
         for mut s in l.incoming().flatten() {
             let flag = flag.clone();
@@ -590,11 +588,7 @@ fn an_upstream_gone_in_a_long_download_leaves_the_client_short() {
     s.write_all(request("GET", "/", &[]).as_bytes())
         .expect("send");
     let (all, _) = read_to_close(&mut s);
-    let head_end = all
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head")
-        + 4;
+    let head_end = crate::server::head_len(&all).expect("a head");
     assert_eq!(
         all.len() - head_end,
         SENT,
@@ -816,8 +810,7 @@ fn a_body_goes_to_the_next_member_only_if_none_of_it_was_sent() {
 
     // A member that takes the head and part of the body, then resets: the
     // body cannot be sent twice, so 502, and the next member never sees it.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let taker = l.local_addr().expect("addr");
+    let (l, taker) = crate::server::listener();
     std::thread::spawn(move || {
         for mut c in l.incoming().flatten() {
             let mut buf = vec![0u8; 256 << 10];

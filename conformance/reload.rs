@@ -163,8 +163,8 @@ fn new_listen_addresses_accept_and_removed_ones_refuse() {
 #[test]
 fn a_listen_address_that_cannot_be_bound_rejects_the_whole_reload() {
     let server = Server::start(&config("one"), |_| {});
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = taken.local_addr().expect("addr").port();
+    let (_taken, bound) = crate::server::listener();
+    let port = bound.port();
     let text = server.render(&config("two")).replace(
         "    root",
         &format!("    listen 127.0.0.1:{port};\n    root"),
@@ -224,11 +224,7 @@ fn a_request_in_flight_finishes_with_the_old_route() {
     s.read_exact(&mut first).expect("the download starts");
     std::fs::write(server.dir.join("xps.conf"), server.render(&template("b"))).expect("write");
     expect_answer(&server, "b");
-    let head_end = first
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("head")
-        + 4;
+    let head_end = crate::server::head_len(&first).expect("head");
     let mut got = first[head_end..].to_vec();
     let mut rest = vec![0u8; big_a.len() - got.len()];
     s.set_read_timeout(Some(Duration::from_secs(30)))

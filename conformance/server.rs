@@ -8,12 +8,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound and released; the server binds it next).
+/// A listener on a free loopback port, and its address: the one place
+/// tests get a port.
+pub fn listener() -> (TcpListener, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = l.local_addr().expect("its address");
+    (l, addr)
+}
+
+/// A free loopback port (bound and released; the server binds it next, or
+/// nothing does: a port nothing listens on).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    listener().1.port()
+}
+
+/// Where the head ends in a response (or request) that starts `bytes`.
+pub fn head_len(bytes: &[u8]) -> Option<usize> {
+    bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4)
 }
 
 /// A running server.
@@ -224,6 +238,32 @@ impl Drop for Server {
 /// A connection with a 10 s read and write timeout.
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s
+}
+
+/// A connection to `addr` from the loopback address `from` (any of
+/// 127.0.0.0/8), with a 10 s read and write timeout.
+pub fn connect_from(from: std::net::Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    use std::os::fd::AsRawFd;
+    let SocketAddr::V4(to) = addr else {
+        panic!("an IPv4 address: {addr}");
+    };
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .expect("socket");
+    let [a, b, c, d] = from.octets();
+    bind(fd.as_raw_fd(), &SockaddrIn::new(a, b, c, d, 0)).expect("bind the source address");
+    connect(fd.as_raw_fd(), &SockaddrIn::from(to)).expect("connect");
+    let s = TcpStream::from(fd);
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     s.set_write_timeout(Some(Duration::from_secs(10)))

@@ -3,7 +3,7 @@
 //! handler that decides what goes back.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,8 +65,8 @@ impl Upstream {
 
 /// Starts an upstream answering with `handler`.
 pub fn start(handler: impl Fn(&Received) -> Answer + Send + Sync + 'static) -> Upstream {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+    let (listener, bound) = crate::server::listener();
+    let port = bound.port();
     let received = Arc::new(Mutex::new(Vec::new()));
     let connections = Arc::new(AtomicUsize::new(0));
     let handler = Arc::new(handler);
@@ -153,8 +153,8 @@ fn serve(
 /// Reads one request (head and body) from the connection.
 fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Received> {
     let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
+        if let Some(n) = crate::server::head_len(buf) {
+            break n;
         }
         let mut chunk = [0u8; 8192];
         let n = s.read(&mut chunk).ok()?;
@@ -280,8 +280,8 @@ impl Unanswering {
 
 /// A port with nothing listening.
 pub fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = l.local_addr().expect("addr").port();
+    let (l, bound) = crate::server::listener();
+    let port = bound.port();
     drop(l);
     port
 }

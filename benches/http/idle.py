@@ -8,7 +8,11 @@ Starts xps (workers 1) on a loopback port, then:
      its response, so every one is an idle kept-alive connection; reports the
      server's RSS before and after, and the difference per connection;
   2. with 1,000 idle connections open, samples the server's CPU time over
-     10 seconds.
+     10 seconds;
+  3. starts xps again with 64 descriptors (`ulimit -n 64`) and opens 120
+     connections, so accept fails with EMFILE while the rest wait in the
+     backlog, and samples its CPU time over 5 seconds (a loop spinning on
+     the error would take the whole core).
 Bounded: every step has a deadline; the server is stopped at the end.
 """
 import os
@@ -100,6 +104,34 @@ def main():
         finally:
             server.terminate()
             server.wait(timeout=15)
+        out_of_descriptors(conf)
+
+
+def out_of_descriptors(conf):
+    """CPU while accept fails for want of descriptors."""
+    limit = 64
+    server = subprocess.Popen(
+        ["sh", "-c", f'ulimit -n {limit} && exec "$0" "$@"', XPS, conf],
+        stderr=subprocess.DEVNULL,
+    )
+    crowd = []
+    try:
+        wait_port(PORT)
+        for _ in range(120):
+            crowd.append(socket.create_connection(("127.0.0.1", PORT), timeout=10))
+        time.sleep(0.5)  # let the worker meet EMFILE before measuring
+        t0 = cpu_ticks(server.pid)
+        start = time.time()
+        time.sleep(5)
+        used = cpu_ticks(server.pid) - t0
+        hz = os.sysconf("SC_CLK_TCK")
+        print(f"out of descriptors ({limit}, 120 clients) over {time.time() - start:.1f} s: "
+              f"{used} ticks = {100.0 * used / hz / 5:.2f}% CPU")
+    finally:
+        for s in crowd:
+            s.close()
+        server.terminate()
+        server.wait(timeout=15)
 
 
 if __name__ == "__main__":

@@ -259,7 +259,14 @@ pub fn client_hash(ip: std::net::IpAddr) -> u64 {
         std::net::IpAddr::V4(v4) => v4.octets()[..3].iter().for_each(|b| eat(*b)),
         std::net::IpAddr::V6(v6) => v6.octets().iter().for_each(|b| eat(*b)),
     }
-    h
+    // FNV's last step is a multiply, which leaves the low bits poorly
+    // mixed: without this finish (MurmurHash3's), every 127.N.0.x maps to
+    // the first of three members.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
 
 #[cfg(test)]
@@ -383,5 +390,23 @@ mod tests {
         assert_eq!(p.pick(Balance::IpHash, &members, h), Some(first));
         members[first].usable = false;
         assert_ne!(p.pick(Balance::IpHash, &members, h), Some(first));
+    }
+
+    #[test]
+    fn ip_hash_spreads_networks_that_differ_in_one_octet() {
+        for n in [2u64, 3, 4] {
+            for net in [|i: u8| [127, i, 0, 1], |i: u8| [10, 0, i, 1]] {
+                let mut seen = vec![0; n as usize];
+                for i in 0..=255u8 {
+                    let ip = std::net::IpAddr::from(net(i));
+                    seen[(client_hash(ip) % n) as usize] += 1;
+                }
+                // Each member gets at least half its fair share.
+                assert!(
+                    seen.iter().all(|&c| c * 2 * n >= 256),
+                    "{n} members: {seen:?}"
+                );
+            }
+        }
     }
 }
