@@ -562,7 +562,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::Member, "server", &[U], (1, Some(5)), Kind::Member).repeatable().docs(
         "server HOST:PORT [weight=N] [max_fails=N] [fail_timeout=DURATION] [backup]",
         "–",
-        "A member of the group. `weight` (default 1) is its share of requests; after `max_fails` failures (default 1; 0 never) within `fail_timeout` (default 10s) it gets no traffic for `fail_timeout`; `backup` members serve only when no primary is up. `localhost` is 127.0.0.1; other names are resolved when the config loads.",
+        "A member of the group. `weight` (default 1) is its share of requests; after `max_fails` failures (default 1; 0 never) within `fail_timeout` (default 10s) it gets no traffic for `fail_timeout`; `backup` members serve only when no primary is up. `localhost` is 127.0.0.1; other names are resolved when the config loads, each within 5 s (a resolver that does not answer is an error that names the host, never a hang).",
         "server 127.0.0.1:3000 weight=3;\nserver 127.0.0.1:3001 max_fails=2 fail_timeout=10s;\nserver 127.0.0.1:3002 backup;",
     ),
     Spec::new(Key::Balance, "balance", &[U], ONE, Kind::Choice(Balance::NAMES)).docs(

@@ -8,6 +8,7 @@ use crate::config::ast::Arg;
 use crate::config::diagnostic::{Diagnostic, suggestion};
 use crate::routing::AccessTarget;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 /// Parses `PORT`, `ADDR:PORT`, `[V6]:PORT`, `localhost:PORT`, `*:PORT`.
 pub fn listen_addr(text: &str) -> Result<SocketAddr, String> {
@@ -128,16 +129,52 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
     if !valid {
         return Err(format!("`{host}` is not a host name or address"));
     }
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve `{host}`: {e}"))?
-        .collect();
+    let addrs = lookup(host, port)?;
     addrs
         .iter()
         .find(|a| a.is_ipv4())
         .or(addrs.first())
         .copied()
         .ok_or_else(|| format!("`{host}` has no address"))
+}
+
+/// How long the system resolver may take for one name.
+const RESOLVE_WITHIN: Duration = Duration::from_secs(5);
+
+/// The system resolver's addresses for `host`, or why there are none. The
+/// lookup runs on a thread of its own and is given [`RESOLVE_WITHIN`]: a
+/// resolver that does not answer makes an error that names the host,
+/// never a hang (the thread is left to finish on its own).
+fn lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    lookup_with(host, RESOLVE_WITHIN, move |name| {
+        (name, port).to_socket_addrs().map(|a| a.collect())
+    })
+}
+
+/// [`lookup`] with its resolver and its time limit given.
+fn lookup_with(
+    host: &str,
+    within: Duration,
+    resolver: impl FnOnce(&str) -> std::io::Result<Vec<SocketAddr>> + Send + 'static,
+) -> Result<Vec<SocketAddr>, String> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let name = host.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("xps-resolve".into())
+        .spawn(move || {
+            let _ = tx.send(resolver(&name));
+        });
+    if let Err(e) = spawned {
+        return Err(format!("cannot resolve `{host}`: {e}"));
+    }
+    match rx.recv_timeout(within) {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(format!("cannot resolve `{host}`: {e}")),
+        Err(_) => Err(format!(
+            "cannot resolve `{host}`: the resolver gave no answer within {} ms",
+            within.as_millis()
+        )),
+    }
 }
 
 /// Parses `HOST:PORT` and resolves it.
@@ -214,4 +251,30 @@ pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<ProxyTarget> {
         ));
     }
     Ok(ProxyTarget::Name(authority.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resolver_that_does_not_answer_is_an_error_naming_the_host() {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let started = std::time::Instant::now();
+        let r = lookup_with("slow.test", Duration::from_millis(100), move |_| {
+            // Answers only when the test is over.
+            let _ = wait.recv();
+            Ok(Vec::new())
+        });
+        assert_eq!(
+            r,
+            Err("cannot resolve `slow.test`: the resolver gave no answer within 100 ms".into())
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop(release);
+        let fast = lookup_with("fast.test", Duration::from_secs(5), |_| {
+            Ok(vec!["10.0.0.1:80".parse().expect("addr")])
+        });
+        assert_eq!(fast, Ok(vec!["10.0.0.1:80".parse().expect("addr")]));
+    }
 }
