@@ -271,6 +271,23 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
         }
         Err(e) => return Err(ParseError::Bad(httparse_reason(e))),
     };
+    let mut head = request_line(&req, len)?;
+    let lengths = fields(&mut head, req.headers)?;
+    finish(&mut head, lengths)?;
+    Ok(Some(head))
+}
+
+/// What the fields said of the body's length.
+#[derive(Default)]
+struct Lengths {
+    content_length: Option<u64>,
+    chunked: bool,
+    saw_te: bool,
+}
+
+/// The head of a request whose request line (method, target, version) is
+/// valid, its fields not read yet.
+fn request_line(req: &httparse::Request, head_len: usize) -> Result<RequestHead, ParseError> {
     let method = req
         .method
         .and_then(Method::parse)
@@ -291,7 +308,7 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
         }
         Err(_) => return Err(ParseError::Bad("invalid request target")),
     };
-    let mut head = RequestHead {
+    Ok(RequestHead {
         method,
         target: raw_target.to_string(),
         uri,
@@ -308,12 +325,15 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
         accept_encoding: None,
         user_agent: None,
         referer: None,
-        head_len: len,
-    };
-    let mut content_length: Option<u64> = None;
-    let mut chunked = false;
-    let mut saw_te = false;
-    for h in req.headers.iter() {
+        head_len,
+    })
+}
+
+/// Reads the fields into `head`, refusing what could make two readers of
+/// the request disagree.
+fn fields(head: &mut RequestHead, headers: &[httparse::Header]) -> Result<Lengths, ParseError> {
+    let mut lengths = Lengths::default();
+    for h in headers.iter() {
         let value = std::str::from_utf8(h.value)
             .map_err(|_| ParseError::Bad("header value is not UTF-8"))?;
         let value = ows(value);
@@ -330,40 +350,27 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
             // One field with one value: a repeated field or a list, even of
             // equal values, is refused (as nginx does), so no two readers of
             // the request can disagree on its length.
-            if content_length.is_some() {
+            if lengths.content_length.is_some() {
                 return Err(ParseError::Bad("more than one Content-Length"));
             }
             if value.contains(',') {
                 return Err(ParseError::Bad("a Content-Length list"));
             }
-            content_length = Some(content_length_value(value)?);
+            lengths.content_length = Some(content_length_value(value)?);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            if saw_te {
+            if lengths.saw_te {
                 return Err(ParseError::Bad("more than one Transfer-Encoding"));
             }
-            saw_te = true;
-            // Empty list elements are ignored (RFC 9110 §5.6.1).
-            let mut codings = value.split(',').map(ows).filter(|c| !c.is_empty());
-            let last = codings.next_back().unwrap_or("");
-            // RFC 9112 §6.3: a request whose final coding is not chunked has
-            // no reliable length: 400 and close.
-            if !last.eq_ignore_ascii_case("chunked") {
-                return Err(ParseError::Bad("Transfer-Encoding does not end in chunked"));
-            }
-            let mut earlier = codings.peekable();
-            if earlier.clone().any(|c| c.eq_ignore_ascii_case("chunked")) {
-                return Err(ParseError::Bad("chunked applied twice"));
-            }
-            if earlier.peek().is_some() {
-                // `gzip, chunked` and the like: codings xps does not decode.
-                return Err(ParseError::NotImplemented("unsupported transfer coding"));
-            }
-            chunked = true;
+            lengths.saw_te = true;
+            transfer_coding(value)?;
+            lengths.chunked = true;
         } else if name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
                     head.keep_alive = false;
-                } else if token.eq_ignore_ascii_case("keep-alive") && version == Version::Http10 {
+                } else if token.eq_ignore_ascii_case("keep-alive")
+                    && head.version == Version::Http10
+                {
                     head.keep_alive = true;
                 }
             }
@@ -371,7 +378,7 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
             // An HTTP/1.0 client gets no 1xx: the expectation is ignored
             // (RFC 9110 §10.1.1, §15.2).
             head.expect_continue =
-                version == Version::Http11 && value.eq_ignore_ascii_case("100-continue");
+                head.version == Version::Http11 && value.eq_ignore_ascii_case("100-continue");
         } else if name.eq_ignore_ascii_case("if-none-match") {
             head.if_none_match = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("if-modified-since") {
@@ -390,13 +397,40 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
             head.referer = Some(value.to_string());
         }
     }
-    if chunked && content_length.is_some() {
+    Ok(lengths)
+}
+
+/// A request's `Transfer-Encoding`: only `chunked`, once, last.
+fn transfer_coding(value: &str) -> Result<(), ParseError> {
+    // Empty list elements are ignored (RFC 9110 §5.6.1).
+    let mut codings = value.split(',').map(ows).filter(|c| !c.is_empty());
+    let last = codings.next_back().unwrap_or("");
+    // RFC 9112 §6.3: a request whose final coding is not chunked has
+    // no reliable length: 400 and close.
+    if !last.eq_ignore_ascii_case("chunked") {
+        return Err(ParseError::Bad("Transfer-Encoding does not end in chunked"));
+    }
+    let mut earlier = codings.peekable();
+    if earlier.clone().any(|c| c.eq_ignore_ascii_case("chunked")) {
+        return Err(ParseError::Bad("chunked applied twice"));
+    }
+    if earlier.peek().is_some() {
+        // `gzip, chunked` and the like: codings xps does not decode.
+        return Err(ParseError::NotImplemented("unsupported transfer coding"));
+    }
+    Ok(())
+}
+
+/// The checks across fields, the host of an absolute-form target, and the
+/// framing.
+fn finish(head: &mut RequestHead, lengths: Lengths) -> Result<(), ParseError> {
+    if lengths.chunked && lengths.content_length.is_some() {
         return Err(ParseError::Bad("both Content-Length and Transfer-Encoding"));
     }
-    if saw_te && version == Version::Http10 {
+    if lengths.saw_te && head.version == Version::Http10 {
         return Err(ParseError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
     }
-    if version == Version::Http11 && head.host.is_none() {
+    if head.version == Version::Http11 && head.host.is_none() {
         return Err(ParseError::Bad("HTTP/1.1 request without Host"));
     }
     // RFC 9112 §3.2.2: with an absolute-form target, its authority is the
@@ -408,12 +442,12 @@ pub fn parse(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, ParseEr
         }
         head.host = Some(authority.to_string());
     }
-    head.framing = match (chunked, content_length) {
+    head.framing = match (lengths.chunked, lengths.content_length) {
         (true, _) => Framing::Chunked,
         (false, Some(0)) | (false, None) => Framing::None,
         (false, Some(n)) => Framing::Length(n),
     };
-    Ok(Some(head))
+    Ok(())
 }
 
 /// `1*DIGIT`, no sign, no blanks, no overflow.
