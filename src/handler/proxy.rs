@@ -137,29 +137,9 @@ pub fn request_head(
             }
             continue;
         }
-        let ours = [
-            "x-real-ip",
-            "x-forwarded-proto",
-            "x-forwarded-host",
-            "content-length",
-            "expect",
-        ];
-        if is_hop(name, &tokens) || ours.iter().any(|o| name.eq_ignore_ascii_case(o)) {
-            continue;
+        if goes_up(name, &tokens, route) {
+            header_bytes(&mut out, name, h.value);
         }
-        if !route.underscores_in_headers && name.contains('_') {
-            // `Transfer_Encoding`, `X_Real_IP`: many applications fold `_`
-            // into `-` and would read them as the fields xps controls.
-            continue;
-        }
-        if route
-            .proxy_set_header
-            .iter()
-            .any(|p| p.name.eq_ignore_ascii_case(name))
-        {
-            continue;
-        }
-        header_bytes(&mut out, name, h.value);
     }
     if host.is_none() {
         // No Host field (HTTP/1.0): the target's authority, else the
@@ -170,6 +150,65 @@ pub fn request_head(
             header_bytes(&mut out, "Host", value);
         }
     }
+    forwarded(
+        &mut out,
+        forwarded_for,
+        peer,
+        host.unwrap_or(fallback_host.as_bytes()),
+    );
+    end_head(&mut out, route, body, websocket);
+    (out, websocket)
+}
+
+/// The end of the upstream's head: `proxy_set_header` fields, the
+/// framing xps sends the body with, the WebSocket upgrade, the blank line.
+fn end_head(out: &mut Vec<u8>, route: &Route, body: RequestBody, websocket: bool) {
+    for p in &route.proxy_set_header {
+        if !p.value.is_empty() {
+            response::header(out, &p.name, &p.value);
+        }
+    }
+    match body {
+        RequestBody::None => {}
+        RequestBody::Length(n) => response::header_u64(out, "Content-Length", n),
+        RequestBody::Chunked => response::header(out, "Transfer-Encoding", "chunked"),
+    }
+    if websocket {
+        response::header(out, "Connection", "Upgrade");
+        response::header(out, "Upgrade", "websocket");
+    }
+    response::end(out);
+}
+
+/// Whether a field of the client's request goes up as it is: not a
+/// hop-by-hop field, not one xps sets itself (forwarding, framing,
+/// `Expect`), not one `proxy_set_header` replaces, and (unless allowed)
+/// without an underscore in its name.
+fn goes_up(name: &str, tokens: &[&[u8]], route: &Route) -> bool {
+    const OURS: [&str; 5] = [
+        "x-real-ip",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "content-length",
+        "expect",
+    ];
+    if is_hop(name, tokens) || OURS.iter().any(|o| name.eq_ignore_ascii_case(o)) {
+        return false;
+    }
+    if !route.underscores_in_headers && name.contains('_') {
+        // `Transfer_Encoding`, `X_Real_IP`: many applications fold `_`
+        // into `-` and would read them as the fields xps controls.
+        return false;
+    }
+    !route
+        .proxy_set_header
+        .iter()
+        .any(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+/// The forwarding fields: `X-Forwarded-For` (earlier values, then the
+/// peer), `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host`.
+fn forwarded(out: &mut Vec<u8>, mut forwarded_for: Vec<u8>, peer: IpAddr, host: &[u8]) {
     let mut peer_buf = [0u8; 48];
     let peer_text = {
         let mut w = &mut peer_buf[..];
@@ -179,30 +218,10 @@ pub fn request_head(
         &peer_buf[..n]
     };
     forwarded_for.extend_from_slice(peer_text);
-    header_bytes(&mut out, "X-Forwarded-For", &forwarded_for);
-    header_bytes(&mut out, "X-Real-IP", peer_text);
-    response::header(&mut out, "X-Forwarded-Proto", "http");
-    header_bytes(
-        &mut out,
-        "X-Forwarded-Host",
-        host.unwrap_or(fallback_host.as_bytes()),
-    );
-    for p in &route.proxy_set_header {
-        if !p.value.is_empty() {
-            response::header(&mut out, &p.name, &p.value);
-        }
-    }
-    match body {
-        RequestBody::None => {}
-        RequestBody::Length(n) => response::header_u64(&mut out, "Content-Length", n),
-        RequestBody::Chunked => response::header(&mut out, "Transfer-Encoding", "chunked"),
-    }
-    if websocket {
-        response::header(&mut out, "Connection", "Upgrade");
-        response::header(&mut out, "Upgrade", "websocket");
-    }
-    response::end(&mut out);
-    (out, websocket)
+    header_bytes(out, "X-Forwarded-For", &forwarded_for);
+    header_bytes(out, "X-Real-IP", peer_text);
+    response::header(out, "X-Forwarded-Proto", "http");
+    header_bytes(out, "X-Forwarded-Host", host);
 }
 
 /// How the upstream's response body is delimited.

@@ -6,7 +6,7 @@ use super::pool::UpSock;
 use super::{Proxy, State};
 use crate::handler::proxy;
 use crate::net::sys;
-use crate::server::client::Client;
+use crate::server::client::{Client, RateClock};
 use crate::server::ctx::Ctx;
 use crate::upstream::{Candidate, Limits, Picker, client_hash};
 
@@ -14,33 +14,8 @@ impl Proxy {
     /// Picks the next member and connects (or reuses an idle connection).
     pub(super) fn connect_next(&mut self, c: &mut Client, ctx: &mut Ctx) -> bool {
         let group = &self.snapshot.upstreams[self.group];
-        let health = &ctx.shared.health;
         loop {
-            // Reused from request to request: no allocation per pick.
-            let mut candidates = std::mem::take(&mut ctx.candidates);
-            candidates.clear();
-            candidates.extend(group.members.iter().enumerate().map(|(i, m)| Candidate {
-                weight: m.weight,
-                backup: m.backup,
-                usable: !self.tried.contains(i) && health.is_up(&group.name, m.addr, ctx.now),
-            }));
-            let addrs = group.members.iter().map(|m| m.addr);
-            let picker = match ctx.pickers.get_mut(&group.name) {
-                Some(picker) => {
-                    picker.follow(addrs);
-                    picker
-                }
-                None => {
-                    let seed = ctx.seed();
-                    let addrs: Vec<_> = addrs.collect();
-                    ctx.pickers
-                        .entry(group.name.clone())
-                        .or_insert_with(|| Picker::new(&addrs, seed))
-                }
-            };
-            let picked = picker.pick(group.balance, &candidates, client_hash(c.peer.ip()));
-            ctx.candidates = candidates;
-            let Some(i) = picked else {
+            let Some(i) = self.pick(c, ctx) else {
                 return false;
             };
             self.tried.insert(i);
@@ -70,11 +45,13 @@ impl Proxy {
                 ctx.sockets.set_owner(s.id, Some(self.owner));
                 self.stream = Some(s);
                 self.reused = true;
-                self.restart_body_clocks(ctx.now);
+                // xps waited on a connection, not on the client.
+                self.body_clock = RateClock::start(ctx.now);
+                self.body_progress = ctx.now;
                 self.state = State::Exchanging;
                 self.up_writable = true;
                 self.up_readable = false;
-                picker.started(i);
+                self.started(ctx);
                 return true;
             }
             match sys::connect(addr).and_then(|s| ctx.sockets.add(s, self.owner, &ctx.poller)) {
@@ -85,13 +62,13 @@ impl Proxy {
                     self.connect_started = ctx.now;
                     self.up_writable = false;
                     self.up_readable = false;
-                    picker.started(i);
+                    self.started(ctx);
                     return true;
                 }
                 Err(e) => {
                     crate::log::warn(&format!("upstream {} member {addr}: {e}", group.name));
                     let m = &group.members[i];
-                    health.failed(
+                    ctx.shared.health.failed(
                         &group.name,
                         addr,
                         Limits {
@@ -102,6 +79,47 @@ impl Proxy {
                     );
                 }
             }
+        }
+    }
+
+    /// The member the group's balancer picks among those up that this
+    /// request has not tried.
+    fn pick(&self, c: &Client, ctx: &mut Ctx) -> Option<usize> {
+        let group = &self.snapshot.upstreams[self.group];
+        let health = &ctx.shared.health;
+        // Reused from request to request: no allocation per pick.
+        let mut candidates = std::mem::take(&mut ctx.candidates);
+        candidates.clear();
+        candidates.extend(group.members.iter().enumerate().map(|(i, m)| Candidate {
+            weight: m.weight,
+            backup: m.backup,
+            usable: !self.tried.contains(i) && health.is_up(&group.name, m.addr, ctx.now),
+        }));
+        let addrs = group.members.iter().map(|m| m.addr);
+        let picker = match ctx.pickers.get_mut(&group.name) {
+            Some(picker) => {
+                picker.follow(addrs);
+                picker
+            }
+            None => {
+                let seed = ctx.seed();
+                let addrs: Vec<_> = addrs.collect();
+                ctx.pickers
+                    .entry(group.name.clone())
+                    .or_insert_with(|| Picker::new(&addrs, seed))
+            }
+        };
+        let picked = picker.pick(group.balance, &candidates, client_hash(c.peer.ip()));
+        ctx.candidates = candidates;
+        picked
+    }
+
+    /// The picked member has one more request in flight (for `least_conn`
+    /// and `random`); [`Proxy::take_upstream`] ends it.
+    fn started(&self, ctx: &mut Ctx) {
+        let name = &self.snapshot.upstreams[self.group].name;
+        if let Some(picker) = ctx.pickers.get_mut(name) {
+            picker.started(self.member);
         }
     }
 

@@ -5,6 +5,7 @@
 use super::pool::UpSock;
 use super::{End, Failure, Proxy, State};
 use crate::handler::proxy::{ClientBody, RequestBody};
+use crate::http::body::BodyError;
 use crate::net::sys;
 use crate::server::client::Client;
 use crate::server::ctx::{Ctx, READ_BUF};
@@ -246,6 +247,36 @@ impl Proxy {
         Ok(())
     }
 
+    /// Moves what it can of `data` (request body bytes, or a tunnel's)
+    /// into `to_up`, re-framed; the bytes of `data` it used.
+    fn take_body(&mut self, data: &[u8]) -> Result<usize, BodyError> {
+        if self.state == State::Tunnel {
+            self.bulk |= self.raw && data.len() >= READ_BUF;
+            self.to_up.extend_from_slice(data);
+            return Ok(data.len());
+        }
+        let Some(d) = self.req_decoder.as_mut() else {
+            let n = (self.req_left.min(data.len() as u64)) as usize;
+            self.to_up.extend_from_slice(&data[..n]);
+            self.req_left -= n as u64;
+            if self.req_left == 0 {
+                self.req_done = true;
+            }
+            return Ok(n);
+        };
+        let to_up = &mut self.to_up;
+        let n = d.decode(data, |chunk| {
+            to_up.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            to_up.extend_from_slice(chunk);
+            to_up.extend_from_slice(b"\r\n");
+        })?;
+        if d.is_done() {
+            self.to_up.extend_from_slice(b"0\r\n\r\n");
+            self.req_done = true;
+        }
+        Ok(n)
+    }
+
     /// Reads the request body into the client's buffer (consuming nothing)
     /// until it is whole or [`GATHER`] bytes of it are in, then connects.
     /// A bad chunk found meanwhile is answered (400, 413) without an
@@ -309,36 +340,10 @@ impl Proxy {
         loop {
             let mut bad = None;
             if let Some(input) = c.input.as_mut() {
-                let data = input.data();
-                let used = if self.state == State::Tunnel {
-                    self.bulk |= self.raw && data.len() >= READ_BUF;
-                    self.to_up.extend_from_slice(data);
-                    data.len()
-                } else if let Some(d) = self.req_decoder.as_mut() {
-                    let to_up = &mut self.to_up;
-                    let decoded = d.decode(data, |chunk| {
-                        to_up.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-                        to_up.extend_from_slice(chunk);
-                        to_up.extend_from_slice(b"\r\n");
-                    });
-                    let n = decoded.unwrap_or_else(|e| {
-                        bad = Some(e);
-                        0
-                    });
-                    if d.is_done() {
-                        self.to_up.extend_from_slice(b"0\r\n\r\n");
-                        self.req_done = true;
-                    }
-                    n
-                } else {
-                    let n = (self.req_left.min(data.len() as u64)) as usize;
-                    self.to_up.extend_from_slice(&data[..n]);
-                    self.req_left -= n as u64;
-                    if self.req_left == 0 {
-                        self.req_done = true;
-                    }
-                    n
-                };
+                let used = self.take_body(input.data()).unwrap_or_else(|e| {
+                    bad = Some(e);
+                    0
+                });
                 if used > 0 {
                     input.consume(used);
                     self.body_consumed = true;
