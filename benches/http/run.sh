@@ -8,10 +8,14 @@
 # For each server it prints req/s, p50/p99 latency, peak RSS, the server's
 # CPU time during the run, and requests per server CPU-second, then the
 # xps/nginx ratios. Needs wrk and nginx (apt-get install -y wrk nginx).
+#
+# XPS_BASE=path: another xps build (an earlier commit) runs beside, in the
+# same run, and gets its own ratios against nginx (before/after a change).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 XPS=${XPS:-target/release/xps}
+XPS_BASE=${XPS_BASE:-}
 NGINX=${NGINX:-nginx}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-50}
@@ -100,8 +104,8 @@ peak_rss() {
     echo "$t"
 }
 
-start_xps() { # $1 = pin ("" or "taskset -c 0")
-    $1 "$XPS" "$OUT/xps.conf" 2>"$OUT/xps.log" &
+start_xps() { # $1 = pin ("" or "taskset -c 0"), $2 = binary
+    $1 "$2" "$OUT/xps.conf" 2>"$OUT/xps.log" &
     XPS_PID=$!
     PIDS+=("$XPS_PID")
     wait_port "$XPS_PORT"
@@ -134,7 +138,7 @@ RESULTS=()
 # run NAME SERVER URL_PATH WRK_PIN
 measure() {
     local scenario=$1 server=$2 path=$3 wrk_pin=$4 port
-    if [ "$server" = xps ]; then port=$XPS_PORT; else port=$NGINX_PORT; fi
+    if [ "$server" = nginx ]; then port=$NGINX_PORT; else port=$XPS_PORT; fi
     # Warm up (fills caches), then measure.
     $wrk_pin wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port$path" >/dev/null
     local before after out
@@ -159,9 +163,14 @@ scenario() { # NAME PATH WORKERS PINNED(1/0)
     if [ "$pinned" = 1 ]; then spin="taskset -c 0"; wpin="taskset -c 1"; fi
     write_configs "$workers"
     for _ in $(seq 1 "$REPEAT"); do
-        start_xps "$spin"
+        start_xps "$spin" "$XPS"
         measure "$name" xps "$path" "$wpin"
         stop_servers
+        if [ -n "$XPS_BASE" ]; then
+            start_xps "$spin" "$XPS_BASE"
+            measure "$name" xps-base "$path" "$wpin"
+            stop_servers
+        fi
         start_nginx "$spin"
         measure "$name" nginx "$path" "$wpin"
         stop_servers
@@ -196,3 +205,15 @@ printf '%s\n' "${RESULTS[@]}" | cut -d'|' -f1 | awk '!seen[$0]++' | while read -
     awk -v n="$name" -v xr="$xr" -v nr="$nr" -v xc="$xc" -v nc="$nc" -v xm="$xm" -v nm="$nm" \
         'BEGIN {printf "%-18s %12.0f %12.0f %12.0f %12.0f %7.2fx %9.2fx %7.2fx\n", n, xr, nr, xc, nc, xr / nr, xc / nc, xm / nm}'
 done
+
+if [ -n "$XPS_BASE" ]; then
+    echo
+    echo "before/after: $XPS_BASE (xps-base) and $XPS (xps), each against nginx in this run:"
+    printf '%-18s %12s %12s %10s %10s %12s %12s\n' scenario "base req/s" "xps req/s" "base/ngx" "xps/ngx" "base r/cpu/ngx" "xps r/cpu/ngx"
+    printf '%s\n' "${RESULTS[@]}" | cut -d'|' -f1 | awk '!seen[$0]++' | while read -r name; do
+        col() { printf '%s\n' "${RESULTS[@]}" | awk -F'|' -v n="$name" -v s="$1" -v c="$2" '$1 == n && $2 == s {print $c}' | median; }
+        br=$(col xps-base 3); xr=$(col xps 3); nr=$(col nginx 3); bc=$(col xps-base 4); xc=$(col xps 4); nc=$(col nginx 4)
+        awk -v n="$name" -v br="$br" -v xr="$xr" -v nr="$nr" -v bc="$bc" -v xc="$xc" -v nc="$nc" \
+            'BEGIN {printf "%-18s %12.0f %12.0f %9.2fx %9.2fx %11.2fx %11.2fx\n", n, br, xr, br / nr, xr / nr, bc / nc, xc / nc}'
+    done
+fi
