@@ -4,7 +4,8 @@
 //! syscall (or a short fixed sequence) and returns `io::Result`.
 
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::SigSet;
+pub use nix::sys::signal::Signal;
 use nix::sys::socket::{
     self, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, sockopt,
 };
@@ -108,10 +109,33 @@ pub fn open_beneath(dir: &File, dir_path: &std::path::Path, relative: &str) -> i
     }
 }
 
-/// An eventfd for waking a worker from another thread.
-pub fn eventfd() -> io::Result<nix::sys::eventfd::EventFd> {
-    use nix::sys::eventfd::{EfdFlags, EventFd};
-    EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC).map_err(io_err)
+/// A wake-up other threads send to a worker: an eventfd in its epoll.
+pub struct Wake(nix::sys::eventfd::EventFd);
+
+impl Wake {
+    /// A new wake-up (non-blocking, close-on-exec).
+    pub fn new() -> io::Result<Wake> {
+        use nix::sys::eventfd::{EfdFlags, EventFd};
+        EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+            .map(Wake)
+            .map_err(io_err)
+    }
+
+    /// Wakes the worker's poll.
+    pub fn wake(&self) {
+        let _ = self.0.write(1);
+    }
+
+    /// Clears it (the worker, after its poll reported it).
+    pub fn clear(&self) {
+        let _ = self.0.read();
+    }
+}
+
+impl AsFd for Wake {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
 }
 
 /// The signals the server reads through a signalfd: the ones it acts on
@@ -136,15 +160,33 @@ pub const SIGNALS: [Signal; 15] = [
     Signal::SIGXFSZ,
 ];
 
-/// Blocks [`SIGNALS`] in this thread (threads spawned later inherit the
-/// mask) and returns a signalfd that reads them.
-pub fn signalfd() -> io::Result<nix::sys::signalfd::SignalFd> {
-    let mut set = SigSet::empty();
-    for s in SIGNALS {
-        set.add(s);
+/// The signals of [`SIGNALS`], read in turn from a signalfd.
+pub struct Signals(nix::sys::signalfd::SignalFd);
+
+impl Signals {
+    /// Blocks [`SIGNALS`] in this thread (threads spawned later inherit
+    /// the mask) and makes a signalfd that reads them.
+    pub fn new() -> io::Result<Signals> {
+        let mut set = SigSet::empty();
+        for s in SIGNALS {
+            set.add(s);
+        }
+        set.thread_block().map_err(io_err)?;
+        nix::sys::signalfd::SignalFd::new(&set)
+            .map(Signals)
+            .map_err(io_err)
     }
-    set.thread_block().map_err(io_err)?;
-    nix::sys::signalfd::SignalFd::new(&set).map_err(io_err)
+
+    /// Waits for the next signal (`None`: one this platform cannot name).
+    pub fn next(&self) -> io::Result<Option<Signal>> {
+        loop {
+            match self.0.read_signal() {
+                Ok(Some(info)) => return Ok(Signal::try_from(info.ssi_signo as i32).ok()),
+                Ok(None) | Err(nix::Error::EINTR) => continue,
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+    }
 }
 
 /// Raises the soft limit on open descriptors towards `want` (at most the

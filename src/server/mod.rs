@@ -19,11 +19,9 @@ use listen::{ListenMode, bind_addrs};
 
 use crate::config::Loaded;
 use crate::log::AccessLog;
-use crate::net::sys;
+use crate::net::sys::{self, Signal, Signals, Wake};
 use crate::routing::Workers;
 use arc_swap::ArcSwap;
-use nix::sys::eventfd::EventFd;
-use nix::sys::signal::Signal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -37,7 +35,7 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
     let snapshot = loaded.snapshot.take().ok_or("the config has errors")?;
     // Block the signals before any thread starts, so every thread inherits
     // the mask and only the signalfd sees them.
-    let signals = sys::signalfd().map_err(|e| format!("cannot set up signals: {e}"))?;
+    let signals = Signals::new().map_err(|e| format!("cannot set up signals: {e}"))?;
     crate::log::configure(&snapshot.main.error_log);
     let workers = match snapshot.main.workers {
         Workers::Auto => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -66,7 +64,7 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let mut links = Vec::new();
     for (i, socks) in listeners.into_iter().enumerate() {
-        let wake = Arc::new(sys::eventfd().map_err(|e| format!("cannot create an eventfd: {e}"))?);
+        let wake = Arc::new(Wake::new().map_err(|e| format!("cannot create an eventfd: {e}"))?);
         let (commands_tx, commands_rx) = mpsc::channel();
         let worker = Worker::new(
             socks,
@@ -91,7 +89,7 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
             .map_err(|e| format!("cannot start worker {i}: {e}"))?;
     }
     drop(done_tx);
-    let wakes: Vec<Arc<EventFd>> = links.iter().map(|l| l.wake.clone()).collect();
+    let wakes: Vec<Arc<Wake>> = links.iter().map(|l| l.wake.clone()).collect();
     let (reload_tx, reload_rx) = mpsc::channel();
     if let Some(path) = &config {
         let reloader = reload::Reloader::new(
@@ -132,21 +130,18 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
 
 /// Turns signals into a stop, an exit or a reload.
 fn signal_loop(
-    signals: &nix::sys::signalfd::SignalFd,
+    signals: &Signals,
     shared: &Shared,
-    wakes: &[Arc<EventFd>],
+    wakes: &[Arc<Wake>],
     done: &mpsc::Receiver<()>,
     shutdown_timeout: Duration,
     reload: &mpsc::Sender<reload::Trigger>,
     reloadable: bool,
 ) -> Result<(), String> {
     loop {
-        let signal = match signals.read_signal() {
-            Ok(Some(info)) => Signal::try_from(info.ssi_signo as i32).ok(),
-            Ok(None) => continue,
-            Err(nix::Error::EINTR) => continue,
-            Err(e) => return Err(format!("reading signals failed: {e}")),
-        };
+        let signal = signals
+            .next()
+            .map_err(|e| format!("reading signals failed: {e}"))?;
         match signal {
             Some(Signal::SIGTERM) | Some(Signal::SIGINT) => {
                 crate::log::info("stopping: no new connections; finishing requests in flight");
@@ -181,14 +176,14 @@ fn signal_loop(
 /// Tells every worker to stop and waits for them, at most `timeout`.
 fn stop(
     shared: &Shared,
-    wakes: &[Arc<EventFd>],
+    wakes: &[Arc<Wake>],
     done: &mpsc::Receiver<()>,
     workers: usize,
     timeout: Duration,
 ) {
     shared.stopping.store(true, Ordering::Release);
     for w in wakes {
-        let _ = w.write(1);
+        w.wake();
     }
     let deadline = Instant::now() + timeout;
     let mut finished = 0;

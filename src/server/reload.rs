@@ -13,8 +13,8 @@ use super::listen::{ListenMode, bind_addrs};
 use super::worker::Command;
 use crate::config::diff::diff;
 use crate::config::{self, Loaded, diagnostic};
+use crate::net::sys::Wake;
 use crate::routing::Snapshot;
-use nix::sys::eventfd::EventFd;
 use notify::{RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::hash::Hasher;
@@ -42,7 +42,7 @@ pub struct WorkerLink {
     /// Its command queue.
     pub commands: Sender<Command>,
     /// Its wake-up eventfd.
-    pub wake: Arc<EventFd>,
+    pub wake: Arc<Wake>,
 }
 
 /// A hash of every text a load read, to skip reloads that change nothing.
@@ -366,7 +366,7 @@ impl Reloader {
                 add,
                 remove: removed.clone(),
             });
-            let _ = link.wake.write(1);
+            link.wake.wake();
         }
         write_state(&self.config, &self.shared.snapshot.load());
         let mut report = format!(

@@ -5,9 +5,9 @@
 use super::conn::{Conn, Next};
 use super::ctx::{Ctx, Shared};
 use super::probe::Prober;
-use crate::net::{Event, Events, Poller, TimerWheel, Token, next_generation, sys};
+use crate::net::sys::{self, Wake};
+use crate::net::{Event, Events, Poller, TimerWheel, Token, next_generation};
 use crate::routing::ConnectionLimits;
-use nix::sys::eventfd::EventFd;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -61,7 +61,7 @@ pub struct Worker {
     free: Vec<usize>,
     live: usize,
     timers: TimerWheel,
-    wake: Arc<EventFd>,
+    wake: Arc<Wake>,
     ctx: Ctx,
     events: Vec<Event>,
     expired: Vec<Token>,
@@ -100,7 +100,7 @@ impl Worker {
         commands: Receiver<Command>,
         exclusive: bool,
         shared: Arc<Shared>,
-        wake: Arc<EventFd>,
+        wake: Arc<Wake>,
         probes: bool,
     ) -> io::Result<Worker> {
         let poller = Arc::new(Poller::new()?);
@@ -194,7 +194,7 @@ impl Worker {
     fn dispatch(&mut self, ev: Event) {
         let (token, upstream) = match ev.token {
             Token::Wake => {
-                let _ = self.wake.read();
+                self.wake.clear();
                 while let Ok(command) = self.commands.try_recv() {
                     self.apply(command);
                 }

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Instructions per request: xps builds side by side, counted, not timed.
+
+    cargo build --release && python3 benches/instructions/run.py
+    XPS_BASE=/path/to/earlier/xps python3 benches/instructions/run.py
+
+Runs each xps build under `valgrind --tool=callgrind` (which counts the
+instructions the process executes, the same count whatever else the machine
+is doing) for three workloads, each at two request counts, and reports
+(instructions at N2 - instructions at N1) / (N2 - N1): the cost of one
+request with start-up and shutdown taken out.
+
+  static   GET of a 1 KiB file (one worker, keep-alive)
+  404      GET of a missing file
+  proxy    GET proxied to a backend (a small Python HTTP/1.1 server on
+           loopback, keep-alive) that answers 1 KiB
+
+Clients: 10 keep-alive connections, requests spread evenly, one at a time
+per connection. Bounded: every wait has a deadline; every process started
+here is stopped. Needs valgrind (apt-get install -y valgrind).
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+XPS = os.environ.get("XPS", os.path.join(ROOT, "target/release/xps"))
+XPS_BASE = os.environ.get("XPS_BASE", "")
+N1 = int(os.environ.get("N1", "1000"))
+N2 = int(os.environ.get("N2", "3000"))
+CONNS = 10
+BODY = b"x" * 1024
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, deadline=60.0):
+    end = time.time() + deadline
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"port {port} did not open")
+
+
+def read_response(s, buf):
+    """Reads one Content-Length response from s; returns the rest."""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit("connection closed")
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+    n = int(m.group(1)) if m else 0
+    while len(rest) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            sys.exit("connection closed")
+        rest += chunk
+    return rest[n:]
+
+
+def load(port, path, count):
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(CONNS)]
+    req = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    bufs = [b""] * CONNS
+    for i in range(count):
+        k = i % CONNS
+        conns[k].sendall(req)
+        bufs[k] = read_response(conns[k], bufs[k])
+    for c in conns:
+        c.close()
+
+
+def backend():
+    """A keep-alive HTTP/1.1 server answering 1 KiB, on its own thread."""
+    l = socket.socket()
+    l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    l.bind(("127.0.0.1", 0))
+    l.listen(64)
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n" + BODY
+
+    def serve(c):
+        buf = b""
+        with c:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    chunk = c.recv(65536)
+                    if not chunk:
+                        return
+                    buf += chunk
+                _, buf = buf.split(b"\r\n\r\n", 1)
+                c.sendall(answer)
+
+    def accept():
+        while True:
+            c, _ = l.accept()
+            threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return l.getsockname()[1]
+
+
+def instructions(binary, conf_text, port, path, count, work):
+    conf = os.path.join(work, "xps.conf")
+    with open(conf, "w") as f:
+        f.write(conf_text)
+    out = os.path.join(work, "callgrind.out")
+    server = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary, conf],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        load(port, path, count)
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+    with open(out) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    sys.exit("no instruction count in " + out)
+
+
+def main():
+    builds = [("xps", XPS)] + ([("xps-base", XPS_BASE)] if XPS_BASE else [])
+    backend_port = backend()
+    print(f"instructions per request (callgrind; ({N2} - {N1}) requests, {CONNS} keep-alive connections)")
+    print(f"{'workload':10} " + " ".join(f"{name:>12}" for name, _ in builds)
+          + ("   xps/base" if XPS_BASE else ""))
+    with tempfile.TemporaryDirectory() as work:
+        with open(os.path.join(work, "1k.bin"), "wb") as f:
+            f.write(BODY)
+        rows = {}
+        for workload, path in [("static", "/1k.bin"), ("404", "/missing"), ("proxy", "/")]:
+            per = []
+            for _, binary in builds:
+                counts = []
+                for n in (N1, N2):
+                    port = free_port()
+                    if workload == "proxy":
+                        route = f"location / {{ proxy_pass 127.0.0.1:{backend_port}; }}"
+                    else:
+                        route = f"root {work};"
+                    conf = f"workers 1;\nserver {{\n    listen 127.0.0.1:{port};\n    {route}\n}}\n"
+                    counts.append(instructions(binary, conf, port, path, n, work))
+                per.append((counts[1] - counts[0]) / (N2 - N1))
+            rows[workload] = per
+            line = f"{workload:10} " + " ".join(f"{p:12.0f}" for p in per)
+            if XPS_BASE:
+                line += f"   {per[0] / per[1]:8.3f}x"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
