@@ -4,7 +4,7 @@
 //! falls behind, lines are dropped and counted.
 
 use super::LogTarget;
-use super::queue::Queue;
+use super::queue::{Kind, Queue};
 
 /// Lines waiting for the writer at most.
 const QUEUE: usize = 16 * 1024;
@@ -19,14 +19,14 @@ impl AccessLog {
     /// Starts the writer thread.
     pub fn start() -> AccessLog {
         AccessLog {
-            queue: Queue::start("xps-access-log", QUEUE, true),
+            queue: Queue::start("xps-access-log", QUEUE, Kind::Access),
         }
     }
 
     /// Queues a line (without its newline) for `target`.
     pub fn write(&self, target: &LogTarget, mut line: String) {
         line.push('\n');
-        self.queue.send(target.clone(), line);
+        let _ = self.queue.send(target.clone(), line);
     }
 
     /// Reopens the files after a log rotation renamed them: the lines

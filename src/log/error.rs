@@ -4,11 +4,11 @@
 //! the thread that logs it and queued for the writer thread; an event loop
 //! never waits on the log.
 
-use super::queue::Queue;
+use super::queue::{Kind, Queue};
 use super::{ErrorLog, LogLevel, LogTarget};
 use arc_swap::ArcSwap;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Lines waiting for the writer at most.
@@ -18,6 +18,8 @@ struct Logger {
     level: AtomicU8,
     target: ArcSwap<LogTarget>,
     queue: Queue,
+    /// Dropped lines already said to be dropped.
+    reported: AtomicU64,
 }
 
 fn logger() -> &'static Logger {
@@ -25,7 +27,8 @@ fn logger() -> &'static Logger {
     LOGGER.get_or_init(|| Logger {
         level: AtomicU8::new(LogLevel::Info as u8),
         target: ArcSwap::from_pointee(LogTarget::Stderr),
-        queue: Queue::start("xps-error-log", QUEUE, false),
+        queue: Queue::start("xps-error-log", QUEUE, Kind::Error),
+        reported: AtomicU64::new(0),
     })
 }
 
@@ -40,8 +43,12 @@ pub fn configure(config: &ErrorLog) {
     let debug = std::env::var_os("XPS_DEBUG").is_some_and(|v| v == "1");
     let level = if debug { LogLevel::Debug } else { config.level };
     let l = logger();
-    l.target.store(std::sync::Arc::new(config.target.clone()));
+    let old = l.target.swap(std::sync::Arc::new(config.target.clone()));
     l.level.store(level as u8, Ordering::Relaxed);
+    if *old != config.target {
+        // The old file is closed once the lines queued for it are out.
+        l.queue.reopen();
+    }
 }
 
 /// Whether lines of `level` are written.
@@ -75,7 +82,25 @@ pub fn write_with(level: LogLevel, message: &str, block: &str) {
     let time = httpdate::fmt_http_date(std::time::SystemTime::now());
     let mut text = format!("{time} [{}] {message}\n", level.name());
     text.push_str(block);
-    l.queue.send(LogTarget::clone(&l.target.load()), text);
+    let target = LogTarget::clone(&l.target.load());
+    if l.queue.send(target.clone(), text) {
+        // Lines dropped while the writer fell behind are said once it
+        // keeps up again.
+        let dropped = l.queue.dropped();
+        let reported = l.reported.load(Ordering::Relaxed);
+        if dropped > reported
+            && l.reported
+                .compare_exchange(reported, dropped, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let time = httpdate::fmt_http_date(std::time::SystemTime::now());
+            let note = format!(
+                "{time} [warn] {} error-log lines dropped: the log's writer fell behind\n",
+                dropped - reported
+            );
+            let _ = l.queue.send(target, note);
+        }
+    }
 }
 
 /// An info line.
