@@ -1,6 +1,6 @@
 //! The logs: the error log (lifecycle events and problems) and the access
 //! log (one line per request). Neither ever blocks the thread that logs:
-//! lines go through a bounded queue to a writer thread ([`queue`]), and
+//! lines go through a bounded queue to a writer thread (`queue.rs`), and
 //! when the writer falls behind they are dropped and counted.
 
 mod access;

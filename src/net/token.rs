@@ -89,7 +89,7 @@ impl Token {
     }
 }
 
-/// The generation after `g`: within [`GENERATION_BITS`], never 0 (a slot's
+/// The generation after `g`: within its 29 bits, never 0 (a slot's
 /// first generation is 1).
 pub fn next_generation(g: u32) -> u32 {
     (g.wrapping_add(1) & MAX_GENERATION).max(1)
