@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod date;
+pub mod encoding;
 pub mod parse;
 pub mod response;
 pub mod scan;

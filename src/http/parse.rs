@@ -390,7 +390,14 @@ fn fields(head: &mut RequestHead, headers: &[httparse::Header]) -> Result<Length
         } else if name.eq_ignore_ascii_case("accept") {
             head.accept = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("accept-encoding") {
-            head.accept_encoding = Some(value.to_string());
+            // Several lines are one list (RFC 9110 §5.3).
+            match &mut head.accept_encoding {
+                Some(list) => {
+                    list.push_str(", ");
+                    list.push_str(value);
+                }
+                None => head.accept_encoding = Some(value.to_string()),
+            }
         } else if name.eq_ignore_ascii_case("user-agent") {
             head.user_agent = Some(value.to_string());
         } else if name.eq_ignore_ascii_case("referer") {
