@@ -14,6 +14,7 @@ mod cli;
 mod config_golden;
 mod docs;
 mod examples;
+mod gzip;
 mod hostile;
 mod http_behaviour;
 mod http_golden;

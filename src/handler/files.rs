@@ -67,14 +67,36 @@ pub trait Files {
     /// Opens a file found by [`Files::lookup`] (for `sendfile`).
     fn open(&mut self, root: &Path, relative: &str) -> io::Result<File>;
 
-    /// The rendered listing of the folder `relative` (found as `entry`).
+    /// The rendered listing of the folder `relative` (found as `entry`),
+    /// gzipped when `ask.gzip` gives a level.
     fn listing(
         &mut self,
         root: &Path,
         relative: &str,
         entry: &Entry,
         url_path: &str,
-        format: ListingFormat,
-        dotfiles: bool,
+        ask: ListingAsk,
     ) -> io::Result<Arc<[u8]>>;
+
+    /// The file at `relative` (found as `entry`) gzipped at `level`: made
+    /// once and kept while the file is unchanged. `None` when it cannot be
+    /// read, or is larger than the compressed cache takes.
+    fn gzipped(
+        &mut self,
+        root: &Path,
+        relative: &str,
+        entry: &Entry,
+        level: u32,
+    ) -> Option<Arc<[u8]>>;
+}
+
+/// Which listing of a folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListingAsk {
+    /// HTML or JSON.
+    pub format: ListingFormat,
+    /// Dotfiles shown.
+    pub dotfiles: bool,
+    /// Gzipped at this level.
+    pub gzip: Option<u32>,
 }

@@ -5,6 +5,7 @@
 pub mod autoindex;
 pub mod canned;
 pub mod files;
+pub mod gzip;
 pub mod proxy;
 pub mod static_file;
 
@@ -110,6 +111,10 @@ pub struct Reply {
     pub content_range: Option<String>,
     /// `Accept-Ranges: bytes` (files).
     pub accept_ranges: bool,
+    /// `Content-Encoding` (`gzip` for a compressed variant).
+    pub content_encoding: Option<&'static str>,
+    /// `Vary: Accept-Encoding`: another client may get another variant.
+    pub vary: bool,
     /// The body; for HEAD it is still given, so the length is right, and
     /// the server does not send it.
     pub body: Body,
@@ -127,6 +132,8 @@ impl Reply {
             allow: None,
             content_range: None,
             accept_ranges: false,
+            content_encoding: None,
+            vary: false,
             body: Body::Empty,
         }
     }

@@ -4,7 +4,8 @@
 //! `If-None-Match`/`If-Modified-Since`; one `Range`; GET and HEAD only.
 
 use super::autoindex::encode_path;
-use super::files::{Entry, Files, Found};
+use super::files::{Entry, Files, Found, ListingAsk};
+use super::gzip;
 use super::{Body, Reply, Text, canned};
 use crate::http::{Method, RequestHead};
 use crate::routing::{ListingFormat, Route};
@@ -65,18 +66,31 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut impl Files, now: Instant
     } else {
         route.autoindex_format
     };
-    match fs.listing(root, relative, &entry, path, format, route.dotfiles) {
-        Ok(bytes) => {
-            let mut r = Reply::new(200);
-            r.content_type = Some(Text::Static(match format {
-                ListingFormat::Json => "application/json",
-                ListingFormat::Html => canned::GENERATED_HTML,
-            }));
-            r.body = Body::shared(bytes);
-            r
+    let content_type = match format {
+        ListingFormat::Json => "application/json",
+        ListingFormat::Html => canned::GENERATED_HTML,
+    };
+    let plan = gzip::plan(req, route, Some(content_type));
+    let mut ask = ListingAsk {
+        format,
+        dotfiles: route.dotfiles,
+        gzip: None,
+    };
+    let Ok(bytes) = fs.listing(root, relative, &entry, path, ask) else {
+        return canned::error(403);
+    };
+    let mut r = Reply::new(200);
+    r.content_type = Some(Text::Static(content_type));
+    r.vary = plan.vary;
+    if plan.compresses(route, 200, bytes.len() as u64) {
+        ask.gzip = Some(plan.level);
+        if let Ok(gz) = fs.listing(root, relative, &entry, path, ask) {
+            gzip::set_compressed(&mut r, gz);
+            return r;
         }
-        Err(_) => canned::error(403),
     }
+    r.body = Body::shared(bytes);
+    r
 }
 
 /// Serves the file at `page` (an `error_page` path under the route's root)
@@ -122,14 +136,20 @@ fn file(
     r.content_type = Some(content_type(e.content_type, route.charset.as_deref()));
     r.etag = Some(Text::Shared(e.etag.clone()));
     r.last_modified = Some(Text::Shared(e.last_modified.clone()));
+    let plan = gzip::plan(req, route, Some(e.content_type));
+    r.vary = plan.vary;
     if status != 200 {
-        r.body = body(fs, root, relative, &e, 0, e.stat.size);
+        whole_body(&mut r, fs, root, relative, &e, plan, route);
         return r;
     }
     r.accept_ranges = true;
     if not_modified(req, &e) {
         r.status = 304;
         r.content_type = None;
+        if plan.accepted {
+            // The variant this client has is the compressed one.
+            r.etag = Some(gzip::weak(&e.etag));
+        }
         return r;
     }
     let size = e.stat.size;
@@ -150,9 +170,29 @@ fn file(
             err.accept_ranges = true;
             return err;
         }
-        Some(RangeSpec::Ignore) | None => r.body = body(fs, root, relative, &e, 0, size),
+        Some(RangeSpec::Ignore) | None => whole_body(&mut r, fs, root, relative, &e, plan, route),
     }
     r
+}
+
+/// The whole file as the body: its compressed variant when the plan says
+/// so (and the cache can make it), else the bytes as they are.
+fn whole_body(
+    r: &mut Reply,
+    fs: &mut impl Files,
+    root: &Path,
+    relative: &str,
+    e: &Entry,
+    plan: gzip::Plan,
+    route: &Route,
+) {
+    if plan.compresses(route, r.status, e.stat.size) {
+        if let Some(gz) = fs.gzipped(root, relative, e, plan.level) {
+            gzip::set_compressed(r, gz);
+            return;
+        }
+    }
+    r.body = body(fs, root, relative, e, 0, e.stat.size);
 }
 
 /// The body for bytes `start..end`: shared from the cache, or the open file.

@@ -247,6 +247,12 @@ impl Client {
         if reply.accept_ranges {
             response::header(b, "Accept-Ranges", "bytes");
         }
+        if let Some(e) = reply.content_encoding {
+            response::header(b, "Content-Encoding", e);
+        }
+        if reply.vary {
+            response::header(b, "Vary", "Accept-Encoding");
+        }
         let mut has_cors = false;
         if let Some(route) = route {
             for h in &route.add_header {

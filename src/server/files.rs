@@ -13,7 +13,8 @@
 //! outside the root — through `..` or a symlink — ever gets in.
 
 use crate::handler::autoindex::{self, ListEntry};
-use crate::handler::files::{Entry, Files, Found, Meta};
+use crate::handler::files::{Entry, Files, Found, ListingAsk, Meta};
+use crate::handler::gzip;
 use crate::net::sys::{self, DirWatch, Stat, WatchId};
 use crate::routing::ListingFormat;
 use rustc_hash::FxHashMap;
@@ -30,6 +31,21 @@ pub const REVALIDATE: Duration = Duration::from_secs(1);
 pub const MAX_CACHED_FILE: u64 = 64 << 10;
 /// Content bytes one worker keeps at most (then the cache starts over).
 const MAX_CACHED_BYTES: usize = 4 << 20;
+/// Compressed bytes one worker keeps at most (least recently used go
+/// first).
+pub const GZIP_CACHE_BYTES: usize = 16 << 20;
+/// Files larger than this are not compressed into the cache (they are
+/// sent as they are).
+pub const MAX_GZIP_SOURCE: u64 = 8 << 20;
+
+/// A compressed variant kept with what it was made from.
+struct Gz {
+    level: u32,
+    bytes: Arc<[u8]>,
+    /// When it was last used (the cache's own clock), for eviction.
+    used: u64,
+}
+
 /// Entries one worker keeps at most per root.
 const MAX_ENTRIES: usize = 8192;
 
@@ -39,6 +55,8 @@ type ListingKey = (String, ListingFormat, bool);
 /// A cached entry with what freshness needs.
 struct Cached {
     entry: Entry,
+    /// Its compressed variant, once asked for.
+    gz: Option<Gz>,
     /// What the kernel said when it was made.
     stat: Stat,
     /// The folder it is in, relative to the root (`""` for the root).
@@ -54,7 +72,15 @@ struct Root {
     /// The root folder with its symlinks resolved.
     real: Option<PathBuf>,
     files: FxHashMap<String, Cached>,
-    listings: FxHashMap<ListingKey, (Meta, Arc<[u8]>)>,
+    listings: FxHashMap<ListingKey, Listing>,
+}
+
+/// A rendered listing, for the folder as it was, and its compressed
+/// variant once asked for.
+struct Listing {
+    stat: Meta,
+    bytes: Arc<[u8]>,
+    gz: Option<Gz>,
 }
 
 /// One worker's cache.
@@ -62,6 +88,11 @@ struct Root {
 pub struct FileCache {
     roots: Roots,
     bytes: usize,
+    /// Compressed bytes added since the last count (an upper bound: entries
+    /// dropped with their files are counted again only when evicting).
+    gz_bytes: usize,
+    /// The clock of `Gz::used`.
+    gz_clock: u64,
     /// The folder watcher; `None` when inotify is unavailable.
     watch: Option<DirWatch>,
     /// Watched folders (absolute) and their watch ids, both ways.
@@ -330,6 +361,7 @@ impl Files for FileCache {
         };
         let cached = Cached {
             entry: entry.clone(),
+            gz: None,
             stat,
             dir: folder,
             watched,
@@ -353,31 +385,181 @@ impl Files for FileCache {
     }
 
     /// The rendered listing of the folder `relative` (found as `entry`),
-    /// reused while the folder's modification time is unchanged.
+    /// reused while the folder's modification time is unchanged, and its
+    /// compressed variant.
     fn listing(
         &mut self,
         root: &Path,
         relative: &str,
         entry: &Entry,
         url_path: &str,
-        format: ListingFormat,
-        dotfiles: bool,
+        ask: ListingAsk,
     ) -> io::Result<Arc<[u8]>> {
-        let key = (relative.to_string(), format, dotfiles);
-        if let Some(r) = self.roots.get(root) {
-            if let Some((stat, bytes)) = r.listings.get(&key) {
-                if *stat == entry.stat {
-                    return Ok(bytes.clone());
+        let key = (relative.to_string(), ask.format, ask.dotfiles);
+        let fresh = self
+            .roots
+            .get(root)
+            .and_then(|r| r.listings.get(&key))
+            .filter(|l| l.stat == entry.stat)
+            .map(|l| l.bytes.clone());
+        let bytes = match fresh {
+            Some(bytes) => bytes,
+            None => {
+                self.watch_folder(root, relative.trim_end_matches('/'));
+                let entries = self.read_dir(root, relative, ask.dotfiles)?;
+                let bytes: Arc<[u8]> = Arc::from(autoindex::render(url_path, &entries, ask.format));
+                if let Some(r) = self.roots.get_mut(root) {
+                    let listing = Listing {
+                        stat: entry.stat,
+                        bytes: bytes.clone(),
+                        gz: None,
+                    };
+                    r.listings.insert(key.clone(), listing);
+                }
+                bytes
+            }
+        };
+        let Some(level) = ask.gzip else {
+            return Ok(bytes);
+        };
+        self.gz_clock += 1;
+        let used = self.gz_clock;
+        let slot = self
+            .roots
+            .get_mut(root)
+            .and_then(|r| r.listings.get_mut(&key))
+            .map(|l| &mut l.gz);
+        if let Some(Some(g)) = slot
+            .as_ref()
+            .map(|g| g.as_ref().filter(|g| g.level == level))
+        {
+            let bytes = g.bytes.clone();
+            if let Some(Some(g)) = slot {
+                g.used = used;
+            }
+            return Ok(bytes);
+        }
+        let gz: Arc<[u8]> = Arc::from(gzip::compress(&bytes, level));
+        if self.make_room(gz.len()) {
+            if let Some(l) = self
+                .roots
+                .get_mut(root)
+                .and_then(|r| r.listings.get_mut(&key))
+            {
+                self.gz_bytes += gz.len();
+                l.gz = Some(Gz {
+                    level,
+                    bytes: gz.clone(),
+                    used,
+                });
+            }
+        }
+        Ok(gz)
+    }
+
+    fn gzipped(
+        &mut self,
+        root: &Path,
+        relative: &str,
+        entry: &Entry,
+        level: u32,
+    ) -> Option<Arc<[u8]>> {
+        self.gz_clock += 1;
+        let used = self.gz_clock;
+        if let Some(c) = self
+            .roots
+            .get_mut(root)
+            .and_then(|r| r.files.get_mut(relative))
+            .filter(|c| c.entry.stat == entry.stat)
+        {
+            if let Some(g) = c.gz.as_mut().filter(|g| g.level == level) {
+                g.used = used;
+                return Some(g.bytes.clone());
+            }
+        }
+        if entry.stat.size > MAX_GZIP_SOURCE {
+            return None;
+        }
+        let source = match &entry.content {
+            Some(bytes) => bytes.clone(),
+            None => {
+                let file = self.open(root, relative).ok()?;
+                read_exactly(file, entry.stat.size).ok()?
+            }
+        };
+        let gz: Arc<[u8]> = Arc::from(gzip::compress(&source, level));
+        if self.make_room(gz.len()) {
+            if let Some(c) = self
+                .roots
+                .get_mut(root)
+                .and_then(|r| r.files.get_mut(relative))
+                .filter(|c| c.entry.stat == entry.stat)
+            {
+                self.gz_bytes += gz.len();
+                c.gz = Some(Gz {
+                    level,
+                    bytes: gz.clone(),
+                    used,
+                });
+            }
+        }
+        Some(gz)
+    }
+}
+
+impl FileCache {
+    /// Makes room for `len` more compressed bytes, dropping the least
+    /// recently used variants; `false` when `len` alone is over the bound.
+    fn make_room(&mut self, len: usize) -> bool {
+        if len > GZIP_CACHE_BYTES {
+            return false;
+        }
+        if self.gz_bytes + len <= GZIP_CACHE_BYTES {
+            return true;
+        }
+        // Count what is really kept (dropped files took theirs along), then
+        // evict the oldest until the new bytes fit.
+        let mut kept: Vec<(u64, usize)> = Vec::new();
+        for (_, r) in self.roots.0.iter() {
+            kept.extend(
+                r.files
+                    .values()
+                    .filter_map(|c| c.gz.as_ref())
+                    .map(|g| (g.used, g.bytes.len())),
+            );
+            kept.extend(
+                r.listings
+                    .values()
+                    .filter_map(|l| l.gz.as_ref())
+                    .map(|g| (g.used, g.bytes.len())),
+            );
+        }
+        self.gz_bytes = kept.iter().map(|k| k.1).sum();
+        if self.gz_bytes + len <= GZIP_CACHE_BYTES {
+            return true;
+        }
+        kept.sort_unstable();
+        let mut cut = 0;
+        for (used, size) in kept {
+            if self.gz_bytes + len <= GZIP_CACHE_BYTES {
+                break;
+            }
+            self.gz_bytes -= size;
+            cut = used;
+        }
+        for (_, r) in self.roots.0.iter_mut() {
+            for c in r.files.values_mut() {
+                if c.gz.as_ref().is_some_and(|g| g.used <= cut) {
+                    c.gz = None;
+                }
+            }
+            for l in r.listings.values_mut() {
+                if l.gz.as_ref().is_some_and(|g| g.used <= cut) {
+                    l.gz = None;
                 }
             }
         }
-        self.watch_folder(root, relative.trim_end_matches('/'));
-        let entries = self.read_dir(root, relative, dotfiles)?;
-        let bytes: Arc<[u8]> = Arc::from(autoindex::render(url_path, &entries, format));
-        if let Some(r) = self.roots.get_mut(root) {
-            r.listings.insert(key, (entry.stat, bytes.clone()));
-        }
-        Ok(bytes)
+        true
     }
 }
 

@@ -1,0 +1,152 @@
+//! gzip: which responses are compressed (the route, the client, the type,
+//! the length, the status) and the compression itself. The compressed
+//! bytes of files and listings are cached by the worker's file cache
+//! (`Files::gzipped`); bodies made for one reply are compressed here.
+
+use super::{Body, Reply, Text};
+use crate::http::encoding::accepts_gzip;
+use crate::http::parse::RequestHead;
+use crate::routing::Route;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use std::io::Write;
+use std::sync::Arc;
+
+/// What gzip means for one response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The response varies with `Accept-Encoding` (its type is compressible
+    /// on a gzip route): `Vary: Accept-Encoding`, whether or not this one
+    /// is compressed.
+    pub vary: bool,
+    /// This client takes gzip.
+    pub accepted: bool,
+    /// The level to compress at.
+    pub level: u32,
+}
+
+impl Plan {
+    /// Whether a body of `len` bytes with `status` is compressed.
+    pub fn compresses(&self, route: &Route, status: u16, len: u64) -> bool {
+        self.vary
+            && self.accepted
+            && len >= route.gzip.min_length
+            && !matches!(status, 204 | 206 | 304)
+            && !(100..200).contains(&status)
+    }
+}
+
+/// The gzip plan of a response of `content_type` to `req` on `route`.
+pub fn plan(req: &RequestHead, route: &Route, content_type: Option<&str>) -> Plan {
+    let vary = route.gzip.enabled && content_type.is_some_and(|t| compressible(route, t));
+    Plan {
+        vary,
+        accepted: vary && accepts_gzip(req.accept_encoding.as_deref()),
+        level: route.gzip.comp_level,
+    }
+}
+
+/// Whether `content_type` (its parameters left out) is in `gzip_types`
+/// (`*` for any).
+pub fn compressible(route: &Route, content_type: &str) -> bool {
+    let base = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim_matches([' ', '\t']);
+    route
+        .gzip
+        .types
+        .iter()
+        .any(|t| t == "*" || t.eq_ignore_ascii_case(base))
+}
+
+/// `data` gzipped at `level` (1–9).
+pub fn compress(data: &[u8], level: u32) -> Vec<u8> {
+    let mut encoder = GzEncoder::new(
+        Vec::with_capacity(data.len() / 3 + 64),
+        Compression::new(level.clamp(1, 9)),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(data);
+    encoder.finish().unwrap_or_default()
+}
+
+/// The ETag of the compressed variant: weak (`W/"…"`), so it still
+/// revalidates the same content but never claims byte equality with the
+/// identity variant.
+pub fn weak(etag: &str) -> Text {
+    if etag.starts_with("W/") {
+        Text::Owned(etag.to_string())
+    } else {
+        Text::Owned(format!("W/{etag}"))
+    }
+}
+
+/// Marks `reply` as the compressed variant with `bytes` as its body.
+pub fn set_compressed(reply: &mut Reply, bytes: Arc<[u8]>) {
+    reply.body = Body::shared(bytes);
+    reply.content_encoding = Some("gzip");
+    if let Some(etag) = reply.etag.take() {
+        reply.etag = Some(weak(etag.as_str()));
+    }
+}
+
+/// gzip for a reply whose body was made for it (an error page, `return`
+/// text): `Vary` when its type is compressible on the route, and the body
+/// compressed when the client takes gzip. Replies that already went
+/// through gzip (files, listings) are left as they are.
+pub fn finish(mut reply: Reply, req: &RequestHead, route: &Route) -> Reply {
+    if reply.content_encoding.is_some() || reply.vary {
+        return reply;
+    }
+    let plan = plan(req, route, reply.content_type.as_ref().map(Text::as_str));
+    reply.vary = plan.vary;
+    if !plan.compresses(route, reply.status, reply.body.len()) {
+        return reply;
+    }
+    let data: &[u8] = match &reply.body {
+        Body::Shared { bytes, start, end } => &bytes[*start..*end],
+        Body::Owned(v) => v,
+        // Files come through `static_file`, which uses the cache.
+        Body::File { .. } | Body::Empty => return reply,
+    };
+    let bytes: Arc<[u8]> = Arc::from(compress(data, plan.level));
+    set_compressed(&mut reply, bytes);
+    reply
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::read::GzDecoder;
+    use std::io::Read;
+
+    #[test]
+    fn compressed_bytes_come_back_whole() {
+        let text = "a line of text that repeats\n".repeat(1000);
+        for level in [1, 5, 9] {
+            let gz = compress(text.as_bytes(), level);
+            assert!(gz.len() < text.len() / 10, "level {level}: {}", gz.len());
+            let mut back = String::new();
+            GzDecoder::new(&gz[..])
+                .read_to_string(&mut back)
+                .expect("valid gzip");
+            assert_eq!(back, text);
+        }
+    }
+
+    #[test]
+    fn types_match_without_parameters() {
+        let mut r = Route::defaults(crate::routing::Action::NotFound);
+        r.gzip.types = Arc::from(vec![
+            "text/html".to_string(),
+            "application/json".to_string(),
+        ]);
+        assert!(compressible(&r, "text/html; charset=utf-8"));
+        assert!(compressible(&r, "Application/JSON"));
+        assert!(!compressible(&r, "image/png"));
+        assert_eq!(weak("\"a-1\"").as_str(), "W/\"a-1\"");
+        assert_eq!(weak("W/\"a-1\"").as_str(), "W/\"a-1\"");
+    }
+}
