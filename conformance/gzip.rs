@@ -31,6 +31,11 @@ fn setup(dir: &Path) {
     for i in 0..40 {
         std::fs::write(site.join(format!("list/file-{i}.txt")), "x").expect("write");
     }
+    std::fs::create_dir_all(site.join("pre")).expect("mkdir");
+    std::fs::write(site.join("pre/a.txt"), "the file itself").expect("write");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"from the .gz").expect("gzip");
+    std::fs::write(site.join("pre/a.txt.gz"), gz.finish().expect("gzip")).expect("write");
 }
 
 const CONFIG: &str = "workers 1;
@@ -45,6 +50,10 @@ server {
     }
     location /off/ {
         gzip off;
+    }
+    location /pre/ {
+        gzip off;
+        gzip_static on;
     }
 }
 ";
@@ -234,4 +243,45 @@ fn a_saved_file_is_compressed_anew_at_once_and_http10_clients_are_served() {
         gunzip(&r.body),
         std::fs::read(server.dir.join("site/big.txt")).expect("read")
     );
+}
+
+#[test]
+fn gzip_static_sends_the_gz_beside_a_file_unless_it_is_stale() {
+    let server = server();
+    let gz_size = std::fs::metadata(server.dir.join("site/pre/a.txt.gz"))
+        .expect("stat")
+        .len();
+    let r = get(&server, "GET", "/pre/a.txt", &[GZIP]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert!(
+        r.header("content-type")
+            .is_some_and(|t| t.starts_with("text/plain"))
+    );
+    assert_eq!(
+        r.header("content-length"),
+        Some(gz_size.to_string().as_str())
+    );
+    assert_eq!(gunzip(&r.body), b"from the .gz");
+    // HEAD: the same head.
+    let head = get(&server, "HEAD", "/pre/a.txt", &[GZIP]);
+    assert_eq!(head.header("content-length"), r.header("content-length"));
+    // A client that does not take gzip, or asks for a range, gets the file.
+    assert_eq!(
+        get(&server, "GET", "/pre/a.txt", &[]).text(),
+        "the file itself"
+    );
+    let range = get(&server, "GET", "/pre/a.txt", &[GZIP, "Range: bytes=0-2"]);
+    assert_eq!((range.status, range.text()), (206, "the".to_string()));
+    // A .gz older than its file is stale: the file is sent.
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(server.dir.join("site/pre/a.txt.gz"))
+        .and_then(|f| f.set_modified(old))
+        .expect("age the .gz");
+    let stale = get(&server, "GET", "/pre/a.txt", &[GZIP]);
+    assert_eq!(stale.header("content-encoding"), None);
+    assert_eq!(stale.text(), "the file itself");
 }

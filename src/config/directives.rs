@@ -476,7 +476,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::Gzip, "gzip", MSL, ONE, FLAG).inherited().docs(
         "gzip on | off",
         "off",
-        "Compress responses for clients that accept gzip, when the type is in `gzip_types`, the body is at least `gzip_min_length`, the response is not a range and not already encoded. Sets `Content-Encoding: gzip` and `Vary: Accept-Encoding`.",
+        "Compress the responses xps makes (files, listings, error pages, `return` bodies) for clients whose `Accept-Encoding` takes gzip (q-values, `x-gzip` and `*` understood), when the type is in `gzip_types`, the body is at least `gzip_min_length` and the answer is not a range, a 304 or a 204. Sets `Content-Encoding: gzip` and a weak `ETag`; `Vary: Accept-Encoding` goes on every response of a listed type, compressed or not. A file is compressed once and kept compressed in memory (16 MiB per worker, least recently used dropped first) until it changes; files over 8 MiB are sent as they are. Proxied responses are passed on as the upstream sent them.",
         "gzip on;",
     ),
     Spec::new(Key::GzipTypes, "gzip_types", MSL, (1, None), Kind::MimeTypes).inherited().docs(
@@ -500,7 +500,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::GzipStatic, "gzip_static", MSL, ONE, FLAG).inherited().docs(
         "gzip_static on | off",
         "off",
-        "Serve `FILE.gz` from beside `FILE` to clients that accept gzip.",
+        "Send `FILE.gz` from beside `FILE`, as it is, to clients that accept gzip (with the type of `FILE` and the `.gz` file's own length and validators); works with `gzip` on or off. A `.gz` older than `FILE` is stale and ignored; a range request gets `FILE`.",
         "gzip_static on;",
     ),
     // limits and timeouts

@@ -7,6 +7,7 @@ use super::autoindex::encode_path;
 use super::files::{Entry, Files, Found, ListingAsk};
 use super::gzip;
 use super::{Body, Reply, Text, canned};
+use crate::http::encoding::accepts_gzip;
 use crate::http::{Method, RequestHead};
 use crate::routing::{ListingFormat, Route};
 use std::path::Path;
@@ -33,6 +34,9 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut impl Files, now: Instant
         Found::Forbidden => return canned::error(403),
     };
     if !entry.stat.is_dir {
+        if let Some(r) = precompressed(req, route, fs, (root, relative), &entry, now) {
+            return r;
+        }
         return file(req, route, fs, root, relative, entry, 200);
     }
     if !path.ends_with('/') {
@@ -50,6 +54,9 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut impl Files, now: Instant
         let candidate = format!("{relative}{index}");
         if let Found::Entry(e) = fs.lookup(root, &candidate, now) {
             if e.stat.is_file && (route.dotfiles || !e.resolves_to_dotfile) {
+                if let Some(r) = precompressed(req, route, fs, (root, &candidate), &e, now) {
+                    return r;
+                }
                 return file(req, route, fs, root, &candidate, e, 200);
             }
         }
@@ -173,6 +180,46 @@ fn file(
         Some(RangeSpec::Ignore) | None => whole_body(&mut r, fs, root, relative, &e, plan, route),
     }
     r
+}
+
+/// `gzip_static`: `FILE.gz` beside `FILE`, sent as it is (with the type of
+/// `FILE` and its own length and validators) to a client that takes gzip.
+/// A `.gz` older than `FILE` is stale and ignored; a range gets `FILE`.
+fn precompressed(
+    req: &RequestHead,
+    route: &Route,
+    fs: &mut impl Files,
+    (root, relative): (&Path, &str),
+    e: &Entry,
+    now: Instant,
+) -> Option<Reply> {
+    if !route.gzip.static_files
+        || req.range.is_some()
+        || !accepts_gzip(req.accept_encoding.as_deref())
+    {
+        return None;
+    }
+    let gz_relative = format!("{relative}.gz");
+    let Found::Entry(gz) = fs.lookup(root, &gz_relative, now) else {
+        return None;
+    };
+    let fresh = (gz.stat.mtime, gz.stat.mtime_nsec) >= (e.stat.mtime, e.stat.mtime_nsec);
+    if !gz.stat.is_file || (gz.resolves_to_dotfile && !route.dotfiles) || !fresh {
+        return None;
+    }
+    let mut r = Reply::new(200);
+    r.content_type = Some(content_type(e.content_type, route.charset.as_deref()));
+    r.etag = Some(Text::Shared(gz.etag.clone()));
+    r.last_modified = Some(Text::Shared(gz.last_modified.clone()));
+    r.vary = true;
+    if not_modified(req, &gz) {
+        r.status = 304;
+        r.content_type = None;
+        return Some(r);
+    }
+    r.content_encoding = Some("gzip");
+    r.body = body(fs, root, &gz_relative, &gz, 0, gz.stat.size);
+    Some(r)
 }
 
 /// The whole file as the body: its compressed variant when the plan says
