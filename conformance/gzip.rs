@@ -285,3 +285,293 @@ fn gzip_static_sends_the_gz_beside_a_file_unless_it_is_stale() {
     assert_eq!(stale.header("content-encoding"), None);
     assert_eq!(stale.text(), "the file itself");
 }
+
+/// `location / { proxy_pass UPSTREAM; gzip on; gzip_types text/plain; }`.
+fn proxy(up: &str) -> Server {
+    crate::proxy::proxy_to(
+        "",
+        &format!("        proxy_pass {up};\n        gzip on;\n        gzip_types text/plain;"),
+    )
+}
+
+/// The body of a chunked message.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a size line");
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&raw[..line_end]).expect("hex").trim(),
+            16,
+        )
+        .expect("a chunk size");
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// GET through the proxy with `Connection: close`; the response and its
+/// body as the client got it (de-chunked when chunked).
+fn proxied(server: &Server, headers: &[&str]) -> (Response, Vec<u8>) {
+    let mut all = vec!["Connection: close"];
+    all.extend_from_slice(headers);
+    let r = get(server, "GET", "/t", &all);
+    let body = if r.header("transfer-encoding") == Some("chunked") {
+        dechunk(&r.body)
+    } else {
+        r.body.clone()
+    };
+    (r, body)
+}
+
+#[test]
+fn proxied_bodies_are_compressed_whatever_their_framing() {
+    let body = text(100 << 10);
+    let framings: Vec<(&str, Vec<u8>, bool)> = vec![
+        (
+            "length",
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"v1\"\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+            false,
+        ),
+        (
+            "chunked",
+            {
+                let mut r = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+                for part in body.as_bytes().chunks(7000) {
+                    r.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+                    r.extend_from_slice(part);
+                    r.extend_from_slice(b"\r\n");
+                }
+                r.extend_from_slice(b"0\r\n\r\n");
+                r
+            },
+            false,
+        ),
+        (
+            "close-delimited",
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}").into_bytes(),
+            true,
+        ),
+    ];
+    for (name, answer, closes) in framings {
+        let up = crate::upstream::start(move |_| {
+            if closes {
+                crate::upstream::Answer::Close(answer.clone())
+            } else {
+                crate::upstream::Answer::Bytes(answer.clone())
+            }
+        });
+        let server = proxy(&up.addr());
+        let (r, got) = proxied(&server, &[GZIP]);
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{name}");
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{name}");
+        assert_eq!(r.header("content-length"), None, "{name}");
+        assert!(got.len() < body.len() / 2, "{name}: {}", got.len());
+        assert_eq!(gunzip(&got), body.as_bytes(), "{name}");
+        if name == "length" {
+            assert_eq!(r.header("etag"), Some("W/\"v1\""));
+        }
+        // Without gzip in Accept-Encoding: as the upstream sent it, with
+        // the Vary.
+        let (plain, got) = proxied(&server, &[]);
+        assert_eq!(plain.header("content-encoding"), None, "{name}");
+        assert_eq!(plain.header("vary"), Some("Accept-Encoding"), "{name}");
+        assert_eq!(got, body.as_bytes(), "{name}");
+        // An HTTP/1.0 client: close-delimited, compressed.
+        let mut s = server.connect();
+        s.write_all(b"GET /t HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+            .expect("send");
+        let r = read_response(&mut s, false).expect("a response");
+        assert_eq!(r.header("content-encoding"), Some("gzip"), "{name}");
+        assert_eq!(gunzip(&r.body), body.as_bytes(), "{name}");
+    }
+}
+
+#[test]
+fn encoded_no_transform_and_other_types_pass_untouched() {
+    let already = {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(text(5000).as_bytes()).expect("gzip");
+        gz.finish().expect("gzip")
+    };
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("encoded", {
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                already.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(&already);
+            r
+        }),
+        ("no-transform", {
+            let b = text(5000);
+            format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: public, no-transform\r\nContent-Length: {}\r\n\r\n{b}", b.len()).into_bytes()
+        }),
+        ("image", {
+            let b = text(5000);
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )
+            .into_bytes()
+        }),
+        (
+            "short",
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nshort"
+                .to_vec(),
+        ),
+    ];
+    for (name, answer) in cases {
+        let expected = answer[crate::server::head_len(&answer).expect("head")..].to_vec();
+        let up = crate::upstream::start(move |_| crate::upstream::Answer::Bytes(answer.clone()));
+        let server = proxy(&up.addr());
+        let (r, got) = proxied(&server, &[GZIP]);
+        assert_eq!(got, expected, "{name} passed as it came");
+        let encoding = r.header("content-encoding");
+        assert_eq!(encoding, (name == "encoded").then_some("gzip"), "{name}");
+    }
+}
+
+#[test]
+fn a_trickling_proxied_body_reaches_the_client_as_it_comes() {
+    // The upstream sends its first chunk, then waits for the test to have
+    // read it (decompressed) through xps before sending the rest.
+    let (l, addr) = crate::server::listener();
+    let (go_on, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        if !crate::upstream::read_head(&mut s) {
+            return;
+        }
+        let _ = s.write_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
+        let first = "the first line of a log\n".repeat(20);
+        let _ = s.write_all(format!("{:x}\r\n{first}\r\n", first.len()).as_bytes());
+        let _ = wait.recv_timeout(std::time::Duration::from_secs(20));
+        let _ = s.write_all(b"5\r\nlast\n\r\n0\r\n\r\n");
+    });
+    let server = proxy(&addr.to_string());
+    let mut s = server.connect();
+    s.write_all(request("GET", "/t", &[GZIP]).as_bytes())
+        .expect("send");
+    // Read until what arrived decompresses to the whole first chunk.
+    let mut raw = Vec::new();
+    let want = "the first line of a log\n".repeat(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first chunk never came through"
+        );
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early");
+        raw.extend_from_slice(&buf[..n]);
+        let Some(head) = crate::server::head_len(&raw) else {
+            continue;
+        };
+        let body = partial_dechunk(&raw[head..]);
+        let mut out = Vec::new();
+        let _ = GzDecoder::new(&body[..]).read_to_end(&mut out);
+        if out == want.as_bytes() {
+            break;
+        }
+    }
+    go_on.send(()).expect("the upstream waits");
+}
+
+/// The data of the whole chunks at the start of `raw`.
+fn partial_dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = raw.windows(2).position(|w| w == b"\r\n") {
+        let Ok(size) = usize::from_str_radix(
+            std::str::from_utf8(&raw[..line_end]).unwrap_or("").trim(),
+            16,
+        ) else {
+            break;
+        };
+        if size == 0 || raw.len() < line_end + 2 + size + 2 {
+            break;
+        }
+        out.extend_from_slice(&raw[line_end + 2..line_end + 2 + size]);
+        raw = &raw[line_end + 2 + size + 2..];
+    }
+    out
+}
+
+#[test]
+fn an_upstream_gone_mid_body_leaves_the_compressed_client_short() {
+    let body = text(100 << 10);
+    let cut = body.len() / 2;
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        &body[..cut]
+    )
+    .into_bytes();
+    let up = crate::upstream::start(move |_| crate::upstream::Answer::Close(answer.clone()));
+    let server = proxy(&up.addr());
+    let mut s = server.connect();
+    s.write_all(request("GET", "/t", &[GZIP]).as_bytes())
+        .expect("send");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let head = crate::server::head_len(&raw).expect("a head");
+    let text = String::from_utf8_lossy(&raw[..head]).to_lowercase();
+    assert!(text.contains("content-encoding: gzip"), "{text}");
+    // No last chunk: the client can tell the body is not whole.
+    assert!(!raw.ends_with(b"0\r\n\r\n"));
+    let data = partial_dechunk(&raw[head..]);
+    let mut out = Vec::new();
+    assert!(
+        GzDecoder::new(&data[..]).read_to_end(&mut out).is_err(),
+        "a whole gzip stream for a cut body"
+    );
+    assert!(out.len() <= cut && body.as_bytes().starts_with(&out));
+}
+
+#[test]
+fn a_proxied_head_request_gets_the_head_a_get_would() {
+    let body = text(5000);
+    let answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let up = crate::upstream::start(move |r| {
+        if r.head.starts_with("HEAD") {
+            crate::upstream::Answer::Bytes(
+                answer.as_bytes()[..crate::server::head_len(answer.as_bytes()).expect("head")]
+                    .to_vec(),
+            )
+        } else {
+            crate::upstream::Answer::Bytes(answer.clone().into_bytes())
+        }
+    });
+    let server = proxy(&up.addr());
+    let get_r = get(&server, "GET", "/t", &[GZIP, "Connection: close"]);
+    let head_r = get(&server, "HEAD", "/t", &[GZIP]);
+    for name in [
+        "content-encoding",
+        "transfer-encoding",
+        "content-length",
+        "vary",
+    ] {
+        assert_eq!(head_r.header(name), get_r.header(name), "{name}");
+    }
+    assert!(head_r.body.is_empty());
+}

@@ -4,23 +4,31 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xps::handler::proxy::{ClientBody, ResponseBody, parse_response_then};
+use xps::handler::proxy::{ClientSide, HeadHow, client_framing, parse_response_then};
 use xps::routing::{Action, Route};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&flags, input)) = data.split_first() else {
         return;
     };
-    let route = Route::defaults(Action::NotFound);
+    let mut route = Route::defaults(Action::NotFound);
+    route.gzip.enabled = flags & 16 == 16;
     let parsed = parse_response_then(input, flags & 1 == 1, |head, fields| {
-        let body = match head.body {
-            ResponseBody::None => head.length.map_or(ClientBody::None, ClientBody::Declared),
-            ResponseBody::Length(n) => ClientBody::Length(n),
-            ResponseBody::Chunked | ResponseBody::Close if flags & 2 == 2 => ClientBody::Close,
-            ResponseBody::Chunked | ResponseBody::Close => ClientBody::Chunked,
+        // The framing and gzip xps would choose, for a client the flags
+        // describe.
+        let gzip = fields.gzip(head, &route, flags & 32 == 32);
+        let client = ClientSide {
+            http11: flags & 2 == 0,
+            keep_alive: flags & 4 == 0,
+        };
+        let (body, close) = client_framing(head, client, gzip.encode);
+        let how = HeadHow {
+            close,
+            http10_keep_alive: flags & 8 == 8,
+            gzip,
         };
         let mut out = Vec::new();
-        fields.client_head(&mut out, &route, body, flags & 4 == 4, flags & 8 == 8);
+        fields.client_head(&mut out, &route, body, how);
         out
     });
     if let Ok(Some((head, out))) = parsed {

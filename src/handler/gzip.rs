@@ -72,6 +72,58 @@ pub fn compress(data: &[u8], level: u32) -> Vec<u8> {
     encoder.finish().unwrap_or_default()
 }
 
+/// A body compressed as it passes (a proxied response): what goes in is
+/// held by the compressor until a flush, which makes everything so far
+/// decodable (a sync flush), so a body that trickles reaches the client as
+/// it comes.
+pub struct Stream(GzEncoder<Vec<u8>>);
+
+impl Stream {
+    /// A compressor at `level` (1–9).
+    pub fn new(level: u32) -> Stream {
+        Stream(GzEncoder::new(
+            Vec::new(),
+            Compression::new(level.clamp(1, 9)),
+        ))
+    }
+
+    /// Takes body bytes.
+    pub fn write(&mut self, data: &[u8]) {
+        // Writing to a Vec cannot fail.
+        let _ = self.0.write_all(data);
+    }
+
+    /// Appends everything compressed so far to `out` (as one chunk when
+    /// `chunked`); the compressed bytes appended.
+    pub fn flush_into(&mut self, out: &mut Vec<u8>, chunked: bool) -> usize {
+        let _ = self.0.flush();
+        self.take(out, chunked)
+    }
+
+    /// Ends the gzip stream (its trailer) and appends the rest to `out`.
+    pub fn finish_into(&mut self, out: &mut Vec<u8>, chunked: bool) -> usize {
+        let _ = self.0.try_finish();
+        self.take(out, chunked)
+    }
+
+    fn take(&mut self, out: &mut Vec<u8>, chunked: bool) -> usize {
+        let made = self.0.get_mut();
+        let n = made.len();
+        if n == 0 {
+            return 0;
+        }
+        if chunked {
+            out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+            out.extend_from_slice(made);
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(made);
+        }
+        made.clear();
+        n
+    }
+}
+
 /// The ETag of the compressed variant: weak (`W/"…"`), so it still
 /// revalidates the same content but never claims byte equality with the
 /// identity variant.

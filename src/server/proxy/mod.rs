@@ -68,6 +68,8 @@ pub struct Proxy {
     /// clock that runs while xps waits on the request body.
     client_body_timeout: Duration,
     client_min_rate: Option<MinRate>,
+    /// The client's `Accept-Encoding` takes gzip.
+    accepts_gzip: bool,
     server: ServerId,
     location: LocationMatch,
     group: UpstreamId,
@@ -210,6 +212,7 @@ impl Proxy {
             owner,
             client_body_timeout: Duration::ZERO,
             client_min_rate: None,
+            accepts_gzip: false,
             server,
             location,
             group,
@@ -281,6 +284,7 @@ impl Proxy {
         let mut p = Proxy::boxed(snapshot, at, start.group, start.owner, ctx);
         p.client_body_timeout = start.body_timeout;
         p.client_min_rate = start.min_rate;
+        p.accepts_gzip = crate::http::encoding::accepts_gzip(head.accept_encoding.as_deref());
         p.raw_head = start.raw_head;
         p.head_request = head.method == Method::Head;
         p.idempotent = head.method.is_idempotent();
@@ -507,6 +511,7 @@ impl Proxy {
             left: 0,
             decoder: None,
             done: true,
+            gzip: None,
         });
     }
 

@@ -2,6 +2,7 @@
 //! members tried, the relay buffer and the response being relayed, the
 //! pipes of a spliced transfer. They know nothing of the leg.
 
+use crate::handler::gzip;
 use crate::handler::proxy::{ClientBody, UpstreamHead};
 use crate::http::body::ChunkedDecoder;
 use crate::net::sys;
@@ -116,6 +117,24 @@ pub(super) struct Relay {
     pub(super) left: u64,
     pub(super) decoder: Option<ChunkedDecoder>,
     pub(super) done: bool,
+    /// The body is gzipped on its way (none for a tunnel or no body).
+    pub(super) gzip: Option<Box<gzip::Stream>>,
+}
+
+impl Relay {
+    /// The body is whole: the gzip stream's end, then (for a chunked
+    /// client) the last chunk. The compressed bytes appended.
+    pub(super) fn end_body(&mut self, out: &mut Vec<u8>) -> u64 {
+        let chunked = self.to_client == ClientBody::Chunked;
+        let made = self
+            .gzip
+            .as_deref_mut()
+            .map_or(0, |g| g.finish_into(out, chunked));
+        if chunked {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+        made as u64
+    }
 }
 
 /// Bytes asked of one `splice` (what a pipe holds by default).

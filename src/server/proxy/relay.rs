@@ -3,7 +3,8 @@
 
 use super::parts::Relay;
 use super::{End, Failure, Proxy, State};
-use crate::handler::proxy::{self, ClientBody, ClientSide, ResponseBody};
+use crate::handler::gzip;
+use crate::handler::proxy::{self, ClientBody, ClientSide, HeadHow, ResponseBody};
 use crate::http::Version;
 use crate::http::body::ChunkedDecoder;
 use crate::server::client::Client;
@@ -21,9 +22,9 @@ pub(super) enum Plan {
     Interim,
     /// A `101` to a request that asked for no upgrade: 502.
     UnaskedSwitch,
-    /// Relayed with this framing to the client; `true`: it becomes a
-    /// WebSocket tunnel.
-    Relay(ClientBody, bool),
+    /// Relayed with this framing to the client; then `true` when it
+    /// becomes a WebSocket tunnel, and `true` when its body is gzipped.
+    Relay(ClientBody, bool, bool),
 }
 
 impl Proxy {
@@ -53,8 +54,9 @@ impl Proxy {
             return Ok(false);
         }
         let chunked_out = r.to_client == ClientBody::Chunked;
-        let identity =
-            matches!(r.head.body, ResponseBody::Length(_) | ResponseBody::Close) && !chunked_out;
+        let identity = matches!(r.head.body, ResponseBody::Length(_) | ResponseBody::Close)
+            && !chunked_out
+            && r.gzip.is_none();
         let avail = match r.head.body {
             ResponseBody::Length(_) => (r.left.min(self.from_up.data().len() as u64)) as usize,
             _ => self.from_up.data().len(),
@@ -83,6 +85,8 @@ impl Proxy {
             keep_alive: self.client_keep_alive && !ctx.stopping,
         };
         let (websocket, http10) = (self.websocket, self.client_version == Version::Http10);
+        let accepts_gzip = self.accepts_gzip;
+        let level = self.route().gzip.comp_level;
         let route = self.route();
         let (out, close_after) = (&mut c.out.head, &mut c.close_after);
         // One parse: the head is checked, then the client's head is
@@ -99,14 +103,21 @@ impl Proxy {
                     // be nobody's protocol.
                     return Plan::UnaskedSwitch;
                 }
-                let (to_client, close) = proxy::client_framing(head, client);
+                let gzip = fields.gzip(head, route, accepts_gzip);
+                let (to_client, close) = proxy::client_framing(head, client, gzip.encode);
                 *close_after |= close;
-                let http10_keep_alive = http10 && !*close_after;
-                fields.client_head(out, route, to_client, *close_after, http10_keep_alive);
-                Plan::Relay(to_client, head.status == 101)
+                let how = HeadHow {
+                    close: *close_after,
+                    http10_keep_alive: http10 && !*close_after,
+                    gzip,
+                };
+                fields.client_head(out, route, to_client, how);
+                Plan::Relay(to_client, head.status == 101, gzip.encode)
             });
-        let (head, to_client, upgrade) = match parsed {
-            Ok(Some((h, Plan::Relay(to_client, upgrade)))) => (h, to_client, upgrade),
+        let (head, to_client, upgrade, encode) = match parsed {
+            Ok(Some((h, Plan::Relay(to_client, upgrade, encode)))) => {
+                (h, to_client, upgrade, encode)
+            }
             Ok(Some((_, Plan::UnaskedSwitch))) => {
                 return Some(self.refuse_head(
                     c,
@@ -140,6 +151,7 @@ impl Proxy {
                 left: 0,
                 decoder: None,
                 done: false,
+                gzip: None,
             });
             return Some(true);
         }
@@ -150,6 +162,7 @@ impl Proxy {
                 _ => 0,
             },
             decoder: (head.body == ResponseBody::Chunked).then(|| ChunkedDecoder::new(u64::MAX)),
+            gzip: (encode && !done).then(|| Box::new(gzip::Stream::new(level))),
             head,
             to_client,
             done,
@@ -231,8 +244,13 @@ impl Proxy {
         let chunked_out = r.to_client == ClientBody::Chunked;
         let out = &mut c.out.head;
         let mut sent = 0u64;
+        let mut gz = r.gzip.as_deref_mut();
         let mut emit = |data: &[u8]| {
             if data.is_empty() {
+                return;
+            }
+            if let Some(g) = gz.as_deref_mut() {
+                g.write(data);
                 return;
             }
             if chunked_out {
@@ -289,11 +307,17 @@ impl Proxy {
             }
             ResponseBody::None => 0,
         };
+        if r.done {
+            sent += r.end_body(&mut c.out.head);
+        } else if used > 0 {
+            // What came so far goes out now, not when the upstream sends
+            // more: a body that trickles reaches the client as it comes.
+            if let Some(g) = r.gzip.as_deref_mut() {
+                sent += g.flush_into(&mut c.out.head, chunked_out) as u64;
+            }
+        }
         self.sent += sent;
         self.from_up.consume(used);
-        if r.done && chunked_out {
-            c.out.head.extend_from_slice(b"0\r\n\r\n");
-        }
         Ok(used > 0)
     }
 
@@ -312,9 +336,7 @@ impl Proxy {
                 self.up_eof = true;
                 if self.from_up.is_empty() {
                     r.done = true;
-                    if r.to_client == ClientBody::Chunked {
-                        c.out.head.extend_from_slice(b"0\r\n\r\n");
-                    }
+                    self.sent += r.end_body(&mut c.out.head);
                 }
                 Ok(true)
             }
