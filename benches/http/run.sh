@@ -8,6 +8,8 @@
 # For each server it prints req/s, p50/p99 latency, peak RSS, the server's
 # CPU time during the run, and requests per server CPU-second, then the
 # xps/nginx ratios. Needs wrk and nginx (apt-get install -y wrk nginx).
+# The gzip scenarios (SCENARIOS="gzip1 gzip5 gzip-1k") turn gzip on in
+# both servers at that level and send `Accept-Encoding: gzip`.
 #
 # XPS_BASE=path: another xps build (an earlier commit) runs beside, in the
 # same run, and gets its own ratios against nginx (before/after a change).
@@ -32,6 +34,8 @@ rm -rf "$OUT"
 mkdir -p "$OUT/www/dir200" "$OUT/nginx/logs" "$OUT/nginx/tmp"
 head -c 1024 /dev/urandom > "$OUT/www/1k.bin"
 head -c 102400 /dev/urandom > "$OUT/www/100k.bin"
+# 100 KiB of text that compresses like prose.
+awk 'BEGIN { srand(7); split("the of and to in is it that was for on are with as his they be at one have this from or had by hot word but what some we can out other were all there when up use your how said an each she which do their time if will way about many then them write would like so these her long make thing see him two has look more day could go come did number sound no most people my over know water than call first who may down side been now find", w, " "); n = 0; while (n < 102400) { s = w[int(rand() * 100) + 1]; printf "%s%s", s, (rand() < 0.1 ? "\n" : " "); n += length(s) + 1 } }' > "$OUT/www/100k.txt"
 for i in $(seq -w 1 200); do printf 'file %s\n' "$i" > "$OUT/www/dir200/file-$i.txt"; done
 
 PIDS=()
@@ -41,13 +45,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-write_configs() { # $1 = workers
+write_configs() { # $1 = workers, $2 = gzip level (empty: gzip off)
+    local xgz="" ngz=""
+    if [ -n "${2:-}" ]; then
+        xgz="gzip on; gzip_comp_level $2; gzip_types text/plain;"
+        ngz="gzip on; gzip_comp_level $2; gzip_types text/plain; gzip_min_length 256;"
+    fi
     cat > "$OUT/xps.conf" <<EOF
 workers $1;
 server {
     listen 127.0.0.1:$XPS_PORT;
     root $OUT/www;
     autoindex on;
+    $xgz
 }
 EOF
     cat > "$OUT/nginx/nginx.conf" <<EOF
@@ -62,6 +72,7 @@ http {
     open_file_cache max=10000 inactive=60s;
     open_file_cache_valid 60s;
     default_type application/octet-stream;
+    types { text/plain txt; text/html html; }
     client_body_temp_path $OUT/nginx/tmp/body;
     proxy_temp_path $OUT/nginx/tmp/proxy;
     fastcgi_temp_path $OUT/nginx/tmp/fastcgi;
@@ -71,6 +82,7 @@ http {
         listen 127.0.0.1:$NGINX_PORT;
         root $OUT/www;
         autoindex on;
+        $ngz
     }
 }
 EOF
@@ -139,11 +151,13 @@ RESULTS=()
 measure() {
     local scenario=$1 server=$2 path=$3 wrk_pin=$4 port
     if [ "$server" = nginx ]; then port=$NGINX_PORT; else port=$XPS_PORT; fi
+    local ae=()
+    [ -n "${GZ:-}" ] && ae=(-H "Accept-Encoding: gzip")
     # Warm up (fills caches), then measure.
-    $wrk_pin wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$port$path" >/dev/null
+    $wrk_pin wrk -t1 -c"$CONNS" -d2s "${ae[@]}" "http://127.0.0.1:$port$path" >/dev/null
     local before after out
     before=$(cpu_ticks "${SERVER_PIDS[@]}")
-    out=$(timeout $((DURATION + 30)) $wrk_pin wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port$path")
+    out=$(timeout $((DURATION + 30)) $wrk_pin wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${ae[@]}" "http://127.0.0.1:$port$path")
     after=$(cpu_ticks "${SERVER_PIDS[@]}")
     local rss rps reqs p50 p99 cpu per_cpu non2xx
     rss=$(peak_rss "${SERVER_PIDS[@]}")
@@ -158,10 +172,11 @@ measure() {
     RESULTS+=("$scenario|$server|$rps|$per_cpu|$rss")
 }
 
-scenario() { # NAME PATH WORKERS PINNED(1/0)
+scenario() { # NAME PATH WORKERS PINNED(1/0) [GZIP_LEVEL]
     local name=$1 path=$2 workers=$3 pinned=$4 spin="" wpin=""
+    GZ=${5:-}
     if [ "$pinned" = 1 ]; then spin="taskset -c 0"; wpin="taskset -c 1"; fi
-    write_configs "$workers"
+    write_configs "$workers" "$GZ"
     for _ in $(seq 1 "$REPEAT"); do
         start_xps "$spin" "$XPS"
         measure "$name" xps "$path" "$wpin"
@@ -193,6 +208,9 @@ for s in $SCENARIOS; do
         404) scenario "404 (1w)" /missing.bin 1 1 ;;
         listing) scenario "listing200 (1w)" /dir200/ 1 1 ;;
         1k-2w) scenario "1k (2w, unpinned)" /1k.bin 2 0 ;;
+        gzip1) scenario "100k text gzip 1" /100k.txt 1 1 1 ;;
+        gzip5) scenario "100k text gzip 5" /100k.txt 1 1 5 ;;
+        gzip-1k) scenario "1k, gzip on" /1k.bin 1 1 5 ;;
     esac
 done
 
