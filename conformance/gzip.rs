@@ -575,3 +575,51 @@ fn a_proxied_head_request_gets_the_head_a_get_would() {
     }
     assert!(head_r.body.is_empty());
 }
+
+#[test]
+fn expserver_gzip_enable_compresses_as_the_tester_fetches() {
+    let json = r#"{
+  "servers": [
+    {
+      "listeners": [ { "host": "127.0.0.1", "port": {port} } ],
+      "routes": [
+        { "req_path": "/", "type": "file_serve", "dir_path": "site", "gzip_enable": true, "gzip_level": 6 },
+        { "req_path": "/plain", "type": "file_serve", "dir_path": "site" }
+      ]
+    }
+  ]
+}"#;
+    let dir = tempfile::tempdir().expect("temp dir");
+    setup(dir.path());
+    std::fs::create_dir_all(dir.path().join("site/plain")).expect("mkdir");
+    std::fs::write(dir.path().join("site/plain/a.txt"), text(5000)).expect("write");
+    let server = Server::start_in(dir.path(), "xps_config.json", json);
+    // The eXpServer tester's fetch sends this.
+    let accept = "Accept-Encoding: gzip, deflate";
+    let r = get(&server, "GET", "/big.txt", &[accept]);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        gunzip(&r.body),
+        std::fs::read(dir.path().join("site/big.txt")).expect("read")
+    );
+    // The listing too, and a route without gzip_enable stays plain.
+    let listing = get(&server, "GET", "/list/", &[accept]);
+    assert_eq!(listing.header("content-encoding"), Some("gzip"));
+    assert!(String::from_utf8_lossy(&gunzip(&listing.body)).contains("file-1.txt"));
+    let plain = get(&server, "GET", "/plain/a.txt", &[accept]);
+    assert_eq!(plain.header("content-encoding"), None);
+}
+
+#[test]
+fn with_gzip_cache_0_every_response_is_compressed_anew() {
+    let server = Server::start(
+        &format!("gzip_cache 0;\n{}", CONFIG.replace("{said}", "x")),
+        setup,
+    );
+    let original = std::fs::read(server.dir.join("site/big.txt")).expect("read");
+    for _ in 0..3 {
+        let r = get(&server, "GET", "/big.txt", &[GZIP]);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(gunzip(&r.body), original);
+    }
+}

@@ -58,6 +58,7 @@ pub fn compile(
         },
         max_connections: 10_000,
         shutdown_timeout: Duration::from_secs(10),
+        gzip_cache: 16 << 20,
         expserver,
     };
     let mut layer = Layer::default();
@@ -74,6 +75,7 @@ pub fn compile(
             }
             (Key::MaxConnections, Value::Number(m)) => main.max_connections = *m,
             (Key::ShutdownTimeout, Value::Duration(d)) => main.shutdown_timeout = *d,
+            (Key::GzipCache, Value::Size(n)) => main.gzip_cache = *n,
             (Key::Upstream, _) => c.upstream(n),
             _ => c.apply(&mut layer, n),
         }

@@ -125,6 +125,7 @@ fn main(o: &mut String, s: &Snapshot) {
     );
     let _ = writeln!(o, "max_connections {};", m.max_connections);
     let _ = writeln!(o, "shutdown_timeout {};", duration(m.shutdown_timeout));
+    let _ = writeln!(o, "gzip_cache {};", size(m.gzip_cache));
 }
 
 fn upstream(o: &mut String, u: &UpstreamGroup) {

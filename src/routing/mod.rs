@@ -150,6 +150,8 @@ pub struct MainSettings {
     pub max_connections: u64,
     /// `shutdown_timeout`.
     pub shutdown_timeout: Duration,
+    /// `gzip_cache`: compressed bytes one worker keeps.
+    pub gzip_cache: u64,
     /// Loaded from an eXpServer `xps_config.json`: responses xps makes
     /// carry `Access-Control-Allow-Origin: *`.
     pub expserver: bool,

@@ -102,6 +102,7 @@ impl Ctx {
             .as_ref()
             .is_some_and(|s| Arc::ptr_eq(s, &current))
         {
+            self.files.set_gzip_budget(current.main.gzip_cache);
             self.snapshot = Some(arc_swap::Guard::into_inner(current));
         }
     }

@@ -31,9 +31,6 @@ pub const REVALIDATE: Duration = Duration::from_secs(1);
 pub const MAX_CACHED_FILE: u64 = 64 << 10;
 /// Content bytes one worker keeps at most (then the cache starts over).
 const MAX_CACHED_BYTES: usize = 4 << 20;
-/// Compressed bytes one worker keeps at most (least recently used go
-/// first).
-pub const GZIP_CACHE_BYTES: usize = 16 << 20;
 /// Files larger than this are not compressed into the cache (they are
 /// sent as they are).
 pub const MAX_GZIP_SOURCE: u64 = 8 << 20;
@@ -93,6 +90,8 @@ pub struct FileCache {
     gz_bytes: usize,
     /// The clock of `Gz::used`.
     gz_clock: u64,
+    /// Compressed bytes kept at most (`gzip_cache`).
+    gz_budget: usize,
     /// The folder watcher; `None` when inotify is unavailable.
     watch: Option<DirWatch>,
     /// Watched folders (absolute) and their watch ids, both ways.
@@ -158,8 +157,15 @@ impl FileCache {
     pub fn new() -> FileCache {
         FileCache {
             watch: DirWatch::new().ok(),
+            gz_budget: 16 << 20,
             ..FileCache::default()
         }
+    }
+
+    /// Sets the compressed bytes kept at most (`gzip_cache`); what is over
+    /// goes at the next compression.
+    pub fn set_gzip_budget(&mut self, bytes: u64) {
+        self.gz_budget = usize::try_from(bytes).unwrap_or(usize::MAX);
     }
 
     /// The watcher, to be polled by the worker's event loop.
@@ -511,10 +517,10 @@ impl FileCache {
     /// Makes room for `len` more compressed bytes, dropping the least
     /// recently used variants; `false` when `len` alone is over the bound.
     fn make_room(&mut self, len: usize) -> bool {
-        if len > GZIP_CACHE_BYTES {
+        if len > self.gz_budget {
             return false;
         }
-        if self.gz_bytes + len <= GZIP_CACHE_BYTES {
+        if self.gz_bytes + len <= self.gz_budget {
             return true;
         }
         // Count what is really kept (dropped files took theirs along), then
@@ -535,13 +541,13 @@ impl FileCache {
             );
         }
         self.gz_bytes = kept.iter().map(|k| k.1).sum();
-        if self.gz_bytes + len <= GZIP_CACHE_BYTES {
+        if self.gz_bytes + len <= self.gz_budget {
             return true;
         }
         kept.sort_unstable();
         let mut cut = 0;
         for (used, size) in kept {
-            if self.gz_bytes + len <= GZIP_CACHE_BYTES {
+            if self.gz_bytes + len <= self.gz_budget {
                 break;
             }
             self.gz_bytes -= size;
