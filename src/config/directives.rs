@@ -508,7 +508,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::GzipStatic, "gzip_static", MSL, ONE, FLAG).inherited().docs(
         "gzip_static on | off",
         "off",
-        "Send `FILE.gz` from beside `FILE`, as it is, to clients that accept gzip (with the type of `FILE` and the `.gz` file's own length and validators); works with `gzip` on or off. A `.gz` older than `FILE` is stale and ignored; a range request gets `FILE`.",
+        "Send `FILE.gz` from beside `FILE`, as it is, to clients that accept gzip (with the type of `FILE` and the `.gz` file's own length and validators); works with `gzip` on or off. A `.gz` older than `FILE` is stale and ignored (the log says so, once per file and worker); a range request gets `FILE`.",
         "gzip_static on;",
     ),
     // limits and timeouts

@@ -115,6 +115,9 @@ pub struct Reply {
     pub content_encoding: Option<&'static str>,
     /// `Vary: Accept-Encoding`: another client may get another variant.
     pub vary: bool,
+    /// Something the server should log (once per text): a handler has no
+    /// log of its own.
+    pub note: Option<String>,
     /// The body; for HEAD it is still given, so the length is right, and
     /// the server does not send it.
     pub body: Body,
@@ -134,6 +137,7 @@ impl Reply {
             accept_ranges: false,
             content_encoding: None,
             vary: false,
+            note: None,
             body: Body::Empty,
         }
     }

@@ -34,10 +34,14 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut impl Files, now: Instant
         Found::Forbidden => return canned::error(403),
     };
     if !entry.stat.is_dir {
-        if let Some(r) = precompressed(req, route, fs, (root, relative), &entry, now) {
-            return r;
-        }
-        return file(req, route, fs, root, relative, entry, 200);
+        return match precompressed(req, route, fs, (root, relative), &entry, now) {
+            Ok(r) => r,
+            Err(note) => {
+                let mut r = file(req, route, fs, root, relative, entry, 200);
+                r.note = note;
+                r
+            }
+        };
     }
     if !path.ends_with('/') {
         let mut r = canned::error(301);
@@ -54,10 +58,14 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut impl Files, now: Instant
         let candidate = format!("{relative}{index}");
         if let Found::Entry(e) = fs.lookup(root, &candidate, now) {
             if e.stat.is_file && (route.dotfiles || !e.resolves_to_dotfile) {
-                if let Some(r) = precompressed(req, route, fs, (root, &candidate), &e, now) {
-                    return r;
-                }
-                return file(req, route, fs, root, &candidate, e, 200);
+                return match precompressed(req, route, fs, (root, &candidate), &e, now) {
+                    Ok(r) => r,
+                    Err(note) => {
+                        let mut r = file(req, route, fs, root, &candidate, e, 200);
+                        r.note = note;
+                        r
+                    }
+                };
             }
         }
     }
@@ -184,7 +192,8 @@ fn file(
 
 /// `gzip_static`: `FILE.gz` beside `FILE`, sent as it is (with the type of
 /// `FILE` and its own length and validators) to a client that takes gzip.
-/// A `.gz` older than `FILE` is stale and ignored; a range gets `FILE`.
+/// A `.gz` older than `FILE` is stale and ignored (`Err` with a note to
+/// log); a range gets `FILE`. `Err(None)`: no `.gz` to send.
 fn precompressed(
     req: &RequestHead,
     route: &Route,
@@ -192,20 +201,26 @@ fn precompressed(
     (root, relative): (&Path, &str),
     e: &Entry,
     now: Instant,
-) -> Option<Reply> {
+) -> Result<Reply, Option<String>> {
     if !route.gzip.static_files
         || req.range.is_some()
         || !accepts_gzip(req.accept_encoding.as_deref())
     {
-        return None;
+        return Err(None);
     }
     let gz_relative = format!("{relative}.gz");
     let Found::Entry(gz) = fs.lookup(root, &gz_relative, now) else {
-        return None;
+        return Err(None);
     };
-    let fresh = (gz.stat.mtime, gz.stat.mtime_nsec) >= (e.stat.mtime, e.stat.mtime_nsec);
-    if !gz.stat.is_file || (gz.resolves_to_dotfile && !route.dotfiles) || !fresh {
-        return None;
+    if !gz.stat.is_file || (gz.resolves_to_dotfile && !route.dotfiles) {
+        return Err(None);
+    }
+    if (gz.stat.mtime, gz.stat.mtime_nsec) < (e.stat.mtime, e.stat.mtime_nsec) {
+        return Err(Some(format!(
+            "gzip_static: {} is older than {}; sending the file instead",
+            root.join(&gz_relative).display(),
+            root.join(relative).display()
+        )));
     }
     let mut r = Reply::new(200);
     r.content_type = Some(content_type(e.content_type, route.charset.as_deref()));
@@ -215,11 +230,11 @@ fn precompressed(
     if not_modified(req, &gz) {
         r.status = 304;
         r.content_type = None;
-        return Some(r);
+        return Ok(r);
     }
     r.content_encoding = Some("gzip");
     r.body = body(fs, root, &gz_relative, &gz, 0, gz.stat.size);
-    Some(r)
+    Ok(r)
 }
 
 /// The whole file as the body: its compressed variant when the plan says

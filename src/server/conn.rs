@@ -617,7 +617,10 @@ impl Conn {
             &mut self.client.close_after,
         );
         let reply = handler::with_error_page(reply, &head, route, &mut ctx.files, ctx.now);
-        let reply = handler::gzip::finish(reply, &head, route);
+        let mut reply = handler::gzip::finish(reply, &head, route);
+        if let Some(note) = reply.note.take() {
+            ctx.note_once(note);
+        }
         if route.access_log.is_some() {
             self.log = Some(access::pending(
                 &head,

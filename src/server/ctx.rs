@@ -57,6 +57,8 @@ pub struct Ctx {
     pub pickers: rustc_hash::FxHashMap<String, crate::upstream::Picker>,
     /// Scratch list of a group's members for one pick, kept to be reused.
     pub candidates: Vec<crate::upstream::Candidate>,
+    /// Notes from handlers already logged (see [`Ctx::note_once`]).
+    noted: rustc_hash::FxHashSet<String>,
 }
 
 /// Read buffer size (grows up to the head limit when a head needs it).
@@ -81,6 +83,19 @@ impl Ctx {
             sockets: Sockets::default(),
             pickers: rustc_hash::FxHashMap::default(),
             candidates: Vec::new(),
+            noted: rustc_hash::FxHashSet::default(),
+        }
+    }
+
+    /// Logs a handler's note (a warning) the first time this worker sees
+    /// it; at most 1,024 are remembered, then they are forgotten together.
+    pub fn note_once(&mut self, note: String) {
+        if self.noted.len() >= 1024 {
+            self.noted.clear();
+        }
+        if !self.noted.contains(&note) {
+            crate::log::warn(&note);
+            self.noted.insert(note);
         }
     }
 
