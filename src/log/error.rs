@@ -62,11 +62,6 @@ pub fn flush() {
     logger().queue.flush(Duration::from_secs(1));
 }
 
-/// Lines dropped because the writer fell behind.
-pub fn dropped() -> u64 {
-    logger().queue.dropped()
-}
-
 /// Writes one line at `level`.
 pub fn write(level: LogLevel, message: &str) {
     write_with(level, message, "");

@@ -9,8 +9,7 @@ mod queue;
 
 pub use access::{AccessLog, clf_time};
 pub use error::{
-    configure, dropped, enabled, error, error_with, flush, info, info_with, reopen, warn, write,
-    write_with,
+    configure, enabled, error, error_with, flush, info, info_with, reopen, warn, write, write_with,
 };
 
 use std::path::PathBuf;

@@ -89,6 +89,18 @@ fn token(slot: usize, generation: u32) -> Token {
     }
 }
 
+/// The connection in `slot` if the slot still holds the one `generation`
+/// names (a token for a slot reused since is stale).
+fn live(slots: &mut [Slot], slot: usize, generation: u32) -> Option<&mut Conn> {
+    match slots.get_mut(slot) {
+        Some(Slot {
+            generation: g,
+            conn: Some(conn),
+        }) if *g == generation => Some(conn),
+        _ => None,
+    }
+}
+
 fn listener_token(index: usize) -> Token {
     Token::Listener(index as u32)
 }
@@ -234,18 +246,15 @@ impl Worker {
             return;
         };
         let slot = slot as usize;
-        let next = match self.slots.get_mut(slot) {
-            Some(Slot {
-                generation: g,
-                conn: Some(conn),
-            }) if *g == generation => {
+        let next = match live(&mut self.slots, slot, generation) {
+            Some(conn) => {
                 if upstream {
                     conn.on_upstream_event(ev.readable, ev.writable, ev.closed, &mut self.ctx)
                 } else {
                     conn.on_event(ev.readable, ev.writable, ev.closed, &mut self.ctx)
                 }
             }
-            _ => return, // a stale event for a slot that was reused
+            None => return, // a stale event for a slot that was reused
         };
         self.after(slot, next);
     }
@@ -290,11 +299,8 @@ impl Worker {
                 continue;
             };
             let slot = slot as usize;
-            let next = match self.slots.get_mut(slot) {
-                Some(Slot {
-                    generation: g,
-                    conn: Some(conn),
-                }) if *g == generation => {
+            let next = match live(&mut self.slots, slot, generation) {
+                Some(conn) => {
                     conn.timer_at = None;
                     if conn.deadline.is_some_and(|d| d <= now) {
                         conn.on_timeout(&mut self.ctx)
@@ -302,7 +308,7 @@ impl Worker {
                         Next::Keep
                     }
                 }
-                _ => continue,
+                None => continue,
             };
             self.after(slot, next);
         }

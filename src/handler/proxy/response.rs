@@ -75,6 +75,10 @@ impl ResponseFields<'_, '_, '_> {
                 .field("content-type")
                 .and_then(|t| std::str::from_utf8(t).ok())
                 .is_some_and(|t| crate::handler::gzip::compressible(route, t));
+        if !vary {
+            // Off for the route or not a listed type: nothing more to read.
+            return Gzip::default();
+        }
         let encoded = self
             .field("content-encoding")
             .is_some_and(|v| !v.trim_ascii().eq_ignore_ascii_case(b"identity"));
@@ -86,7 +90,7 @@ impl ResponseFields<'_, '_, '_> {
         let long_enough = head.length.is_none_or(|n| n >= route.gzip.min_length);
         Gzip {
             vary,
-            encode: vary && accepts && !encoded && !no_transform && bodied && long_enough,
+            encode: accepts && !encoded && !no_transform && bodied && long_enough,
         }
     }
 }

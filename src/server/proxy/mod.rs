@@ -284,7 +284,9 @@ impl Proxy {
         let mut p = Proxy::boxed(snapshot, at, start.group, start.owner, ctx);
         p.client_body_timeout = start.body_timeout;
         p.client_min_rate = start.min_rate;
-        p.accepts_gzip = crate::http::encoding::accepts_gzip(head.accept_encoding.as_deref());
+        // Read only where gzip can apply.
+        p.accepts_gzip = p.route().gzip.enabled
+            && crate::http::encoding::accepts_gzip(head.accept_encoding.as_deref());
         p.raw_head = start.raw_head;
         p.head_request = head.method == Method::Head;
         p.idempotent = head.method.is_idempotent();
