@@ -159,13 +159,65 @@ fn types_lengths_and_routes_decide() {
     let off = get(&server, "GET", "/off/a.txt", &[GZIP]);
     assert_eq!(off.header("content-encoding"), None);
     assert_eq!(off.header("vary"), None);
-    // Larger than the compressed cache takes (8 MiB): sent as it is.
-    let huge = get(&server, "GET", "/huge.txt", &[GZIP]);
-    assert_eq!(huge.header("content-encoding"), None);
-    let size = std::fs::metadata(server.dir.join("site/huge.txt"))
-        .expect("stat")
-        .len();
-    assert_eq!(huge.body.len() as u64, size);
+}
+
+#[test]
+fn a_file_larger_than_the_cache_takes_is_compressed_as_it_is_sent() {
+    let server = server();
+    let original = std::fs::read(server.dir.join("site/huge.txt")).expect("read");
+    // Over 8 MiB: compressed as it goes out, in chunks, on a connection
+    // that stays open.
+    let mut s = server.connect();
+    for _ in 0..2 {
+        s.write_all(request("GET", "/huge.txt", &[GZIP]).as_bytes())
+            .expect("send");
+        let (r, raw) = read_chunked(&mut s);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+        assert_eq!(r.header("content-length"), None);
+        assert!(r.header("etag").is_some_and(|e| e.starts_with("W/\"")));
+        let body = dechunk(&raw);
+        assert!(body.len() < original.len() / 2, "{}", body.len());
+        assert_eq!(gunzip(&body), original);
+    }
+    // HEAD: the head a GET gets.
+    let head = get(&server, "HEAD", "/huge.txt", &[GZIP]);
+    assert_eq!(head.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+    assert_eq!(head.header("content-length"), None);
+    // HTTP/1.0: the body ends with the connection.
+    let mut s = server.connect();
+    s.write_all(b"GET /huge.txt HTTP/1.0\r\nAccept-Encoding: gzip\r\n\r\n")
+        .expect("send");
+    let r = read_response(&mut s, false).expect("a response");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("connection"), Some("close"));
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(gunzip(&r.body), original);
+    // A range gets the identity bytes.
+    let range = get(&server, "GET", "/huge.txt", &[GZIP, "Range: bytes=10-19"]);
+    assert_eq!(range.status, 206);
+    assert_eq!(range.body, &original[10..20]);
+    // A client that does not take gzip gets the file with its length.
+    let plain = get(&server, "GET", "/huge.txt", &["Connection: close"]);
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.body, original);
+}
+
+/// One response with a chunked body from a connection that stays open:
+/// the head, and the body's bytes up to and including its last chunk.
+fn read_chunked(s: &mut std::net::TcpStream) -> (Response, Vec<u8>) {
+    let r = read_response(s, true).expect("a response");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{r:?}");
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 64 << 10];
+    while !raw.ends_with(b"\r\n0\r\n\r\n") {
+        let n = s.read(&mut buf).expect("read the body");
+        assert!(n > 0, "the connection closed before the last chunk");
+        raw.extend_from_slice(&buf[..n]);
+    }
+    (r, raw)
 }
 
 #[test]
@@ -628,13 +680,24 @@ fn expserver_gzip_enable_compresses_as_the_tester_fetches() {
 #[test]
 fn with_gzip_cache_0_every_response_is_compressed_anew() {
     let server = Server::start(
-        &format!("gzip_cache 0;\n{}", CONFIG.replace("{said}", "x")),
+        &format!(
+            "gzip_cache 0;\n{}",
+            CONFIG.replace("{said}", &"said ".repeat(100))
+        ),
         setup,
     );
     let original = std::fs::read(server.dir.join("site/big.txt")).expect("read");
+    // Nothing is kept: each response is compressed as it is sent.
+    let mut s = server.connect();
     for _ in 0..3 {
-        let r = get(&server, "GET", "/big.txt", &[GZIP]);
+        s.write_all(request("GET", "/big.txt", &[GZIP]).as_bytes())
+            .expect("send");
+        let (r, raw) = read_chunked(&mut s);
         assert_eq!(r.header("content-encoding"), Some("gzip"));
-        assert_eq!(gunzip(&r.body), original);
+        assert_eq!(gunzip(&dechunk(&raw)), original);
     }
+    // Bodies made for one reply are still compressed whole.
+    let said = get(&server, "GET", "/said", &[GZIP]);
+    assert_eq!(said.header("content-encoding"), Some("gzip"));
+    assert!(said.header("content-length").is_some());
 }

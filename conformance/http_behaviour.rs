@@ -276,6 +276,39 @@ fn a_slow_reader_keeps_memory_flat() {
 }
 
 #[test]
+fn send_timeout_is_a_gap_between_writes_not_a_limit_on_a_whole_body() {
+    // A reader that keeps reading, slower than the socket buffers fill,
+    // for longer than send_timeout in all: it gets the whole file.
+    let len = 24 << 20;
+    let server = Server::start(&format!("send_timeout 400ms;\n{SITE}"), |dir| {
+        copy_site(dir);
+        std::fs::write(dir.join("site/big.bin"), pattern(len)).expect("write");
+    });
+    let mut s = server.connect();
+    s.write_all(request("GET", "/big.bin", &["Connection: close"]).as_bytes())
+        .expect("send");
+    let started = Instant::now();
+    let mut all = Vec::with_capacity(len + 1024);
+    let mut buf = vec![0u8; 128 << 10];
+    loop {
+        let n = s.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+        assert!(started.elapsed() < Duration::from_secs(60), "too slow");
+        std::thread::sleep(Duration::from_millis(10)); // a slow client, not synchronisation
+    }
+    let took = started.elapsed();
+    let head = crate::server::head_len(&all).expect("a head");
+    assert_eq!(all.len() - head, len, "the body was cut after {took:?}");
+    assert!(
+        took > Duration::from_millis(800),
+        "the reader was not slower than send_timeout ({took:?}): the test proves nothing"
+    );
+}
+
+#[test]
 fn a_partial_head_times_out_with_408() {
     let server = with_settings("client_header_timeout 300ms;");
     let mut s = server.connect();

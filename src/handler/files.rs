@@ -80,7 +80,8 @@ pub trait Files {
 
     /// The file at `relative` (found as `entry`) gzipped at `level`: made
     /// once and kept while the file is unchanged. `None` when it cannot be
-    /// read, or is larger than the compressed cache takes.
+    /// read, or the compressed cache does not take it (it is then
+    /// compressed as it is sent).
     fn gzipped(
         &mut self,
         root: &Path,

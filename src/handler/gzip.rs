@@ -9,6 +9,7 @@ use crate::http::parse::RequestHead;
 use crate::routing::Route;
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use std::fs::File;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -100,6 +101,13 @@ impl Stream {
         self.take(out, chunked)
     }
 
+    /// Takes body bytes and appends whatever the compressor has made of
+    /// them so far (it holds some back until a flush or the end).
+    pub fn compress_into(&mut self, data: &[u8], out: &mut Vec<u8>, chunked: bool) -> usize {
+        self.write(data);
+        self.take(out, chunked)
+    }
+
     /// Ends the gzip stream (its trailer) and appends the rest to `out`.
     pub fn finish_into(&mut self, out: &mut Vec<u8>, chunked: bool) -> usize {
         let _ = self.0.try_finish();
@@ -138,6 +146,17 @@ pub fn weak(etag: &str) -> Text {
 /// Marks `reply` as the compressed variant with `bytes` as its body.
 pub fn set_compressed(reply: &mut Reply, bytes: Arc<[u8]>) {
     reply.body = Body::shared(bytes);
+    mark_compressed(reply);
+}
+
+/// Marks `reply` as the compressed variant of `file` (`size` bytes),
+/// compressed as it is sent.
+pub fn set_streamed(reply: &mut Reply, file: File, size: u64, level: u32) {
+    reply.body = Body::Gzip { file, size, level };
+    mark_compressed(reply);
+}
+
+fn mark_compressed(reply: &mut Reply) {
     reply.content_encoding = Some("gzip");
     if let Some(etag) = reply.etag.take() {
         reply.etag = Some(weak(etag.as_str()));
@@ -161,7 +180,7 @@ pub fn finish(mut reply: Reply, req: &RequestHead, route: &Route) -> Reply {
         Body::Shared { bytes, start, end } => &bytes[*start..*end],
         Body::Owned(v) => v,
         // Files come through `static_file`, which uses the cache.
-        Body::File { .. } | Body::Empty => return reply,
+        Body::File { .. } | Body::Gzip { .. } | Body::Empty => return reply,
     };
     let bytes: Arc<[u8]> = Arc::from(compress(data, plan.level));
     set_compressed(&mut reply, bytes);

@@ -63,6 +63,16 @@ pub enum Body {
         /// One past the last byte sent.
         end: u64,
     },
+    /// A whole file gzipped as it is sent (one too large for the
+    /// compressed cache): its compressed length is not known up front.
+    Gzip {
+        /// The open file.
+        file: File,
+        /// Its size when it was looked up: what is sent.
+        size: u64,
+        /// The level (1–9).
+        level: u32,
+    },
 }
 
 impl Body {
@@ -76,13 +86,15 @@ impl Body {
         }
     }
 
-    /// The number of bytes.
+    /// The number of bytes (for `Gzip`, of the file before compression:
+    /// what is sent is not known up front).
     pub fn len(&self) -> u64 {
         match self {
             Body::Empty => 0,
             Body::Shared { start, end, .. } => (end - start) as u64,
             Body::Owned(v) => v.len() as u64,
             Body::File { start, end, .. } => end - start,
+            Body::Gzip { size, .. } => *size,
         }
     }
 

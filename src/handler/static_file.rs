@@ -253,6 +253,11 @@ fn whole_body(
             gzip::set_compressed(r, gz);
             return;
         }
+        if let Ok(file) = fs.open(root, relative) {
+            // Too large for the compressed cache: compressed as it is sent.
+            gzip::set_streamed(r, file, e.stat.size, plan.level);
+            return;
+        }
     }
     r.body = body(fs, root, relative, e, 0, e.stat.size);
 }

@@ -5,6 +5,7 @@
 //! knows nothing of either.
 
 use super::ctx::Ctx;
+use super::gz_file::GzFile;
 use crate::handler::{Body, Reply, canned};
 use crate::http::parse::Version;
 use crate::http::response;
@@ -58,6 +59,7 @@ impl Client {
                 head: Vec::new(),
                 head_pos: 0,
                 body: Body::Empty,
+                gz: None,
                 body_sent: 0,
                 send_body: false,
             },
@@ -109,6 +111,7 @@ impl Client {
     pub(super) fn out_pending(&self) -> bool {
         self.out.head_pos < self.out.head.len()
             || (self.out.send_body && self.out.body_sent < self.out.body.len())
+            || self.out.gz.is_some()
     }
 
     /// Reads once into the input buffer.
@@ -154,7 +157,22 @@ impl Client {
                 0
             };
             if head.is_empty() && body_left == 0 {
-                return Ok(true);
+                let Some(gz) = self.out.gz.as_mut() else {
+                    return Ok(true);
+                };
+                return match gz.send(&self.stream, &mut self.out.body_sent) {
+                    Ok(done) => {
+                        if done {
+                            self.out.gz = None;
+                        }
+                        Ok(done)
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.writable = false;
+                        Ok(false)
+                    }
+                    Err(e) => Err(e),
+                };
             }
             let result = match &self.out.body {
                 Body::File { file, start, .. } if body_left > 0 => {
@@ -226,8 +244,15 @@ impl Client {
             response::header(b, "Content-Type", t);
         }
         let no_body = reply.status == 304 || reply.status == 204 || reply.status < 200;
-        if !no_body {
+        let streamed = matches!(reply.body, Body::Gzip { .. });
+        if streamed && version == Version::Http10 {
+            // Its end is the end of the connection.
+            self.close_after = true;
+        }
+        if !no_body && !streamed {
             response::header_u64(b, "Content-Length", reply.body.len());
+        } else if !no_body && version != Version::Http10 {
+            response::header(b, "Transfer-Encoding", "chunked");
         }
         if let Some(t) = &reply.last_modified {
             response::header(b, "Last-Modified", t.as_str());
@@ -271,12 +296,17 @@ impl Client {
         response::end(b);
         self.out.head_pos = 0;
         self.out.send_body = !head_only && !no_body;
-        self.out.body = if self.out.send_body {
-            reply.body
-        } else {
-            Body::Empty
-        };
         self.out.body_sent = 0;
+        self.out.gz = None;
+        self.out.body = match reply.body {
+            _ if !self.out.send_body => Body::Empty,
+            Body::Gzip { file, size, level } => {
+                let chunked = version != Version::Http10;
+                self.out.gz = Some(Box::new(GzFile::new(file, size, level, chunked)));
+                Body::Empty
+            }
+            body => body,
+        };
     }
 }
 
@@ -334,4 +364,6 @@ pub(super) struct Output {
     pub(super) body: Body,
     pub(super) body_sent: u64,
     pub(super) send_body: bool,
+    /// A file being compressed as it is sent (its bytes are not in `body`).
+    pub(super) gz: Option<Box<GzFile>>,
 }

@@ -265,6 +265,7 @@ impl Conn {
                 if !self.client.writable {
                     return Next::Keep;
                 }
+                let before = (self.client.out.head_pos, self.client.out.body_sent);
                 match self.client.flush() {
                     Ok(true) => {
                         self.client.progress = ctx.now;
@@ -273,7 +274,14 @@ impl Conn {
                             return self.begin_close(ctx);
                         }
                     }
-                    Ok(false) => return Next::Keep,
+                    Ok(false) => {
+                        // send_timeout is the longest gap between writes,
+                        // not the time a whole body may take.
+                        if (self.client.out.head_pos, self.client.out.body_sent) != before {
+                            self.client.progress = ctx.now;
+                        }
+                        return Next::Keep;
+                    }
                     Err(_) => return Next::Close,
                 }
             }
@@ -397,6 +405,7 @@ impl Conn {
         self.client.out.body = Body::Empty;
         self.client.out.body_sent = 0;
         self.client.out.send_body = false;
+        self.client.out.gz = None;
         if self.drain.is_none() {
             self.phase = Phase::Idle;
         }

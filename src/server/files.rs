@@ -31,8 +31,8 @@ pub const REVALIDATE: Duration = Duration::from_secs(1);
 pub const MAX_CACHED_FILE: u64 = 64 << 10;
 /// Content bytes one worker keeps at most (then the cache starts over).
 const MAX_CACHED_BYTES: usize = 4 << 20;
-/// Files larger than this are not compressed into the cache (they are
-/// sent as they are).
+/// Files larger than this are not compressed into the cache: they are
+/// compressed as they are sent (`server/gz_file.rs`).
 pub const MAX_GZIP_SOURCE: u64 = 8 << 20;
 
 /// A compressed variant kept with what it was made from.
@@ -483,7 +483,7 @@ impl Files for FileCache {
                 return Some(g.bytes.clone());
             }
         }
-        if entry.stat.size > MAX_GZIP_SOURCE {
+        if entry.stat.size > MAX_GZIP_SOURCE || self.gz_budget == 0 {
             return None;
         }
         let source = match &entry.content {

@@ -8,6 +8,7 @@ pub mod conn;
 pub mod ctx;
 pub mod drain;
 pub mod files;
+pub mod gz_file;
 pub mod listen;
 pub mod probe;
 pub mod proxy;
