@@ -329,7 +329,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::GzipCache, "gzip_cache", &[M], ONE, Kind::Size).docs(
         "gzip_cache SIZE",
         "16m",
-        "Compressed bytes of files and listings each worker keeps in memory, so a file is compressed once and then sent like a small file; the least recently used are dropped first, and a change to a file drops its compressed bytes at once. `0` keeps none (every response is compressed anew). Files over 8 MiB are sent as they are.",
+        "Compressed bytes of files and listings each worker keeps in memory, so a file is compressed once and then sent like a small file; the least recently used are dropped first, and a change to a file drops its compressed bytes at once. `0` keeps none. A file the cache does not take (over 8 MiB, or with `0`) is compressed as it is sent, in chunks (close-delimited to HTTP/1.0 clients), read a piece at a time as the client takes it.",
         "gzip_cache 64m;",
     ),
     Spec::new(Key::ShutdownTimeout, "shutdown_timeout", &[M], ONE, DUR).docs(
@@ -484,7 +484,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::Gzip, "gzip", MSL, ONE, FLAG).inherited().docs(
         "gzip on | off",
         "off",
-        "Compress responses (files, listings, error pages, `return` bodies, proxied bodies) for clients whose `Accept-Encoding` takes gzip (q-values, `x-gzip` and `*` understood), when the type is in `gzip_types`, the body is at least `gzip_min_length` and the answer is not a range, a 304 or a 204. Sets `Content-Encoding: gzip` and a weak `ETag`; `Vary: Accept-Encoding` goes on every response of a listed type, compressed or not. A file is compressed once and kept compressed in memory until it changes (see `gzip_cache`); files over 8 MiB are sent as they are. Proxied responses are compressed as they stream (unless already encoded or marked `Cache-Control: no-transform`), flushed after every read so a body that trickles reaches the client as it comes; their length is not known ahead, so they go chunked (close-delimited to HTTP/1.0 clients).",
+        "Compress responses (files, listings, error pages, `return` bodies, proxied bodies) for clients whose `Accept-Encoding` takes gzip (q-values, `x-gzip` and `*` understood), when the type is in `gzip_types`, the body is at least `gzip_min_length` and the answer is not a range, a 304 or a 204. Sets `Content-Encoding: gzip` and a weak `ETag`; `Vary: Accept-Encoding` goes on every response of a listed type, compressed or not. A file is compressed once and kept compressed in memory until it changes (see `gzip_cache`); files over 8 MiB are compressed as they are sent, in chunks. Proxied responses are compressed as they stream (unless already encoded or marked `Cache-Control: no-transform`), flushed after every read so a body that trickles reaches the client as it comes; their length is not known ahead, so they go chunked (close-delimited to HTTP/1.0 clients).",
         "gzip on;",
     ),
     Spec::new(Key::GzipTypes, "gzip_types", MSL, (1, None), Kind::MimeTypes).inherited().docs(
