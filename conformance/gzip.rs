@@ -701,3 +701,117 @@ fn with_gzip_cache_0_every_response_is_compressed_anew() {
     assert_eq!(said.header("content-encoding"), Some("gzip"));
     assert!(said.header("content-length").is_some());
 }
+
+/// Reads the data of a chunked body from `inner` as it comes.
+struct Chunks<R> {
+    inner: std::io::BufReader<R>,
+    left: usize,
+    done: bool,
+}
+
+impl<R: Read> Read for Chunks<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::BufRead;
+        if self.done {
+            return Ok(0);
+        }
+        if self.left == 0 {
+            let mut line = String::new();
+            self.inner.read_line(&mut line)?;
+            self.left = usize::from_str_radix(line.trim(), 16).expect("a chunk size");
+            if self.left == 0 {
+                self.done = true;
+                return Ok(0);
+            }
+        }
+        let want = buf.len().min(self.left);
+        let n = self.inner.read(&mut buf[..want])?;
+        assert!(n > 0, "the body ended inside a chunk");
+        self.left -= n;
+        if self.left == 0 {
+            let mut crlf = [0u8; 2];
+            self.inner.read_exact(&mut crlf)?;
+            assert_eq!(&crlf, b"\r\n");
+        }
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_256_mib_proxied_download_to_a_slow_reader_keeps_memory_flat() {
+    const BLOCK: usize = 1 << 20;
+    const BLOCKS: usize = 256;
+    // Each 1 MiB block is the same text with its number in front, so the
+    // reader can check every byte without holding the body.
+    let block = |i: usize, base: &[u8]| -> Vec<u8> {
+        let mut b = format!("block {i:08}\n").into_bytes();
+        b.extend_from_slice(&base[b.len()..]);
+        b
+    };
+    let base = text(BLOCK).into_bytes()[..BLOCK].to_vec();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let up_base = base.clone();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        if !crate::upstream::read_head(&mut s) {
+            return;
+        }
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            BLOCK * BLOCKS
+        );
+        let _ = s.write_all(head.as_bytes());
+        for i in 0..BLOCKS {
+            // Blocking writes: the upstream goes as fast as xps reads.
+            if s.write_all(&block(i, &up_base)).is_err() {
+                return;
+            }
+        }
+    });
+    let server = proxy(&addr.to_string());
+    let before = server.rss_kib();
+    let mut s = server.connect();
+    s.write_all(request("GET", "/t", &[GZIP, "Connection: close"]).as_bytes())
+        .expect("send");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    let r = read_response(&mut s, true).expect("a response");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let body = Chunks {
+        inner: std::io::BufReader::with_capacity(16 << 10, s),
+        left: 0,
+        done: false,
+    };
+    let mut gz = GzDecoder::new(body);
+    let started = std::time::Instant::now();
+    let mut peak = before;
+    let mut got = vec![0u8; BLOCK];
+    for i in 0..BLOCKS {
+        // A slow reader: 64 KiB of text at a time with a pause between.
+        let mut at = 0;
+        while at < BLOCK {
+            let n = gz
+                .read(&mut got[at..(at + (64 << 10)).min(BLOCK)])
+                .expect("read");
+            assert!(n > 0, "the body ended at block {i}");
+            at += n;
+            std::thread::sleep(std::time::Duration::from_micros(100)); // a slow client, not synchronisation
+        }
+        assert!(got == block(i, &base), "block {i} differs");
+        if i % 8 == 0 {
+            peak = peak.max(server.rss_kib());
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(240),
+            "too slow: block {i}"
+        );
+    }
+    let mut rest = Vec::new();
+    gz.read_to_end(&mut rest).expect("the gzip trailer");
+    assert!(rest.is_empty(), "{} bytes past the body", rest.len());
+    assert!(
+        peak < before + 8192,
+        "RSS grew from {before} KiB to {peak} KiB through 256 MiB"
+    );
+}
