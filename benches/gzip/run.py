@@ -6,7 +6,9 @@
 A backend nginx serves a 100 KiB text file and a 16 MiB one (text/plain,
 no compression). In front of it, xps and nginx each proxy with gzip on at
 the same level (`gzip_comp_level`, LEVEL, default 5; nginx with
-`gzip_proxied any` and upstream keep-alive), one worker each, pinned to
+`gzip_proxied any`, upstream keep-alive, and `proxy_max_temp_file_size 0`
+so that, like xps, it stops reading from the upstream for a slow client
+instead of spooling the body to disk), one worker each, pinned to
 CPU 0 with the backend; wrk (-t1 -c50, DURATION s, `Accept-Encoding:
 gzip`) on CPU 1, REPEAT times alternating; medians of req/s and of requests
 per proxy CPU-second, and the compressed size each sends.
@@ -208,6 +210,9 @@ def main():
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # As xps does: a slow client stops reads from the upstream
+            # (no spooling of the body to disk).
+            proxy_max_temp_file_size 0;
             gzip on;
             gzip_proxied any;
             gzip_comp_level {LEVEL};

@@ -14,6 +14,11 @@ request with start-up and shutdown taken out.
   404      GET of a missing file
   proxy    GET proxied to a backend (a small Python HTTP/1.1 server on
            loopback, keep-alive) that answers 1 KiB
+  static-ae  static, with a browser's Accept-Encoding
+  gzip-on    static-ae with `gzip on` for the route (the 1 KiB file is not
+           a gzip type: what negotiation alone costs)
+
+WORKLOADS="static-ae gzip-on" runs only those.
 
 Clients: 10 keep-alive connections, requests spread evenly, one at a time
 per connection. Bounded: every wait has a deadline; every process started
@@ -35,6 +40,8 @@ XPS_BASE = os.environ.get("XPS_BASE", "")
 N1 = int(os.environ.get("N1", "1000"))
 N2 = int(os.environ.get("N2", "3000"))
 CONNS = 10
+# What a browser sends, for the gzip workloads.
+ACCEPT = "Accept-Encoding: gzip, deflate, br, zstd\r\n"
 BODY = b"x" * 1024
 
 
@@ -75,9 +82,9 @@ def read_response(s, buf):
     return rest[n:]
 
 
-def load(port, path, count):
+def load(port, path, count, extra=""):
     conns = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(CONNS)]
-    req = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    req = f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode()
     bufs = [b""] * CONNS
     for i in range(count):
         k = i % CONNS
@@ -116,7 +123,7 @@ def backend():
     return l.getsockname()[1]
 
 
-def instructions(binary, conf_text, port, path, count, work):
+def instructions(binary, conf_text, port, path, count, work, extra=""):
     conf = os.path.join(work, "xps.conf")
     with open(conf, "w") as f:
         f.write(conf_text)
@@ -127,7 +134,7 @@ def instructions(binary, conf_text, port, path, count, work):
     )
     try:
         wait_port(port)
-        load(port, path, count)
+        load(port, path, count, extra)
     finally:
         server.terminate()
         server.wait(timeout=120)
@@ -148,7 +155,12 @@ def main():
         with open(os.path.join(work, "1k.bin"), "wb") as f:
             f.write(BODY)
         rows = {}
-        for workload, path in [("static", "/1k.bin"), ("404", "/missing"), ("proxy", "/")]:
+        workloads = [("static", "/1k.bin"), ("404", "/missing"), ("proxy", "/"),
+                     ("static-ae", "/1k.bin"), ("gzip-on", "/1k.bin")]
+        only = os.environ.get("WORKLOADS")
+        if only:
+            workloads = [w for w in workloads if w[0] in only.split()]
+        for workload, path in workloads:
             per = []
             for _, binary in builds:
                 counts = []
@@ -156,10 +168,13 @@ def main():
                     port = free_port()
                     if workload == "proxy":
                         route = f"location / {{ proxy_pass 127.0.0.1:{backend_port}; }}"
+                    elif workload == "gzip-on":
+                        route = f"root {work};\n    gzip on;\n    gzip_types text/plain text/html;"
                     else:
                         route = f"root {work};"
+                    extra = ACCEPT if workload in ("static-ae", "gzip-on") else ""
                     conf = f"workers 1;\nserver {{\n    listen 127.0.0.1:{port};\n    {route}\n}}\n"
-                    counts.append(instructions(binary, conf, port, path, n, work))
+                    counts.append(instructions(binary, conf, port, path, n, work, extra))
                 per.append((counts[1] - counts[0]) / (N2 - N1))
             rows[workload] = per
             line = f"{workload:10} " + " ".join(f"{p:12.0f}" for p in per)

@@ -50,16 +50,20 @@ pub fn plan(req: &RequestHead, route: &Route, content_type: Option<&str>) -> Pla
 /// Whether `content_type` (its parameters left out) is in `gzip_types`
 /// (`*` for any).
 pub fn compressible(route: &Route, content_type: &str) -> bool {
-    let base = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim_matches([' ', '\t']);
-    route
-        .gzip
-        .types
-        .iter()
-        .any(|t| t == "*" || t.eq_ignore_ascii_case(base))
+    // On every response of a gzip route: each listed type is compared
+    // with the start of the value (most differ at the first letter), and
+    // only then is the rest checked to be empty or parameters.
+    let value = content_type.as_bytes().trim_ascii_start();
+    route.gzip.types.iter().any(|t| {
+        let t = t.as_bytes();
+        t == b"*"
+            || (value.len() >= t.len()
+                && value[..t.len()].eq_ignore_ascii_case(t)
+                && matches!(
+                    value[t.len()..].trim_ascii_start().first(),
+                    None | Some(b';')
+                ))
+    })
 }
 
 /// `data` gzipped at `level` (1–9).
@@ -168,7 +172,7 @@ fn mark_compressed(reply: &mut Reply) {
 /// compressed when the client takes gzip. Replies that already went
 /// through gzip (files, listings) are left as they are.
 pub fn finish(mut reply: Reply, req: &RequestHead, route: &Route) -> Reply {
-    if reply.content_encoding.is_some() || reply.vary {
+    if reply.gzip_planned || reply.content_encoding.is_some() {
         return reply;
     }
     let plan = plan(req, route, reply.content_type.as_ref().map(Text::as_str));
@@ -217,6 +221,10 @@ mod tests {
         assert!(compressible(&r, "text/html; charset=utf-8"));
         assert!(compressible(&r, "Application/JSON"));
         assert!(!compressible(&r, "image/png"));
+        assert!(compressible(&r, " text/html ;q=1"));
+        assert!(!compressible(&r, "text/htmlx"));
+        assert!(!compressible(&r, "text/htm"));
+        assert!(!compressible(&r, "application/json-seq"));
         assert_eq!(weak("\"a-1\"").as_str(), "W/\"a-1\"");
         assert_eq!(weak("W/\"a-1\"").as_str(), "W/\"a-1\"");
     }

@@ -127,6 +127,9 @@ pub struct Reply {
     pub content_encoding: Option<&'static str>,
     /// `Vary: Accept-Encoding`: another client may get another variant.
     pub vary: bool,
+    /// gzip was already decided for this reply (files and listings): the
+    /// last step leaves it as it is.
+    pub gzip_planned: bool,
     /// Something the server should log (once per text): a handler has no
     /// log of its own.
     pub note: Option<String>,
@@ -149,6 +152,7 @@ impl Reply {
             accept_ranges: false,
             content_encoding: None,
             vary: false,
+            gzip_planned: false,
             note: None,
             body: Body::Empty,
         }

@@ -97,6 +97,7 @@ pub fn serve(req: &RequestHead, route: &Route, fs: &mut impl Files, now: Instant
     let mut r = Reply::new(200);
     r.content_type = Some(Text::Static(content_type));
     r.vary = plan.vary;
+    r.gzip_planned = true;
     if plan.compresses(route, 200, bytes.len() as u64) {
         ask.gzip = Some(plan.level);
         if let Ok(gz) = fs.listing(root, relative, &entry, path, ask) {
@@ -153,6 +154,7 @@ fn file(
     r.last_modified = Some(Text::Shared(e.last_modified.clone()));
     let plan = gzip::plan(req, route, Some(e.content_type));
     r.vary = plan.vary;
+    r.gzip_planned = true;
     if status != 200 {
         whole_body(&mut r, fs, root, relative, &e, plan, route);
         return r;
@@ -227,6 +229,7 @@ fn precompressed(
     r.etag = Some(Text::Shared(gz.etag.clone()));
     r.last_modified = Some(Text::Shared(gz.last_modified.clone()));
     r.vary = true;
+    r.gzip_planned = true;
     if not_modified(req, &gz) {
         r.status = 304;
         r.content_type = None;
