@@ -95,12 +95,15 @@ fn a_text_file_is_compressed_and_decompresses_to_itself() {
         );
         assert!(r.body.len() < original.len() / 2, "{}", r.body.len());
         assert!(r.header("etag").is_some_and(|e| e.starts_with("W/\"")));
+        // Ranges are of the file, not of these bytes.
+        assert_eq!(r.header("accept-ranges"), None);
         assert_eq!(gunzip(&r.body), original);
     }
     // A client that does not ask gets the file as it is, and the Vary.
     let plain = get(&server, "GET", "/big.txt", &[]);
     assert_eq!(plain.header("content-encoding"), None);
     assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(plain.header("accept-ranges"), Some("bytes"));
     assert!(plain.header("etag").is_some_and(|e| e.starts_with('"')));
     assert_eq!(plain.body, original);
     // A small file comes from the file cache's bytes.
@@ -176,6 +179,7 @@ fn a_file_larger_than_the_cache_takes_is_compressed_as_it_is_sent() {
         assert_eq!(r.header("content-encoding"), Some("gzip"));
         assert_eq!(r.header("vary"), Some("Accept-Encoding"));
         assert_eq!(r.header("content-length"), None);
+        assert_eq!(r.header("accept-ranges"), None);
         assert!(r.header("etag").is_some_and(|e| e.starts_with("W/\"")));
         let body = dechunk(&raw);
         assert!(body.len() < original.len() / 2, "{}", body.len());
@@ -404,7 +408,7 @@ fn proxied_bodies_are_compressed_whatever_their_framing() {
         (
             "length",
             format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"v1\"\r\nContent-Length: {}\r\n\r\n{body}",
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"v1\"\r\nAccept-Ranges: bytes\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             )
             .into_bytes(),
@@ -449,11 +453,16 @@ fn proxied_bodies_are_compressed_whatever_their_framing() {
         if name == "length" {
             assert_eq!(r.header("etag"), Some("W/\"v1\""));
         }
+        // The upstream's ranges are not of these bytes.
+        assert_eq!(r.header("accept-ranges"), None, "{name}");
         // Without gzip in Accept-Encoding: as the upstream sent it, with
         // the Vary.
         let (plain, got) = proxied(&server, &[]);
         assert_eq!(plain.header("content-encoding"), None, "{name}");
         assert_eq!(plain.header("vary"), Some("Accept-Encoding"), "{name}");
+        if name == "length" {
+            assert_eq!(plain.header("accept-ranges"), Some("bytes"));
+        }
         assert_eq!(got, body.as_bytes(), "{name}");
         // An HTTP/1.0 client: close-delimited, compressed.
         let mut s = server.connect();

@@ -162,6 +162,9 @@ pub fn set_streamed(reply: &mut Reply, file: File, size: u64, level: u32) {
 
 fn mark_compressed(reply: &mut Reply) {
     reply.content_encoding = Some("gzip");
+    // A range is of the file, never of the compressed bytes: a client must
+    // not resume this body with one (nginx drops it too).
+    reply.accept_ranges = false;
     if let Some(etag) = reply.etag.take() {
         reply.etag = Some(weak(etag.as_str()));
     }

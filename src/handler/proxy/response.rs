@@ -292,6 +292,10 @@ fn write_client_head(
         {
             continue;
         }
+        if gzip.encode && name.eq_ignore_ascii_case("accept-ranges") {
+            // Ranges are of the upstream's bytes, not of the compressed ones.
+            continue;
+        }
         if gzip.encode && name.eq_ignore_ascii_case("etag") && !h.value.starts_with(b"W/") {
             // The compressed variant's tag is weak: same content, other bytes.
             out.extend_from_slice(b"ETag: W/");
