@@ -11,14 +11,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("http", &[]),
     ("net", &[]),
     ("upstream", &[]),
+    ("metrics", &[]),
     ("log", &["http"]),
-    ("routing", &["http", "upstream", "log"]),
+    ("routing", &["http", "upstream", "log", "metrics"]),
     ("config", &["routing", "upstream", "http", "log"]),
-    ("handler", &["http", "routing"]),
+    ("handler", &["http", "routing", "metrics"]),
     (
         "server",
         &[
-            "config", "routing", "http", "handler", "net", "upstream", "log",
+            "config", "routing", "http", "handler", "net", "upstream", "log", "metrics",
         ],
     ),
     (

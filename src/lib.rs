@@ -30,6 +30,7 @@ pub mod config;
 pub mod handler;
 pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod net;
 pub mod routing;
 pub mod server;

@@ -200,6 +200,7 @@ impl Layer {
             client_max_body_size: self.client_max_body_size.unwrap_or(1 << 20),
             access_log: self.access_log.clone().flatten(),
             underscores_in_headers: self.underscores_in_headers.unwrap_or(false),
+            stats: Default::default(),
         }
     }
 }

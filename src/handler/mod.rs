@@ -6,6 +6,7 @@ pub mod autoindex;
 pub mod canned;
 pub mod files;
 pub mod gzip;
+pub mod metrics;
 pub mod proxy;
 pub mod static_file;
 
@@ -130,6 +131,13 @@ pub struct Reply {
     /// gzip was already decided for this reply (files and listings): the
     /// last step leaves it as it is.
     pub gzip_planned: bool,
+    /// `Cache-Control: no-store` (live figures).
+    pub no_store: bool,
+    /// `Content-Security-Policy` (the metrics page).
+    pub csp: Option<&'static str>,
+    /// `Access-Control-Allow-Origin: *` (live figures, read by pages of
+    /// other origins), unless the route adds its own.
+    pub cors: bool,
     /// Something the server should log (once per text): a handler has no
     /// log of its own.
     pub note: Option<String>,
@@ -153,6 +161,9 @@ impl Reply {
             content_encoding: None,
             vary: false,
             gzip_planned: false,
+            no_store: false,
+            csp: None,
+            cors: false,
             note: None,
             body: Body::Empty,
         }

@@ -374,3 +374,8 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }
+
+/// The id of the calling thread (as `/proc/self/task/` names it).
+pub fn thread_id() -> u64 {
+    nix::unistd::gettid().as_raw() as u64
+}

@@ -136,6 +136,8 @@ pub struct Route {
     pub access_log: Option<LogTarget>,
     /// `underscores_in_headers`: fields with `_` in their names go upstream.
     pub underscores_in_headers: bool,
+    /// This location's counters (attached when the table is installed).
+    pub stats: crate::metrics::Attach<crate::metrics::RouteStats>,
 }
 
 impl Route {
@@ -176,6 +178,7 @@ impl Route {
             client_max_body_size: 1 << 20,
             access_log: None,
             underscores_in_headers: false,
+            stats: Default::default(),
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct Member {
     pub fail_timeout: Duration,
     /// `backup`.
     pub backup: bool,
+    /// This member's counters (attached when the table is installed).
+    pub stats: crate::metrics::Attach<crate::metrics::MemberStats>,
 }
 
 impl Member {
@@ -58,6 +60,7 @@ impl Member {
             max_fails: 1,
             fail_timeout: Member::DEFAULT_FAIL_TIMEOUT,
             backup: false,
+            stats: Default::default(),
         }
     }
 

@@ -41,6 +41,10 @@ pub struct Client {
     /// The largest request head (`client_header_max_size`): the read
     /// buffer grows up to it.
     pub(super) max_head: usize,
+    /// Bytes written to the client, and read from it, so far (for the
+    /// traffic counters).
+    pub(super) written: u64,
+    pub(super) received: u64,
 }
 
 impl Client {
@@ -71,6 +75,8 @@ impl Client {
             progress: now,
             send_timeout: Duration::from_secs(30),
             max_head,
+            written: 0,
+            received: 0,
         }
     }
 
@@ -138,6 +144,7 @@ impl Client {
         let space = input.buf.len() - input.end;
         let n = self.stream.read(&mut input.buf[input.end..])?;
         input.end += n;
+        self.received += n as u64;
         if n > 0 && n < space && !self.hangup {
             // A short read emptied the socket; bytes arriving later raise a
             // new edge. This saves the read that would only say WouldBlock.
@@ -160,7 +167,10 @@ impl Client {
                 let Some(gz) = self.out.gz.as_mut() else {
                     return Ok(true);
                 };
-                return match gz.send(&self.stream, &mut self.out.body_sent) {
+                let before = self.out.body_sent;
+                let result = gz.send(&self.stream, &mut self.out.body_sent);
+                self.written += self.out.body_sent - before;
+                return match result {
                     Ok(done) => {
                         if done {
                             self.out.gz = None;
@@ -205,6 +215,7 @@ impl Client {
             match result {
                 Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
                 Ok(n) => {
+                    self.written += n as u64;
                     let from_head = n.min(head.len());
                     self.out.head_pos += from_head;
                     self.out.body_sent += (n - from_head) as u64;
@@ -278,6 +289,12 @@ impl Client {
         if reply.vary {
             response::header(b, "Vary", "Accept-Encoding");
         }
+        if reply.no_store {
+            response::header(b, "Cache-Control", "no-store");
+        }
+        if let Some(csp) = reply.csp {
+            response::header(b, "Content-Security-Policy", csp);
+        }
         let mut has_cors = false;
         if let Some(route) = route {
             for h in &route.add_header {
@@ -285,7 +302,7 @@ impl Client {
                 response::header(b, &h.name, &h.value);
             }
         }
-        if snapshot.main.expserver && !has_cors {
+        if (snapshot.main.expserver || reply.cors) && !has_cors {
             response::header(b, "Access-Control-Allow-Origin", "*");
         }
         if self.close_after {

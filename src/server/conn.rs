@@ -12,12 +12,14 @@ use super::access;
 use super::client::{Client, RateClock, earliest};
 use super::ctx::Ctx;
 use super::drain::{Drain, Drained};
-use super::proxy::{self, Proxy, Step};
+use super::meter::Meter;
+use super::proxy::{Proxy, Step};
 use crate::handler::{self, Body, canned};
 use crate::http::parse::{self, Framing, Method, ParseError, RequestHead, Version};
 use crate::http::scan::HeadScan;
+use crate::metrics::{Ending, Kind};
 use crate::net::Token;
-use crate::routing::{Action, ConnectionLimits, LocationMatch, ServerId, Snapshot, UpstreamId};
+use crate::routing::{Action, ConnectionLimits, Snapshot};
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -75,6 +77,8 @@ pub struct Conn {
     scan: HeadScan,
     /// The body being discarded, for `client_min_rate`.
     body_clock: RateClock,
+    /// The connection's part of the counters.
+    pub(super) meter: Meter,
 }
 
 impl Conn {
@@ -103,6 +107,7 @@ impl Conn {
             proxy: None,
             scan: HeadScan::default(),
             body_clock: RateClock::start(now),
+            meter: Meter::new(),
         };
         // A fresh connection gets the head timeout to send its first byte.
         c.deadline = Some(now + c.limits.client_header_timeout);
@@ -192,7 +197,10 @@ impl Conn {
     pub fn on_timeout(&mut self, ctx: &mut Ctx) -> Next {
         if self.proxy.is_some() {
             return match self.proxy_timeout(ctx) {
-                Step::Close => Next::Close,
+                Step::Close => {
+                    self.meter.ending = Ending::Timeout;
+                    Next::Close
+                }
                 Step::Done => {
                     // An error page written for the timeout went out at
                     // once: the response is done here, as in `run`.
@@ -206,11 +214,16 @@ impl Conn {
         match self.phase {
             Phase::Head { .. } => {
                 // Some of a head arrived but not all of it in time.
+                self.meter.ending = Ending::Timeout;
                 self.reply_error(408, ctx);
                 self.drive(ctx)
             }
-            Phase::Draining if self.client.out_pending() => Next::Close,
-            _ => Next::Close,
+            // Idle too long between requests, or done lingering: normal.
+            Phase::Idle | Phase::Lingering { .. } => Next::Close,
+            _ => {
+                self.meter.ending = Ending::Timeout;
+                Next::Close
+            }
         }
     }
 
@@ -221,6 +234,7 @@ impl Conn {
     pub fn release(mut self, ctx: &mut Ctx) {
         self.end_leg(Step::Close, ctx);
         self.client.give_back_input(ctx);
+        self.meter.close(&self.client, ctx);
     }
 
     /// Asks the connection to finish its current response and close.
@@ -282,7 +296,10 @@ impl Conn {
                         }
                         return Next::Keep;
                     }
-                    Err(_) => return Next::Close,
+                    Err(_) => {
+                        self.meter.ending = Ending::Error;
+                        return Next::Close;
+                    }
                 }
             }
             if self.drain.is_some() {
@@ -319,7 +336,10 @@ impl Conn {
                     self.client.readable = false;
                     return Next::Keep;
                 }
-                Err(_) => return Next::Close,
+                Err(_) => {
+                    self.meter.ending = Ending::Error;
+                    return Next::Close;
+                }
             }
         }
     }
@@ -387,6 +407,7 @@ impl Conn {
 
     /// The response is out: log it, and make ready for the next request.
     fn response_done(&mut self, ctx: &mut Ctx) {
+        self.meter.done(&self.client, ctx);
         if let Some(log) = self.log.take() {
             let sent = if self.client.out.send_body {
                 self.client.out.body_sent
@@ -488,6 +509,7 @@ impl Conn {
 
     /// Answers a head that could not be parsed, then closes.
     fn reply_parse_error(&mut self, e: ParseError, ctx: &mut Ctx) {
+        self.meter.ending = Ending::Error;
         if let Some(input) = self.client.input.as_mut() {
             let n = input.end - input.start;
             input.consume(n);
@@ -498,6 +520,10 @@ impl Conn {
     /// Writes a built-in error page and closes after it.
     fn reply_error(&mut self, status: u16, ctx: &mut Ctx) {
         self.client.close_after = true;
+        if !self.meter.in_request() {
+            self.meter.start(Kind::Other, None, &self.client, ctx);
+        }
+        self.meter.status(status);
         let snapshot = ctx.shared.snapshot.load();
         let reply = canned::error(status);
         self.client.write_reply(
@@ -509,59 +535,6 @@ impl Conn {
             ctx.date.get(),
         );
         self.phase = Phase::Writing;
-    }
-
-    /// Starts relaying a stream (TCP) connection accepted for stream server
-    /// `index`; `false` when no member can be tried (close the client).
-    pub(crate) fn start_stream(
-        &mut self,
-        snapshot: &Arc<Snapshot>,
-        index: usize,
-        ctx: &mut Ctx,
-    ) -> bool {
-        self.proxy = Proxy::stream(&mut self.client, snapshot, index, self.token, ctx);
-        self.proxy.is_some()
-    }
-
-    /// Runs the proxy leg as far as it can go, and ends it unless it waits.
-    fn proxy_run(&mut self, ctx: &mut Ctx) -> Step {
-        let Some(p) = self.proxy.as_mut() else {
-            return Step::Done;
-        };
-        let step = p.run(&mut self.client, ctx);
-        if step != Step::Wait {
-            self.end_leg(step, ctx);
-        }
-        step
-    }
-
-    /// Handles a deadline of the proxy leg.
-    fn proxy_timeout(&mut self, ctx: &mut Ctx) -> Step {
-        let Some(p) = self.proxy.as_mut() else {
-            return Step::Close;
-        };
-        match p.timeout(&mut self.client, ctx) {
-            Some(Step::Wait) => Step::Wait,
-            Some(step) => {
-                self.end_leg(step, ctx);
-                step
-            }
-            None => self.proxy_run(ctx),
-        }
-    }
-
-    /// Ends the proxy leg (if any): its upstream connection is pooled or
-    /// closed, and a completed exchange's status and bytes go to the log.
-    fn end_leg(&mut self, step: Step, ctx: &mut Ctx) {
-        let Some(mut p) = self.proxy.take() else {
-            return;
-        };
-        let status = p.finish(ctx);
-        if let (Step::Done, Some(log), Some(status)) = (step, self.log.as_mut(), status) {
-            log.status = status;
-        }
-        self.client.out.body_sent = p.sent;
-        self.client.out.send_body = true;
     }
 
     /// Routes a request and writes its response.
@@ -579,6 +552,8 @@ impl Conn {
         self.client.progress = ctx.now;
         let Some(listener) = snapshot.listener(self.local) else {
             // The address left the config in a reload.
+            self.meter.start(Kind::Other, None, &self.client, ctx);
+            self.meter.status(404);
             self.client.close_after = true;
             self.client.write_reply(
                 canned::error(404),
@@ -595,6 +570,14 @@ impl Conn {
         self.limits = server.connection.clone();
         self.client.max_head = self.limits.client_header_max_size as usize;
         let (route, which) = server.route(&head.uri.path);
+        let kind = match &route.action {
+            Action::Static => Kind::File,
+            Action::Proxy(_) => Kind::Proxy,
+            Action::Return(r) if crate::routing::Return::is_redirect(r.code) => Kind::Redirect,
+            _ => Kind::Other,
+        };
+        self.meter
+            .start(kind, route.stats.get().cloned(), &self.client, ctx);
         self.client.send_timeout = route.send_timeout;
         self.body_timeout = route.client_body_timeout;
         if !head.keep_alive
@@ -618,6 +601,10 @@ impl Conn {
             }
             _ if too_large => canned::error(413),
             _ if !allowed => canned::error(403),
+            Action::Metrics => {
+                let view = super::stats::view(&ctx.shared, snapshot, ctx.now);
+                handler::metrics::answer(&head, &view)
+            }
             _ => handler::handle(&head, route, &mut ctx.files, ctx.now),
         };
         self.drain = Drain::plan(
@@ -630,6 +617,7 @@ impl Conn {
         if let Some(note) = reply.note.take() {
             ctx.note_once(note);
         }
+        self.meter.status(reply.status);
         if route.access_log.is_some() {
             self.log = Some(access::pending(
                 &head,
@@ -648,40 +636,5 @@ impl Conn {
             snapshot,
             ctx.date.get(),
         );
-    }
-
-    /// Starts the proxy leg of a request routed to upstream group `id`;
-    /// `false` when no member can be tried.
-    fn start_proxying(
-        &mut self,
-        head: &RequestHead,
-        snapshot: &Arc<Snapshot>,
-        at: (ServerId, LocationMatch),
-        id: UpstreamId,
-        ctx: &mut Ctx,
-    ) -> bool {
-        let route = snapshot.servers[at.0].route_of(at.1);
-        if route.access_log.is_some() {
-            self.log = Some(access::pending(head, route, self.client.peer, 502, ctx.now));
-        }
-        let raw = self
-            .client
-            .input
-            .as_ref()
-            .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
-            .unwrap_or_default();
-        self.client.out.head.clear();
-        self.client.out.head_pos = 0;
-        let start = proxy::Start {
-            head,
-            raw_head: raw,
-            at,
-            group: id,
-            owner: self.token,
-            body_timeout: self.body_timeout,
-            min_rate: self.limits.client_min_rate,
-        };
-        self.proxy = Proxy::http(start, &mut self.client, snapshot, ctx);
-        self.proxy.is_some()
     }
 }

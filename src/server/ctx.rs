@@ -9,7 +9,7 @@ use crate::log::AccessLog;
 use crate::routing::Snapshot;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::time::Instant;
 
 /// State every worker shares.
@@ -20,9 +20,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Open client connections over all workers (for `max_connections`).
     pub connections: AtomicUsize,
-    /// `accept` calls that failed for want of resources (descriptors,
-    /// memory), over all workers.
-    pub accept_errors: AtomicU64,
+    /// Live figures: each worker's counters, kept across reloads.
+    pub metrics: crate::metrics::Registry,
     /// The access-log writer.
     pub access_log: AccessLog,
     /// Health of upstream members (kept across reloads).
@@ -59,6 +58,8 @@ pub struct Ctx {
     pub candidates: Vec<crate::upstream::Candidate>,
     /// Notes from handlers already logged (see [`Ctx::note_once`]).
     noted: rustc_hash::FxHashSet<String>,
+    /// This worker's index (its slot in the metrics).
+    pub worker: usize,
 }
 
 /// Read buffer size (grows up to the head limit when a head needs it).
@@ -68,7 +69,7 @@ pub const READ_BUF: usize = 16 << 10;
 const POOL: usize = 256;
 
 impl Ctx {
-    pub(super) fn new(shared: Arc<Shared>, poller: Arc<crate::net::Poller>) -> Ctx {
+    pub(super) fn new(shared: Arc<Shared>, poller: Arc<crate::net::Poller>, worker: usize) -> Ctx {
         Ctx {
             shared,
             date: DateCache::default(),
@@ -84,7 +85,14 @@ impl Ctx {
             pickers: rustc_hash::FxHashMap::default(),
             candidates: Vec::new(),
             noted: rustc_hash::FxHashSet::default(),
+            worker,
         }
+    }
+
+    /// This worker's counters.
+    #[inline]
+    pub fn stats(&self) -> &crate::metrics::Worker {
+        self.shared.metrics.worker(self.worker)
     }
 
     /// Logs a handler's note (a warning) the first time this worker sees

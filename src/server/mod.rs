@@ -9,10 +9,13 @@ pub mod ctx;
 pub mod drain;
 pub mod files;
 pub mod gz_file;
+pub mod leg;
 pub mod listen;
+pub mod meter;
 pub mod probe;
 pub mod proxy;
 pub mod reload;
+pub mod stats;
 pub mod worker;
 
 use ctx::Shared;
@@ -24,7 +27,7 @@ use crate::net::sys::{self, Signal, Signals, Wake};
 use crate::routing::Workers;
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 use worker::Worker;
@@ -54,11 +57,13 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
         addrs.extend(s.listen.iter().map(|a| format!("tcp://{a}")));
     }
     let shutdown_timeout = snapshot.main.shutdown_timeout;
+    let metrics = crate::metrics::Registry::new(workers);
+    stats::attach(&snapshot, &metrics);
     let shared = Arc::new(Shared {
         snapshot: ArcSwap::from_pointee(snapshot),
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),
-        accept_errors: AtomicU64::new(0),
+        metrics,
         access_log: AccessLog::start(),
         health: crate::upstream::Health::new(),
     });
@@ -73,7 +78,7 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
             mode == ListenMode::Exclusive,
             shared.clone(),
             wake.clone(),
-            i == 0,
+            i,
         )
         .map_err(|e| format!("cannot start worker {i}: {e}"))?;
         links.push(reload::WorkerLink {

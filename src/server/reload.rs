@@ -300,6 +300,7 @@ impl Reloader {
             }
             self.failed = Some(hash);
             self.failures += 1;
+            self.shared.metrics.reload_failed();
             let (errors, warnings) = loaded.counts();
             let rendered = diagnostic::render(&loaded.diagnostics, &loaded.sources, false);
             crate::log::error_with(
@@ -341,6 +342,7 @@ impl Reloader {
             Ok(s) => s,
             Err(why) => {
                 self.failures += 1;
+                self.shared.metrics.reload_failed();
                 crate::log::error_with(
                     &format!(
                         "reload of {} rejected: {why}; kept generation {}",
@@ -359,7 +361,9 @@ impl Reloader {
         }
         let generation = snapshot.generation;
         let changes = diff(&old, &snapshot);
+        super::stats::attach(&snapshot, &self.shared.metrics);
         self.shared.snapshot.store(Arc::new(snapshot));
+        self.shared.metrics.loaded();
         self.current = hash;
         for (link, add) in self.workers.iter().zip(sockets) {
             let _ = link.commands.send(Command::Listeners {

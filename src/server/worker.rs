@@ -113,14 +113,15 @@ impl Worker {
         exclusive: bool,
         shared: Arc<Shared>,
         wake: Arc<Wake>,
-        probes: bool,
+        index: usize,
     ) -> io::Result<Worker> {
+        let probes = index == 0;
         let poller = Arc::new(Poller::new()?);
         poller.add_reader(wake.as_ref(), Token::Wake)?;
         for (i, (_, l)) in listeners.iter().enumerate() {
             poller.add_listener(l, listener_token(i), exclusive)?;
         }
-        let ctx = Ctx::new(shared, poller.clone());
+        let ctx = Ctx::new(shared, poller.clone(), index);
         if let Some(watch) = ctx.files.watcher() {
             poller.add_reader(watch, Token::FilesChanged)?;
         }
@@ -152,6 +153,10 @@ impl Worker {
     /// Runs until the server stops and every connection of this worker is
     /// done.
     pub fn run(mut self) {
+        self.ctx
+            .shared
+            .metrics
+            .set_tid(self.ctx.worker, crate::net::sys::thread_id());
         loop {
             let now = Instant::now();
             let mut timeout = self.timers.next_timeout(now);
@@ -355,10 +360,7 @@ impl Worker {
                     // stays in the backlog. The listeners leave the poller
                     // and are looked at again after a pause, so the loop
                     // never spins on an error that persists.
-                    self.ctx
-                        .shared
-                        .accept_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.ctx.stats().accept_failed();
                     if !self.starved {
                         self.starved = true;
                         crate::log::warn(&format!(
@@ -516,6 +518,7 @@ impl Worker {
         self.slots[slot].conn = Some(conn);
         self.live += 1;
         self.ctx.shared.connections.fetch_add(1, Ordering::Relaxed);
+        self.ctx.stats().accepted();
         if let (Some(i), Some(conn)) = (stream_server, self.slots[slot].conn.as_mut()) {
             // A TCP proxy connection: relayed from the start.
             let next = if conn.start_stream(&snapshot, i, &mut self.ctx) {

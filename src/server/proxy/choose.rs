@@ -68,6 +68,9 @@ impl Proxy {
                 Err(e) => {
                     crate::log::warn(&format!("upstream {} member {addr}: {e}", group.name));
                     let m = &group.members[i];
+                    if let Some(s) = m.stats.get() {
+                        s.failed(ctx.worker);
+                    }
                     ctx.shared.health.failed(
                         &group.name,
                         addr,
@@ -116,11 +119,15 @@ impl Proxy {
 
     /// The picked member has one more request in flight (for `least_conn`
     /// and `random`); [`Proxy::take_upstream`] ends it.
-    fn started(&self, ctx: &mut Ctx) {
-        let name = &self.snapshot.upstreams[self.group].name;
-        if let Some(picker) = ctx.pickers.get_mut(name) {
+    fn started(&mut self, ctx: &mut Ctx) {
+        let group = &self.snapshot.upstreams[self.group];
+        if let Some(picker) = ctx.pickers.get_mut(&group.name) {
             picker.started(self.member);
         }
+        if let Some(s) = group.members.get(self.member).and_then(|m| m.stats.get()) {
+            s.started(ctx.worker);
+        }
+        self.attempt_at = ctx.now;
     }
 
     /// Takes the upstream socket off the leg; its member has one request less
@@ -128,9 +135,16 @@ impl Proxy {
     /// goes through here, so the count stays exact.
     pub(super) fn take_upstream(&mut self, ctx: &mut Ctx) -> Option<UpSock> {
         let s = self.stream.take()?;
-        let name = &self.snapshot.upstreams[self.group].name;
-        if let Some(picker) = ctx.pickers.get_mut(name) {
+        let group = &self.snapshot.upstreams[self.group];
+        if let Some(picker) = ctx.pickers.get_mut(&group.name) {
             picker.finished(self.addr);
+        }
+        if let Some(stats) = group.members.get(self.member).and_then(|m| m.stats.get()) {
+            let us = ctx
+                .now
+                .saturating_duration_since(self.attempt_at)
+                .as_micros() as u64;
+            stats.ended(ctx.worker, us);
         }
         Some(s)
     }

@@ -98,6 +98,9 @@ pub struct Proxy {
     started: bool,
     progress: Instant,
     connect_started: Instant,
+    /// When the exchange with the current member started (for its
+    /// response-time counters).
+    pub(super) attempt_at: Instant,
     last_failure: Failure,
     /// Body bytes sent to the client (for the access log).
     pub sent: u64,
@@ -245,6 +248,7 @@ impl Proxy {
             started: false,
             progress: ctx.now,
             connect_started: ctx.now,
+            attempt_at: ctx.now,
             last_failure: Failure::Error,
             sent: 0,
             raw: false,
@@ -407,6 +411,9 @@ impl Proxy {
         }
         if !stale {
             let m = &group.members[self.member];
+            if let Some(s) = m.stats.get() {
+                s.failed(ctx.worker);
+            }
             ctx.shared.health.failed(
                 &group.name,
                 self.addr,

@@ -196,6 +196,7 @@ impl Proxy {
         };
         match c.stream.write(&self.from_up.data()[..avail]) {
             Ok(n) => {
+                c.written += n as u64;
                 let whole = n == self.from_up.buf.len();
                 self.from_up.consume(n);
                 // A client that took a whole buffer at once after the first

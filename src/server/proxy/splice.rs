@@ -86,6 +86,7 @@ impl Proxy {
             .map_err(|_| End::Close)?;
         r.left -= delivered as u64;
         self.sent += delivered as u64;
+        c.written += delivered as u64;
         if moved {
             self.progress = ctx.now;
         }
@@ -111,7 +112,7 @@ impl Proxy {
         let (Some(pipes), Some(up)) = (self.pipes.as_mut(), self.stream.as_ref()) else {
             return Err(End::Close);
         };
-        let (sent_up, _) = pipes
+        let (sent_up, taken) = pipes
             .up
             .pump(
                 &c.stream,
@@ -132,6 +133,8 @@ impl Proxy {
             )
             .map_err(|_| End::Close)?;
         self.sent += delivered as u64;
+        c.written += delivered as u64;
+        c.received += taken as u64;
         if pipes.finished() {
             return Err(End::Close);
         }

@@ -1,0 +1,104 @@
+//! The connection's side of a proxy leg: starting it (HTTP or a TCP
+//! stream), running it, its deadlines, and ending it (the status and bytes
+//! it leaves for the log and the counters).
+
+use super::access;
+use super::conn::Conn;
+use super::ctx::Ctx;
+use super::proxy::{self, Proxy, Step};
+use crate::http::parse::RequestHead;
+use crate::routing::{LocationMatch, ServerId, Snapshot, UpstreamId};
+use std::sync::Arc;
+
+impl Conn {
+    /// Starts relaying a stream (TCP) connection accepted for stream server
+    /// `index`; `false` when no member can be tried (close the client).
+    pub(crate) fn start_stream(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+        index: usize,
+        ctx: &mut Ctx,
+    ) -> bool {
+        self.proxy = Proxy::stream(&mut self.client, snapshot, index, self.token, ctx);
+        self.proxy.is_some()
+    }
+
+    /// Runs the proxy leg as far as it can go, and ends it unless it waits.
+    pub(super) fn proxy_run(&mut self, ctx: &mut Ctx) -> Step {
+        let Some(p) = self.proxy.as_mut() else {
+            return Step::Done;
+        };
+        let step = p.run(&mut self.client, ctx);
+        if step != Step::Wait {
+            self.end_leg(step, ctx);
+        }
+        step
+    }
+
+    /// Handles a deadline of the proxy leg.
+    pub(super) fn proxy_timeout(&mut self, ctx: &mut Ctx) -> Step {
+        let Some(p) = self.proxy.as_mut() else {
+            return Step::Close;
+        };
+        match p.timeout(&mut self.client, ctx) {
+            Some(Step::Wait) => Step::Wait,
+            Some(step) => {
+                self.end_leg(step, ctx);
+                step
+            }
+            None => self.proxy_run(ctx),
+        }
+    }
+
+    /// Ends the proxy leg (if any): its upstream connection is pooled or
+    /// closed, and a completed exchange's status and bytes go to the log.
+    pub(super) fn end_leg(&mut self, step: Step, ctx: &mut Ctx) {
+        let Some(mut p) = self.proxy.take() else {
+            return;
+        };
+        let status = p.finish(ctx);
+        if let (Step::Done, Some(status)) = (step, status) {
+            self.meter.status(status);
+            if let Some(log) = self.log.as_mut() {
+                log.status = status;
+            }
+        }
+        self.client.out.body_sent = p.sent;
+        self.client.out.send_body = true;
+    }
+
+    /// Starts the proxy leg of a request routed to upstream group `id`;
+    /// `false` when no member can be tried.
+    pub(super) fn start_proxying(
+        &mut self,
+        head: &RequestHead,
+        snapshot: &Arc<Snapshot>,
+        at: (ServerId, LocationMatch),
+        id: UpstreamId,
+        ctx: &mut Ctx,
+    ) -> bool {
+        let route = snapshot.servers[at.0].route_of(at.1);
+        if route.access_log.is_some() {
+            self.log = Some(access::pending(head, route, self.client.peer, 502, ctx.now));
+        }
+        let raw = self
+            .client
+            .input
+            .as_ref()
+            .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
+            .unwrap_or_default();
+        self.client.out.head.clear();
+        self.client.out.head_pos = 0;
+        let start = proxy::Start {
+            head,
+            raw_head: raw,
+            at,
+            group: id,
+            owner: self.token,
+            body_timeout: self.body_timeout,
+            min_rate: self.limits.client_min_rate,
+        };
+        self.proxy = Proxy::http(start, &mut self.client, snapshot, ctx);
+        self.proxy.is_some()
+    }
+}
