@@ -18,6 +18,7 @@ mod gzip;
 mod hostile;
 mod http_behaviour;
 mod http_golden;
+mod metrics;
 mod proxy;
 mod proxy_edges;
 mod reload;

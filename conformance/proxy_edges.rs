@@ -846,3 +846,40 @@ fn a_body_goes_to_the_next_member_only_if_none_of_it_was_sent() {
     let _ = sender.join();
     assert_eq!(other.count(), 0, "the body went to a second member");
 }
+
+#[test]
+fn a_client_that_leaves_before_the_answer_ends_the_upstream_exchange() {
+    // An upstream that never answers, and says when its connection closes.
+    let (l, addr) = crate::server::listener();
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let (got_tx, got_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        if !crate::upstream::read_head(&mut s) {
+            return;
+        }
+        let _ = got_tx.send(());
+        s.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut b = [0u8; 64];
+        let _ = closed_tx.send(matches!(s.read(&mut b), Ok(0)));
+    });
+    let server = proxy_to(
+        "proxy_read_timeout 60s;",
+        &format!("        proxy_pass {addr};"),
+    );
+    let mut s = server.connect();
+    s.write_all(request("GET", "/slow", &[]).as_bytes())
+        .expect("send");
+    // The client goes before any answer (as a browser tab closed): xps
+    // closes the upstream connection at once (as nginx does), rather than
+    // holding it until proxy_read_timeout.
+    got_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the request reached the upstream");
+    drop(s);
+    let closed = closed_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the upstream connection closed within 10 s");
+    assert!(closed, "the upstream connection was not closed by xps");
+}

@@ -51,6 +51,11 @@ impl Proxy {
             c.give_back_input(ctx);
         }
         progress |= self.send_up(c, ctx)?;
+        if self.client_gone(c) {
+            // No one is left to answer: the exchange ends now, not when the
+            // member answers or times out.
+            return Err(End::Close);
+        }
         if let Some(step) = self.read_up(c, ctx, &mut progress)? {
             return Ok(step);
         }
@@ -395,5 +400,16 @@ impl Proxy {
                 Err(_) => return Err(End::Close),
             }
         }
+    }
+
+    /// The client closed its side while its whole request waits for an
+    /// answer that has not started (epoll said so, and nothing is left to
+    /// read): as nginx does by default, the exchange is given up.
+    fn client_gone(&self, c: &Client) -> bool {
+        c.hangup
+            && self.req_done
+            && !self.started
+            && self.state != State::Tunnel
+            && matches!(c.stream.peek(&mut [0u8; 1]), Ok(0))
     }
 }
