@@ -464,7 +464,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::Metrics, "metrics", &[L], NONE, Kind::Nothing).docs(
         "metrics",
         "–",
-        "Answers with live figures: JSON (the eXpServer dashboard's fields), Prometheus text, or an HTML page, by `?format=` or `Accept`.",
+        "Answers with live figures: JSON (the eXpServer dashboard's fields), Prometheus text, or an HTML page that polls the JSON, by `?format=` (`json`, `prometheus`, `html`) or else `Accept`; always `Access-Control-Allow-Origin: *` and `Cache-Control: no-store`. Counters are per worker, summed when read, and kept across reloads. Every figure is defined in `docs/metrics.md`.",
         "location /_status {\n    metrics;\n}",
     ),
     // access
