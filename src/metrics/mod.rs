@@ -32,9 +32,14 @@ fn add(c: &AtomicU64, n: u64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
-/// Which bucket a duration falls in (`BUCKETS_US.len()` for over all).
+/// Which bucket a duration falls in (`BUCKETS_US.len()` for over all):
+/// counted from the fast end, where most responses are.
+#[inline]
 fn bucket(us: u64) -> usize {
-    BUCKETS_US.partition_point(|&b| b < us)
+    BUCKETS_US
+        .iter()
+        .position(|&b| us <= b)
+        .unwrap_or(BUCKETS_US.len())
 }
 
 /// A duration histogram: a count per bucket (not cumulative), the count
@@ -47,7 +52,13 @@ pub struct Histogram {
 
 impl Histogram {
     fn observe(&self, us: u64) {
-        add(&self.buckets[bucket(us)], 1);
+        self.observe_in(bucket(us), us);
+    }
+
+    fn observe_in(&self, bucket: usize, us: u64) {
+        if let Some(b) = self.buckets.get(bucket) {
+            add(b, 1);
+        }
         add(&self.sum_us, us);
     }
 
@@ -104,6 +115,27 @@ impl HistogramTotals {
             }
         }
         BUCKETS_US.last().copied()
+    }
+}
+
+/// A finished response as the counters take it: worked out once, added
+/// to the worker's and the location's counters.
+#[derive(Clone, Copy, Debug)]
+pub struct Done {
+    /// Status class 0–4 (1xx–5xx), if it has one.
+    class: Option<usize>,
+    us: u64,
+    bucket: usize,
+}
+
+impl Done {
+    /// A response with `status` (0: none) that took `us` microseconds.
+    pub fn new(status: u16, us: u64) -> Done {
+        Done {
+            class: status_class(status),
+            us,
+            bucket: bucket(us),
+        }
     }
 }
 
@@ -186,15 +218,15 @@ impl Worker {
 
     /// A response is out (status 0: the request was cut short and has
     /// no status): its duration.
-    pub fn request_done(&self, status: u16, us: u64) {
+    pub fn request_done(&self, d: &Done) {
         add(&self.req_done, 1);
-        if let Some(c) = status_class(status).and_then(|i| self.status.get(i)) {
+        if let Some(c) = d.class.and_then(|i| self.status.get(i)) {
             add(c, 1);
         }
-        if us > self.time_peak_us.load(Ordering::Relaxed) {
-            self.time_peak_us.store(us, Ordering::Relaxed);
+        if d.us > self.time_peak_us.load(Ordering::Relaxed) {
+            self.time_peak_us.store(d.us, Ordering::Relaxed);
         }
-        self.duration.observe(us);
+        self.duration.observe_in(d.bucket, d.us);
     }
 
     /// Bytes written to and read from a client.
@@ -247,6 +279,9 @@ pub struct Totals {
 
 /// The counters of one location, per worker.
 pub struct RouteStats {
+    /// Its number in the registry (0, 1, 2… in order of first use), so a
+    /// worker can keep its own handle and name it by number.
+    pub id: usize,
     workers: Box<[RouteSlot]>,
 }
 
@@ -267,21 +302,22 @@ pub struct RouteTotals {
 }
 
 impl RouteStats {
-    fn new(workers: usize) -> RouteStats {
+    fn new(id: usize, workers: usize) -> RouteStats {
         RouteStats {
+            id,
             workers: (0..workers).map(|_| RouteSlot::default()).collect(),
         }
     }
 
     /// Worker `w` finished a response of this location.
-    pub fn record(&self, w: usize, status: u16, us: u64) {
+    pub fn record(&self, w: usize, d: &Done) {
         let Some(s) = self.workers.get(w) else {
             return;
         };
-        if let Some(c) = status_class(status).and_then(|i| s.status.get(i)) {
+        if let Some(c) = d.class.and_then(|i| s.status.get(i)) {
             add(c, 1);
         }
-        s.duration.observe(us);
+        s.duration.observe_in(d.bucket, d.us);
     }
 
     /// Summed over workers.
@@ -464,9 +500,10 @@ impl Registry {
     /// The counters of the location named `key` (made on first use).
     pub fn route(&self, key: &str) -> Arc<RouteStats> {
         let mut routes = self.routes.lock().unwrap_or_else(|e| e.into_inner());
+        let id = routes.len();
         routes
             .entry(key.to_string())
-            .or_insert_with(|| Arc::new(RouteStats::new(self.workers.len())))
+            .or_insert_with(|| Arc::new(RouteStats::new(id, self.workers.len())))
             .clone()
     }
 
@@ -572,7 +609,7 @@ mod tests {
         r.worker(1).accepted();
         r.worker(1).closed(Ending::Timeout);
         r.worker(0).request_started(Kind::File);
-        r.worker(0).request_done(404, 1500);
+        r.worker(0).request_done(&Done::new(404, 1500));
         r.worker(0).traffic(100, 7);
         r.worker(9).accepted(); // out of range: the last worker
         let t = r.totals();

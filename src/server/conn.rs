@@ -576,8 +576,7 @@ impl Conn {
             Action::Return(r) if crate::routing::Return::is_redirect(r.code) => Kind::Redirect,
             _ => Kind::Other,
         };
-        self.meter
-            .start(kind, route.stats.get().cloned(), &self.client, ctx);
+        self.meter.start(kind, route.stats.get(), &self.client, ctx);
         self.client.send_timeout = route.send_timeout;
         self.body_timeout = route.client_body_timeout;
         if !head.keep_alive

@@ -42,6 +42,9 @@ pub struct Ctx {
     relay_pool: Vec<Vec<u8>>,
     /// The time of this loop turn.
     pub now: Instant,
+    /// The same in microseconds since the process started (what the
+    /// counters time requests with: a subtraction, not a clock call).
+    pub now_us: u64,
     /// The server is stopping: no more keep-alive.
     pub stopping: bool,
     /// The snapshot requests of this loop turn use ([`Ctx::refresh`]).
@@ -60,6 +63,10 @@ pub struct Ctx {
     noted: rustc_hash::FxHashSet<String>,
     /// This worker's index (its slot in the metrics).
     pub worker: usize,
+    /// This worker's handles on location counters, by their number: a
+    /// request names its location's by number, so no reference count
+    /// moves per request.
+    routes: Vec<Option<Arc<crate::metrics::RouteStats>>>,
 }
 
 /// Read buffer size (grows up to the head limit when a head needs it).
@@ -77,6 +84,7 @@ impl Ctx {
             pool: Vec::new(),
             relay_pool: Vec::new(),
             now: Instant::now(),
+            now_us: 0,
             stopping: false,
             snapshot: None,
             poller,
@@ -86,7 +94,28 @@ impl Ctx {
             candidates: Vec::new(),
             noted: rustc_hash::FxHashSet::default(),
             worker,
+            routes: Vec::new(),
         }
+    }
+
+    /// Keeps a handle on a location's counters (once per worker) and
+    /// gives its number.
+    #[inline]
+    pub fn keep_route_stats(&mut self, stats: &Arc<crate::metrics::RouteStats>) -> usize {
+        let id = stats.id;
+        if self.routes.len() <= id {
+            self.routes.resize(id + 1, None);
+        }
+        if self.routes[id].is_none() {
+            self.routes[id] = Some(stats.clone());
+        }
+        id
+    }
+
+    /// The location counters numbered `id`, if this worker keeps them.
+    #[inline]
+    pub fn route_stats(&self, id: usize) -> Option<&crate::metrics::RouteStats> {
+        self.routes.get(id)?.as_deref()
     }
 
     /// This worker's counters.
@@ -118,6 +147,10 @@ impl Ctx {
     /// (replaced only when a reload stored a new one).
     pub fn refresh(&mut self) {
         self.now = Instant::now();
+        self.now_us = self
+            .now
+            .saturating_duration_since(self.shared.metrics.started)
+            .as_micros() as u64;
         self.date.refresh();
         let current = self.shared.snapshot.load();
         if !self

@@ -6,7 +6,6 @@ use super::client::Client;
 use super::ctx::Ctx;
 use crate::metrics::{Ending, Kind, RouteStats};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// A connection's part of the counters.
 pub(super) struct Meter {
@@ -19,10 +18,12 @@ pub(super) struct Meter {
 }
 
 struct Request {
-    started: Instant,
+    /// When its head was read, microseconds ([`Ctx::now_us`]).
+    started: u64,
     /// Its status once known (0: none yet).
     status: u16,
-    route: Option<Arc<RouteStats>>,
+    /// Its location's counters, by number ([`Ctx::route_stats`]).
+    route: Option<usize>,
 }
 
 impl Meter {
@@ -44,16 +45,18 @@ impl Meter {
     pub(super) fn start(
         &mut self,
         kind: Kind,
-        route: Option<Arc<RouteStats>>,
+        route: Option<&Arc<RouteStats>>,
         client: &Client,
         ctx: &mut Ctx,
     ) {
-        self.done(client, ctx);
+        if self.request.is_some() {
+            self.done(client, ctx);
+        }
         ctx.stats().request_started(kind);
         self.request = Some(Request {
-            started: ctx.now,
+            started: ctx.now_us,
             status: 0,
-            route,
+            route: route.map(|r| ctx.keep_route_stats(r)),
         });
     }
 
@@ -68,14 +71,15 @@ impl Meter {
     /// status, its time and the bytes that moved go to the counters.
     pub(super) fn done(&mut self, client: &Client, ctx: &mut Ctx) {
         let (written, received) = (client.written, client.received);
-        ctx.stats()
-            .traffic(written - self.counted.0, received - self.counted.1);
+        let stats = ctx.stats();
+        stats.traffic(written - self.counted.0, received - self.counted.1);
         self.counted = (written, received);
         if let Some(r) = self.request.take() {
-            let us = ctx.now.saturating_duration_since(r.started).as_micros() as u64;
-            ctx.stats().request_done(r.status, us);
-            if let Some(route) = r.route {
-                route.record(ctx.worker, r.status, us);
+            let us = ctx.now_us.saturating_sub(r.started);
+            let done = crate::metrics::Done::new(r.status, us);
+            stats.request_done(&done);
+            if let Some(route) = r.route.and_then(|id| ctx.route_stats(id)) {
+                route.record(ctx.worker, &done);
             }
         }
     }

@@ -127,7 +127,7 @@ impl Proxy {
         if let Some(s) = group.members.get(self.member).and_then(|m| m.stats.get()) {
             s.started(ctx.worker);
         }
-        self.attempt_at = ctx.now;
+        self.attempt_at = ctx.now_us;
     }
 
     /// Takes the upstream socket off the leg; its member has one request less
@@ -140,10 +140,7 @@ impl Proxy {
             picker.finished(self.addr);
         }
         if let Some(stats) = group.members.get(self.member).and_then(|m| m.stats.get()) {
-            let us = ctx
-                .now
-                .saturating_duration_since(self.attempt_at)
-                .as_micros() as u64;
+            let us = ctx.now_us.saturating_sub(self.attempt_at);
             stats.ended(ctx.worker, us);
         }
         Some(s)

@@ -100,7 +100,7 @@ pub struct Proxy {
     connect_started: Instant,
     /// When the exchange with the current member started (for its
     /// response-time counters).
-    pub(super) attempt_at: Instant,
+    pub(super) attempt_at: u64,
     last_failure: Failure,
     /// Body bytes sent to the client (for the access log).
     pub sent: u64,
@@ -248,7 +248,7 @@ impl Proxy {
             started: false,
             progress: ctx.now,
             connect_started: ctx.now,
-            attempt_at: ctx.now,
+            attempt_at: ctx.now_us,
             last_failure: Failure::Error,
             sent: 0,
             raw: false,
