@@ -269,6 +269,46 @@ fn fmt_refuses_a_file_with_syntax_errors() {
 }
 
 #[test]
+fn fmt_never_joins_a_line_into_a_directive_missing_its_semicolon() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // `root ./site` lacks its `;`: laid out, `autoindex on` would become
+    // more arguments of `root` on one line, and the mistake would vanish.
+    let text = "server {\n    listen 8080;\n    location / {\n        root ./site\n        autoindex on;\n    }\n}\n";
+    let path = dir.path().join("xps.conf");
+    std::fs::write(&path, text).expect("write");
+    let out = xps(dir.path(), &["--fmt", "--write", "xps.conf"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("expected `;` after `root ./site`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("xps.conf:4:20"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        text,
+        "the file changed"
+    );
+    // Without --write: nothing on stdout either.
+    let out = xps(dir.path(), &["--fmt", "xps.conf"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stdout.is_empty());
+    // Arguments continued on the next line on purpose stay as they are.
+    std::fs::write(
+        &path,
+        "server {\n    listen 8080;\n    server_name a.test\n        b.test;\n}\n",
+    )
+    .expect("write");
+    let out = xps(dir.path(), &["--fmt", "xps.conf"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("server_name a.test b.test;"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
 fn fmt_of_json_is_an_equivalent_xps_conf() {
     let dir = root().join("conformance/config/ok");
     let conf = fmt(&dir, "expserver.json");

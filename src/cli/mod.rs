@@ -264,7 +264,16 @@ fn fmt(args: &Args) -> ExitCode {
                 return None;
             }
             match config::syntax::parse(sources.file(id), id) {
-                Ok(items) => Some(config::fmt::format(&items, Some(sources.file(id)))),
+                Ok(items) => {
+                    // Laying out a directive whose `;` is missing would join
+                    // the next line into it and hide the mistake.
+                    config::check::missing_semicolons(&items, &sources, &mut out);
+                    if out.iter().any(config::Diagnostic::is_error) {
+                        return None;
+                    }
+                    let text = config::fmt::format(&items, Some(sources.file(id)));
+                    same_meaning(&items, &text, &path, &mut out).then_some(text)
+                }
                 Err(errors) => {
                     out.extend(errors);
                     None
@@ -306,6 +315,26 @@ fn fmt(args: &Args) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether `text` (the formatted file) parses to the same directives,
+/// arguments and blocks as `items`: the formatter changes layout, never
+/// meaning. A difference is reported as an error (a bug in the formatter).
+fn same_meaning(
+    items: &[config::ast::Item],
+    text: &str,
+    path: &Path,
+    out: &mut Vec<config::Diagnostic>,
+) -> bool {
+    let file = config::source::SourceFile::new("formatted", path, text.to_string());
+    let same =
+        config::syntax::parse(&file, 1).is_ok_and(|again| config::ast::same_tree(items, &again));
+    if !same {
+        out.push(config::Diagnostic::error(
+            "the formatted text would not mean the same as the file; nothing was written (please report this)",
+        ));
+    }
+    same
 }
 
 /// Writes beside the file, then renames over it, so a watcher never sees

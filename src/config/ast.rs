@@ -94,3 +94,27 @@ pub struct Comment {
     /// Where it was written.
     pub span: Span,
 }
+
+/// Whether two trees hold the same directives, arguments and blocks, in
+/// the same order (where they were written, and comments, aside).
+pub fn same_tree(a: &[Item], b: &[Item]) -> bool {
+    let (mut x, mut y) = (directives(a), directives(b));
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(p), Some(q)) => {
+                let args_same = p.args.len() == q.args.len()
+                    && p.args.iter().zip(&q.args).all(|(m, n)| m.value == n.value);
+                let blocks_same = match (&p.block, &q.block) {
+                    (None, None) => true,
+                    (Some(m), Some(n)) => same_tree(&m.items, &n.items),
+                    _ => false,
+                };
+                if p.name.text != q.name.text || !args_same || !blocks_same {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
