@@ -206,6 +206,48 @@ fn plural_args(n: usize) -> String {
     }
 }
 
+/// The error of a directive with more arguments than it takes, the extra
+/// ones starting on a later line: its `;` is missing, and the next line
+/// was read as more of its arguments.
+fn missing_semicolon(spec: &Spec, d: &Directive, sources: &SourceMap) -> Option<Diagnostic> {
+    let max = spec.max_args.filter(|&max| d.args.len() > max)?;
+    let file = sources.file(d.name.span.file);
+    let before = if max == 0 {
+        d.name.span
+    } else {
+        d.args[max - 1].span
+    };
+    if file.line_index(d.args[max].span.start) == file.line_index(before.end) {
+        return None;
+    }
+    let written = sources.text(d.name.span.to(before)).to_string();
+    Some(
+        Diagnostic::error(format!("expected `;` after `{written}`"))
+            .at(
+                Span::new(before.file, before.end, before.end),
+                "expected `;` here",
+            )
+            .note(format!(
+                "without it, the next line is read as more arguments of `{}`",
+                spec.name
+            )),
+    )
+}
+
+/// Every missing `;` in `items`, at any depth and whatever the context
+/// (a file checked on its own, such as one a formatter is asked to lay
+/// out: joining those lines would hide the mistake).
+pub fn missing_semicolons(items: &[Item], sources: &SourceMap, out: &mut Vec<Diagnostic>) {
+    for d in only_directives(items) {
+        if let Some(spec) = directives::TABLE.iter().find(|s| s.name == d.name.text) {
+            out.extend(missing_semicolon(spec, d, sources));
+        }
+        if let Some(b) = &d.block {
+            missing_semicolons(&b.items, sources, out);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,47 +290,5 @@ mod tests {
         assert!(
             messages("server { listen 1; listen 2; allow all; deny all; allow all; }").is_empty()
         );
-    }
-}
-
-/// The error of a directive with more arguments than it takes, the extra
-/// ones starting on a later line: its `;` is missing, and the next line
-/// was read as more of its arguments.
-fn missing_semicolon(spec: &Spec, d: &Directive, sources: &SourceMap) -> Option<Diagnostic> {
-    let max = spec.max_args.filter(|&max| d.args.len() > max)?;
-    let file = sources.file(d.name.span.file);
-    let before = if max == 0 {
-        d.name.span
-    } else {
-        d.args[max - 1].span
-    };
-    if file.line_index(d.args[max].span.start) == file.line_index(before.end) {
-        return None;
-    }
-    let written = sources.text(d.name.span.to(before)).to_string();
-    Some(
-        Diagnostic::error(format!("expected `;` after `{written}`"))
-            .at(
-                Span::new(before.file, before.end, before.end),
-                "expected `;` here",
-            )
-            .note(format!(
-                "without it, the next line is read as more arguments of `{}`",
-                spec.name
-            )),
-    )
-}
-
-/// Every missing `;` in `items`, at any depth and whatever the context
-/// (a file checked on its own, such as one a formatter is asked to lay
-/// out: joining those lines would hide the mistake).
-pub fn missing_semicolons(items: &[Item], sources: &SourceMap, out: &mut Vec<Diagnostic>) {
-    for d in only_directives(items) {
-        if let Some(spec) = directives::TABLE.iter().find(|s| s.name == d.name.text) {
-            out.extend(missing_semicolon(spec, d, sources));
-        }
-        if let Some(b) = &d.block {
-            missing_semicolons(&b.items, sources, out);
-        }
     }
 }
