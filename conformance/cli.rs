@@ -336,3 +336,25 @@ fn without_a_config_the_built_in_default_is_used() {
     assert!(dumped.contains("listen 127.0.0.1:8080;"), "{dumped}");
     assert!(dumped.contains("autoindex on;"), "{dumped}");
 }
+
+#[test]
+fn a_byte_order_mark_at_the_start_of_a_file_is_skipped() {
+    let dir = site();
+    let conf = "\u{feff}server {\n    listen 8080;\n    root site;\n}\n";
+    std::fs::write(dir.path().join("bom.conf"), conf).expect("write");
+    let out = xps(dir.path(), &["--check", "bom.conf"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // Positions count from after it.
+    std::fs::write(dir.path().join("bad.conf"), "\u{feff}rot site;\n").expect("write");
+    let out = xps(dir.path(), &["--check", "bad.conf"]);
+    assert!(
+        out.stderr.contains("unknown directive `rot`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("bad.conf:1:1"), "{}", out.stderr);
+    let json = "\u{feff}{\"servers\":[{\"listeners\":[{\"host\":\"127.0.0.1\",\"port\":8080}],\"routes\":[{\"req_path\":\"/\",\"type\":\"file_serve\",\"dir_path\":\"site\"}]}]}";
+    std::fs::write(dir.path().join("xps_config.json"), json).expect("write");
+    let out = xps(dir.path(), &["--check", "xps_config.json"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+}

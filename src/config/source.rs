@@ -51,8 +51,14 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
-    /// A file from its display name, path and text.
+    /// A file from its display name, path and text. A UTF-8 byte-order
+    /// mark at the start (some Windows editors write one) is not part of
+    /// the text.
     pub fn new(name: impl Into<String>, path: impl Into<PathBuf>, text: String) -> Self {
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => text,
+        };
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
