@@ -358,3 +358,26 @@ fn a_byte_order_mark_at_the_start_of_a_file_is_skipped() {
     let out = xps(dir.path(), &["--check", "xps_config.json"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
+
+#[test]
+fn a_text_that_return_never_sends_is_a_warning() {
+    let dir = site();
+    for (code, note) in [
+        (204, "a 204 or 304 answer has no body"),
+        (444, "closes the connection without an answer"),
+    ] {
+        let conf = format!("server {{\n    listen 8080;\n    return {code} \"body\";\n}}\n");
+        std::fs::write(dir.path().join("r.conf"), conf).expect("write");
+        let out = xps(dir.path(), &["--check", "r.conf"]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        assert!(
+            out.stderr.contains(&format!(
+                "warning: the text of `return {code}` is never sent"
+            )),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains(note), "{}", out.stderr);
+        assert!(out.stderr.contains("r.conf:3:16"), "{}", out.stderr);
+    }
+}

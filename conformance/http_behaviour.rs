@@ -591,3 +591,17 @@ fn saved_files_are_served_new_at_once() {
     std::fs::write(dir.join("sub/new.txt"), "n").expect("write");
     assert!(get("/sub/").text().contains("new.txt"));
 }
+
+#[test]
+fn return_444_closes_the_connection_without_an_answer() {
+    let template = "server {\n    listen 127.0.0.1:{port};\n    location /drop {\n        return 444;\n    }\n    location / {\n        return 200 \"ok\";\n    }\n}\n";
+    let server = Server::start(template, |_| {});
+    let mut s = server.connect();
+    s.write_all(request("GET", "/drop", &[]).as_bytes())
+        .expect("send");
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("a close, not a reset");
+    assert!(got.is_empty(), "{:?}", String::from_utf8_lossy(&got));
+    // Other locations answer as usual.
+    assert_eq!(server.get("/", &[]).text(), "ok");
+}

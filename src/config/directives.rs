@@ -378,7 +378,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::Return, "return", &[S, L], (1, Some(2)), Kind::Return).docs(
         "return CODE [URL | TEXT]",
         "–",
-        "Answers with a fixed response. 301, 302, 303, 307 and 308 need a URL (the `Location`); other codes take an optional body text. A server-level `return` answers every request of the server before locations are looked at. Access rules are checked first.",
+        "Answers with a fixed response. 301, 302, 303, 307 and 308 need a URL (the `Location`); other codes take an optional body text (never sent with 204 or 304: a warning). `return 444;` sends nothing and closes the connection, as in nginx (to drop unwanted hosts and scanners). A server-level `return` answers every request of the server before locations are looked at. Access rules are checked first.",
         "return 301 https://example.test/;\nreturn 403 \"not here\";",
     ),
     // static files

@@ -591,6 +591,23 @@ impl Conn {
             _ => false,
         };
         let allowed = route.access.check(self.client.peer.ip()).0;
+        if matches!(&route.action, Action::Return(r) if r.code == 444) && allowed && !too_large {
+            // nginx's 444: the connection closes without an answer (to
+            // drop unwanted hosts and scanners).
+            if route.access_log.is_some() {
+                self.log = Some(access::pending(
+                    &head,
+                    route,
+                    self.client.peer,
+                    444,
+                    ctx.now,
+                ));
+            }
+            self.meter.status(444);
+            self.client.close_after = true;
+            self.response_done(ctx);
+            return;
+        }
         let reply = match &route.action {
             Action::Proxy(id) if allowed && !too_large => {
                 if self.start_proxying(&head, snapshot, (sid, which), *id, ctx) {

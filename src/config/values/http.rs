@@ -149,7 +149,7 @@ pub(super) fn status(arg: &Arg, range: std::ops::RangeInclusive<u16>) -> Parsed<
     }
 }
 
-pub(super) fn return_(args: &[Arg]) -> Parsed<Return> {
+pub(super) fn return_(args: &[Arg], out: &mut Vec<Diagnostic>) -> Parsed<Return> {
     let first = &args[0];
     if first.value.starts_with('/') || first.value.contains("://") {
         return Err(bad(
@@ -186,6 +186,19 @@ pub(super) fn return_(args: &[Arg]) -> Parsed<Return> {
                 "invalid URL",
             ));
         }
+    }
+    if let (Some(arg), 204 | 304 | 444) = (args.get(1), code) {
+        let why = if code == 444 {
+            "`return 444` closes the connection without an answer"
+        } else {
+            "a 204 or 304 answer has no body"
+        };
+        out.push(
+            Diagnostic::warning(format!("the text of `return {code}` is never sent"))
+                .at(arg.span, "dropped")
+                .note(why)
+                .help(format!("write `return {code};`")),
+        );
     }
     Ok(Return { code, text })
 }

@@ -133,7 +133,7 @@ pub fn parse(spec: &Spec, d: &Directive, out: &mut Vec<Diagnostic>) -> Option<Va
         }
         Kind::Location => location(args, out).map(Value::Location),
         Kind::Access => access(first?, out).map(Value::Access),
-        Kind::Return => return_(args).map(Value::Return),
+        Kind::Return => return_(args, out).map(Value::Return),
         Kind::ErrorPage => error_page(args).map(Value::ErrorPage),
         Kind::Header => header(spec, args).map(Value::Header),
         Kind::ProxyPass { http } => proxy_pass(first?, http).map(Value::ProxyPass),
