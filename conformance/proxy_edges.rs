@@ -883,3 +883,47 @@ fn a_client_that_leaves_before_the_answer_ends_the_upstream_exchange() {
         .expect("the upstream connection closed within 10 s");
     assert!(closed, "the upstream connection was not closed by xps");
 }
+
+#[test]
+fn errors_of_the_proxy_go_through_error_page_from_the_first_failure() {
+    let hang = upstream::start(|_| Answer::Hang);
+    let dead = closed_port();
+    let template = format!(
+        "server {{
+    listen 127.0.0.1:{{port}};
+    root {{dir}}/site;
+    error_page 502 504 /oops.html;
+    location /dead/ {{
+        proxy_pass 127.0.0.1:{dead};
+    }}
+    location /slow/ {{
+        proxy_pass {};
+        proxy_read_timeout 300ms;
+    }}
+}}
+",
+        hang.addr()
+    );
+    let server = Server::start(&template, |dir| {
+        std::fs::create_dir_all(dir.join("site")).expect("mkdir");
+        std::fs::write(dir.join("site/oops.html"), "<p>our own page</p>").expect("write");
+    });
+    // The first refusal (the member was never down before), then again
+    // while it is marked down: the same page.
+    for _ in 0..2 {
+        let r = server.get("/dead/x", &[]);
+        assert_eq!(r.status, 502);
+        assert_eq!(r.text(), "<p>our own page</p>");
+        assert_eq!(r.header("content-type"), Some("text/html"));
+    }
+    let r = server.get("/slow/x", &[]);
+    assert_eq!(r.status, 504);
+    assert_eq!(r.text(), "<p>our own page</p>");
+    // HEAD: the head only.
+    let mut s = server.connect();
+    s.write_all(request("HEAD", "/dead/y", &[]).as_bytes())
+        .expect("send");
+    let head = read_response(&mut s, true).expect("a response");
+    assert_eq!(head.status, 502);
+    assert_eq!(head.header("content-length"), Some("19"));
+}

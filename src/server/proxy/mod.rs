@@ -12,8 +12,8 @@
 
 use super::client::{Client, RateClock};
 use super::ctx::Ctx;
-use crate::handler::canned;
 use crate::handler::proxy::{ClientBody, RequestBody, ResponseBody, UpstreamHead};
+use crate::handler::{Body, Reply, canned};
 use crate::http::body::ChunkedDecoder;
 use crate::http::{Framing, Method, RequestHead, Version};
 use crate::net::Token;
@@ -22,6 +22,10 @@ use crate::upstream::Limits;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The largest `error_page` file a proxied request's error is answered
+/// with (read into memory; a larger one gives the built-in page).
+const ERROR_PAGE_MAX: u64 = 1 << 20;
 
 use parts::{Pipe, Pipes, Relay, RelayBuf, Tried};
 use pool::{UpSock, quiet};
@@ -86,6 +90,9 @@ pub struct Proxy {
     head_request: bool,
     client_version: Version,
     client_keep_alive: bool,
+    /// The request's head, kept only when the route has `error_page`s:
+    /// an error xps answers itself goes through them.
+    error_head: Option<Box<RequestHead>>,
     body: RequestBody,
     req_left: u64,
     req_decoder: Option<ChunkedDecoder>,
@@ -232,6 +239,7 @@ impl Proxy {
             head_request: false,
             client_version: Version::Http11,
             client_keep_alive: false,
+            error_head: None,
             body: RequestBody::None,
             req_left: 0,
             req_decoder: None,
@@ -296,6 +304,9 @@ impl Proxy {
         p.idempotent = head.method.is_idempotent();
         p.client_version = head.version;
         p.client_keep_alive = head.keep_alive;
+        if !p.route().error_page.is_empty() {
+            p.error_head = Some(Box::new(head.clone()));
+        }
         p.body = body;
         p.req_left = match body {
             RequestBody::Length(n) => n,
@@ -477,7 +488,7 @@ impl Proxy {
         c.close_after |= !self.req_done;
         let snapshot = self.snapshot.clone();
         let route = self.route();
-        let reply = canned::error(status);
+        let reply = self.error_reply(status, ctx);
         let len = reply.body.len();
         c.write_reply(
             reply,
@@ -488,12 +499,12 @@ impl Proxy {
             ctx.date.get(),
         );
         // The page goes out through the leg's end: the body is in `out`.
-        if let crate::handler::Body::Shared { bytes, start, end } =
-            std::mem::replace(&mut c.out.body, crate::handler::Body::Empty)
-        {
-            if c.out.send_body {
+        match std::mem::replace(&mut c.out.body, Body::Empty) {
+            Body::Shared { bytes, start, end } if c.out.send_body => {
                 c.out.head.extend_from_slice(&bytes[start..end]);
             }
+            Body::Owned(bytes) if c.out.send_body => c.out.head.extend_from_slice(&bytes),
+            _ => {}
         }
         c.out.send_body = false;
         // The page's own clock starts now.
@@ -522,6 +533,36 @@ impl Proxy {
             done: true,
             gzip: None,
         });
+    }
+
+    /// The answer to an error xps makes itself (502, 504, 400, 413): the
+    /// route's `error_page` for it when it has one (read into memory, up
+    /// to [`ERROR_PAGE_MAX`]), gzipped by the route's rules, else the
+    /// built-in page.
+    fn error_reply(&self, status: u16, ctx: &mut Ctx) -> Reply {
+        let built_in = canned::error(status);
+        let Some(head) = self.error_head.as_deref() else {
+            return built_in;
+        };
+        let route = self.route();
+        let reply = crate::handler::with_error_page(built_in, head, route, &mut ctx.files, ctx.now);
+        let mut reply = crate::handler::gzip::finish(reply, head, route);
+        if let Some(note) = reply.note.take() {
+            ctx.note_once(note);
+        }
+        let body = match std::mem::replace(&mut reply.body, Body::Empty) {
+            Body::File { file, start, end } if end - start <= ERROR_PAGE_MAX => {
+                let mut bytes = vec![0; (end - start) as usize];
+                match std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, start) {
+                    Ok(()) => Body::Owned(bytes),
+                    Err(_) => return canned::error(status),
+                }
+            }
+            Body::File { .. } | Body::Gzip { .. } => return canned::error(status),
+            body => body,
+        };
+        reply.body = body;
+        reply
     }
 
     /// Releases the upstream side: back to the pool after a complete,
