@@ -381,3 +381,30 @@ fn a_text_that_return_never_sends_is_a_warning() {
         assert!(out.stderr.contains("r.conf:3:16"), "{}", out.stderr);
     }
 }
+
+#[test]
+fn a_variable_is_an_error_until_variables_work() {
+    let dir = site();
+    for line in [
+        "return 301 https://$host$request_uri;",
+        "add_header X-Host ${host};",
+        "location / {\n        proxy_pass 127.0.0.1:9;\n        proxy_set_header X-Real-IP $remote_addr;\n    }",
+    ] {
+        let conf = format!("server {{\n    listen 8080;\n    {line}\n}}\n");
+        std::fs::write(dir.path().join("v.conf"), conf).expect("write");
+        let out = xps(dir.path(), &["--check", "v.conf"]);
+        assert_eq!(out.code, Some(1), "{line}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("variables are not supported yet"),
+            "{line}: {}",
+            out.stderr
+        );
+    }
+    // A `$` that names nothing is text.
+    std::fs::write(
+        dir.path().join("v.conf"),
+        "server {\n    listen 8080;\n    return 200 \"costs $5\";\n}\n",
+    )
+    .expect("write");
+    assert_eq!(xps(dir.path(), &["--check", "v.conf"]).code, Some(0));
+}

@@ -167,6 +167,9 @@ pub(super) fn return_(args: &[Arg], out: &mut Vec<Diagnostic>) -> Parsed<Return>
             "not allowed",
         ));
     }
+    if let Some(arg) = args.get(1) {
+        no_variables(arg)?;
+    }
     let text = args.get(1).map(|a| a.value.clone());
     if Return::is_redirect(code) && text.as_deref().is_none_or(str::is_empty) {
         return Err(bad(
@@ -236,6 +239,31 @@ pub(super) const MANAGED_HEADERS: &[&str] = &[
     "trailer",
 ];
 
+/// Variables (`$host`, `$request_uri`) are not expanded: a value that
+/// names one is an error, rather than text sent as written.
+fn no_variables(arg: &Arg) -> Result<(), Diagnostic> {
+    let v = &arg.value;
+    let name = v.match_indices('$').find_map(|(i, _)| {
+        let rest = v[i + 1..].strip_prefix('{').unwrap_or(&v[i + 1..]);
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            .then_some(name)
+    });
+    match name {
+        None => Ok(()),
+        Some(name) => Err(bad(
+            arg,
+            format!("variables are not supported yet: `${name}` would be sent as written"),
+            "names a variable",
+        )
+        .note("xps does not expand nginx variables ($host, $request_uri, …) yet")
+        .help("write the value out in full")),
+    }
+}
+
 pub(super) fn header(spec: &Spec, args: &[Arg]) -> Parsed<Header> {
     let (name, value) = (&args[0], &args[1]);
     let token = !name.value.is_empty()
@@ -266,6 +294,7 @@ pub(super) fn header(spec: &Spec, args: &[Arg]) -> Parsed<Header> {
             "invalid",
         ));
     }
+    no_variables(value)?;
     if value.value.is_empty() && spec.key == Key::AddHeader {
         return Err(bad(value, "`add_header` needs a value", "empty"));
     }
