@@ -387,7 +387,7 @@ fn a_variable_is_an_error_until_variables_work() {
     let dir = site();
     for line in [
         "return 301 https://$host$request_uri;",
-        "add_header X-Host ${host};",
+        "add_header X-Host \"${host}\";",
         "location / {\n        proxy_pass 127.0.0.1:9;\n        proxy_set_header X-Real-IP $remote_addr;\n    }",
     ] {
         let conf = format!("server {{\n    listen 8080;\n    {line}\n}}\n");

@@ -427,7 +427,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::AddHeader, "add_header", MSL, (2, Some(2)), Kind::Header).repeatable().inherited().docs(
         "add_header NAME VALUE",
         "–",
-        "A header added to every response of the block, proxied ones included Variables (`$host`) are not expanded yet: a VALUE naming one is a check-time error.",
+        "A header added to every response of the block, proxied ones included. Variables (`$host`) are not expanded yet: a VALUE naming one is a check-time error.",
         "add_header X-Frame-Options DENY;",
     ),
     // proxy
@@ -440,7 +440,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::ProxySetHeader, "proxy_set_header", MSL, (2, Some(2)), Kind::Header).repeatable().inherited().docs(
         "proxy_set_header NAME VALUE",
         "–",
-        "Adds or replaces a request header sent upstream; an empty VALUE (`\"\"`) removes it Variables (`$host`) are not expanded yet: a VALUE naming one is a check-time error.",
+        "Adds or replaces a request header sent upstream; an empty VALUE (`\"\"`) removes it. Variables (`$host`) are not expanded yet: a VALUE naming one is a check-time error.",
         "proxy_set_header X-Request-Source edge;",
     ),
     Spec::new(Key::ProxyConnectTimeout, "proxy_connect_timeout", &[M, S, L, ST, SS], ONE, DUR).inherited().docs(
