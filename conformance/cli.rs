@@ -408,3 +408,15 @@ fn a_variable_is_an_error_until_variables_work() {
     .expect("write");
     assert_eq!(xps(dir.path(), &["--check", "v.conf"]).code, Some(0));
 }
+
+#[test]
+fn explain_counts_one_character_as_one() {
+    let dir = site();
+    std::fs::write(
+        dir.path().join("xps.conf"),
+        "server {\n    listen 8080;\n    location / {\n        return 200;\n    }\n}\n",
+    )
+    .expect("write");
+    let out = explain(dir.path(), &["http://localhost:8080/x"]);
+    assert!(out.contains("(1 character)"), "{out}");
+}

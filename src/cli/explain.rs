@@ -207,7 +207,10 @@ fn locations(o: &mut String, server: &Server, path: &str, which: LocationMatch) 
                 Verdict::ExactMatch => "exact match".to_string(),
                 Verdict::ExactMismatch => format!("exact location; the path is not `{p}`"),
                 Verdict::PrefixMatch(n) => {
-                    format!("prefix match on a segment boundary ({n} characters)")
+                    format!(
+                        "prefix match on a segment boundary ({n} character{})",
+                        if n == 1 { "" } else { "s" }
+                    )
                 }
                 Verdict::NotAPrefix => format!("the path does not start with `{p}`"),
                 Verdict::NotASegmentBoundary => format!("`{p}` ends inside a path segment here"),

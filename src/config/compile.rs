@@ -218,6 +218,18 @@ impl Compiler<'_> {
                     .note(relative_to)
                     .note("requests for it will get 404 until it is created"),
             );
+        } else if root.is_file() {
+            let name = root
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            self.out.push(
+                Diagnostic::warning(format!("root `{written}` is a file, not a folder"))
+                    .at(n.args, "a file")
+                    .help(format!(
+                        "`root` names the folder files are served from; to serve `{name}` for `/`, write `root` with its folder and `index {name};`"
+                    )),
+            );
         } else if !root.is_dir() {
             self.out.push(
                 Diagnostic::warning(format!("root `{written}` is not a folder"))

@@ -688,7 +688,10 @@ pub fn nginx_advice(name: &str) -> Option<&'static str> {
         "rewrite" | "try_files" | "if" | "set" | "map" => {
             "xps has no rewriting; `return` answers with a redirect"
         }
-        "proxy_redirect" | "proxy_buffering" | "proxy_buffers" | "proxy_http_version" => {
+        "proxy_redirect" => {
+            "xps passes the upstream's `Location` headers unchanged; there is nothing to turn off"
+        }
+        "proxy_buffering" | "proxy_buffers" | "proxy_http_version" => {
             "xps always streams proxied bodies over HTTP/1.1 with bounded buffers"
         }
         "gzip_vary" => "xps always sends `Vary: Accept-Encoding` with compressed responses",

@@ -47,8 +47,23 @@ pub(super) fn port(text: &str) -> Result<u16, String> {
     }
 }
 
+/// A unix-domain socket address (`unix:/run/app.sock`), which xps does
+/// not support yet.
+fn unix_socket(arg: &Arg, what: &str) -> Result<(), Diagnostic> {
+    if !arg.value.to_ascii_lowercase().starts_with("unix:") {
+        return Ok(());
+    }
+    Err(bad(
+        arg,
+        format!("{what} unix-domain sockets is not supported yet"),
+        "a unix socket",
+    )
+    .help("use a TCP address on loopback, such as 127.0.0.1:3000"))
+}
+
 pub(super) fn listen(args: &[Arg], default_allowed: bool) -> Parsed<(SocketAddr, bool)> {
     let first = &args[0];
+    unix_socket(first, "listening on")?;
     let addr = listen_addr(&first.value).map_err(|why| {
         bad(
             first,
@@ -102,6 +117,15 @@ pub(super) fn access(arg: &Arg, out: &mut Vec<Diagnostic>) -> Parsed<AccessTarge
                 );
             }
             Ok(AccessTarget::Net(net.trunc()))
+        }
+        Err(_) if prefix_too_long(text).is_some() => {
+            let (max, family) = prefix_too_long(text).unwrap_or((32, "IPv4"));
+            Err(bad(
+                arg,
+                format!("invalid CIDR block `{text}`: the prefix is longer than {max} bits"),
+                "prefix too long",
+            )
+            .help(format!("an {family} prefix is 0 to {max} bits")))
         }
         Err(_) => Err(bad(
             arg,
@@ -198,7 +222,20 @@ pub(super) fn backend(arg: &Arg, text: &str) -> Parsed<SocketAddr> {
     })
 }
 
+/// For `ADDRESS/N` with a valid address and a prefix over its family's
+/// bits: the most bits, and the family.
+fn prefix_too_long(text: &str) -> Option<(u8, &'static str)> {
+    let (addr, bits) = text.split_once('/')?;
+    let bits: u32 = bits.parse().ok()?;
+    match addr.parse::<IpAddr>().ok()? {
+        IpAddr::V4(_) if bits > 32 => Some((32, "IPv4")),
+        IpAddr::V6(_) if bits > 128 => Some((128, "IPv6")),
+        _ => None,
+    }
+}
+
 pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<ProxyTarget> {
+    unix_socket(arg, "proxying to")?;
     let text = arg.value.as_str();
     let lower = text.to_ascii_lowercase();
     if lower.starts_with("https://") {
