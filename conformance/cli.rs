@@ -383,30 +383,32 @@ fn a_text_that_return_never_sends_is_a_warning() {
 }
 
 #[test]
-fn a_variable_is_an_error_until_variables_work() {
+fn an_unknown_variable_is_an_error_with_the_nearest_name() {
     let dir = site();
-    for line in [
-        "return 301 https://$host$request_uri;",
-        "add_header X-Host \"${host}\";",
-        "location / {\n        proxy_pass 127.0.0.1:9;\n        proxy_set_header X-Real-IP $remote_addr;\n    }",
-    ] {
-        let conf = format!("server {{\n    listen 8080;\n    {line}\n}}\n");
-        std::fs::write(dir.path().join("v.conf"), conf).expect("write");
-        let out = xps(dir.path(), &["--check", "v.conf"]);
-        assert_eq!(out.code, Some(1), "{line}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("variables are not supported yet"),
-            "{line}: {}",
-            out.stderr
-        );
-    }
-    // A `$` that names nothing is text.
+    let conf = "server {\n    listen 8080;\n    return 301 https://$hots$request_uri;\n}\n";
+    std::fs::write(dir.path().join("v.conf"), conf).expect("write");
+    let out = xps(dir.path(), &["--check", "v.conf"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown variable `$hots`"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("did you mean `host`?"),
+        "{}",
+        out.stderr
+    );
+    // The caret is on the variable itself.
+    assert!(out.stderr.contains("v.conf:3:24"), "{}", out.stderr);
+    // Known variables, `${name}`, `$$` and a `$` that names nothing pass.
     std::fs::write(
         dir.path().join("v.conf"),
-        "server {\n    listen 8080;\n    return 200 \"costs $5\";\n}\n",
+        "server {\n    listen 8080;\n    add_header X-A \"${host}:$server_port $$ $5\";\n    return 200 \"$request_id\";\n}\n",
     )
     .expect("write");
-    assert_eq!(xps(dir.path(), &["--check", "v.conf"]).code, Some(0));
+    let out = xps(dir.path(), &["--check", "v.conf"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
 
 #[test]

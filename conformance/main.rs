@@ -7,6 +7,7 @@ mod server;
 mod smuggling;
 mod support;
 mod upstream;
+mod variables;
 
 mod architecture;
 mod bad_input;

@@ -179,7 +179,7 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
     }
     match &r.action {
         Action::Return(ret) => match &ret.text {
-            Some(t) => line(format!("return {} {}", ret.code, quote(t))),
+            Some(t) => line(format!("return {} {}", ret.code, quote(t.source()))),
             None => line(format!("return {}", ret.code)),
         },
         Action::Proxy(id) => {
@@ -188,7 +188,7 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
                 line(format!(
                     "proxy_set_header {} {}",
                     quote(&h.name),
-                    quote(&h.value)
+                    quote(h.value.source())
                 ));
             }
             line(format!(
@@ -228,7 +228,11 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
         line(format!("error_page {} {}", codes.join(" "), quote(&p.path)));
     }
     for h in &r.add_header {
-        line(format!("add_header {} {}", quote(&h.name), quote(&h.value)));
+        line(format!(
+            "add_header {} {}",
+            quote(&h.name),
+            quote(h.value.source())
+        ));
     }
     line(format!("gzip {}", on_off(r.gzip.enabled)));
     if r.gzip.enabled {

@@ -378,7 +378,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::Return, "return", &[S, L], (1, Some(2)), Kind::Return).docs(
         "return CODE [URL | TEXT]",
         "–",
-        "Answers with a fixed response. 301, 302, 303, 307 and 308 need a URL (the `Location`); other codes take an optional body text (never sent with 204 or 304: a warning). `return 444;` sends nothing and closes the connection, as in nginx (to drop unwanted hosts and scanners). Variables (`$host`, `$request_uri`) are not expanded yet: a value naming one is a check-time error rather than text sent as written. A server-level `return` answers every request of the server before locations are looked at. Access rules are checked first.",
+        "Answers with a fixed response. 301, 302, 303, 307 and 308 need a URL (the `Location`); other codes take an optional body text (never sent with 204 or 304: a warning). `return 444;` sends nothing and closes the connection, as in nginx (to drop unwanted hosts and scanners). The URL and the text may hold variables: `return 301 https://$host$request_uri;`. A server-level `return` answers every request of the server before locations are looked at. Access rules are checked first.",
         "return 301 https://example.test/;\nreturn 403 \"not here\";",
     ),
     // static files
@@ -427,7 +427,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::AddHeader, "add_header", MSL, (2, Some(2)), Kind::Header).repeatable().inherited().docs(
         "add_header NAME VALUE",
         "–",
-        "A header added to every response of the block, proxied ones included. Variables (`$host`) are not expanded yet: a VALUE naming one is a check-time error.",
+        "A header added to every response of the block, proxied ones included. VALUE may hold variables (`add_header X-Request-Id $request_id;`).",
         "add_header X-Frame-Options DENY;",
     ),
     // proxy
@@ -440,7 +440,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::ProxySetHeader, "proxy_set_header", MSL, (2, Some(2)), Kind::Header).repeatable().inherited().docs(
         "proxy_set_header NAME VALUE",
         "–",
-        "Adds or replaces a request header sent upstream; an empty VALUE (`\"\"`) removes it. Variables (`$host`) are not expanded yet: a VALUE naming one is a check-time error.",
+        "Adds or replaces a request header sent upstream; an empty VALUE (`\"\"`) removes it (as does a VALUE whose variables are all empty). VALUE may hold variables (`proxy_set_header X-Real-IP $remote_addr;`).",
         "proxy_set_header X-Request-Source edge;",
     ),
     Spec::new(Key::ProxyConnectTimeout, "proxy_connect_timeout", &[M, S, L, ST, SS], ONE, DUR).inherited().docs(

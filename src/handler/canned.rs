@@ -3,6 +3,7 @@
 use super::{Body, Reply, Text};
 use crate::http::response::reason;
 use crate::routing::Return;
+use crate::routing::template::Vars;
 use rustc_hash::FxHashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -43,11 +44,11 @@ pub fn error(status: u16) -> Reply {
 /// The reply of a `return` directive: redirects carry `Location` and the
 /// built-in page; other codes carry their text, or the built-in page
 /// (errors) or nothing.
-pub fn ret(r: &Return, charset: Option<&str>) -> Reply {
+pub fn ret(r: &Return, charset: Option<&str>, vars: &dyn Vars) -> Reply {
     match (&r.text, Return::is_redirect(r.code)) {
         (Some(url), true) => {
             let mut reply = error(r.code);
-            reply.location = Some(url.clone());
+            reply.location = Some(url.render(vars).into_owned());
             reply
         }
         (Some(text), false) => {
@@ -56,7 +57,7 @@ pub fn ret(r: &Return, charset: Option<&str>) -> Reply {
                 Some(c) => Text::Owned(format!("text/plain; charset={c}")),
                 None => Text::Static("text/plain"),
             });
-            reply.body = Body::Owned(text.clone().into_bytes());
+            reply.body = Body::Owned(text.render(vars).into_owned().into_bytes());
             reply
         }
         (None, _) if r.code >= 300 => error(r.code),
@@ -67,6 +68,12 @@ pub fn ret(r: &Return, charset: Option<&str>) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routing::template::{Template, Var};
+
+    struct NoVars;
+    impl Vars for NoVars {
+        fn write(&self, _: &Var, _: &mut String) {}
+    }
 
     #[test]
     fn pages_are_rendered_once_and_shared() {
@@ -81,17 +88,19 @@ mod tests {
         let r = ret(
             &Return {
                 code: 301,
-                text: Some("/new".into()),
+                text: Some(Template::parse("/new").unwrap()),
             },
             None,
+            &NoVars,
         );
         assert_eq!(r.location.as_deref(), Some("/new"));
         let r = ret(
             &Return {
                 code: 200,
-                text: Some("hi".into()),
+                text: Some(Template::parse("hi").unwrap()),
             },
             Some("utf-8"),
+            &NoVars,
         );
         assert_eq!(
             r.content_type.map(|t| t.as_str().to_string()).as_deref(),
@@ -104,7 +113,8 @@ mod tests {
                     code: 204,
                     text: None
                 },
-                None
+                None,
+                &NoVars
             )
             .body
             .len(),

@@ -171,10 +171,16 @@ impl Reply {
 }
 
 /// The answer of a route to a request xps answers itself.
-pub fn handle(head: &RequestHead, route: &Route, files: &mut impl Files, now: Instant) -> Reply {
+pub fn handle(
+    head: &RequestHead,
+    route: &Route,
+    files: &mut impl Files,
+    now: Instant,
+    vars: &dyn crate::routing::template::Vars,
+) -> Reply {
     match &route.action {
         Action::Static => static_file::serve(head, route, files, now),
-        Action::Return(r) => canned::ret(r, route.charset.as_deref()),
+        Action::Return(r) => canned::ret(r, route.charset.as_deref(), vars),
         Action::NotFound => canned::error(404),
         // Proxied requests go to the proxy leg; metrics come with their
         // own stage.

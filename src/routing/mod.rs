@@ -11,6 +11,7 @@ pub mod access;
 pub mod host;
 pub mod location;
 pub mod route;
+pub mod template;
 pub mod upstream;
 
 pub use access::{AccessList, AccessRule, AccessTarget};

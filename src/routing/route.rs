@@ -2,6 +2,7 @@
 //! every inherited setting already merged in. Field names are directive
 //! names.
 
+use super::template::Template;
 use super::{AccessList, UpstreamId};
 use crate::log::LogTarget;
 use std::path::PathBuf;
@@ -30,7 +31,7 @@ pub struct Return {
     /// The status code.
     pub code: u16,
     /// For 301/302/303/307/308 the `Location`; otherwise the body text.
-    pub text: Option<String>,
+    pub text: Option<Template>,
 }
 
 impl Return {
@@ -46,7 +47,7 @@ pub struct Header {
     /// The name as written.
     pub name: String,
     /// The value; empty for `proxy_set_header` removes the header.
-    pub value: String,
+    pub value: Template,
 }
 
 /// `error_page CODE… PATH`.

@@ -10,6 +10,7 @@ use crate::handler::{Body, Reply, canned};
 use crate::http::parse::Version;
 use crate::http::response;
 use crate::net::sys;
+use crate::routing::template::Vars;
 use crate::routing::{MinRate, Route, Snapshot};
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -234,7 +235,7 @@ impl Client {
     pub(super) fn write_reply(
         &mut self,
         reply: Reply,
-        route: Option<&Route>,
+        route: Option<(&Route, &dyn Vars)>,
         version: Version,
         head_only: bool,
         snapshot: &Snapshot,
@@ -296,10 +297,10 @@ impl Client {
             response::header(b, "Content-Security-Policy", csp);
         }
         let mut has_cors = false;
-        if let Some(route) = route {
+        if let Some((route, vars)) = route {
             for h in &route.add_header {
                 has_cors |= h.name.eq_ignore_ascii_case("access-control-allow-origin");
-                response::header(b, &h.name, &h.value);
+                response::header(b, &h.name, &h.value.render(vars));
             }
         }
         if (snapshot.main.expserver || reply.cors) && !has_cors {

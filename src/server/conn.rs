@@ -14,6 +14,7 @@ use super::ctx::Ctx;
 use super::drain::{Drain, Drained};
 use super::meter::Meter;
 use super::proxy::{Proxy, Step};
+use super::vars;
 use crate::handler::{self, Body, canned};
 use crate::http::parse::{self, Framing, Method, ParseError, RequestHead, Version};
 use crate::http::scan::HeadScan;
@@ -608,9 +609,34 @@ impl Conn {
             self.response_done(ctx);
             return;
         }
+        // The request's variables, for the route's values that name them
+        // (the head as sent is copied only then).
+        let (uses_vars, uses_id) = vars::route_uses(route);
+        let raw: Vec<u8> = if uses_vars {
+            self.client
+                .input
+                .as_ref()
+                .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let request_id = if uses_id {
+            vars::request_id(ctx.seed())
+        } else {
+            String::new()
+        };
+        let request_vars = vars::RequestVars {
+            head: &head,
+            raw: &raw,
+            peer: self.client.peer,
+            local: self.local,
+            names: &server.server_name,
+            request_id: &request_id,
+        };
         let reply = match &route.action {
             Action::Proxy(id) if allowed && !too_large => {
-                if self.start_proxying(&head, snapshot, (sid, which), *id, ctx) {
+                if self.start_proxying(&head, snapshot, (sid, which), *id, &request_id, ctx) {
                     return;
                 }
                 canned::error(502)
@@ -621,7 +647,7 @@ impl Conn {
                 let view = super::stats::view(&ctx.shared, snapshot, ctx.now);
                 handler::metrics::answer(&head, &view)
             }
-            _ => handler::handle(&head, route, &mut ctx.files, ctx.now),
+            _ => handler::handle(&head, route, &mut ctx.files, ctx.now, &request_vars),
         };
         self.drain = Drain::plan(
             &head,
@@ -646,7 +672,7 @@ impl Conn {
         let head_only = head.method == Method::Head;
         self.client.write_reply(
             reply,
-            Some(route),
+            Some((route, &request_vars)),
             head.version,
             head_only,
             snapshot,

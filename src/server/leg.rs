@@ -6,6 +6,7 @@ use super::access;
 use super::conn::Conn;
 use super::ctx::Ctx;
 use super::proxy::{self, Proxy, Step};
+use super::vars;
 use crate::http::parse::RequestHead;
 use crate::routing::{LocationMatch, ServerId, Snapshot, UpstreamId};
 use std::sync::Arc;
@@ -75,9 +76,20 @@ impl Conn {
         snapshot: &Arc<Snapshot>,
         at: (ServerId, LocationMatch),
         id: UpstreamId,
+        request_id: &str,
         ctx: &mut Ctx,
     ) -> bool {
         let route = snapshot.servers[at.0].route_of(at.1);
+        // The request's variables outlive its head when the route's values
+        // name any: the response head and error pages come later.
+        let kept = vars::route_uses(route).0.then(|| {
+            Box::new(vars::KeptVars {
+                head: head.clone(),
+                local: self.local,
+                names: snapshot.servers[at.0].server_name.clone(),
+                request_id: request_id.to_string(),
+            })
+        });
         if route.access_log.is_some() {
             self.log = Some(access::pending(head, route, self.client.peer, 502, ctx.now));
         }
@@ -97,6 +109,7 @@ impl Conn {
             owner: self.token,
             body_timeout: self.body_timeout,
             min_rate: self.limits.client_min_rate,
+            kept,
         };
         self.proxy = Proxy::http(start, &mut self.client, snapshot, ctx);
         self.proxy.is_some()

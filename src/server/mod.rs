@@ -16,6 +16,7 @@ pub mod probe;
 pub mod proxy;
 pub mod reload;
 pub mod stats;
+pub mod vars;
 pub mod worker;
 
 use ctx::Shared;

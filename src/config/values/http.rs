@@ -5,9 +5,11 @@
 
 use super::{Parsed, bad};
 use crate::config::ast::Arg;
-use crate::config::diagnostic::Diagnostic;
+use crate::config::diagnostic::{Diagnostic, suggestion};
 use crate::config::directives::{Key, Spec};
+use crate::config::source::Span;
 use crate::http::target;
+use crate::routing::template::{self, Template};
 use crate::routing::{ErrorPage, Header, Match, Return, ServerName};
 
 pub(super) fn server_names(args: &[Arg], out: &mut Vec<Diagnostic>) -> Vec<ServerName> {
@@ -167,9 +169,6 @@ pub(super) fn return_(args: &[Arg], out: &mut Vec<Diagnostic>) -> Parsed<Return>
             "not allowed",
         ));
     }
-    if let Some(arg) = args.get(1) {
-        no_variables(arg)?;
-    }
     let text = args.get(1).map(|a| a.value.clone());
     if Return::is_redirect(code) && text.as_deref().is_none_or(str::is_empty) {
         return Err(bad(
@@ -203,6 +202,10 @@ pub(super) fn return_(args: &[Arg], out: &mut Vec<Diagnostic>) -> Parsed<Return>
                 .help(format!("write `return {code};`")),
         );
     }
+    let text = match args.get(1) {
+        Some(arg) => Some(template(arg)?),
+        None => None,
+    };
     Ok(Return { code, text })
 }
 
@@ -239,29 +242,45 @@ pub(super) const MANAGED_HEADERS: &[&str] = &[
     "trailer",
 ];
 
-/// Variables (`$host`, `$request_uri`) are not expanded: a value that
-/// names one is an error, rather than text sent as written.
-fn no_variables(arg: &Arg) -> Result<(), Diagnostic> {
-    let v = &arg.value;
-    let name = v.match_indices('$').find_map(|(i, _)| {
-        let rest = v[i + 1..].strip_prefix('{').unwrap_or(&v[i + 1..]);
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            .then_some(name)
-    });
-    match name {
-        None => Ok(()),
-        Some(name) => Err(bad(
-            arg,
-            format!("variables are not supported yet: `${name}` would be sent as written"),
-            "names a variable",
-        )
-        .note("xps does not expand nginx variables ($host, $request_uri, …) yet")
-        .help("write the value out in full")),
-    }
+/// A value with variables, compiled; an unknown variable is an error
+/// at its place, with the nearest name.
+pub(super) fn template(arg: &Arg) -> Result<Template, Diagnostic> {
+    Template::parse(&arg.value).map_err(|e| {
+        // Point at the variable itself when the value reads as written
+        // (bare, or quoted without escapes).
+        let inner = arg.span.end - arg.span.start;
+        let offset = if !arg.quoted && inner == arg.value.len() {
+            Some(0)
+        } else if arg.quoted && inner == arg.value.len() + 2 {
+            Some(1)
+        } else {
+            None
+        };
+        let span = offset.map_or(arg.span, |o| {
+            let start = arg.span.start + o + e.at;
+            Span::new(arg.span.file, start, start + e.len)
+        });
+        if e.unclosed {
+            return Diagnostic::error(format!("`${{{}` has no closing `}}`", e.name))
+                .at(span, "not closed")
+                .help(format!("write `${{{}}}`", e.name));
+        }
+        let names = template::NAMES
+            .iter()
+            .copied()
+            .filter(|n| *n != "http_NAME");
+        Diagnostic::error(format!("unknown variable `${}`", e.name))
+            .at(span, "not a variable")
+            .maybe_help(suggestion(&e.name, names))
+            .note(format!(
+                "the variables are {}; `$$` is a `$`",
+                template::NAMES
+                    .iter()
+                    .map(|n| format!("${n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+    })
 }
 
 pub(super) fn header(spec: &Spec, args: &[Arg]) -> Parsed<Header> {
@@ -294,12 +313,12 @@ pub(super) fn header(spec: &Spec, args: &[Arg]) -> Parsed<Header> {
             "invalid",
         ));
     }
-    no_variables(value)?;
+    let compiled = template(value)?;
     if value.value.is_empty() && spec.key == Key::AddHeader {
         return Err(bad(value, "`add_header` needs a value", "empty"));
     }
     Ok(Header {
         name: name.value.clone(),
-        value: value.value.clone(),
+        value: compiled,
     })
 }

@@ -3,6 +3,7 @@
 use super::{connection_tokens, contains_ignore_case, header_bytes, is_hop};
 use crate::http::response;
 use crate::routing::Route;
+use crate::routing::template::Vars;
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -26,6 +27,7 @@ pub fn request_head(
     peer: IpAddr,
     fallback_host: &str,
     body: RequestBody,
+    vars: &dyn Vars,
 ) -> (Vec<u8>, bool) {
     let mut headers = [httparse::EMPTY_HEADER; 100];
     let mut req = httparse::Request::new(&mut headers);
@@ -95,16 +97,17 @@ pub fn request_head(
         peer,
         host.unwrap_or(fallback_host.as_bytes()),
     );
-    end_head(&mut out, route, body, websocket);
+    end_head(&mut out, route, body, websocket, vars);
     (out, websocket)
 }
 
 /// The end of the upstream's head: `proxy_set_header` fields, the
 /// framing xps sends the body with, the WebSocket upgrade, the blank line.
-fn end_head(out: &mut Vec<u8>, route: &Route, body: RequestBody, websocket: bool) {
+fn end_head(out: &mut Vec<u8>, route: &Route, body: RequestBody, websocket: bool, vars: &dyn Vars) {
     for p in &route.proxy_set_header {
-        if !p.value.is_empty() {
-            response::header(out, &p.name, &p.value);
+        let value = p.value.render(vars);
+        if !value.is_empty() {
+            response::header(out, &p.name, &value);
         }
     }
     match body {

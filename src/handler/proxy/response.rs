@@ -4,6 +4,7 @@
 use super::{connection_tokens, contains_ignore_case, header_bytes, is_hop};
 use crate::http::response;
 use crate::routing::Route;
+use crate::routing::template::Vars;
 
 /// How the upstream's response body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,8 +51,15 @@ impl ResponseFields<'_, '_, '_> {
     /// fields without hop-by-hop or framing fields, then `add_header`, the
     /// framing xps uses, and `Connection`; with `gzip`, the fields of the
     /// compressed variant (`Content-Encoding`, a weak `ETag`) and `Vary`.
-    pub fn client_head(&self, out: &mut Vec<u8>, route: &Route, body: ClientBody, how: HeadHow) {
-        write_client_head(out, self.res, self.len, route, body, how);
+    pub fn client_head(
+        &self,
+        out: &mut Vec<u8>,
+        route: &Route,
+        body: ClientBody,
+        how: HeadHow,
+        vars: &dyn Vars,
+    ) {
+        write_client_head(out, self.res, self.len, route, body, how, vars);
     }
 
     /// The first value of the field `name`.
@@ -266,6 +274,7 @@ fn write_client_head(
     route: &Route,
     body: ClientBody,
     how: HeadHow,
+    vars: &dyn Vars,
 ) {
     let HeadHow {
         close,
@@ -322,7 +331,7 @@ fn write_client_head(
         response::header(out, "Content-Encoding", "gzip");
     }
     for h in &route.add_header {
-        response::header(out, &h.name, &h.value);
+        response::header(out, &h.name, &h.value.render(vars));
     }
     match body {
         ClientBody::Length(n) | ClientBody::Declared(n) => {

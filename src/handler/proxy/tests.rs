@@ -2,6 +2,12 @@
 
 use super::*;
 use crate::routing::Route;
+use crate::routing::template::{Template, Var, Vars};
+
+struct NoVars;
+impl Vars for NoVars {
+    fn write(&self, _: &Var, _: &mut String) {}
+}
 
 /// The head alone, as the relay sees it.
 fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamHead>, BadResponse> {
@@ -11,7 +17,7 @@ fn parse_response(buf: &[u8], head_request: bool) -> Result<Option<UpstreamHead>
 /// The client's head for a complete upstream head `raw`.
 fn client_head(out: &mut Vec<u8>, raw: &[u8], route: &Route, body: ClientBody) {
     let parsed = parse_response_then(raw, false, |_, fields| {
-        fields.client_head(out, route, body, HeadHow::default())
+        fields.client_head(out, route, body, HeadHow::default(), &NoVars)
     });
     assert!(matches!(parsed, Ok(Some(_))), "{parsed:?}");
 }
@@ -22,11 +28,11 @@ fn route() -> Route {
     r.proxy_set_header = vec![
         Header {
             name: "X-Edge".into(),
-            value: "xps".into(),
+            value: Template::parse("xps").unwrap(),
         },
         Header {
             name: "Cookie".into(),
-            value: String::new(),
+            value: Template::parse("").unwrap(),
         },
     ];
     r
@@ -42,6 +48,7 @@ fn the_upstream_request_keeps_the_client_head_minus_hop_by_hop() {
             "127.0.0.9".parse().expect("ip"),
             "u:1",
             RequestBody::Chunked,
+            &NoVars,
         )
         .0,
     )
@@ -81,6 +88,7 @@ fn a_head_at_the_field_limit_goes_up_whole_with_the_fields_xps_adds() {
         "10.0.0.1".parse().expect("ip"),
         "u:1",
         RequestBody::None,
+        &NoVars,
     );
     let mut fields = [httparse::EMPTY_HEADER; 128];
     let mut req = httparse::Request::new(&mut fields);
@@ -100,6 +108,7 @@ fn fields_with_underscores_stay_behind_unless_allowed() {
             "127.0.0.9".parse().expect("ip"),
             "u:1",
             RequestBody::Length(3),
+            &NoVars,
         );
         String::from_utf8(h).expect("utf-8")
     };
@@ -163,7 +172,7 @@ fn proxy_set_header_host_replaces_every_other_host() {
     let mut r = route();
     r.proxy_set_header.push(Header {
         name: "Host".into(),
-        value: "fixed.test".into(),
+        value: Template::parse("fixed.test").unwrap(),
     });
     for raw in [
         &b"GET / HTTP/1.0\r\n\r\n"[..],
@@ -176,6 +185,7 @@ fn proxy_set_header_host_replaces_every_other_host() {
             "10.0.0.1".parse().expect("ip"),
             "u:1",
             RequestBody::None,
+            &NoVars,
         );
         let out = String::from_utf8(out).expect("utf-8");
         assert_eq!(out.matches("\r\nHost: ").count(), 1, "{out}");
@@ -315,7 +325,7 @@ fn any_upstream_head_is_parsed_or_refused_without_panicking() {
                 close,
                 ..HeadHow::default()
             };
-            fields.client_head(&mut out, &route, body, how);
+            fields.client_head(&mut out, &route, body, how, &NoVars);
             out
         });
         let text = String::from_utf8_lossy(&input);
@@ -363,7 +373,14 @@ fn any_request_xps_accepts_goes_up_as_one_unambiguous_head() {
             Framing::Chunked => RequestBody::Chunked,
         };
         let raw = &input[..head.head_len];
-        let (out, _) = request_head(raw, &route, "10.0.0.1".parse().expect("ip"), "u:1", body);
+        let (out, _) = request_head(
+            raw,
+            &route,
+            "10.0.0.1".parse().expect("ip"),
+            "u:1",
+            body,
+            &NoVars,
+        );
         let text = String::from_utf8_lossy(&input);
         let mut fields = [httparse::EMPTY_HEADER; 128];
         let mut req = httparse::Request::new(&mut fields);

@@ -6,11 +6,18 @@ use super::pool::UpSock;
 use super::{Proxy, State};
 use crate::handler::proxy;
 use crate::net::sys;
+use crate::routing::template::Vars;
 use crate::server::client::{Client, RateClock};
 use crate::server::ctx::Ctx;
+use crate::server::vars::{NoVars, RequestVars};
 use crate::upstream::{Candidate, Limits, Picker, client_hash};
 
 impl Proxy {
+    /// The request's variables, when the route's values name any.
+    pub(super) fn kept_vars(&self, peer: std::net::SocketAddr) -> Option<RequestVars<'_>> {
+        self.kept.as_deref().map(|k| k.vars(&self.raw_head, peer))
+    }
+
     /// Picks the next member and connects (or reuses an idle connection).
     pub(super) fn connect_next(&mut self, c: &mut Client, ctx: &mut Ctx) -> bool {
         let group = &self.snapshot.upstreams[self.group];
@@ -23,12 +30,18 @@ impl Proxy {
             self.member = i;
             self.addr = addr;
             if !self.raw {
+                let kept = self.kept_vars(c.peer);
+                let vars: &dyn Vars = match &kept {
+                    Some(v) => v,
+                    None => &NoVars,
+                };
                 let (head, websocket) = proxy::request_head(
                     &self.raw_head,
                     self.route(),
                     c.peer.ip(),
                     &group.members[i].name,
                     self.body,
+                    vars,
                 );
                 self.to_up = head;
                 self.websocket = websocket;

@@ -12,11 +12,13 @@
 
 use super::client::{Client, RateClock};
 use super::ctx::Ctx;
+use super::vars::{KeptVars, NoVars};
 use crate::handler::proxy::{ClientBody, RequestBody, ResponseBody, UpstreamHead};
 use crate::handler::{Body, Reply, canned};
 use crate::http::body::ChunkedDecoder;
 use crate::http::{Framing, Method, RequestHead, Version};
 use crate::net::Token;
+use crate::routing::template::Vars;
 use crate::routing::{LocationMatch, MinRate, Route, ServerId, Snapshot, UpstreamId};
 use crate::upstream::Limits;
 use std::net::SocketAddr;
@@ -93,6 +95,8 @@ pub struct Proxy {
     /// The request's head, kept only when the route has `error_page`s:
     /// an error xps answers itself goes through them.
     error_head: Option<Box<RequestHead>>,
+    /// The request's variables, when the route's values name any.
+    pub(super) kept: Option<Box<KeptVars>>,
     body: RequestBody,
     req_left: u64,
     req_decoder: Option<ChunkedDecoder>,
@@ -240,6 +244,7 @@ impl Proxy {
             client_version: Version::Http11,
             client_keep_alive: false,
             error_head: None,
+            kept: None,
             body: RequestBody::None,
             req_left: 0,
             req_decoder: None,
@@ -304,6 +309,7 @@ impl Proxy {
         p.idempotent = head.method.is_idempotent();
         p.client_version = head.version;
         p.client_keep_alive = head.keep_alive;
+        p.kept = start.kept;
         if !p.route().error_page.is_empty() {
             p.error_head = Some(Box::new(head.clone()));
         }
@@ -382,6 +388,8 @@ pub struct Start<'a> {
     /// The client's `client_body_timeout` and `client_min_rate`.
     pub body_timeout: Duration,
     pub min_rate: Option<MinRate>,
+    /// The request's variables, when the route's values name any.
+    pub kept: Option<Box<KeptVars>>,
 }
 
 impl Proxy {
@@ -490,9 +498,14 @@ impl Proxy {
         let route = self.route();
         let reply = self.error_reply(status, ctx);
         let len = reply.body.len();
+        let kept = self.kept_vars(c.peer);
+        let vars: &dyn Vars = match &kept {
+            Some(v) => v,
+            None => &NoVars,
+        };
         c.write_reply(
             reply,
-            Some(route),
+            Some((route, vars)),
             self.client_version,
             self.head_request,
             &snapshot,

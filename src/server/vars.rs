@@ -1,0 +1,148 @@
+//! The variables of one request, for the values that name them
+//! (`return`, `add_header`, `proxy_set_header`).
+
+use crate::http::RequestHead;
+use crate::routing::host::ServerName;
+use crate::routing::template::{Var, Vars};
+use crate::routing::{Route, template::Template};
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+/// What the variables of a request read.
+pub struct RequestVars<'a> {
+    pub head: &'a RequestHead,
+    /// The head as the client sent it (for `$http_NAME`).
+    pub raw: &'a [u8],
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// The server's names (`$server_name` is the first).
+    pub names: &'a [ServerName],
+    /// `$request_id` (empty when no value of the route names it).
+    pub request_id: &'a str,
+}
+
+/// A request's variables kept past its head (a proxied request: its
+/// response head and error pages come later).
+pub struct KeptVars {
+    pub head: RequestHead,
+    pub local: SocketAddr,
+    pub names: Vec<ServerName>,
+    pub request_id: String,
+}
+
+impl KeptVars {
+    /// The variables, with the head as sent and the client's address.
+    pub fn vars<'a>(&'a self, raw: &'a [u8], peer: SocketAddr) -> RequestVars<'a> {
+        RequestVars {
+            head: &self.head,
+            raw,
+            peer,
+            local: self.local,
+            names: &self.names,
+            request_id: &self.request_id,
+        }
+    }
+}
+
+/// The variables of nothing (a route whose values name none).
+pub struct NoVars;
+
+impl Vars for NoVars {
+    fn write(&self, _: &Var, _: &mut String) {}
+}
+
+/// Whether any value of `route` names a variable, and `$request_id`.
+pub fn route_uses(route: &Route) -> (bool, bool) {
+    let mut templates: Vec<&Template> = Vec::new();
+    if let crate::routing::Action::Return(r) = &route.action {
+        templates.extend(r.text.as_ref());
+    }
+    templates.extend(route.add_header.iter().map(|h| &h.value));
+    templates.extend(route.proxy_set_header.iter().map(|h| &h.value));
+    let any = templates.iter().any(|t| t.has_vars());
+    let id = any && templates.iter().any(|t| t.uses(&Var::RequestId));
+    (any, id)
+}
+
+/// A new request id: 32 hex digits.
+pub fn request_id(seed: u64) -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let state = RandomState::new();
+    let a = state.hash_one(seed);
+    let b = state.hash_one(a ^ 0x9e37_79b9_7f4a_7c15);
+    format!("{a:016x}{b:016x}")
+}
+
+/// The first value of the header `name` (lower case) in a raw head.
+fn header<'a>(raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    raw.split(|&b| b == b'\n').skip(1).find_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        line[..colon]
+            .eq_ignore_ascii_case(name.as_bytes())
+            .then(|| line[colon + 1..].trim_ascii())
+    })
+}
+
+impl Vars for RequestVars<'_> {
+    fn write(&self, var: &Var, out: &mut String) {
+        let h = self.head;
+        match var {
+            Var::Host => match h.host.as_deref() {
+                Some(host) => {
+                    let host = match host.rsplit_once(':') {
+                        Some((name, port))
+                            if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) =>
+                        {
+                            name
+                        }
+                        _ => host,
+                    };
+                    out.push_str(&host.to_ascii_lowercase());
+                }
+                None => {
+                    if let Some(n) = self.names.first() {
+                        let _ = write!(out, "{n}");
+                    }
+                }
+            },
+            Var::HttpHost => {
+                if let Some(v) = header(self.raw, "host") {
+                    out.push_str(&String::from_utf8_lossy(v));
+                }
+            }
+            Var::RequestUri => out.push_str(&h.target),
+            Var::Uri => out.push_str(&h.uri.path),
+            Var::Args => out.push_str(h.uri.query.as_deref().unwrap_or("")),
+            Var::Scheme => out.push_str("http"),
+            Var::RequestMethod => out.push_str(h.method.as_str()),
+            Var::RemoteAddr => {
+                let _ = write!(out, "{}", self.peer.ip());
+            }
+            Var::RemotePort => {
+                let _ = write!(out, "{}", self.peer.port());
+            }
+            Var::ServerName => {
+                if let Some(n) = self.names.first() {
+                    let _ = write!(out, "{n}");
+                }
+            }
+            Var::ServerPort => {
+                let _ = write!(out, "{}", self.local.port());
+            }
+            Var::Http(name) => {
+                if let Some(v) = header(self.raw, name) {
+                    out.push_str(&String::from_utf8_lossy(v));
+                }
+            }
+            Var::ProxyAddXForwardedFor => {
+                if let Some(v) = header(self.raw, "x-forwarded-for") {
+                    out.push_str(&String::from_utf8_lossy(v));
+                    out.push_str(", ");
+                }
+                let _ = write!(out, "{}", self.peer.ip());
+            }
+            Var::RequestId => out.push_str(self.request_id),
+        }
+    }
+}
