@@ -51,16 +51,24 @@ impl Vars for NoVars {
     fn write(&self, _: &Var, _: &mut String) {}
 }
 
-/// Whether any value of `route` names a variable, and `$request_id`.
+/// Whether any value of `route` names a variable, and `$request_id`
+/// (no allocation: this is asked on every request).
 pub fn route_uses(route: &Route) -> (bool, bool) {
-    let mut templates: Vec<&Template> = Vec::new();
-    if let crate::routing::Action::Return(r) = &route.action {
-        templates.extend(r.text.as_ref());
-    }
-    templates.extend(route.add_header.iter().map(|h| &h.value));
-    templates.extend(route.proxy_set_header.iter().map(|h| &h.value));
-    let any = templates.iter().any(|t| t.has_vars());
-    let id = any && templates.iter().any(|t| t.uses(&Var::RequestId));
+    let ret = match &route.action {
+        crate::routing::Action::Return(r) => r.text.as_ref(),
+        _ => None,
+    };
+    let all = || {
+        ret.into_iter().chain(
+            route
+                .add_header
+                .iter()
+                .chain(&route.proxy_set_header)
+                .map(|h| &h.value),
+        )
+    };
+    let any = all().any(Template::has_vars);
+    let id = any && all().any(|t| t.uses(&Var::RequestId));
     (any, id)
 }
 
