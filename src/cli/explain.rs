@@ -322,8 +322,17 @@ fn static_file(o: &mut String, route: &Route, method: &str, path: &str) {
     let file = root.join(path.trim_start_matches('/'));
     let _ = writeln!(o, "handler    static files from {}", root.display());
     let _ = writeln!(o, "file       {}", file.display());
+    if method == "OPTIONS" {
+        answer(o, route, 204, "No Content (Allow: GET, HEAD, OPTIONS)");
+        return;
+    }
     if method != "GET" && method != "HEAD" {
-        answer(o, route, 405, "Method Not Allowed (Allow: GET, HEAD)");
+        answer(
+            o,
+            route,
+            405,
+            "Method Not Allowed (Allow: GET, HEAD, OPTIONS)",
+        );
         return;
     }
     if !route.dotfiles && path.split('/').any(|seg| seg.starts_with('.')) {

@@ -13,11 +13,21 @@ use crate::routing::{ListingFormat, Route};
 use std::path::Path;
 use std::time::Instant;
 
+/// The methods a static location answers.
+const ALLOW: &str = "GET, HEAD, OPTIONS";
+
 /// Serves the request from the route's root.
 pub fn serve(req: &RequestHead, route: &Route, fs: &mut impl Files, now: Instant) -> Reply {
+    if req.method == Method::Options {
+        // A CORS preflight (or a client asking): what the location takes,
+        // with whatever `add_header` sets.
+        let mut r = Reply::new(204);
+        r.allow = Some(ALLOW);
+        return r;
+    }
     if req.method != Method::Get && req.method != Method::Head {
         let mut r = canned::error(405);
-        r.allow = Some("GET, HEAD");
+        r.allow = Some(ALLOW);
         return r;
     }
     let path = req.uri.path.as_str();
