@@ -15,6 +15,7 @@ mod cli;
 mod config_golden;
 mod docs;
 mod examples;
+mod expires;
 mod gzip;
 mod hostile;
 mod http_behaviour;

@@ -227,6 +227,9 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
         let codes: Vec<String> = p.codes.iter().map(u16::to_string).collect();
         line(format!("error_page {} {}", codes.join(" "), quote(&p.path)));
     }
+    if r.expires != crate::routing::Expires::Off {
+        line(format!("expires {}", r.expires.text()));
+    }
     for h in &r.add_header {
         line(format!(
             "add_header {} {}",

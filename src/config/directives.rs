@@ -65,6 +65,7 @@ pub enum Key {
     AutoindexFormat,
     Dotfiles,
     Charset,
+    Expires,
     ProxyPass,
     StreamProxyPass,
     ProxySetHeader,
@@ -126,6 +127,8 @@ pub enum Kind {
     Workers,
     /// Any text, or `off`.
     TextOrOff,
+    /// `off`, `epoch`, `max` or a duration.
+    Expires,
     /// One of a fixed set of words.
     Choice(&'static [&'static str]),
     /// A file system path; relative to the folder of the file it is in.
@@ -411,6 +414,12 @@ pub static TABLE: &[Spec] = &[
         "deny",
         "Whether paths with a segment starting with `.` are served and listed. Denied ones answer 404.",
         "dotfiles allow;",
+    ),
+    Spec::new(Key::Expires, "expires", MSL, ONE, Kind::Expires).inherited().docs(
+        "expires DURATION | max | epoch | off",
+        "off",
+        "How long clients may keep a response: `Cache-Control: max-age=N` and `Expires` (now + DURATION) on answers with status 200, 201, 204, 206, 301, 302, 303, 304, 307 or 308, files, listings, `return`s and proxied responses alike (a proxied response's own `Expires` and `Cache-Control` are replaced). `max` is ten years (`Expires` in 2037), `epoch` sends `Expires` in 1970 with `Cache-Control: no-cache`, `off` adds nothing.",
+        "location /assets/ {\n    expires 30d;\n}",
     ),
     Spec::new(Key::Charset, "charset", MSL, ONE, Kind::TextOrOff).inherited().docs(
         "charset NAME | off",

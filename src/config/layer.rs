@@ -25,6 +25,7 @@ pub struct Layer {
     pub autoindex_format: Option<ListingFormat>,
     pub dotfiles: Option<bool>,
     pub charset: Option<Option<String>>,
+    pub expires: Option<crate::routing::Expires>,
     pub access: Option<Vec<AccessRule>>,
     pub add_header: Option<Vec<Header>>,
     pub proxy_set_header: Option<Vec<Header>>,
@@ -83,6 +84,7 @@ impl Layer {
             }
             (Key::Dotfiles, Value::Choice(c)) => self.dotfiles = Some(*c == "allow"),
             (Key::Charset, Value::TextOrOff(t)) => self.charset = Some(t.clone()),
+            (Key::Expires, Value::Expires(e)) => self.expires = Some(*e),
             (Key::Allow | Key::Deny, Value::Access(target)) => {
                 self.access.get_or_insert_with(Vec::new).push(AccessRule {
                     allow: node.spec.key == Key::Allow,
@@ -140,6 +142,7 @@ impl Layer {
             autoindex_format,
             dotfiles,
             charset,
+            expires,
             access,
             add_header,
             proxy_set_header,
@@ -200,6 +203,7 @@ impl Layer {
             client_max_body_size: self.client_max_body_size.unwrap_or(1 << 20),
             access_log: self.access_log.clone().flatten(),
             underscores_in_headers: self.underscores_in_headers.unwrap_or(false),
+            expires: self.expires.unwrap_or_default(),
             stats: Default::default(),
         }
     }

@@ -17,7 +17,7 @@ pub mod upstream;
 pub use access::{AccessList, AccessRule, AccessTarget};
 pub use host::{HostIndex, HostMatch, ServerName};
 pub use location::{Location, LocationMatch, Locations, Match};
-pub use route::{Action, ErrorPage, Gzip, Header, ListingFormat, Return, Route};
+pub use route::{Action, ErrorPage, Expires, Gzip, Header, ListingFormat, Return, Route};
 pub use upstream::{HealthCheck, Member, UpstreamGroup};
 
 use crate::log::ErrorLog;

@@ -41,6 +41,59 @@ impl Return {
     }
 }
 
+/// `expires`: how long clients may keep a response.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Expires {
+    /// No `Expires` or `Cache-Control` added.
+    #[default]
+    Off,
+    /// `Expires` in 1970 and `Cache-Control: no-cache`.
+    Epoch,
+    /// As long as nginx's `max`: 2037 and ten years.
+    Max,
+    /// `Expires` this long from now, and the same `max-age`.
+    After(Duration),
+}
+
+impl Expires {
+    /// The `Cache-Control` and `Expires` values for a response with
+    /// `status` made at `now`; `None` when nothing is added (off, or a
+    /// status other than 200, 201, 204, 206, 301, 302, 303, 304, 307, 308,
+    /// as in nginx).
+    pub fn headers(self, status: u16, now: std::time::SystemTime) -> Option<(String, String)> {
+        if !matches!(
+            status,
+            200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+        ) {
+            return None;
+        }
+        let (control, at) = match self {
+            Expires::Off => return None,
+            Expires::Epoch => (
+                "no-cache".to_string(),
+                std::time::UNIX_EPOCH + Duration::from_secs(1),
+            ),
+            Expires::Max => (
+                "max-age=315360000".to_string(),
+                // Thu, 31 Dec 2037 23:55:55 GMT
+                std::time::UNIX_EPOCH + Duration::from_secs(2_145_916_555),
+            ),
+            Expires::After(d) => (format!("max-age={}", d.as_secs()), now + d),
+        };
+        Some((control, httpdate::fmt_http_date(at)))
+    }
+
+    /// As written in a config.
+    pub fn text(self) -> String {
+        match self {
+            Expires::Off => "off".into(),
+            Expires::Epoch => "epoch".into(),
+            Expires::Max => "max".into(),
+            Expires::After(d) => format!("{}s", d.as_secs()),
+        }
+    }
+}
+
 /// A header to add (`add_header`) or set upstream (`proxy_set_header`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -137,6 +190,8 @@ pub struct Route {
     pub access_log: Option<LogTarget>,
     /// `underscores_in_headers`: fields with `_` in their names go upstream.
     pub underscores_in_headers: bool,
+    /// `expires`.
+    pub expires: Expires,
     /// This location's counters (attached when the table is installed).
     pub stats: crate::metrics::Attach<crate::metrics::RouteStats>,
 }
@@ -179,6 +234,7 @@ impl Route {
             client_max_body_size: 1 << 20,
             access_log: None,
             underscores_in_headers: false,
+            expires: Expires::Off,
             stats: Default::default(),
         }
     }

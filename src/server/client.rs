@@ -302,6 +302,15 @@ impl Client {
                 has_cors |= h.name.eq_ignore_ascii_case("access-control-allow-origin");
                 response::header(b, &h.name, &h.value.render(vars));
             }
+            if route.expires != crate::routing::Expires::Off {
+                if let Some((control, at)) = route
+                    .expires
+                    .headers(reply.status, std::time::SystemTime::now())
+                {
+                    response::header(b, "Cache-Control", &control);
+                    response::header(b, "Expires", &at);
+                }
+            }
         }
         if (snapshot.main.expserver || reply.cors) && !has_cors {
             response::header(b, "Access-Control-Allow-Origin", "*");

@@ -27,7 +27,8 @@ use http::{error_page, files, header, location, mime_types, return_, server_name
 use net::{access, listen, proxy_pass};
 pub use net::{listen_addr, resolve};
 use scalar::{
-    bad_size, choice, duration_arg, flag, min_rate, name, non_empty, number, text_or_off, workers,
+    bad_size, choice, duration_arg, expires, flag, min_rate, name, non_empty, number, text_or_off,
+    workers,
 };
 pub use scalar::{duration, duration_text, size, size_text};
 use std::time::Duration;
@@ -54,6 +55,8 @@ pub enum Value {
     Workers(Workers),
     /// Text, or `None` for `off`.
     TextOrOff(Option<String>),
+    /// `expires`.
+    Expires(crate::routing::Expires),
     /// One of a fixed set of words.
     Choice(&'static str),
     /// A path, glob or name as written.
@@ -122,6 +125,7 @@ pub fn parse(spec: &Spec, d: &Directive, out: &mut Vec<Diagnostic>) -> Option<Va
         Kind::Number { min, max } => number(spec, first?, min, max).map(Value::Number),
         Kind::Workers => workers(first?).map(Value::Workers),
         Kind::TextOrOff => text_or_off(spec, first?).map(Value::TextOrOff),
+        Kind::Expires => expires(first?).map(Value::Expires),
         Kind::Choice(choices) => choice(spec, first?, choices).map(Value::Choice),
         Kind::Path | Kind::Glob => non_empty(spec, first?).map(|s| Value::Text(s.to_string())),
         Kind::Name => name(first?).map(|s| Value::Text(s.to_string())),

@@ -298,3 +298,22 @@ pub fn size_text(n: u64) -> String {
     }
     n.to_string()
 }
+
+/// `expires`: `off`, `epoch`, `max` or a duration.
+pub(super) fn expires(arg: &Arg) -> Parsed<crate::routing::Expires> {
+    use crate::routing::Expires;
+    match arg.value.as_str() {
+        "off" => Ok(Expires::Off),
+        "epoch" => Ok(Expires::Epoch),
+        "max" => Ok(Expires::Max),
+        text => match duration(text) {
+            Some(d) => Ok(Expires::After(d)),
+            None => Err(bad(
+                arg,
+                format!("invalid `expires` value `{text}`"),
+                "not a duration",
+            )
+            .help("write a duration (`1h`, `30d`), `max`, `epoch` or `off`")),
+        },
+    }
+}

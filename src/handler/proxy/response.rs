@@ -121,6 +121,9 @@ pub struct HeadHow {
     pub http10_keep_alive: bool,
     /// gzip's fields.
     pub gzip: Gzip,
+    /// The time now, when the route's `expires` may apply (it replaces
+    /// the upstream's `Expires` and `Cache-Control`).
+    pub now: Option<std::time::SystemTime>,
 }
 
 /// Parses an upstream response head and, when it is complete and valid,
@@ -280,6 +283,7 @@ fn write_client_head(
         close,
         http10_keep_alive,
         gzip,
+        now,
     } = how;
     let mut vary_written = false;
     let tokens = connection_tokens(res.headers);
@@ -291,8 +295,14 @@ fn write_client_head(
     out.extend_from_slice(res.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
     let websocket = status == 101;
+    let expires = now.and_then(|now| route.expires.headers(status, now));
     for h in res.headers.iter() {
         let name = h.name;
+        if expires.is_some()
+            && (name.eq_ignore_ascii_case("expires") || name.eq_ignore_ascii_case("cache-control"))
+        {
+            continue;
+        }
         if h.name.eq_ignore_ascii_case("content-length")
             || (is_hop(name, &tokens)
                 && !(websocket
@@ -329,6 +339,10 @@ fn write_client_head(
     }
     if gzip.encode {
         response::header(out, "Content-Encoding", "gzip");
+    }
+    if let Some((control, at)) = &expires {
+        response::header(out, "Cache-Control", control);
+        response::header(out, "Expires", at);
     }
     for h in &route.add_header {
         response::header(out, &h.name, &h.value.render(vars));

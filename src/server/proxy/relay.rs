@@ -117,6 +117,8 @@ impl Proxy {
                     close: *close_after,
                     http10_keep_alive: http10 && !*close_after,
                     gzip,
+                    now: (route.expires != crate::routing::Expires::Off)
+                        .then(std::time::SystemTime::now),
                 };
                 fields.client_head(out, route, to_client, how, vars);
                 Plan::Relay(to_client, head.status == 101, gzip.encode)
