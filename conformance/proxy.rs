@@ -832,3 +832,67 @@ fn a_stream_client_is_closed_when_its_upstream_goes_or_is_denied() {
     assert!(is_closed(&mut s));
     let _ = connect;
 }
+
+#[test]
+fn a_uri_in_proxy_pass_replaces_the_matched_prefix() {
+    let up = upstream::start(|r| ok(r.head.lines().next().unwrap_or("")));
+    let template = format!(
+        "server {{
+    listen 127.0.0.1:{{port}};
+    location /api/ {{
+        proxy_pass http://{0}/;
+    }}
+    location /v1/ {{
+        proxy_pass http://{0}/backend/v2/;
+    }}
+    location = /exact {{
+        proxy_pass http://{0}/other;
+    }}
+    location /plain/ {{
+        proxy_pass {0};
+    }}
+}}
+",
+        up.addr()
+    );
+    let server = Server::start(&template, |_| {});
+    let line = |path: &str| server.get(path, &[]).text();
+    assert_eq!(line("/api/users?id=7"), "GET /users?id=7 HTTP/1.1");
+    assert_eq!(line("/api/"), "GET / HTTP/1.1");
+    assert_eq!(line("/v1/a%20b/c"), "GET /backend/v2/a%20b/c HTTP/1.1");
+    assert_eq!(line("/exact?x=1"), "GET /other?x=1 HTTP/1.1");
+    assert_eq!(line("/plain/p?q"), "GET /plain/p?q HTTP/1.1");
+    // A path that differs as sent (dot segments) goes as normalised.
+    assert_eq!(line("/api/./x/../y"), "GET /y HTTP/1.1");
+    // `/api` without its slash: 301 to `/api/` (as nginx), query kept;
+    // nothing reaches the upstream.
+    let before = up.count();
+    let r = server.get("/api?k=v", &[]);
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/api/?k=v"));
+    assert_eq!(up.count(), before);
+}
+
+#[test]
+fn a_uri_part_needs_http_and_takes_no_variables() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (line, message) in [
+        (
+            "proxy_pass 127.0.0.1:3000/x;",
+            "a URI part needs the `http://` form",
+        ),
+        (
+            "proxy_pass http://127.0.0.1:3000/$uri;",
+            "cannot hold variables",
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("xps.conf"),
+            format!("server {{\n    listen 8080;\n    location / {{\n        {line}\n    }}\n}}\n"),
+        )
+        .expect("write");
+        let out = crate::support::xps(dir.path(), &["--check", "xps.conf"]);
+        assert_eq!(out.code, Some(1), "{line}");
+        assert!(out.stderr.contains(message), "{line}: {}", out.stderr);
+    }
+}

@@ -297,6 +297,13 @@ fn handler(o: &mut String, s: &Snapshot, route: &Route, method: &str, path: &str
                 )
             };
             let _ = writeln!(o, "handler    {what}");
+            if let Some(p) = &route.proxy_uri {
+                let _ = writeln!(
+                    o,
+                    "upstream   the path goes up with `{}` replaced by `{}`",
+                    p.prefix, p.uri
+                );
+            }
             let _ = writeln!(o, "answer     forwarded to one of: {}", members.join(", "));
         }
         Action::Metrics => {

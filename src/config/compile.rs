@@ -442,12 +442,17 @@ impl Compiler<'_> {
     fn location(&mut self, n: &Node, matcher: &Match, server: &Layer) -> Option<Location> {
         let mut layer = Layer::default();
         let mut handlers: Vec<(Action, Span)> = Vec::new();
+        let mut proxy_uri = None;
         for child in &n.children {
             match (&child.spec.key, &child.value) {
                 (Key::ProxyPass | Key::Return | Key::Metrics, Value::Invalid) => return None,
-                (Key::ProxyPass, Value::ProxyPass(target)) => {
+                (Key::ProxyPass, Value::ProxyPass(target, uri)) => {
                     let id = self.resolve(target, child)?;
                     handlers.push((Action::Proxy(id), child.name));
+                    proxy_uri = uri.clone().map(|uri| crate::routing::ProxyUri {
+                        prefix: matcher.path().to_string(),
+                        uri,
+                    });
                 }
                 (Key::Return, Value::Return(r)) => {
                     handlers.push((Action::Return(r.clone()), child.name))
@@ -482,9 +487,11 @@ impl Compiler<'_> {
                 return None;
             }
         };
+        let mut route = layer.route(action);
+        route.proxy_uri = proxy_uri;
         Some(Location {
             matcher: matcher.clone(),
-            route: layer.route(action),
+            route,
             origin: self.origin(n.name),
         })
     }
@@ -570,7 +577,7 @@ impl Compiler<'_> {
             for child in &s.children {
                 match (&child.spec.key, &child.value) {
                     (Key::StreamListen, Value::Listen(addr, _)) => listen.push((*addr, child.args)),
-                    (Key::StreamProxyPass, Value::ProxyPass(target)) => {
+                    (Key::StreamProxyPass, Value::ProxyPass(target, _)) => {
                         has_proxy = true;
                         upstream = self.resolve(target, child);
                     }

@@ -183,7 +183,14 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
             None => line(format!("return {}", ret.code)),
         },
         Action::Proxy(id) => {
-            line(format!("proxy_pass {}", proxy_target(&s.upstreams[*id])));
+            match &r.proxy_uri {
+                Some(p) => line(format!(
+                    "proxy_pass http://{}{}",
+                    proxy_target(&s.upstreams[*id]),
+                    p.uri
+                )),
+                None => line(format!("proxy_pass {}", proxy_target(&s.upstreams[*id]))),
+            }
             for h in &r.proxy_set_header {
                 line(format!(
                     "proxy_set_header {} {}",

@@ -441,10 +441,10 @@ pub static TABLE: &[Spec] = &[
     ),
     // proxy
     Spec::new(Key::ProxyPass, "proxy_pass", &[L], ONE, Kind::ProxyPass { http: true }).docs(
-        "proxy_pass NAME | HOST:PORT | http://HOST:PORT",
+        "proxy_pass NAME | HOST:PORT | http://HOST:PORT[/URI]",
         "–",
-        "Sends requests to an upstream group, or to one backend. The request goes with its own path and query; `http://NAME` names a group too. There is no path part: the request's path is sent unchanged.",
-        "proxy_pass app;\nproxy_pass 127.0.0.1:3000;",
+        "Sends requests to an upstream group, or to one backend; `http://NAME` names a group too. Without a URI the request goes with its own path and query. With one (`proxy_pass http://app/;` in `location /api/`), the part of the normalised path the location matched is replaced by the URI, as in nginx: `/api/users?id=7` goes up as `/users?id=7` (the rest of the path escaped again, the query as sent). A prefix location ending in `/` that proxies also answers its path without the slash (`/api`) with a 301 to the slash form, unless an exact location takes it.",
+        "proxy_pass app;\nproxy_pass 127.0.0.1:3000;\nproxy_pass http://app/v2/;",
     ),
     Spec::new(Key::ProxySetHeader, "proxy_set_header", MSL, (2, Some(2)), Kind::Header).repeatable().inherited().docs(
         "proxy_set_header NAME VALUE",

@@ -204,6 +204,7 @@ impl Layer {
             access_log: self.access_log.clone().flatten(),
             underscores_in_headers: self.underscores_in_headers.unwrap_or(false),
             expires: self.expires.unwrap_or_default(),
+            proxy_uri: None,
             stats: Default::default(),
         }
     }

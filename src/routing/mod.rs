@@ -17,7 +17,7 @@ pub mod upstream;
 pub use access::{AccessList, AccessRule, AccessTarget};
 pub use host::{HostIndex, HostMatch, ServerName};
 pub use location::{Location, LocationMatch, Locations, Match};
-pub use route::{Action, ErrorPage, Expires, Gzip, Header, ListingFormat, Return, Route};
+pub use route::{Action, ErrorPage, Expires, Gzip, Header, ListingFormat, ProxyUri, Return, Route};
 pub use upstream::{HealthCheck, Member, UpstreamGroup};
 
 use crate::log::ErrorLog;
@@ -208,6 +208,28 @@ pub struct Server {
 }
 
 impl Server {
+    /// nginx's redirect for a prefix location that ends in `/` and
+    /// proxies: a request for its path without the slash (`/api` for
+    /// `location /api/`) is answered with a 301 to the slash form, unless
+    /// an exact location takes that path. The location, when it applies.
+    pub fn slash_redirect(&self, path: &str) -> Option<usize> {
+        if self.return_first || path.ends_with('/') {
+            return None;
+        }
+        let list = self.locations.list();
+        if list
+            .iter()
+            .any(|l| matches!(&l.matcher, Match::Exact(p) if p == path))
+        {
+            return None;
+        }
+        list.iter().position(|l| {
+            matches!(&l.matcher, Match::Prefix(p)
+                if p.len() == path.len() + 1 && p.ends_with('/') && p.starts_with(path))
+                && matches!(l.route.action, Action::Proxy(_))
+        })
+    }
+
     /// The route for a normalised path, and which location gave it.
     pub fn route(&self, path: &str) -> (&Route, LocationMatch) {
         if self.return_first {

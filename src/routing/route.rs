@@ -41,6 +41,47 @@ impl Return {
     }
 }
 
+/// The URI part of `proxy_pass`, with what it replaces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyUri {
+    /// The location's path (`/api/`), or the whole path of an exact
+    /// location.
+    pub prefix: String,
+    /// The URI written in `proxy_pass` (`/`, `/v2/`).
+    pub uri: String,
+}
+
+impl ProxyUri {
+    /// The target for the upstream: `raw` is the request's origin-form
+    /// target as sent, `path` its decoded, normalised path. As in nginx,
+    /// the part of the normalised path the location matched becomes the
+    /// URI and the rest is escaped again; the query goes as it was sent.
+    pub fn rewrite(&self, raw: &str, path: &str) -> String {
+        let query = raw.split_once('?').map(|(_, q)| q);
+        let rest = path.strip_prefix(self.prefix.as_str()).unwrap_or("");
+        let rest = percent_encoding::utf8_percent_encode(rest, PATH);
+        let mut out = format!("{}{rest}", self.uri);
+        if let Some(q) = query {
+            out.push('?');
+            out.push_str(q);
+        }
+        out
+    }
+}
+
+/// What is escaped when a path is written again.
+const PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
 /// `expires`: how long clients may keep a response.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Expires {
@@ -192,6 +233,9 @@ pub struct Route {
     pub underscores_in_headers: bool,
     /// `expires`.
     pub expires: Expires,
+    /// `proxy_pass http://…/URI`: the part of the request's path the
+    /// location matched is replaced by the URI.
+    pub proxy_uri: Option<ProxyUri>,
     /// This location's counters (attached when the table is installed).
     pub stats: crate::metrics::Attach<crate::metrics::RouteStats>,
 }
@@ -235,6 +279,7 @@ impl Route {
             access_log: None,
             underscores_in_headers: false,
             expires: Expires::Off,
+            proxy_uri: None,
             stats: Default::default(),
         }
     }

@@ -20,7 +20,7 @@ use crate::http::parse::{self, Framing, Method, ParseError, RequestHead, Version
 use crate::http::scan::HeadScan;
 use crate::metrics::{Ending, Kind};
 use crate::net::Token;
-use crate::routing::{Action, ConnectionLimits, Snapshot};
+use crate::routing::{Action, ConnectionLimits, LocationMatch, Snapshot};
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -570,7 +570,14 @@ impl Conn {
         let server = &snapshot.servers[sid];
         self.limits = server.connection.clone();
         self.client.max_head = self.limits.client_header_max_size as usize;
-        let (route, which) = server.route(&head.uri.path);
+        let slash = server.slash_redirect(&head.uri.path);
+        let (route, which) = match slash {
+            Some(i) => (
+                &server.locations.list()[i].route,
+                LocationMatch::Location(i),
+            ),
+            None => server.route(&head.uri.path),
+        };
         let kind = match &route.action {
             Action::Static => Kind::File,
             Action::Proxy(_) => Kind::Proxy,
@@ -635,6 +642,17 @@ impl Conn {
             request_id: &request_id,
         };
         let reply = match &route.action {
+            _ if slash.is_some() && allowed => {
+                let mut r = canned::error(301);
+                let mut location = crate::handler::autoindex::encode_path(&head.uri.path);
+                location.push('/');
+                if let Some(q) = &head.uri.query {
+                    location.push('?');
+                    location.push_str(q);
+                }
+                r.location = Some(location);
+                r
+            }
             Action::Proxy(id) if allowed && !too_large => {
                 if self.start_proxying(&head, snapshot, (sid, which), *id, &request_id, ctx) {
                     return;

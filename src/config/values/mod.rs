@@ -78,7 +78,7 @@ pub enum Value {
     /// `add_header`/`proxy_set_header`.
     Header(Header),
     /// `proxy_pass`.
-    ProxyPass(ProxyTarget),
+    ProxyPass(ProxyTarget, Option<String>),
     /// An upstream member.
     Member(Member),
     /// `health_check`.
@@ -140,7 +140,9 @@ pub fn parse(spec: &Spec, d: &Directive, out: &mut Vec<Diagnostic>) -> Option<Va
         Kind::Return => return_(args, out).map(Value::Return),
         Kind::ErrorPage => error_page(args).map(Value::ErrorPage),
         Kind::Header => header(spec, args).map(Value::Header),
-        Kind::ProxyPass { http } => proxy_pass(first?, http).map(Value::ProxyPass),
+        Kind::ProxyPass { http } => {
+            proxy_pass(first?, http).map(|(target, uri)| Value::ProxyPass(target, uri))
+        }
         Kind::Member => member(args).map(Value::Member),
         Kind::HealthCheck => health_check(args).map(Value::HealthCheck),
         Kind::ErrorLog => error_log(args).map(|(t, l)| Value::ErrorLog(t, l)),

@@ -234,7 +234,7 @@ fn prefix_too_long(text: &str) -> Option<(u8, &'static str)> {
     }
 }
 
-pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<ProxyTarget> {
+pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<(ProxyTarget, Option<String>)> {
     unix_socket(arg, "proxying to")?;
     let text = arg.value.as_str();
     let lower = text.to_ascii_lowercase();
@@ -268,17 +268,23 @@ pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<ProxyTarget> {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, ""),
     };
-    if !path.is_empty() {
-        return Err(bad(arg, "`proxy_pass` takes no path", "path given")
-            .help(format!(
-                "write `proxy_pass {}{authority};`",
-                &text[..text.len() - rest.len()]
-            ))
-            .note("xps sends each request's own path and query upstream unchanged"));
+    if !path.is_empty() && !text.to_ascii_lowercase().starts_with("http://") {
+        return Err(
+            bad(arg, "a URI part needs the `http://` form", "path given")
+                .help(format!("write `proxy_pass http://{text};`")),
+        );
     }
+    if path.contains('$') || path.contains(char::is_whitespace) {
+        return Err(bad(
+            arg,
+            "the URI part of `proxy_pass` cannot hold variables or blanks",
+            "invalid URI",
+        ));
+    }
+    let uri = (!path.is_empty()).then(|| path.to_string());
     if authority.contains(':') {
         return backend(arg, authority)
-            .map(|addr| ProxyTarget::Address(authority.to_string(), addr));
+            .map(|addr| (ProxyTarget::Address(authority.to_string(), addr), uri));
     }
     if authority.is_empty() {
         return Err(bad(
@@ -287,7 +293,7 @@ pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<ProxyTarget> {
             "empty",
         ));
     }
-    Ok(ProxyTarget::Name(authority.to_string()))
+    Ok((ProxyTarget::Name(authority.to_string()), uri))
 }
 
 #[cfg(test)]

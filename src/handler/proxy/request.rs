@@ -44,6 +44,17 @@ pub fn request_head(
     // authorities and userinfo.)
     let absolute = crate::http::target::split_absolute(raw_target);
     let target = absolute.map_or(raw_target, |(_, origin)| origin);
+    // `proxy_pass http://…/URI`: the matched part of the path replaced.
+    let rewritten = route.proxy_uri.as_ref().map(|p| {
+        let origin = if target.starts_with('/') {
+            target.to_string()
+        } else {
+            format!("/{target}")
+        };
+        let path = crate::http::target::parse(&origin).map_or_else(|_| origin.clone(), |t| t.path);
+        p.rewrite(&origin, &path)
+    });
+    let target = rewritten.as_deref().unwrap_or(target);
     let host_set = route
         .proxy_set_header
         .iter()
