@@ -605,3 +605,20 @@ fn return_444_closes_the_connection_without_an_answer() {
     // Other locations answer as usual.
     assert_eq!(server.get("/", &[]).text(), "ok");
 }
+
+#[test]
+fn error_page_with_a_status_serves_the_app_page_as_200() {
+    let template = "server {\n    listen 127.0.0.1:{port};\n    root {dir}/site;\n    error_page 404 =200 /index.html;\n}\n";
+    let server = Server::start(template, |dir| {
+        std::fs::create_dir_all(dir.join("site")).expect("mkdir");
+        std::fs::write(dir.join("site/index.html"), "<div id=app></div>").expect("write");
+        std::fs::write(dir.join("site/app.js"), "run()").expect("write");
+    });
+    // A client-side route: the app's page, as 200.
+    let r = server.get("/users/7/edit", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "<div id=app></div>");
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    // Files that exist are themselves.
+    assert_eq!(server.get("/app.js", &[]).text(), "run()");
+}

@@ -393,7 +393,11 @@ fn answer(o: &mut String, route: &Route, code: u16, text: &str) {
         if let Some(page) = route.error_page_for(code) {
             let _ = writeln!(
                 o,
-                "page       {page} (error_page) instead of the built-in page"
+                "page       {} (error_page) instead of the built-in page{}",
+                page.path,
+                page.status
+                    .map(|s| format!(", sent as {s}"))
+                    .unwrap_or_default()
             );
         }
     }

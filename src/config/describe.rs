@@ -232,7 +232,12 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
     }
     for p in &r.error_page {
         let codes: Vec<String> = p.codes.iter().map(u16::to_string).collect();
-        line(format!("error_page {} {}", codes.join(" "), quote(&p.path)));
+        let answer = p.status.map(|s| format!(" ={s}")).unwrap_or_default();
+        line(format!(
+            "error_page {}{answer} {}",
+            codes.join(" "),
+            quote(&p.path)
+        ));
     }
     if r.expires != crate::routing::Expires::Off {
         line(format!("expires {}", r.expires.text()));

@@ -428,10 +428,10 @@ pub static TABLE: &[Spec] = &[
         "charset utf-8;",
     ),
     Spec::new(Key::ErrorPage, "error_page", MSL, (2, None), Kind::ErrorPage).repeatable().inherited().docs(
-        "error_page CODE… PATH",
+        "error_page CODE… [=CODE] PATH",
         "a small built-in page",
-        "Serves PATH (a file under the effective root) with the given status instead of the built-in page. Codes are 300–599.",
-        "error_page 404 /404.html;\nerror_page 500 502 503 504 /50x.html;",
+        "Serves PATH (a file under the effective root) instead of the built-in page, with the error's status, or with `=CODE` when given: `error_page 404 =200 /index.html;` answers every missing path with the app's page (a single-page app's fallback). Codes are 300–599; `=CODE` is 200–599.",
+        "error_page 404 /404.html;\nerror_page 500 502 503 504 /50x.html;\nerror_page 404 =200 /index.html;",
     ),
     Spec::new(Key::AddHeader, "add_header", MSL, (2, Some(2)), Kind::Header).repeatable().inherited().docs(
         "add_header NAME VALUE",

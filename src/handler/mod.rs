@@ -203,12 +203,14 @@ pub fn with_error_page(
     let Some(page) = route.error_page_for(reply.status) else {
         return reply;
     };
-    match static_file::error_page(route, files, page, reply.status, head, now) {
-        Some(mut r) => {
+    let status = page.status.unwrap_or(reply.status);
+    match static_file::error_page(route, files, &page.path, status, head, now) {
+        Some(mut r) if page.status.is_none() => {
             r.allow = reply.allow;
             r.content_range = reply.content_range;
             r
         }
+        Some(r) => r,
         None => reply,
     }
 }

@@ -151,6 +151,9 @@ pub struct ErrorPage {
     pub codes: Vec<u16>,
     /// Path of the page under the effective root.
     pub path: String,
+    /// `=CODE`: the status the page is sent with (`error_page 404 =200
+    /// /index.html`); else the error's own.
+    pub status: Option<u16>,
 }
 
 /// Directory listing format (`autoindex_format`).
@@ -242,11 +245,8 @@ pub struct Route {
 
 impl Route {
     /// The error page configured for a status, if any.
-    pub fn error_page_for(&self, code: u16) -> Option<&str> {
-        self.error_page
-            .iter()
-            .find(|p| p.codes.contains(&code))
-            .map(|p| p.path.as_str())
+    pub fn error_page_for(&self, code: u16) -> Option<&ErrorPage> {
+        self.error_page.iter().find(|p| p.codes.contains(&code))
     }
 
     /// A route with every setting at its default (for tests and fuzzing).

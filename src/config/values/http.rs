@@ -212,7 +212,31 @@ pub(super) fn return_(args: &[Arg], out: &mut Vec<Diagnostic>) -> Parsed<Return>
 pub(super) fn error_page(args: &[Arg]) -> Parsed<ErrorPage> {
     let (path, codes) = args
         .split_last()
-        .ok_or_else(|| Diagnostic::error("`error_page` takes CODE… PATH"))?;
+        .ok_or_else(|| Diagnostic::error("`error_page` takes CODE… [=CODE] PATH"))?;
+    // `=CODE` before the path: the status the page is sent with.
+    let (answer, codes) = match codes.split_last() {
+        Some((last, rest)) if last.value.starts_with('=') => {
+            let code = last.value[1..]
+                .parse::<u16>()
+                .ok()
+                .filter(|c| (200..=599).contains(c));
+            let Some(code) = code else {
+                return Err(bad(
+                    last,
+                    format!("invalid status `{}`", last.value),
+                    "expected =200…=599",
+                ));
+            };
+            (Some(code), rest)
+        }
+        _ => (None, codes),
+    };
+    if codes.is_empty() {
+        return Err(
+            bad(path, "`error_page` needs a status to replace", "no status")
+                .help("write `error_page 404 =200 /index.html;`"),
+        );
+    }
     let codes = codes
         .iter()
         .map(|a| status(a, 300..=599))
@@ -228,6 +252,7 @@ pub(super) fn error_page(args: &[Arg]) -> Parsed<ErrorPage> {
     Ok(ErrorPage {
         codes,
         path: path.value.clone(),
+        status: answer,
     })
 }
 
