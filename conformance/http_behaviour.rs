@@ -622,3 +622,58 @@ fn error_page_with_a_status_serves_the_app_page_as_200() {
     // Files that exist are themselves.
     assert_eq!(server.get("/app.js", &[]).text(), "run()");
 }
+
+#[test]
+fn try_files_serves_the_first_that_exists_then_falls_back() {
+    let up = crate::upstream::start(|r| crate::upstream::ok(r.head.lines().next().unwrap_or("")));
+    let template = format!(
+        "server {{
+    listen 127.0.0.1:{{port}};
+    root {{dir}}/site;
+    location / {{
+        try_files $uri $uri/ /index.html;
+    }}
+    location /strict/ {{
+        try_files $uri =404;
+    }}
+    location /php/ {{
+        try_files $uri /app/$uri?from=fallback;
+    }}
+    location /app/ {{
+        proxy_pass {};
+    }}
+    location /loop/ {{
+        try_files $uri /loop/again;
+    }}
+}}
+",
+        up.addr()
+    );
+    let server = Server::start(&template, |dir| {
+        for d in ["site/docs", "site/strict", "site/php"] {
+            std::fs::create_dir_all(dir.join(d)).expect("mkdir");
+        }
+        std::fs::write(dir.join("site/index.html"), "the app").expect("write");
+        std::fs::write(dir.join("site/style.css"), "body{}").expect("write");
+        std::fs::write(dir.join("site/docs/index.html"), "docs").expect("write");
+        std::fs::write(dir.join("site/php/real.txt"), "real").expect("write");
+    });
+    // A file, a folder (its index), and the single-page app's fallback.
+    assert_eq!(server.get("/style.css", &[]).text(), "body{}");
+    assert_eq!(server.get("/docs/", &[]).text(), "docs");
+    let r = server.get("/users/7", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "the app");
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    // =404 as the last argument.
+    assert_eq!(server.get("/strict/none", &[]).status, 404);
+    // A fallback path that another location proxies; files still win.
+    assert_eq!(server.get("/php/real.txt", &[]).text(), "real");
+    assert_eq!(
+        server.get("/php/x", &[]).text(),
+        "GET /app//php/x?from=fallback HTTP/1.1"
+    );
+    // A fallback that leads back to itself ends in 500, not a loop.
+    assert_eq!(server.get("/loop/x", &[]).status, 500);
+    assert!(server.stderr().contains("more than 10 internal redirects"));
+}

@@ -414,6 +414,7 @@ impl Compiler<'_> {
             None => Action::NotFound,
         };
         let return_first = matches!(fallback_action, Action::Return(_));
+        self.try_files_serves_files(n, &fallback_action);
         Some(Compiled {
             server: Server {
                 server_name: names,
@@ -487,6 +488,7 @@ impl Compiler<'_> {
                 return None;
             }
         };
+        self.try_files_serves_files(n, &action);
         let mut route = layer.route(action);
         route.proxy_uri = proxy_uri;
         Some(Location {
@@ -494,6 +496,21 @@ impl Compiler<'_> {
             route,
             origin: self.origin(n.name),
         })
+    }
+
+    /// `try_files` in block `n` is an error unless the block serves files
+    /// (it would do nothing).
+    fn try_files_serves_files(&mut self, n: &Node, action: &Action) {
+        if matches!(action, Action::Static) {
+            return;
+        }
+        for child in n.children.iter().filter(|c| c.spec.key == Key::TryFiles) {
+            self.out.push(
+                Diagnostic::error("`try_files` needs a block that serves files")
+                    .at(child.name, "would do nothing here")
+                    .help("give the block a `root` and no `proxy_pass` or `return`; route the fallback to a proxying location by its path"),
+            );
+        }
     }
 
     /// Groups servers by listen address; checks default servers and names.

@@ -239,6 +239,14 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
             quote(&p.path)
         ));
     }
+    if let Some(tf) = &r.try_files {
+        let mut args: Vec<String> = tf.files.iter().map(|t| quote(t.source())).collect();
+        args.push(match &tf.fallback {
+            crate::routing::TryFallback::Code(c) => format!("={c}"),
+            crate::routing::TryFallback::Uri(t) => quote(t.source()),
+        });
+        line(format!("try_files {}", args.join(" ")));
+    }
     if r.expires != crate::routing::Expires::Off {
         line(format!("expires {}", r.expires.text()));
     }

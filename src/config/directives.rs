@@ -66,6 +66,7 @@ pub enum Key {
     Dotfiles,
     Charset,
     Expires,
+    TryFiles,
     ProxyPass,
     StreamProxyPass,
     ProxySetHeader,
@@ -129,6 +130,8 @@ pub enum Kind {
     TextOrOff,
     /// `off`, `epoch`, `max` or a duration.
     Expires,
+    /// `try_files`.
+    TryFiles,
     /// One of a fixed set of words.
     Choice(&'static [&'static str]),
     /// A file system path; relative to the folder of the file it is in.
@@ -414,6 +417,12 @@ pub static TABLE: &[Spec] = &[
         "deny",
         "Whether paths with a segment starting with `.` are served and listed. Denied ones answer 404.",
         "dotfiles allow;",
+    ),
+    Spec::new(Key::TryFiles, "try_files", &[S, L], (2, None), Kind::TryFiles).docs(
+        "try_files FILE… URI | =CODE",
+        "–",
+        "Serves the first FILE that exists under the root (a FILE ending in `/` names a folder, served with its index or listing), else routes the request again with URI (an internal redirect: the location that path matches answers it), or answers =CODE. FILEs and URI may hold variables: `try_files $uri $uri/ /index.html;` is a single-page app's fallback. A location with `try_files` serves files (not `proxy_pass` or `return`); a server-level one applies to requests no location takes.",
+        "location / {\n    try_files $uri $uri/ /index.html;\n}",
     ),
     Spec::new(Key::Expires, "expires", MSL, ONE, Kind::Expires).inherited().docs(
         "expires DURATION | max | epoch | off",

@@ -26,6 +26,8 @@ pub struct Layer {
     pub dotfiles: Option<bool>,
     pub charset: Option<Option<String>>,
     pub expires: Option<crate::routing::Expires>,
+    /// Not inherited: a server's applies to requests no location takes.
+    pub try_files: Option<crate::routing::TryFiles>,
     pub access: Option<Vec<AccessRule>>,
     pub add_header: Option<Vec<Header>>,
     pub proxy_set_header: Option<Vec<Header>>,
@@ -85,6 +87,7 @@ impl Layer {
             (Key::Dotfiles, Value::Choice(c)) => self.dotfiles = Some(*c == "allow"),
             (Key::Charset, Value::TextOrOff(t)) => self.charset = Some(t.clone()),
             (Key::Expires, Value::Expires(e)) => self.expires = Some(*e),
+            (Key::TryFiles, Value::TryFiles(t)) => self.try_files = Some(t.clone()),
             (Key::Allow | Key::Deny, Value::Access(target)) => {
                 self.access.get_or_insert_with(Vec::new).push(AccessRule {
                     allow: node.spec.key == Key::Allow,
@@ -204,6 +207,7 @@ impl Layer {
             access_log: self.access_log.clone().flatten(),
             underscores_in_headers: self.underscores_in_headers.unwrap_or(false),
             expires: self.expires.unwrap_or_default(),
+            try_files: self.try_files.clone(),
             proxy_uri: None,
             stats: Default::default(),
         }

@@ -135,6 +135,9 @@ pub struct Reply {
     pub no_store: bool,
     /// `Content-Security-Policy` (the metrics page).
     pub csp: Option<&'static str>,
+    /// Route the request again with this path (`try_files`' last
+    /// argument): the server does, and this reply is not sent.
+    pub internal: Option<String>,
     /// `Access-Control-Allow-Origin: *` (live figures, read by pages of
     /// other origins), unless the route adds its own.
     pub cors: bool,
@@ -163,6 +166,7 @@ impl Reply {
             gzip_planned: false,
             no_store: false,
             csp: None,
+            internal: None,
             cors: false,
             note: None,
             body: Body::Empty,
@@ -179,7 +183,7 @@ pub fn handle(
     vars: &dyn crate::routing::template::Vars,
 ) -> Reply {
     match &route.action {
-        Action::Static => static_file::serve(head, route, files, now),
+        Action::Static => static_file::serve(head, route, files, now, vars),
         Action::Return(r) => canned::ret(r, route.charset.as_deref(), vars),
         Action::NotFound => canned::error(404),
         // Proxied requests go to the proxy leg; metrics come with their

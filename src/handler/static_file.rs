@@ -9,15 +9,90 @@ use super::gzip;
 use super::{Body, Reply, Text, canned};
 use crate::http::encoding::accepts_gzip;
 use crate::http::{Method, RequestHead};
-use crate::routing::{ListingFormat, Route};
+use crate::routing::template::Vars;
+use crate::routing::{ListingFormat, Route, TryFallback, TryFiles};
 use std::path::Path;
 use std::time::Instant;
 
 /// The methods a static location answers.
 const ALLOW: &str = "GET, HEAD, OPTIONS";
 
-/// Serves the request from the route's root.
-pub fn serve(req: &RequestHead, route: &Route, fs: &mut impl Files, now: Instant) -> Reply {
+/// Serves the request from the route's root (through `try_files` when the
+/// route has it).
+pub fn serve(
+    req: &RequestHead,
+    route: &Route,
+    fs: &mut impl Files,
+    now: Instant,
+    vars: &dyn Vars,
+) -> Reply {
+    match &route.try_files {
+        Some(tf) if matches!(req.method, Method::Get | Method::Head) => {
+            try_files(req, route, fs, now, vars, tf)
+        }
+        _ => serve_path(req, route, fs, now),
+    }
+}
+
+/// `try_files`: the first candidate that exists is served as if it had
+/// been asked for; else the fallback (an error, or a path to route again).
+fn try_files(
+    req: &RequestHead,
+    route: &Route,
+    fs: &mut impl Files,
+    now: Instant,
+    vars: &dyn Vars,
+    tf: &TryFiles,
+) -> Reply {
+    if let Some(root) = route.root.as_deref() {
+        for candidate in &tf.files {
+            let written = candidate.render(vars);
+            let folder = written.ends_with('/');
+            let Ok(path) = crate::http::target::normalise(&written) else {
+                continue;
+            };
+            let Found::Entry(e) = fs.lookup(root, path.trim_start_matches('/'), now) else {
+                continue;
+            };
+            if (folder && e.stat.is_dir) || (!folder && e.stat.is_file) {
+                if path == req.uri.path {
+                    return serve_path(req, route, fs, now);
+                }
+                let mut found = req.clone();
+                found.uri.path = path;
+                if folder && !found.uri.path.ends_with('/') {
+                    found.uri.path.push('/');
+                }
+                return serve_path(&found, route, fs, now);
+            }
+        }
+    }
+    match &tf.fallback {
+        TryFallback::Code(code) => canned::error(*code),
+        TryFallback::Uri(uri) => {
+            // A target again: what variables brought in (a decoded `$uri`
+            // with blanks) is escaped.
+            let written = uri.render(vars);
+            let target = percent_encoding::utf8_percent_encode(&written, TARGET).to_string();
+            let mut r = Reply::new(500);
+            r.internal = Some(target);
+            r
+        }
+    }
+}
+
+/// What cannot stand in a request target as written.
+const TARGET: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Serves the request's path from the route's root.
+fn serve_path(req: &RequestHead, route: &Route, fs: &mut impl Files, now: Instant) -> Reply {
     if req.method == Method::Options {
         // A CORS preflight (or a client asking): what the location takes,
         // with whatever `add_header` sets.

@@ -155,6 +155,9 @@ pub struct RequestHead {
     pub referer: Option<String>,
     /// Length of the head in bytes, blank line included.
     pub head_len: usize,
+    /// The target after an internal redirect (`try_files`' fallback):
+    /// what a proxied request goes up with. `target` keeps what was sent.
+    pub rerouted: Option<String>,
 }
 
 /// Why a request head was refused; [`ParseError::status`] maps it to the
@@ -326,6 +329,7 @@ fn request_line(req: &httparse::Request, head_len: usize) -> Result<RequestHead,
         user_agent: None,
         referer: None,
         head_len,
+        rerouted: None,
     })
 }
 

@@ -17,7 +17,10 @@ pub mod upstream;
 pub use access::{AccessList, AccessRule, AccessTarget};
 pub use host::{HostIndex, HostMatch, ServerName};
 pub use location::{Location, LocationMatch, Locations, Match};
-pub use route::{Action, ErrorPage, Expires, Gzip, Header, ListingFormat, ProxyUri, Return, Route};
+pub use route::{
+    Action, ErrorPage, Expires, Gzip, Header, ListingFormat, ProxyUri, Return, Route, TryFallback,
+    TryFiles,
+};
 pub use upstream::{HealthCheck, Member, UpstreamGroup};
 
 use crate::log::ErrorLog;

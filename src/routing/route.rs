@@ -41,6 +41,25 @@ impl Return {
     }
 }
 
+/// `try_files FILE… URI|=CODE`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TryFiles {
+    /// Paths under the root to try in order (`$uri`, `$uri/` for a
+    /// folder).
+    pub files: Vec<Template>,
+    /// When none exists.
+    pub fallback: TryFallback,
+}
+
+/// The last argument of `try_files`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TryFallback {
+    /// A path the request is routed again with (an internal redirect).
+    Uri(Template),
+    /// An error status.
+    Code(u16),
+}
+
 /// The URI part of `proxy_pass`, with what it replaces.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyUri {
@@ -236,6 +255,8 @@ pub struct Route {
     pub underscores_in_headers: bool,
     /// `expires`.
     pub expires: Expires,
+    /// `try_files`.
+    pub try_files: Option<TryFiles>,
     /// `proxy_pass http://…/URI`: the part of the request's path the
     /// location matched is replaced by the URI.
     pub proxy_uri: Option<ProxyUri>,
@@ -279,6 +300,7 @@ impl Route {
             access_log: None,
             underscores_in_headers: false,
             expires: Expires::Off,
+            try_files: None,
             proxy_uri: None,
             stats: Default::default(),
         }

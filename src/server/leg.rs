@@ -93,12 +93,16 @@ impl Conn {
         if route.access_log.is_some() {
             self.log = Some(access::pending(head, route, self.client.peer, 502, ctx.now));
         }
-        let raw = self
+        let mut raw = self
             .client
             .input
             .as_ref()
             .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
             .unwrap_or_default();
+        if let Some(target) = &head.rerouted {
+            // Routed again (`try_files`): the upstream gets the new target.
+            raw = reroute(&raw, target);
+        }
         self.client.out.head.clear();
         self.client.out.head_pos = 0;
         let start = proxy::Start {
@@ -114,4 +118,22 @@ impl Conn {
         self.proxy = Proxy::http(start, &mut self.client, snapshot, ctx);
         self.proxy.is_some()
     }
+}
+
+/// `raw` (a request head as sent) with `target` in its request line.
+fn reroute(raw: &[u8], target: &str) -> Vec<u8> {
+    let line_end = raw.iter().position(|&b| b == b'\n').unwrap_or(raw.len());
+    let line = &raw[..line_end];
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (Some(method), Some(_), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return raw.to_vec();
+    };
+    let mut out = Vec::with_capacity(raw.len() + target.len());
+    out.extend_from_slice(method);
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(version);
+    out.extend_from_slice(&raw[line_end..]);
+    out
 }

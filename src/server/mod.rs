@@ -15,6 +15,7 @@ pub mod meter;
 pub mod probe;
 pub mod proxy;
 pub mod reload;
+pub mod respond;
 pub mod stats;
 pub mod vars;
 pub mod worker;

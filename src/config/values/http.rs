@@ -256,6 +256,42 @@ pub(super) fn error_page(args: &[Arg]) -> Parsed<ErrorPage> {
     })
 }
 
+/// `try_files FILE… URI|=CODE`.
+pub(super) fn try_files(args: &[Arg]) -> Parsed<crate::routing::TryFiles> {
+    use crate::routing::{TryFallback, TryFiles};
+    let (last, files) = args
+        .split_last()
+        .ok_or_else(|| Diagnostic::error("`try_files` takes FILE… URI"))?;
+    let files = files.iter().map(template).collect::<Result<Vec<_>, _>>()?;
+    let fallback = match last.value.strip_prefix('=') {
+        Some(code) => match code.parse::<u16>().ok().filter(|c| (200..=599).contains(c)) {
+            Some(c) => TryFallback::Code(c),
+            None => {
+                return Err(bad(
+                    last,
+                    format!("invalid status `{}`", last.value),
+                    "expected =200…=599",
+                ));
+            }
+        },
+        None if last.value.starts_with('/') || last.value.starts_with('$') => {
+            TryFallback::Uri(template(last)?)
+        }
+        None => {
+            return Err(bad(
+                last,
+                format!(
+                    "the last argument of `try_files` must be a path or =CODE, not `{}`",
+                    last.value
+                ),
+                "expected /… or =CODE",
+            )
+            .help("write `try_files $uri $uri/ /index.html;` or `try_files $uri =404;`"));
+        }
+    };
+    Ok(TryFiles { files, fallback })
+}
+
 /// Headers xps frames or manages itself: setting them would break framing.
 pub(super) const MANAGED_HEADERS: &[&str] = &[
     "content-length",

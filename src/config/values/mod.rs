@@ -23,7 +23,7 @@ mod net;
 mod scalar;
 mod upstream;
 
-use http::{error_page, files, header, location, mime_types, return_, server_names};
+use http::{error_page, files, header, location, mime_types, return_, server_names, try_files};
 use net::{access, listen, proxy_pass};
 pub use net::{listen_addr, resolve};
 use scalar::{
@@ -57,6 +57,8 @@ pub enum Value {
     TextOrOff(Option<String>),
     /// `expires`.
     Expires(crate::routing::Expires),
+    /// `try_files`.
+    TryFiles(crate::routing::TryFiles),
     /// One of a fixed set of words.
     Choice(&'static str),
     /// A path, glob or name as written.
@@ -138,6 +140,7 @@ pub fn parse(spec: &Spec, d: &Directive, out: &mut Vec<Diagnostic>) -> Option<Va
         Kind::Location => location(args, out).map(Value::Location),
         Kind::Access => access(first?, out).map(Value::Access),
         Kind::Return => return_(args, out).map(Value::Return),
+        Kind::TryFiles => try_files(args).map(Value::TryFiles),
         Kind::ErrorPage => error_page(args).map(Value::ErrorPage),
         Kind::Header => header(spec, args).map(Value::Header),
         Kind::ProxyPass { http } => {

@@ -1,0 +1,216 @@
+//! Answering a request: its server and location, the access rules, the
+//! handler (or the proxy leg), `error_page`, gzip, the log and the
+//! counters, then the head and body out. `try_files`' fallback routes the
+//! request again from here.
+
+use super::access;
+use super::conn::{Conn, Phase};
+use super::ctx::Ctx;
+use super::drain::Drain;
+use super::vars;
+use crate::handler::{self, canned};
+use crate::http::parse::{Framing, Method, RequestHead};
+use crate::metrics::Kind;
+use crate::routing::{Action, LocationMatch, Snapshot};
+use std::sync::Arc;
+
+/// Internal redirects (`try_files`) one request may take.
+const MAX_REDIRECTS: u8 = 10;
+
+impl Conn {
+    /// Routes a request and writes its response.
+    pub(super) fn respond(&mut self, head: RequestHead, ctx: &mut Ctx) {
+        // The snapshot of this loop turn, taken out of the context for the
+        // request (no reference count traffic) and put back after.
+        let snapshot = ctx.take_snapshot();
+        self.respond_with(head, &snapshot, ctx, 0);
+        ctx.snapshot = Some(snapshot);
+    }
+
+    /// `redirects`: how many times the request was routed again
+    /// (`try_files`' fallback) before this.
+    fn respond_with(
+        &mut self,
+        head: RequestHead,
+        snapshot: &Arc<Snapshot>,
+        ctx: &mut Ctx,
+        redirects: u8,
+    ) {
+        if redirects == 0 {
+            self.requests += 1;
+        }
+        self.phase = Phase::Writing;
+        self.client.progress = ctx.now;
+        let Some(listener) = snapshot.listener(self.local) else {
+            // The address left the config in a reload.
+            self.meter.start(Kind::Other, None, &self.client, ctx);
+            self.meter.status(404);
+            self.client.close_after = true;
+            self.client.write_reply(
+                canned::error(404),
+                None,
+                head.version,
+                head.method == Method::Head,
+                snapshot,
+                ctx.date.get(),
+            );
+            return;
+        };
+        let (sid, _) = listener.server(head.host.as_deref());
+        let server = &snapshot.servers[sid];
+        self.limits = server.connection.clone();
+        self.client.max_head = self.limits.client_header_max_size as usize;
+        let slash = server.slash_redirect(&head.uri.path);
+        let (route, which) = match slash {
+            Some(i) => (
+                &server.locations.list()[i].route,
+                LocationMatch::Location(i),
+            ),
+            None => server.route(&head.uri.path),
+        };
+        let kind = match &route.action {
+            Action::Static => Kind::File,
+            Action::Proxy(_) => Kind::Proxy,
+            Action::Return(r) if crate::routing::Return::is_redirect(r.code) => Kind::Redirect,
+            _ => Kind::Other,
+        };
+        if redirects == 0 {
+            self.meter.start(kind, route.stats.get(), &self.client, ctx);
+        }
+        self.client.send_timeout = route.send_timeout;
+        self.body_timeout = route.client_body_timeout;
+        if !head.keep_alive
+            || ctx.stopping
+            || self.requests >= self.limits.keepalive_requests
+            || self.limits.keepalive_timeout.is_zero()
+        {
+            self.client.close_after = true;
+        }
+        let too_large = match head.framing {
+            Framing::Length(n) => n > route.client_max_body_size,
+            _ => false,
+        };
+        let allowed = route.access.check(self.client.peer.ip()).0;
+        if matches!(&route.action, Action::Return(r) if r.code == 444) && allowed && !too_large {
+            // nginx's 444: the connection closes without an answer (to
+            // drop unwanted hosts and scanners).
+            if route.access_log.is_some() {
+                self.log = Some(access::pending(
+                    &head,
+                    route,
+                    self.client.peer,
+                    444,
+                    ctx.now,
+                ));
+            }
+            self.meter.status(444);
+            self.client.close_after = true;
+            self.response_done(ctx);
+            return;
+        }
+        // The request's variables, for the route's values that name them
+        // (the head as sent is copied only then).
+        let (uses_vars, uses_id) = vars::route_uses(route);
+        let raw: Vec<u8> = if uses_vars {
+            self.client
+                .input
+                .as_ref()
+                .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let request_id = if uses_id {
+            vars::request_id(ctx.seed())
+        } else {
+            String::new()
+        };
+        let request_vars = vars::RequestVars {
+            head: &head,
+            raw: &raw,
+            peer: self.client.peer,
+            local: self.local,
+            names: &server.server_name,
+            request_id: &request_id,
+        };
+        let reply = match &route.action {
+            _ if slash.is_some() && allowed => {
+                let mut r = canned::error(301);
+                let mut location = crate::handler::autoindex::encode_path(&head.uri.path);
+                location.push('/');
+                if let Some(q) = &head.uri.query {
+                    location.push('?');
+                    location.push_str(q);
+                }
+                r.location = Some(location);
+                r
+            }
+            Action::Proxy(id) if allowed && !too_large => {
+                if self.start_proxying(&head, snapshot, (sid, which), *id, &request_id, ctx) {
+                    return;
+                }
+                canned::error(502)
+            }
+            _ if too_large => canned::error(413),
+            _ if !allowed => canned::error(403),
+            Action::Metrics => {
+                let view = super::stats::view(&ctx.shared, snapshot, ctx.now);
+                handler::metrics::answer(&head, &view)
+            }
+            _ => handler::handle(&head, route, &mut ctx.files, ctx.now, &request_vars),
+        };
+        let reply = match reply.internal {
+            // Routed again with the fallback's path (`$uri` and locations
+            // see it; `$request_uri` and the log keep what was asked), as
+            // nginx does; at most 10 times.
+            Some(target) if redirects < MAX_REDIRECTS => {
+                match crate::http::target::parse(&target) {
+                    Ok(uri) => {
+                        let mut next = head.clone();
+                        next.uri = uri;
+                        next.rerouted = Some(target);
+                        return self.respond_with(next, snapshot, ctx, redirects + 1);
+                    }
+                    Err(_) => canned::error(500),
+                }
+            }
+            Some(_) => {
+                crate::log::warn(&format!(
+                    "try_files: more than {MAX_REDIRECTS} internal redirects for {}; answering 500",
+                    head.target
+                ));
+                canned::error(500)
+            }
+            None => reply,
+        };
+        self.drain = Drain::plan(
+            &head,
+            route.client_max_body_size,
+            &mut self.client.close_after,
+        );
+        let reply = handler::with_error_page(reply, &head, route, &mut ctx.files, ctx.now);
+        let mut reply = handler::gzip::finish(reply, &head, route);
+        if let Some(note) = reply.note.take() {
+            ctx.note_once(note);
+        }
+        self.meter.status(reply.status);
+        if route.access_log.is_some() {
+            self.log = Some(access::pending(
+                &head,
+                route,
+                self.client.peer,
+                reply.status,
+                ctx.now,
+            ));
+        }
+        let head_only = head.method == Method::Head;
+        self.client.write_reply(
+            reply,
+            Some((route, &request_vars)),
+            head.version,
+            head_only,
+            snapshot,
+            ctx.date.get(),
+        );
+    }
+}
