@@ -675,5 +675,8 @@ fn try_files_serves_the_first_that_exists_then_falls_back() {
     );
     // A fallback that leads back to itself ends in 500, not a loop.
     assert_eq!(server.get("/loop/x", &[]).status, 500);
-    assert!(server.stderr().contains("more than 10 internal redirects"));
+    // The error log is written by its own thread: wait for the line.
+    server.wait_for(Duration::from_secs(5), "the log line", || {
+        server.stderr().contains("more than 10 internal redirects")
+    });
 }
