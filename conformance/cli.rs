@@ -422,3 +422,28 @@ fn explain_counts_one_character_as_one() {
     let out = explain(dir.path(), &["http://localhost:8080/x"]);
     assert!(out.contains("(1 character)"), "{out}");
 }
+
+#[test]
+fn explain_shows_try_files_the_slash_redirect_and_a_proxy_uri() {
+    let dir = site();
+    std::fs::write(
+        dir.path().join("xps.conf"),
+        "server {\n    listen 8080;\n    root public;\n    location / {\n        try_files $uri $uri/ /index.html;\n    }\n    location /api/ {\n        proxy_pass http://127.0.0.1:3000/;\n    }\n}\n",
+    )
+    .expect("write");
+    let out = explain(dir.path(), &["http://localhost:8080/users/7"]);
+    assert!(
+        out.contains("try_files  the first of $uri $uri/ that exists is served; if none, it routes the request again as /index.html"),
+        "{out}"
+    );
+    let out = explain(dir.path(), &["http://localhost:8080/api"]);
+    assert!(
+        out.contains("answer     301 Moved Permanently to /api/"),
+        "{out}"
+    );
+    let out = explain(dir.path(), &["http://localhost:8080/api/x"]);
+    assert!(
+        out.contains("upstream   the path goes up with `/api/` replaced by `/`"),
+        "{out}"
+    );
+}

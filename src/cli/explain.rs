@@ -103,6 +103,25 @@ pub fn explain(s: &Snapshot, request: &[String], from: IpAddr) -> Result<String,
             ""
         }
     );
+    if let Some(i) = server.slash_redirect(&path) {
+        let loc = &server.locations.list()[i];
+        let _ = writeln!(
+            o,
+            "location   {} takes {path} without its slash (it ends in `/` and proxies)",
+            loc.matcher
+        );
+        if !access(&mut o, &loc.route, from) {
+            answer(&mut o, &loc.route, 403, "Forbidden");
+            return Ok(o);
+        }
+        answer(
+            &mut o,
+            &loc.route,
+            301,
+            &format!("Moved Permanently to {path}/"),
+        );
+        return Ok(o);
+    }
     let (route, which) = server.route(&path);
     locations(&mut o, server, &path, which);
     if !access(&mut o, route, from) {
@@ -320,7 +339,24 @@ fn handler(o: &mut String, s: &Snapshot, route: &Route, method: &str, path: &str
             );
             answer(o, route, 404, "Not Found");
         }
-        Action::Static => static_file(o, route, method, path),
+        Action::Static => {
+            if let Some(tf) = &route.try_files {
+                let files: Vec<&str> = tf.files.iter().map(|t| t.source()).collect();
+                let fallback = match &tf.fallback {
+                    crate::routing::TryFallback::Code(c) => format!("answers {c}"),
+                    crate::routing::TryFallback::Uri(t) => {
+                        format!("routes the request again as {}", t.source())
+                    }
+                };
+                let _ = writeln!(
+                    o,
+                    "try_files  the first of {} that exists is served; if none, it {fallback}",
+                    files.join(" ")
+                );
+                let _ = writeln!(o, "           (below: the request's own path)");
+            }
+            static_file(o, route, method, path)
+        }
     }
 }
 
