@@ -93,3 +93,24 @@ fn headers_up_and_back_share_one_request_id() {
         );
     }
 }
+
+#[test]
+fn try_files_reads_request_headers_through_variables() {
+    let template = "server {
+    listen 127.0.0.1:{port};
+    root {dir}/site;
+    location / {
+        try_files $uri /tenants/$http_x_tenant.html =404;
+    }
+}
+";
+    let server = Server::start(template, |dir| {
+        std::fs::create_dir_all(dir.join("site/tenants")).expect("mkdir");
+        std::fs::write(dir.join("site/tenants/acme.html"), "acme's page").expect("write");
+    });
+    let r = server.raw(b"GET /anything HTTP/1.1\r\nHost: x\r\nX-Tenant: acme\r\n\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "acme's page");
+    let r = server.raw(b"GET /anything HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 404);
+}

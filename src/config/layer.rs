@@ -208,9 +208,11 @@ impl Layer {
             underscores_in_headers: self.underscores_in_headers.unwrap_or(false),
             expires: self.expires.unwrap_or_default(),
             try_files: self.try_files.clone(),
+            vars: Default::default(),
             proxy_uri: None,
             stats: Default::default(),
         }
+        .with_var_use()
     }
 }
 

@@ -2,7 +2,7 @@
 //! every inherited setting already merged in. Field names are directive
 //! names.
 
-use super::template::Template;
+use super::template::{Template, Var};
 use super::{AccessList, UpstreamId};
 use crate::log::LogTarget;
 use std::path::PathBuf;
@@ -39,6 +39,17 @@ impl Return {
     pub fn is_redirect(code: u16) -> bool {
         matches!(code, 301 | 302 | 303 | 307 | 308)
     }
+}
+
+/// Whether a route's values (`return`, `add_header`, `proxy_set_header`,
+/// `try_files`) name variables: a request copies its head for them, or
+/// makes a request id, only when they do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VarUse {
+    /// Some value names a variable.
+    pub any: bool,
+    /// Some value names `$request_id`.
+    pub request_id: bool,
 }
 
 /// `try_files FILE… URI|=CODE`.
@@ -257,6 +268,9 @@ pub struct Route {
     pub expires: Expires,
     /// `try_files`.
     pub try_files: Option<TryFiles>,
+    /// Which variables the route's values name (worked out when the
+    /// route is compiled, see [`Route::with_var_use`]).
+    pub vars: VarUse,
     /// `proxy_pass http://…/URI`: the part of the request's path the
     /// location matched is replaced by the URI.
     pub proxy_uri: Option<ProxyUri>,
@@ -265,6 +279,31 @@ pub struct Route {
 }
 
 impl Route {
+    /// The route with [`Route::vars`] worked out from its values.
+    pub fn with_var_use(mut self) -> Route {
+        let ret = match &self.action {
+            Action::Return(r) => r.text.as_ref(),
+            _ => None,
+        };
+        let tried = self.try_files.iter().flat_map(|t| {
+            let last = match &t.fallback {
+                TryFallback::Uri(u) => Some(u),
+                TryFallback::Code(_) => None,
+            };
+            t.files.iter().chain(last)
+        });
+        let all: Vec<&Template> = ret
+            .into_iter()
+            .chain(self.add_header.iter().map(|h| &h.value))
+            .chain(self.proxy_set_header.iter().map(|h| &h.value))
+            .chain(tried)
+            .collect();
+        let any = all.iter().any(|t| t.has_vars());
+        let request_id = all.iter().any(|t| t.uses(&Var::RequestId));
+        self.vars = VarUse { any, request_id };
+        self
+    }
+
     /// The error page configured for a status, if any.
     pub fn error_page_for(&self, code: u16) -> Option<&ErrorPage> {
         self.error_page.iter().find(|p| p.codes.contains(&code))
@@ -301,6 +340,7 @@ impl Route {
             underscores_in_headers: false,
             expires: Expires::Off,
             try_files: None,
+            vars: VarUse::default(),
             proxy_uri: None,
             stats: Default::default(),
         }

@@ -115,6 +115,16 @@ pub trait Vars {
     fn write(&self, var: &Var, out: &mut String);
 }
 
+/// Variables that may be absent (a proxied request whose route names
+/// none keeps none): every variable is then empty.
+impl<V: Vars> Vars for Option<V> {
+    fn write(&self, var: &Var, out: &mut String) {
+        if let Some(v) = self {
+            v.write(var, out);
+        }
+    }
+}
+
 impl Template {
     /// Compiles `text`: `$name` and `${name}` are variables, `$$` is a
     /// `$`, and a `$` not followed by a name is itself.

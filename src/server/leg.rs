@@ -82,7 +82,7 @@ impl Conn {
         let route = snapshot.servers[at.0].route_of(at.1);
         // The request's variables outlive its head when the route's values
         // name any: the response head and error pages come later.
-        let kept = vars::route_uses(route).0.then(|| {
+        let kept = route.vars.any.then(|| {
             Box::new(vars::KeptVars {
                 head: head.clone(),
                 local: self.local,

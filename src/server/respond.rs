@@ -110,7 +110,7 @@ impl Conn {
         }
         // The request's variables, for the route's values that name them
         // (the head as sent is copied only then).
-        let (uses_vars, uses_id) = vars::route_uses(route);
+        let (uses_vars, uses_id) = (route.vars.any, route.vars.request_id);
         let raw: Vec<u8> = if uses_vars {
             self.client
                 .input

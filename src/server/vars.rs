@@ -4,7 +4,6 @@
 use crate::http::RequestHead;
 use crate::routing::host::ServerName;
 use crate::routing::template::{Var, Vars};
-use crate::routing::{Route, template::Template};
 use std::fmt::Write;
 use std::net::SocketAddr;
 
@@ -42,34 +41,6 @@ impl KeptVars {
             request_id: &self.request_id,
         }
     }
-}
-
-/// The variables of nothing (a route whose values name none).
-pub struct NoVars;
-
-impl Vars for NoVars {
-    fn write(&self, _: &Var, _: &mut String) {}
-}
-
-/// Whether any value of `route` names a variable, and `$request_id`
-/// (no allocation: this is asked on every request).
-pub fn route_uses(route: &Route) -> (bool, bool) {
-    let ret = match &route.action {
-        crate::routing::Action::Return(r) => r.text.as_ref(),
-        _ => None,
-    };
-    let all = || {
-        ret.into_iter().chain(
-            route
-                .add_header
-                .iter()
-                .chain(&route.proxy_set_header)
-                .map(|h| &h.value),
-        )
-    };
-    let any = all().any(Template::has_vars);
-    let id = any && all().any(|t| t.uses(&Var::RequestId));
-    (any, id)
 }
 
 /// A new request id: 32 hex digits.

@@ -6,10 +6,9 @@ use super::pool::UpSock;
 use super::{Proxy, State};
 use crate::handler::proxy;
 use crate::net::sys;
-use crate::routing::template::Vars;
 use crate::server::client::{Client, RateClock};
 use crate::server::ctx::Ctx;
-use crate::server::vars::{NoVars, RequestVars};
+use crate::server::vars::RequestVars;
 use crate::upstream::{Candidate, Limits, Picker, client_hash};
 
 impl Proxy {
@@ -30,18 +29,14 @@ impl Proxy {
             self.member = i;
             self.addr = addr;
             if !self.raw {
-                let kept = self.kept_vars(c.peer);
-                let vars: &dyn Vars = match &kept {
-                    Some(v) => v,
-                    None => &NoVars,
-                };
+                let vars = self.kept_vars(c.peer);
                 let (head, websocket) = proxy::request_head(
                     &self.raw_head,
                     self.route(),
                     c.peer.ip(),
                     &group.members[i].name,
                     self.body,
-                    vars,
+                    &vars,
                 );
                 self.to_up = head;
                 self.websocket = websocket;

@@ -12,13 +12,12 @@
 
 use super::client::{Client, RateClock};
 use super::ctx::Ctx;
-use super::vars::{KeptVars, NoVars};
+use super::vars::KeptVars;
 use crate::handler::proxy::{ClientBody, RequestBody, ResponseBody, UpstreamHead};
 use crate::handler::{Body, Reply, canned};
 use crate::http::body::ChunkedDecoder;
 use crate::http::{Framing, Method, RequestHead, Version};
 use crate::net::Token;
-use crate::routing::template::Vars;
 use crate::routing::{LocationMatch, MinRate, Route, ServerId, Snapshot, UpstreamId};
 use crate::upstream::Limits;
 use std::net::SocketAddr;
@@ -498,14 +497,10 @@ impl Proxy {
         let route = self.route();
         let reply = self.error_reply(status, ctx);
         let len = reply.body.len();
-        let kept = self.kept_vars(c.peer);
-        let vars: &dyn Vars = match &kept {
-            Some(v) => v,
-            None => &NoVars,
-        };
+        let vars = self.kept_vars(c.peer);
         c.write_reply(
             reply,
-            Some((route, vars)),
+            Some((route, &vars)),
             self.client_version,
             self.head_request,
             &snapshot,

@@ -7,10 +7,8 @@ use crate::handler::gzip;
 use crate::handler::proxy::{self, ClientBody, ClientSide, HeadHow, ResponseBody};
 use crate::http::Version;
 use crate::http::body::ChunkedDecoder;
-use crate::routing::template::Vars;
 use crate::server::client::Client;
 use crate::server::ctx::Ctx;
-use crate::server::vars::NoVars;
 use std::io::{self, Write};
 
 /// Bodies that fit after the pending head within this are copied, so head
@@ -90,11 +88,7 @@ impl Proxy {
         let accepts_gzip = self.accepts_gzip;
         let level = self.route().gzip.comp_level;
         let route = self.route();
-        let kept = self.kept_vars(c.peer);
-        let vars: &dyn Vars = match &kept {
-            Some(v) => v,
-            None => &NoVars,
-        };
+        let vars = self.kept_vars(c.peer);
         let (out, close_after) = (&mut c.out.head, &mut c.close_after);
         // One parse: the head is checked, then the client's head is
         // written from the same fields.
@@ -120,7 +114,7 @@ impl Proxy {
                     now: (route.expires != crate::routing::Expires::Off)
                         .then(std::time::SystemTime::now),
                 };
-                fields.client_head(out, route, to_client, how, vars);
+                fields.client_head(out, route, to_client, how, &vars);
                 Plan::Relay(to_client, head.status == 101, gzip.encode)
             });
         let (head, to_client, upgrade, encode) = match parsed {
