@@ -23,7 +23,7 @@ impl Conn {
         // The snapshot of this loop turn, taken out of the context for the
         // request (no reference count traffic) and put back after.
         let snapshot = ctx.take_snapshot();
-        self.respond_with(head, &snapshot, ctx, 0);
+        self.respond_with(&head, &snapshot, ctx, 0);
         ctx.snapshot = Some(snapshot);
     }
 
@@ -31,7 +31,7 @@ impl Conn {
     /// (`try_files`' fallback) before this.
     fn respond_with(
         &mut self,
-        head: RequestHead,
+        head: &RequestHead,
         snapshot: &Arc<Snapshot>,
         ctx: &mut Ctx,
         redirects: u8,
@@ -95,13 +95,7 @@ impl Conn {
             // nginx's 444: the connection closes without an answer (to
             // drop unwanted hosts and scanners).
             if route.access_log.is_some() {
-                self.log = Some(access::pending(
-                    &head,
-                    route,
-                    self.client.peer,
-                    444,
-                    ctx.now,
-                ));
+                self.log = Some(access::pending(head, route, self.client.peer, 444, ctx.now));
             }
             self.meter.status(444);
             self.client.close_after = true;
@@ -126,7 +120,7 @@ impl Conn {
             String::new()
         };
         let request_vars = vars::RequestVars {
-            head: &head,
+            head,
             raw: &raw,
             peer: self.client.peer,
             local: self.local,
@@ -146,7 +140,7 @@ impl Conn {
                 r
             }
             Action::Proxy(id) if allowed && !too_large => {
-                if self.start_proxying(&head, snapshot, (sid, which), *id, &request_id, ctx) {
+                if self.start_proxying(head, snapshot, (sid, which), *id, &request_id, ctx) {
                     return;
                 }
                 canned::error(502)
@@ -155,9 +149,9 @@ impl Conn {
             _ if !allowed => canned::error(403),
             Action::Metrics => {
                 let view = super::stats::view(&ctx.shared, snapshot, ctx.now);
-                handler::metrics::answer(&head, &view)
+                handler::metrics::answer(head, &view)
             }
-            _ => handler::handle(&head, route, &mut ctx.files, ctx.now, &request_vars),
+            _ => handler::handle(head, route, &mut ctx.files, ctx.now, &request_vars),
         };
         let reply = match reply.internal {
             // Routed again with the fallback's path (`$uri` and locations
@@ -169,7 +163,7 @@ impl Conn {
                         let mut next = head.clone();
                         next.uri = uri;
                         next.rerouted = Some(target);
-                        return self.respond_with(next, snapshot, ctx, redirects + 1);
+                        return self.respond_with(&next, snapshot, ctx, redirects + 1);
                     }
                     Err(_) => canned::error(500),
                 }
@@ -184,19 +178,19 @@ impl Conn {
             None => reply,
         };
         self.drain = Drain::plan(
-            &head,
+            head,
             route.client_max_body_size,
             &mut self.client.close_after,
         );
-        let reply = handler::with_error_page(reply, &head, route, &mut ctx.files, ctx.now);
-        let mut reply = handler::gzip::finish(reply, &head, route);
+        let reply = handler::with_error_page(reply, head, route, &mut ctx.files, ctx.now);
+        let mut reply = handler::gzip::finish(reply, head, route);
         if let Some(note) = reply.note.take() {
             ctx.note_once(note);
         }
         self.meter.status(reply.status);
         if route.access_log.is_some() {
             self.log = Some(access::pending(
-                &head,
+                head,
                 route,
                 self.client.peer,
                 reply.status,
