@@ -109,6 +109,9 @@ pub struct Locations {
     /// Indices of prefix locations, longest prefix first; equal lengths in
     /// declaration order.
     prefixes: Vec<usize>,
+    /// Indices of prefix locations that end in `/` and proxy: they also
+    /// take their path without the slash, with a 301.
+    slashed: Vec<usize>,
 }
 
 impl Locations {
@@ -124,12 +127,35 @@ impl Locations {
                 Match::Prefix(_) => prefixes.push(i),
             }
         }
+        let slashed = prefixes
+            .iter()
+            .copied()
+            .filter(|&i| {
+                list[i].matcher.path().ends_with('/')
+                    && matches!(list[i].route.action, super::Action::Proxy(_))
+            })
+            .collect();
         prefixes.sort_by_key(|&i| std::cmp::Reverse(list[i].matcher.path().len()));
         Locations {
             list,
             exact,
             prefixes,
+            slashed,
         }
+    }
+
+    /// nginx's redirect for a prefix location that ends in `/` and
+    /// proxies: the location that takes `path` without its slash (`/api`
+    /// for `location /api/`) with a 301 to the slash form, unless an exact
+    /// location takes that path.
+    pub fn slash_redirect(&self, path: &str) -> Option<usize> {
+        if self.slashed.is_empty() || path.ends_with('/') || self.exact.contains_key(path) {
+            return None;
+        }
+        self.slashed.iter().copied().find(|&i| {
+            let p = self.list[i].matcher.path();
+            p.len() == path.len() + 1 && p.starts_with(path)
+        })
     }
 
     /// The locations in declaration order.

@@ -211,26 +211,13 @@ pub struct Server {
 }
 
 impl Server {
-    /// nginx's redirect for a prefix location that ends in `/` and
-    /// proxies: a request for its path without the slash (`/api` for
-    /// `location /api/`) is answered with a 301 to the slash form, unless
-    /// an exact location takes that path. The location, when it applies.
+    /// The location that answers `path` with a 301 to `path/` (see
+    /// [`Locations::slash_redirect`]); never for a server-level `return`.
     pub fn slash_redirect(&self, path: &str) -> Option<usize> {
-        if self.return_first || path.ends_with('/') {
+        if self.return_first {
             return None;
         }
-        let list = self.locations.list();
-        if list
-            .iter()
-            .any(|l| matches!(&l.matcher, Match::Exact(p) if p == path))
-        {
-            return None;
-        }
-        list.iter().position(|l| {
-            matches!(&l.matcher, Match::Prefix(p)
-                if p.len() == path.len() + 1 && p.ends_with('/') && p.starts_with(path))
-                && matches!(l.route.action, Action::Proxy(_))
-        })
+        self.locations.slash_redirect(path)
     }
 
     /// The route for a normalised path, and which location gave it.
