@@ -31,6 +31,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import cpu_ticks, rss_kib, wait_port  # noqa: E402  benches/common.py
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 XPS = os.path.abspath(os.environ.get("XPS", os.path.join(ROOT, "target/release/xps")))
@@ -56,36 +59,6 @@ def text(n):
         out.append(w)
         size += len(w)
     return "".join(out)
-
-
-def wait_port(port, deadline=10.0):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"port {port} did not open")
-
-
-def ticks(pids):
-    t = 0
-    for p in pids:
-        with open(f"/proc/{p}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        t += int(fields[11]) + int(fields[12])
-    return t
-
-
-def rss_kib(pids):
-    t = 0
-    for p in pids:
-        with open(f"/proc/{p}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    t += int(line.split()[1])
-    return t
 
 
 def nginx_conf(work, name, body):
@@ -167,7 +140,7 @@ def compressed_size(port, path):
 
 
 def slow_readers(port, pids):
-    base = rss_kib(pids)
+    base = rss_kib(*pids)
     conns = []
     req = b"GET /16m.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n"
     for _ in range(SLOW):
@@ -183,7 +156,7 @@ def slow_readers(port, pids):
                 break
             got += b
     time.sleep(2)  # a measuring window: the proxies settle at their bounds
-    with_them = rss_kib(pids)
+    with_them = rss_kib(*pids)
     for s in conns:
         s.close()
     return base, with_them
@@ -255,9 +228,9 @@ server {{
                     wait_port(port)
                     sizes[name] = compressed_size(port, "/100k.txt")
                     wrk(port, "/100k.txt")  # warm-up
-                    t0 = ticks(pids)
+                    t0 = cpu_ticks(*pids)
                     rps, reqs = wrk(port, "/100k.txt")
-                    cpu = (ticks(pids) - t0) / HZ
+                    cpu = (cpu_ticks(*pids) - t0) / HZ
                     rows[name].append((rps, reqs / cpu if cpu else 0))
                     print(f"{name:6} {rps:10.0f} req/s {reqs / cpu if cpu else 0:10.0f} req/CPU-s", flush=True)
                     if name == "xps":

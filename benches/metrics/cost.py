@@ -15,12 +15,13 @@ has a deadline; every process started is stopped by PID.
 """
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from common import cpu_split, wait_port  # noqa: E402  benches/common.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -30,23 +31,6 @@ PAIRS = int(os.environ.get("PAIRS", "4"))
 DURATION = int(os.environ.get("DURATION", "8"))
 PORT = 18895
 HZ = os.sysconf("SC_CLK_TCK")
-
-
-def wait_port(port, deadline=10.0):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"port {port} did not open")
-
-
-def ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]), int(fields[12])
 
 
 def wrk(seconds):
@@ -62,9 +46,9 @@ def run(binary, conf):
     try:
         wait_port(PORT)
         wrk(2)
-        u0, s0 = ticks(p.pid)
+        u0, s0 = cpu_split(p.pid)
         n = wrk(DURATION)
-        u1, s1 = ticks(p.pid)
+        u1, s1 = cpu_split(p.pid)
     finally:
         p.terminate()
         p.wait(timeout=15)
