@@ -10,6 +10,7 @@ mod upstream;
 mod variables;
 
 mod architecture;
+mod auth;
 mod bad_input;
 mod cli;
 mod config_golden;

@@ -28,12 +28,15 @@ use std::time::Duration;
 pub fn compile(
     nodes: &[Node],
     sources: &SourceMap,
+    users: &HashMap<std::path::PathBuf, Arc<crate::routing::auth::UserFile>>,
     expserver: bool,
     out: &mut Vec<Diagnostic>,
 ) -> Option<Snapshot> {
     let errors_before = out.iter().filter(|d| d.is_error()).count();
     let mut c = Compiler {
         sources,
+        users,
+        auth_reported: HashSet::default(),
         out,
         upstreams: Vec::new(),
         by_name: HashMap::default(),
@@ -120,6 +123,10 @@ pub fn compile(
 
 struct Compiler<'a> {
     sources: &'a SourceMap,
+    /// The user files, read before compiling.
+    users: &'a HashMap<std::path::PathBuf, Arc<crate::routing::auth::UserFile>>,
+    /// `auth_basic` directives already reported as having no user file.
+    auth_reported: HashSet<Span>,
     out: &'a mut Vec<Diagnostic>,
     upstreams: Vec<UpstreamGroup>,
     /// Named group → index, with the span of its name.
@@ -167,12 +174,32 @@ impl Compiler<'_> {
             self.check_shadowed_rule(layer, n);
         }
         let folder = self.sources.file(n.name.file).folder();
+        if let (Key::AuthBasicUserFile, Value::Text(p)) = (n.spec.key, &n.value) {
+            // Not found: it could not be read, which is reported already.
+            layer.auth_basic_user_file =
+                Some(self.users.get(&super::layer::absolute(folder, p)).cloned());
+            return;
+        }
         if !layer.apply(n, folder, || self.origin(n.name)) {
             return;
         }
         if n.spec.key == Key::Root {
             if let Some(root) = layer.root.clone() {
                 self.check_root(&root, n);
+            }
+        }
+    }
+
+    /// `auth_basic REALM` needs the users it checks: without a user file
+    /// nginx lets everyone in, which is never what was meant.
+    fn check_auth(&mut self, layer: &Layer) {
+        if let (Some((Some(_), span)), None) = (&layer.auth_basic, &layer.auth_basic_user_file) {
+            if self.auth_reported.insert(*span) {
+                self.out.push(
+                    Diagnostic::error("`auth_basic` has no `auth_basic_user_file`")
+                        .at(*span, "no users to check passwords against")
+                        .help("add `auth_basic_user_file PATH;` in this block or an outer one"),
+                );
             }
         }
     }
@@ -415,6 +442,7 @@ impl Compiler<'_> {
         };
         let return_first = matches!(fallback_action, Action::Return(_));
         self.try_files_serves_files(n, &fallback_action);
+        self.check_auth(&layer);
         Some(Compiled {
             server: Server {
                 server_name: names,
@@ -489,6 +517,7 @@ impl Compiler<'_> {
             }
         };
         self.try_files_serves_files(n, &action);
+        self.check_auth(&layer);
         let mut route = layer.route(action);
         route.proxy_uri = proxy_uri;
         Some(Location {

@@ -163,19 +163,40 @@ pub fn route_lines(s: &Snapshot, r: &Route) -> Vec<String> {
     let mut o = String::new();
     route(&mut o, s, r, 0);
     o.lines()
-        .map(|l| l.trim_end_matches(';').to_string())
+        .map(|l| l.trim_end_matches(';').replacen(";  #", "  #", 1))
         .collect()
 }
 
 fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
     let pad = "    ".repeat(depth);
+    // A line may end in a comment (`  # …`): the `;` goes before it.
     let mut line = |text: String| {
         o.push_str(&pad);
-        o.push_str(&text);
-        o.push_str(";\n");
+        match text.split_once("  # ") {
+            Some((directive, comment)) => {
+                o.push_str(directive);
+                o.push_str(";  # ");
+                o.push_str(comment);
+                o.push('\n');
+            }
+            None => {
+                o.push_str(&text);
+                o.push_str(";\n");
+            }
+        }
     };
     for rule in &r.access.rules {
         line(format!("{rule}"));
+    }
+    if let Some(auth) = &r.auth {
+        line(format!("auth_basic {}", quote(&auth.realm)));
+        let n = auth.users.len();
+        line(format!(
+            "auth_basic_user_file {}  # {n} user{}, version {:08x}",
+            quote(&auth.users.path.to_string_lossy()),
+            if n == 1 { "" } else { "s" },
+            auth.users.version
+        ));
     }
     match &r.action {
         Action::Return(ret) => match &ret.text {

@@ -98,6 +98,8 @@ pub enum Key {
     /// `gzip_cache`.
     GzipCache,
     ShutdownTimeout,
+    AuthBasic,
+    AuthBasicUserFile,
     Member,
     Balance,
     Keepalive,
@@ -497,6 +499,18 @@ pub static TABLE: &[Spec] = &[
         "–",
         "Keeps matching clients out; see `allow`.",
         "deny 10.0.0.0/8;",
+    ),
+    Spec::new(Key::AuthBasic, "auth_basic", MSL, ONE, Kind::TextOrOff).inherited().docs(
+        "auth_basic REALM | off",
+        "off",
+        "Asks for a user name and password (HTTP Basic authentication) checked against `auth_basic_user_file`; a request without valid ones gets 401 with `WWW-Authenticate: Basic realm=\"REALM\"`. Checked after `allow`/`deny` (a denied client gets 403 first) and before anything else, `return` included. `off` lifts it in an inner block. Use it over TLS (a load balancer in front): the password crosses the network in the clear.",
+        "location /admin/ {\n    auth_basic \"Team only\";\n    auth_basic_user_file htpasswd;\n}",
+    ),
+    Spec::new(Key::AuthBasicUserFile, "auth_basic_user_file", MSL, ONE, Kind::Path).inherited().docs(
+        "auth_basic_user_file PATH",
+        "–",
+        "The users for `auth_basic`: a file of `user:hash` lines as `htpasswd` writes them, with bcrypt (`htpasswd -B`), SHA-512 or SHA-256 crypt (`-5`, `-2`) or apr1-MD5 (`-m`, its default) hashes; `#` lines are comments. It is read with the config: a missing file is an error, a line that cannot be used is a warning with its place, and saving the file reloads it like an included config. A password that passed is remembered by each worker (up to 1,024 credentials), so a bcrypt hash is computed once per client, not per request.",
+        "auth_basic_user_file /etc/xps/htpasswd;",
     ),
     // gzip
     Spec::new(Key::Gzip, "gzip", MSL, ONE, FLAG).inherited().docs(

@@ -29,6 +29,11 @@ pub struct Layer {
     /// Not inherited: a server's applies to requests no location takes.
     pub try_files: Option<crate::routing::TryFiles>,
     pub access: Option<Vec<AccessRule>>,
+    /// `auth_basic`, with the span of its arguments.
+    pub auth_basic: Option<(Option<String>, super::source::Span)>,
+    /// `auth_basic_user_file`, read (set by the compiler, which holds the
+    /// files); `Some(None)` when it could not be read.
+    pub auth_basic_user_file: Option<Option<Arc<crate::routing::auth::UserFile>>>,
     pub add_header: Option<Vec<Header>>,
     pub proxy_set_header: Option<Vec<Header>>,
     pub error_page: Option<Vec<ErrorPage>>,
@@ -88,6 +93,7 @@ impl Layer {
             (Key::Charset, Value::TextOrOff(t)) => self.charset = Some(t.clone()),
             (Key::Expires, Value::Expires(e)) => self.expires = Some(*e),
             (Key::TryFiles, Value::TryFiles(t)) => self.try_files = Some(t.clone()),
+            (Key::AuthBasic, Value::TextOrOff(t)) => self.auth_basic = Some((t.clone(), node.args)),
             (Key::Allow | Key::Deny, Value::Access(target)) => {
                 self.access.get_or_insert_with(Vec::new).push(AccessRule {
                     allow: node.spec.key == Key::Allow,
@@ -147,6 +153,8 @@ impl Layer {
             charset,
             expires,
             access,
+            auth_basic,
+            auth_basic_user_file,
             add_header,
             proxy_set_header,
             error_page,
@@ -184,6 +192,12 @@ impl Layer {
             charset: self.charset.clone().flatten(),
             access: AccessList {
                 rules: self.access.clone().unwrap_or_default(),
+            },
+            auth: match (&self.auth_basic, &self.auth_basic_user_file) {
+                (Some((Some(realm), _)), Some(Some(users))) => Some(Arc::new(
+                    crate::routing::auth::BasicAuth::new(realm.clone(), users.clone()),
+                )),
+                _ => None,
             },
             add_header: self.add_header.clone().unwrap_or_default(),
             proxy_set_header: self.proxy_set_header.clone().unwrap_or_default(),

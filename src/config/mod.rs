@@ -23,6 +23,7 @@ pub mod load;
 pub mod lower;
 pub mod source;
 pub mod syntax;
+pub mod users;
 pub mod values;
 
 pub use diagnostic::{Diagnostic, Severity};
@@ -97,14 +98,15 @@ pub fn load_text(name: &str, folder: &Path, text: &str) -> Loaded {
 }
 
 fn finish(
-    sources: SourceMap,
+    mut sources: SourceMap,
     mut out: Vec<Diagnostic>,
     items: Option<Vec<ast::Item>>,
     expserver: bool,
 ) -> Loaded {
     let snapshot = items.and_then(|items| {
         let nodes = check::check(&items, &sources, &mut out);
-        let snapshot = compile::compile(&nodes, &sources, expserver, &mut out);
+        let users = users::read(&nodes, &mut sources, &mut out);
+        let snapshot = compile::compile(&nodes, &sources, &users, expserver, &mut out);
         // Freeing the trees of a big config takes milliseconds that nobody
         // needs to wait for.
         if items.len() > 256 {

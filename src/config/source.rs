@@ -48,6 +48,9 @@ pub struct SourceFile {
     pub text: String,
     /// Byte offset of the start of every line.
     line_starts: Vec<usize>,
+    /// For a file shown masked ([`SourceFile::masked`]): a hash of its
+    /// real text, so a change to it is still a change.
+    pub secret: Option<u64>,
 }
 
 impl SourceFile {
@@ -67,7 +70,34 @@ impl SourceFile {
             path: path.into(),
             text,
             line_starts,
+            secret: None,
         }
+    }
+
+    /// A file of `name:secret` lines (an htpasswd file) whose secrets are
+    /// shown as `*`: diagnostics point into it, and never print a password
+    /// hash. Offsets are those of the real text (BOM removed).
+    pub fn masked(name: impl Into<String>, path: impl Into<PathBuf>, text: &str) -> Self {
+        use std::hash::Hasher;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut shown = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            let body = line.trim_end_matches(['\n', '\r']);
+            match body.split_once(':') {
+                Some((name, secret)) if !body.trim_start().starts_with('#') => {
+                    shown.push_str(name);
+                    shown.push(':');
+                    shown.extend(std::iter::repeat_n('*', secret.len()));
+                    shown.push_str(&line[body.len()..]);
+                }
+                _ => shown.push_str(line),
+            }
+        }
+        let mut h = rustc_hash::FxHasher::default();
+        h.write(text.as_bytes());
+        let mut file = SourceFile::new(name, path, shown);
+        file.secret = Some(h.finish());
+        file
     }
 
     /// The folder relative paths written in this file are relative to.

@@ -120,6 +120,8 @@ pub struct Reply {
     pub location: Option<String>,
     /// `Allow` (405).
     pub allow: Option<&'static str>,
+    /// `WWW-Authenticate` (401).
+    pub www_authenticate: Option<Arc<str>>,
     /// `Content-Range` (206, 416).
     pub content_range: Option<String>,
     /// `Accept-Ranges: bytes` (files).
@@ -159,6 +161,7 @@ impl Reply {
             last_modified: None,
             location: None,
             allow: None,
+            www_authenticate: None,
             content_range: None,
             accept_ranges: false,
             content_encoding: None,
@@ -211,6 +214,7 @@ pub fn with_error_page(
     match static_file::error_page(route, files, &page.path, status, head, now) {
         Some(mut r) if page.status.is_none() => {
             r.allow = reply.allow;
+            r.www_authenticate = reply.www_authenticate;
             r.content_range = reply.content_range;
             r
         }

@@ -8,6 +8,7 @@
 //! knows the config syntax.
 
 pub mod access;
+pub mod auth;
 pub mod host;
 pub mod location;
 pub mod route;

@@ -240,6 +240,8 @@ pub struct Route {
     pub charset: Option<String>,
     /// `allow`/`deny`.
     pub access: AccessList,
+    /// `auth_basic` with its users; `None` when off.
+    pub auth: Option<Arc<super::auth::BasicAuth>>,
     /// `add_header`.
     pub add_header: Vec<Header>,
     /// `proxy_set_header`.
@@ -320,6 +322,7 @@ impl Route {
             dotfiles: false,
             charset: None,
             access: AccessList::default(),
+            auth: None,
             add_header: Vec::new(),
             proxy_set_header: Vec::new(),
             error_page: Vec::new(),

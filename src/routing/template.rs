@@ -37,6 +37,9 @@ pub enum Var {
     ProxyAddXForwardedFor,
     /// `$request_id`: 32 hex digits, new for every request.
     RequestId,
+    /// `$remote_user`: the `auth_basic` user who logged in (empty
+    /// otherwise).
+    RemoteUser,
 }
 
 /// The names of the variables, for messages and suggestions.
@@ -56,6 +59,7 @@ pub const NAMES: &[&str] = &[
     "http_NAME",
     "proxy_add_x_forwarded_for",
     "request_id",
+    "remote_user",
 ];
 
 fn var(name: &str) -> Option<Var> {
@@ -73,6 +77,7 @@ fn var(name: &str) -> Option<Var> {
         "server_port" => Var::ServerPort,
         "proxy_add_x_forwarded_for" => Var::ProxyAddXForwardedFor,
         "request_id" => Var::RequestId,
+        "remote_user" => Var::RemoteUser,
         _ => {
             let header = name.strip_prefix("http_")?;
             if header.is_empty() {

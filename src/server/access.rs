@@ -35,13 +35,15 @@ pub fn pending(
     head: &RequestHead,
     route: &Route,
     peer: SocketAddr,
+    user: Option<&str>,
     status: u16,
     now: Instant,
 ) -> PendingLog {
     let time = crate::log::clf_time(SystemTime::now());
     let prefix = format!(
-        "{} - - [{time}] \"{} {} {}\"",
+        "{} - {} [{time}] \"{} {} {}\"",
         peer.ip(),
+        user.map_or("-".into(), escape),
         head.method,
         escape(&head.target),
         head.version.as_str()

@@ -278,6 +278,9 @@ impl Client {
         if let Some(a) = reply.allow {
             response::header(b, "Allow", a);
         }
+        if let Some(a) = &reply.www_authenticate {
+            response::header(b, "WWW-Authenticate", a);
+        }
         if let Some(r) = &reply.content_range {
             response::header(b, "Content-Range", r);
         }

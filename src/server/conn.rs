@@ -67,6 +67,8 @@ pub struct Conn {
     pub deadline: Option<Instant>,
     /// When a timer entry is scheduled for it (at most one that matters).
     pub timer_at: Option<Instant>,
+    /// The `auth_basic` user of the current request (for the log).
+    pub(super) user: Option<Box<str>>,
     pub(super) log: Option<access::PendingLog>,
     /// Its epoll token (its upstream socket's owner).
     pub(super) token: Token,
@@ -102,6 +104,7 @@ impl Conn {
             deadline: None,
             timer_at: None,
             log: None,
+            user: None,
             token,
             proxy: None,
             scan: HeadScan::default(),

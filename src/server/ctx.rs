@@ -36,6 +36,8 @@ pub struct Ctx {
     pub date: DateCache,
     /// This worker's file and listing cache.
     pub files: FileCache,
+    /// Credentials this worker checked (`auth_basic`).
+    pub auth: super::auth::AuthCache,
     /// Read buffers of idle connections, for reuse.
     pool: Vec<Vec<u8>>,
     /// Relay buffers of finished proxy legs, for reuse.
@@ -81,6 +83,7 @@ impl Ctx {
             shared,
             date: DateCache::default(),
             files: FileCache::new(),
+            auth: Default::default(),
             pool: Vec::new(),
             relay_pool: Vec::new(),
             now: Instant::now(),

@@ -88,10 +88,18 @@ impl Conn {
                 local: self.local,
                 names: snapshot.servers[at.0].server_name.clone(),
                 request_id: request_id.to_string(),
+                user: self.user.clone(),
             })
         });
         if route.access_log.is_some() {
-            self.log = Some(access::pending(head, route, self.client.peer, 502, ctx.now));
+            self.log = Some(access::pending(
+                head,
+                route,
+                self.client.peer,
+                self.user.as_deref(),
+                502,
+                ctx.now,
+            ));
         }
         let mut raw = self
             .client

@@ -3,6 +3,7 @@
 //! (SIGQUIT) or a reload (SIGHUP).
 
 pub mod access;
+pub mod auth;
 pub mod client;
 pub mod conn;
 pub mod ctx;

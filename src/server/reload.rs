@@ -53,6 +53,7 @@ pub fn content_hash(loaded: &Loaded) -> u64 {
         h.write_u8(0);
         h.write(f.text.as_bytes());
         h.write_u8(0);
+        h.write_u64(f.secret.unwrap_or(0));
     }
     h.finish()
 }

@@ -38,6 +38,7 @@ impl Conn {
     ) {
         if redirects == 0 {
             self.requests += 1;
+            self.user = None;
         }
         self.phase = Phase::Writing;
         self.client.progress = ctx.now;
@@ -90,12 +91,39 @@ impl Conn {
             Framing::Length(n) => n > route.client_max_body_size,
             _ => false,
         };
-        let allowed = route.access.check(self.client.peer.ip()).0;
+        let permitted = route.access.check(self.client.peer.ip()).0;
+        // `auth_basic`: checked once the address is let in; its 401 comes
+        // before everything but a 413 or 403.
+        let challenge = match &route.auth {
+            Some(auth) if permitted => {
+                let raw = self
+                    .client
+                    .input
+                    .as_ref()
+                    .map_or(&[][..], |i| &i.data()[..head.head_len.min(i.data().len())]);
+                match ctx.auth.check(auth, vars::header(raw, "authorization")) {
+                    super::auth::Verdict::User(user) => {
+                        self.user = Some(user);
+                        None
+                    }
+                    super::auth::Verdict::Refused => Some(auth.challenge.clone()),
+                }
+            }
+            _ => None,
+        };
+        let allowed = permitted && challenge.is_none();
         if matches!(&route.action, Action::Return(r) if r.code == 444) && allowed && !too_large {
             // nginx's 444: the connection closes without an answer (to
             // drop unwanted hosts and scanners).
             if route.access_log.is_some() {
-                self.log = Some(access::pending(head, route, self.client.peer, 444, ctx.now));
+                self.log = Some(access::pending(
+                    head,
+                    route,
+                    self.client.peer,
+                    self.user.as_deref(),
+                    444,
+                    ctx.now,
+                ));
             }
             self.meter.status(444);
             self.client.close_after = true;
@@ -119,6 +147,7 @@ impl Conn {
         } else {
             String::new()
         };
+        let user = self.user.clone();
         let request_vars = vars::RequestVars {
             head,
             raw: &raw,
@@ -126,6 +155,7 @@ impl Conn {
             local: self.local,
             names: &server.server_name,
             request_id: &request_id,
+            user: user.as_deref(),
         };
         let reply = match &route.action {
             _ if slash.is_some() && allowed => {
@@ -146,7 +176,12 @@ impl Conn {
                 canned::error(502)
             }
             _ if too_large => canned::error(413),
-            _ if !allowed => canned::error(403),
+            _ if !permitted => canned::error(403),
+            _ if challenge.is_some() => {
+                let mut r = canned::error(401);
+                r.www_authenticate = challenge;
+                r
+            }
             Action::Metrics => {
                 let view = super::stats::view(&ctx.shared, snapshot, ctx.now);
                 handler::metrics::answer(head, &view)
@@ -193,6 +228,7 @@ impl Conn {
                 head,
                 route,
                 self.client.peer,
+                self.user.as_deref(),
                 reply.status,
                 ctx.now,
             ));

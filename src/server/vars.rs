@@ -18,6 +18,8 @@ pub struct RequestVars<'a> {
     pub names: &'a [ServerName],
     /// `$request_id` (empty when no value of the route names it).
     pub request_id: &'a str,
+    /// `$remote_user`.
+    pub user: Option<&'a str>,
 }
 
 /// A request's variables kept past its head (a proxied request: its
@@ -27,6 +29,7 @@ pub struct KeptVars {
     pub local: SocketAddr,
     pub names: Vec<ServerName>,
     pub request_id: String,
+    pub user: Option<Box<str>>,
 }
 
 impl KeptVars {
@@ -39,6 +42,7 @@ impl KeptVars {
             local: self.local,
             names: &self.names,
             request_id: &self.request_id,
+            user: self.user.as_deref(),
         }
     }
 }
@@ -53,7 +57,7 @@ pub fn request_id(seed: u64) -> String {
 }
 
 /// The first value of the header `name` (lower case) in a raw head.
-fn header<'a>(raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
+pub fn header<'a>(raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
     raw.split(|&b| b == b'\n').skip(1).find_map(|line| {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let colon = line.iter().position(|&b| b == b':')?;
@@ -122,6 +126,7 @@ impl Vars for RequestVars<'_> {
                 let _ = write!(out, "{}", self.peer.ip());
             }
             Var::RequestId => out.push_str(self.request_id),
+            Var::RemoteUser => out.push_str(self.user.unwrap_or("")),
         }
     }
 }
