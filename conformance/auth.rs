@@ -234,3 +234,49 @@ fn check_reports_user_file_problems_with_their_place_and_no_hash() {
         assert!(!e.contains(secret), "{secret} printed:\n{e}");
     }
 }
+
+#[test]
+fn a_client_trying_passwords_at_speed_is_slowed_and_others_are_not() {
+    use crate::server::{connect_from, read_response, request};
+    use std::io::Write;
+    let template = "workers 1;
+server {
+    listen 127.0.0.1:{port};
+    root {dir}/site;
+    location /admin/ {
+        auth_basic team;
+        auth_basic_user_file htpasswd;
+    }
+}
+";
+    let server = Server::start(template, site);
+    let ask = |from: [u8; 4], creds: &str| {
+        let mut s = connect_from(from.into(), server.addr());
+        s.write_all(request("GET", "/admin/", &[creds]).as_bytes())
+            .unwrap();
+        read_response(&mut s, false).expect("an answer")
+    };
+    let good = basic("bcrypt", "secret");
+    assert_eq!(ask([127, 0, 0, 1], &good).status, 200);
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let r = ask([127, 0, 0, 1], &basic("bcrypt", &format!("guess{i}")));
+        if r.status == 429 {
+            assert_eq!(r.header("retry-after"), Some("1"));
+        }
+        statuses.push(r.status);
+    }
+    // The burst is ten new credentials (the good one took the first):
+    // nine guesses are checked (401), then the address gets 429 while its
+    // allowance comes back at five a second.
+    assert!(statuses[..9].iter().all(|&s| s == 401), "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|&s| s == 401 || s == 429),
+        "{statuses:?}"
+    );
+    // Credentials already checked are not new: still 200. Another
+    // address has its own allowance.
+    assert_eq!(ask([127, 0, 0, 1], &good).status, 200);
+    assert_eq!(ask([127, 0, 0, 2], &basic("apr1", "secret")).status, 200);
+}

@@ -509,7 +509,7 @@ pub static TABLE: &[Spec] = &[
     Spec::new(Key::AuthBasicUserFile, "auth_basic_user_file", MSL, ONE, Kind::Path).inherited().docs(
         "auth_basic_user_file PATH",
         "–",
-        "The users for `auth_basic`: a file of `user:hash` lines as `htpasswd` writes them, with bcrypt (`htpasswd -B`), SHA-512 or SHA-256 crypt (`-5`, `-2`) or apr1-MD5 (`-m`, its default) hashes; `#` lines are comments. It is read with the config: a missing file is an error, a line that cannot be used is a warning with its place, and saving the file reloads it like an included config. A password that passed is remembered by each worker (up to 1,024 credentials), so a bcrypt hash is computed once per client, not per request.",
+        "The users for `auth_basic`: a file of `user:hash` lines as `htpasswd` writes them, with bcrypt (`htpasswd -B`), SHA-512 or SHA-256 crypt (`-5`, `-2`) or apr1-MD5 (`-m`, its default) hashes; `#` lines are comments. It is read with the config: a missing file is an error, a line that cannot be used is a warning with its place, and saving the file reloads it like an included config. Each worker remembers the credentials it checked (up to 1,024), so a bcrypt hash is computed once per client, not per request; an address sending many new credentials gets 429 (see server.md, Basic authentication).",
         "auth_basic_user_file /etc/xps/htpasswd;",
     ),
     // gzip

@@ -122,6 +122,8 @@ pub struct Reply {
     pub allow: Option<&'static str>,
     /// `WWW-Authenticate` (401).
     pub www_authenticate: Option<Arc<str>>,
+    /// `Retry-After`, in seconds (429, 503).
+    pub retry_after: Option<u32>,
     /// `Content-Range` (206, 416).
     pub content_range: Option<String>,
     /// `Accept-Ranges: bytes` (files).
@@ -162,6 +164,7 @@ impl Reply {
             location: None,
             allow: None,
             www_authenticate: None,
+            retry_after: None,
             content_range: None,
             accept_ranges: false,
             content_encoding: None,
@@ -215,6 +218,7 @@ pub fn with_error_page(
         Some(mut r) if page.status.is_none() => {
             r.allow = reply.allow;
             r.www_authenticate = reply.www_authenticate;
+            r.retry_after = reply.retry_after;
             r.content_range = reply.content_range;
             r
         }

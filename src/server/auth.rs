@@ -1,22 +1,39 @@
 //! `auth_basic` on a worker: each worker remembers the credentials it
-//! checked, so a bcrypt hash (milliseconds of CPU) is computed once per
-//! client and password, not once per request.
+//! checked, so a bcrypt hash (tens of milliseconds of CPU) is computed
+//! once per client and password, not once per request; and it bounds the
+//! hashing a client, and all clients together, can make it do, so trying
+//! passwords at speed cannot take the worker from everyone else.
 
 use crate::routing::auth::BasicAuth;
 use rustc_hash::FxHashMap as HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 /// Credentials remembered per worker; the map starts again when full.
 const MAX_REMEMBERED: usize = 1024;
+/// New credentials one address may have checked per second, and in a
+/// burst.
+const PER_ADDRESS_RATE: f64 = 5.0;
+const PER_ADDRESS_BURST: f64 = 10.0;
+/// Addresses tracked for that; the table starts again when full.
+const MAX_ADDRESSES: usize = 4096;
+/// Of every second, at most this much of a worker goes to hashing.
+const HASHING_PER_SECOND: Duration = Duration::from_millis(500);
 
 /// What a checked `Authorization` value proved: the user file load it
 /// was checked against, and the user (`None`: refused).
 type Checked = (u64, Option<Box<str>>);
 
-/// The checked `Authorization` values of one worker, by user file load.
+/// The checked `Authorization` values of one worker, and its hashing
+/// budget.
 #[derive(Default)]
 pub struct AuthCache {
     /// Header value → what it proved.
     checked: HashMap<Box<[u8]>, Checked>,
+    /// Address → (tokens, when they were counted).
+    addresses: HashMap<IpAddr, (f64, Instant)>,
+    /// The start of the current second and the hashing time spent in it.
+    window: Option<(Instant, Duration)>,
 }
 
 /// What a request's credentials prove.
@@ -25,12 +42,22 @@ pub enum Verdict {
     User(Box<str>),
     /// Missing or wrong: 401.
     Refused,
+    /// This address had too many new credentials checked: 429.
+    TooMany,
+    /// The worker's hashing time for this second is spent: 503.
+    Busy,
 }
 
 impl AuthCache {
-    /// Checks the `Authorization` header value of a request (if any)
-    /// against `auth`.
-    pub fn check(&mut self, auth: &BasicAuth, header: Option<&[u8]>) -> Verdict {
+    /// Checks the `Authorization` header value of a request from `peer`
+    /// (if any) against `auth`.
+    pub fn check(
+        &mut self,
+        auth: &BasicAuth,
+        header: Option<&[u8]>,
+        peer: IpAddr,
+        now: Instant,
+    ) -> Verdict {
         let Some(value) = header else {
             return Verdict::Refused;
         };
@@ -42,7 +69,21 @@ impl AuthCache {
             Some((checked_with, None)) if *checked_with == id => return Verdict::Refused,
             _ => {}
         }
+        if !self.take_token(peer, now) {
+            return Verdict::TooMany;
+        }
+        let (start, spent) = match self.window {
+            Some((start, spent)) if now.duration_since(start) < Duration::from_secs(1) => {
+                (start, spent)
+            }
+            _ => (now, Duration::ZERO),
+        };
+        if spent >= HASHING_PER_SECOND {
+            return Verdict::Busy;
+        }
+        let began = Instant::now();
         let user: Option<Box<str>> = auth.users.check(value).map(Box::from);
+        self.window = Some((start, spent + began.elapsed()));
         if self.checked.len() >= MAX_REMEMBERED {
             self.checked.clear();
         }
@@ -50,6 +91,26 @@ impl AuthCache {
         match user {
             Some(u) => Verdict::User(u),
             None => Verdict::Refused,
+        }
+    }
+
+    /// Takes one of `peer`'s tokens for a new credential.
+    fn take_token(&mut self, peer: IpAddr, now: Instant) -> bool {
+        if self.addresses.len() >= MAX_ADDRESSES && !self.addresses.contains_key(&peer) {
+            self.addresses.clear();
+        }
+        let (tokens, at) = self
+            .addresses
+            .entry(peer)
+            .or_insert((PER_ADDRESS_BURST, now));
+        let refill = now.duration_since(*at).as_secs_f64() * PER_ADDRESS_RATE;
+        *tokens = (*tokens + refill).min(PER_ADDRESS_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
         }
     }
 }

@@ -281,6 +281,9 @@ impl Client {
         if let Some(a) = &reply.www_authenticate {
             response::header(b, "WWW-Authenticate", a);
         }
+        if let Some(s) = reply.retry_after {
+            response::header_u64(b, "Retry-After", u64::from(s));
+        }
         if let Some(r) = &reply.content_range {
             response::header(b, "Content-Range", r);
         }

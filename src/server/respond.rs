@@ -4,6 +4,7 @@
 //! request again from here.
 
 use super::access;
+use super::auth::Verdict;
 use super::conn::{Conn, Phase};
 use super::ctx::Ctx;
 use super::drain::Drain;
@@ -13,6 +14,14 @@ use crate::http::parse::{Framing, Method, RequestHead};
 use crate::metrics::Kind;
 use crate::routing::{Action, LocationMatch, Snapshot};
 use std::sync::Arc;
+
+/// Why `auth_basic` did not let a request in.
+enum Refusal {
+    /// No valid credentials: 401 with this `WWW-Authenticate`.
+    Challenge(Arc<str>),
+    /// Too many new credentials (429) or no hashing time left (503).
+    Status(u16),
+}
 
 /// Internal redirects (`try_files`) one request may take.
 const MAX_REDIRECTS: u8 = 10;
@@ -101,12 +110,18 @@ impl Conn {
                     .input
                     .as_ref()
                     .map_or(&[][..], |i| &i.data()[..head.head_len.min(i.data().len())]);
-                match ctx.auth.check(auth, vars::header(raw, "authorization")) {
-                    super::auth::Verdict::User(user) => {
+                let peer = self.client.peer.ip();
+                match ctx
+                    .auth
+                    .check(auth, vars::header(raw, "authorization"), peer, ctx.now)
+                {
+                    Verdict::User(user) => {
                         self.user = Some(user);
                         None
                     }
-                    super::auth::Verdict::Refused => Some(auth.challenge.clone()),
+                    Verdict::Refused => Some(Refusal::Challenge(auth.challenge.clone())),
+                    Verdict::TooMany => Some(Refusal::Status(429)),
+                    Verdict::Busy => Some(Refusal::Status(503)),
                 }
             }
             _ => None,
@@ -177,11 +192,19 @@ impl Conn {
             }
             _ if too_large => canned::error(413),
             _ if !permitted => canned::error(403),
-            _ if challenge.is_some() => {
-                let mut r = canned::error(401);
-                r.www_authenticate = challenge;
-                r
-            }
+            _ if challenge.is_some() => match challenge {
+                Some(Refusal::Challenge(c)) => {
+                    let mut r = canned::error(401);
+                    r.www_authenticate = Some(c);
+                    r
+                }
+                Some(Refusal::Status(code)) => {
+                    let mut r = canned::error(code);
+                    r.retry_after = Some(1);
+                    r
+                }
+                None => canned::error(500),
+            },
             Action::Metrics => {
                 let view = super::stats::view(&ctx.shared, snapshot, ctx.now);
                 handler::metrics::answer(head, &view)
