@@ -12,14 +12,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("net", &[]),
     ("upstream", &[]),
     ("metrics", &[]),
+    ("limit", &[]),
     ("log", &["http"]),
-    ("routing", &["http", "upstream", "log", "metrics"]),
-    ("config", &["routing", "upstream", "http", "log"]),
+    ("routing", &["http", "upstream", "log", "metrics", "limit"]),
+    ("config", &["routing", "upstream", "http", "log", "limit"]),
     ("handler", &["http", "routing", "metrics"]),
     (
         "server",
         &[
-            "config", "routing", "http", "handler", "net", "upstream", "log", "metrics",
+            "config", "routing", "http", "handler", "net", "upstream", "log", "metrics", "limit",
         ],
     ),
     (

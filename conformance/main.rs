@@ -21,6 +21,7 @@ mod gzip;
 mod hostile;
 mod http_behaviour;
 mod http_golden;
+mod limits;
 mod metrics;
 mod proxy;
 mod proxy_edges;

@@ -29,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod handler;
 pub mod http;
+pub mod limit;
 pub mod log;
 pub mod metrics;
 pub mod net;

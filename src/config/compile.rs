@@ -37,6 +37,8 @@ pub fn compile(
         sources,
         users,
         auth_reported: HashSet::default(),
+        zones: Vec::new(),
+        zone_spans: HashMap::default(),
         out,
         upstreams: Vec::new(),
         by_name: HashMap::default(),
@@ -64,9 +66,15 @@ pub fn compile(
         gzip_cache: 16 << 20,
         expserver,
     };
+    for n in nodes {
+        if let Value::Zone(z) = &n.value {
+            c.zone(n, z);
+        }
+    }
     let mut layer = Layer::default();
     for n in nodes {
         match (n.spec.key, &n.value) {
+            (Key::LimitReqZone | Key::LimitConnZone, _) => {}
             (Key::Workers, Value::Workers(w)) => main.workers = *w,
             (Key::ServerHeader, Value::TextOrOff(t)) => main.server_header = t.clone(),
             (Key::Watch, Value::Flag(b)) => main.watch = *b,
@@ -118,6 +126,7 @@ pub fn compile(
             .iter()
             .map(|f| super::layer::absolute(Path::new("."), &f.path.to_string_lossy()))
             .collect(),
+        zones: c.zones,
     })
 }
 
@@ -127,6 +136,10 @@ struct Compiler<'a> {
     users: &'a HashMap<std::path::PathBuf, Arc<crate::routing::auth::UserFile>>,
     /// `auth_basic` directives already reported as having no user file.
     auth_reported: HashSet<Span>,
+    /// `limit_req_zone` and `limit_conn_zone`, in order.
+    zones: Vec<Arc<crate::routing::limits::ZoneDef>>,
+    /// Zone name → span of its name.
+    zone_spans: HashMap<String, Span>,
     out: &'a mut Vec<Diagnostic>,
     upstreams: Vec<UpstreamGroup>,
     /// Named group → index, with the span of its name.
@@ -180,12 +193,97 @@ impl Compiler<'_> {
                 Some(self.users.get(&super::layer::absolute(folder, p)).cloned());
             return;
         }
+        match (n.spec.key, &n.value) {
+            (Key::LimitReq, Value::LimitReq(zone, burst, nodelay)) => {
+                if let Some(zone) = self.zone_named(zone, true, n) {
+                    layer.limit_req.get_or_insert_with(Vec::new).push(
+                        crate::routing::limits::LimitReq {
+                            zone,
+                            burst: *burst,
+                            nodelay: *nodelay,
+                        },
+                    );
+                }
+                return;
+            }
+            (Key::LimitConn, Value::LimitConn(zone, max)) => {
+                if let Some(zone) = self.zone_named(zone, false, n) {
+                    layer
+                        .limit_conn
+                        .get_or_insert_with(Vec::new)
+                        .push(crate::routing::limits::LimitConn { zone, max: *max });
+                }
+                return;
+            }
+            _ => {}
+        }
         if !layer.apply(n, folder, || self.origin(n.name)) {
             return;
         }
         if n.spec.key == Key::Root {
             if let Some(root) = layer.root.clone() {
                 self.check_root(&root, n);
+            }
+        }
+    }
+
+    /// Records a `limit_req_zone` or `limit_conn_zone`.
+    fn zone(&mut self, n: &Node, z: &super::values::ZoneSpec) {
+        if let Some(first) = self.zone_spans.get(&z.name) {
+            self.out.push(
+                Diagnostic::error(format!("zone `{}` is declared twice", z.name))
+                    .at(n.args, "second declaration")
+                    .also(*first, "first declared here")
+                    .help("give each zone its own name"),
+            );
+            return;
+        }
+        self.zone_spans.insert(z.name.clone(), n.args);
+        self.zones.push(Arc::new(crate::routing::limits::ZoneDef {
+            name: z.name.clone(),
+            key: z.key.clone(),
+            size: z.size,
+            rate: z.rate,
+            req: Default::default(),
+            conn: Default::default(),
+        }));
+    }
+
+    /// The zone a `limit_req` (`req`) or `limit_conn` names.
+    fn zone_named(
+        &mut self,
+        name: &str,
+        req: bool,
+        n: &Node,
+    ) -> Option<Arc<crate::routing::limits::ZoneDef>> {
+        let (want, other) = if req {
+            ("limit_req_zone", "limit_conn_zone")
+        } else {
+            ("limit_conn_zone", "limit_req_zone")
+        };
+        match self.zones.iter().find(|z| z.name == name) {
+            Some(z) if z.rate.is_some() == req => Some(z.clone()),
+            Some(_) => {
+                self.out.push(
+                    Diagnostic::error(format!("zone `{name}` is a `{other}`, not a `{want}`"))
+                        .at(n.args, "wrong kind of zone")
+                        .help(format!("declare one with `{want}` for `{}`", n.spec.name)),
+                );
+                None
+            }
+            None => {
+                let names = self
+                    .zones
+                    .iter()
+                    .filter(|z| z.rate.is_some() == req)
+                    .map(|z| z.name.as_str());
+                self.out.push(
+                    Diagnostic::error(format!("unknown zone `{name}`"))
+                        .at(n.args, "no zone of this name")
+                        .maybe_help(suggestion(name, names))
+                        .note(format!("zones are declared at the top level with `{want}`")),
+                );
+                None
             }
         }
     }

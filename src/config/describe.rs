@@ -126,6 +126,23 @@ fn main(o: &mut String, s: &Snapshot) {
     let _ = writeln!(o, "max_connections {};", m.max_connections);
     let _ = writeln!(o, "shutdown_timeout {};", duration(m.shutdown_timeout));
     let _ = writeln!(o, "gzip_cache {};", size(m.gzip_cache));
+    for z in &s.zones {
+        let _ = writeln!(o, "{};", zone_text(z));
+    }
+}
+
+/// A `limit_req_zone` or `limit_conn_zone` as written.
+pub fn zone_text(z: &crate::routing::limits::ZoneDef) -> String {
+    let key = quote(z.key.source());
+    match z.rate {
+        Some(rate) => format!(
+            "limit_req_zone {key} zone={}:{} rate={}",
+            z.name,
+            size(z.size),
+            rate.text()
+        ),
+        None => format!("limit_conn_zone {key} zone={}:{}", z.name, size(z.size)),
+    }
 }
 
 fn upstream(o: &mut String, u: &UpstreamGroup) {
@@ -187,6 +204,25 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
     };
     for rule in &r.access.rules {
         line(format!("{rule}"));
+    }
+    for l in &r.limits.req {
+        let mut text = format!("limit_req zone={}", l.zone.name);
+        if l.burst > 0 {
+            text.push_str(&format!(" burst={}", l.burst));
+        }
+        if l.nodelay {
+            text.push_str(" nodelay");
+        }
+        line(text);
+    }
+    if !r.limits.req.is_empty() {
+        line(format!("limit_req_status {}", r.limits.req_status));
+    }
+    for l in &r.limits.conn {
+        line(format!("limit_conn {} {}", l.zone.name, l.max));
+    }
+    if !r.limits.conn.is_empty() {
+        line(format!("limit_conn_status {}", r.limits.conn_status));
     }
     if let Some(auth) = &r.auth {
         line(format!("auth_basic {}", quote(&auth.realm)));

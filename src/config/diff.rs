@@ -21,6 +21,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
         }
     }
     upstreams(old, new, &mut out);
+    zones(old, new, &mut out);
     let several = new.servers.len() > 1 || old.servers.len() > 1;
     for (i, s) in new.servers.iter().enumerate() {
         let label = server_label(s, i);
@@ -89,6 +90,31 @@ fn upstreams(old: &Snapshot, new: &Snapshot, out: &mut Vec<String>) {
     for o in old.named_upstreams() {
         if !new.named_upstreams().any(|u| u.name == o.name) {
             out.push(format!("- upstream {}", o.name));
+        }
+    }
+}
+
+/// Zones added, changed (and whether their state is kept) or removed.
+fn zones(old: &Snapshot, new: &Snapshot, out: &mut Vec<String>) {
+    use super::describe::zone_text;
+    for z in &new.zones {
+        match old.zones.iter().find(|o| o.name == z.name) {
+            None => out.push(format!("+ {}", zone_text(z))),
+            Some(o) if o != z => {
+                let kept = if o.signature() == z.signature() && o.rate.is_some() == z.rate.is_some()
+                {
+                    "its state kept"
+                } else {
+                    "its state starts empty"
+                };
+                out.push(format!("~ {} → {} ({kept})", zone_text(o), zone_text(z)))
+            }
+            Some(_) => {}
+        }
+    }
+    for o in &old.zones {
+        if !new.zones.iter().any(|z| z.name == o.name) {
+            out.push(format!("- {}", zone_text(o)));
         }
     }
 }

@@ -100,6 +100,12 @@ pub enum Key {
     ShutdownTimeout,
     AuthBasic,
     AuthBasicUserFile,
+    LimitReqZone,
+    LimitReq,
+    LimitReqStatus,
+    LimitConnZone,
+    LimitConn,
+    LimitConnStatus,
     Member,
     Balance,
     Keepalive,
@@ -178,6 +184,15 @@ pub enum Kind {
     AccessLog,
     /// `RATE [GRACE]` or `off`.
     MinRate,
+    /// `KEY zone=NAME:SIZE`, with `rate=RATE` when `req`.
+    Zone {
+        /// `limit_req_zone` (else `limit_conn_zone`).
+        req: bool,
+    },
+    /// `zone=NAME [burst=N] [nodelay]`.
+    LimitReq,
+    /// `NAME N`.
+    LimitConn,
 }
 
 /// One row of the table.
@@ -511,6 +526,42 @@ pub static TABLE: &[Spec] = &[
         "–",
         "The users for `auth_basic`: a file of `user:hash` lines as `htpasswd` writes them, with bcrypt (`htpasswd -B`), SHA-512 or SHA-256 crypt (`-5`, `-2`) or apr1-MD5 (`-m`, its default) hashes; `#` lines are comments. It is read with the config: a missing file is an error, a line that cannot be used is a warning with its place, and saving the file reloads it like an included config. Each worker remembers the credentials it checked (up to 1,024), so a bcrypt hash is computed once per client, not per request; an address sending many new credentials gets 429 (see server.md, Basic authentication).",
         "auth_basic_user_file /etc/xps/htpasswd;",
+    ),
+    Spec::new(Key::LimitReqZone, "limit_req_zone", &[M], (3, Some(3)), Kind::Zone { req: true }).repeatable().docs(
+        "limit_req_zone KEY zone=NAME:SIZE rate=RATE",
+        "–",
+        "A request rate limit for `limit_req` to apply: each value of KEY (`$binary_remote_addr`: per client address; any variables) is a leaky bucket that lets RATE requests through (`10r/s`, `30r/m`). SIZE bounds its memory (about 8,000 keys per `1m`; at least `32k`); when it is full, keys whose bucket is empty make room, and while none is, new keys get the limit's status. A request whose KEY is empty is not limited. The state is shared by the workers and kept across a reload that leaves KEY and SIZE as they were.",
+        "limit_req_zone $binary_remote_addr zone=per_ip:10m rate=10r/s;",
+    ),
+    Spec::new(Key::LimitReq, "limit_req", MSL, (1, Some(3)), Kind::LimitReq).repeatable().inherited().docs(
+        "limit_req zone=NAME [burst=N] [nodelay]",
+        "–",
+        "Limits the rate of requests per key of zone NAME, as nginx does: a request over the rate waits its turn when fewer than N are waiting (`burst`), or with `nodelay` goes at once; past the burst it gets `limit_req_status` with `Retry-After` (seconds until a request fits again). Checked before `allow`/`deny`, `auth_basic` and everything else but a 413. Several `limit_req` in a block all apply; a block with its own replaces the outer ones.",
+        "location /login {\n    limit_req zone=per_ip burst=5 nodelay;\n}",
+    ),
+    Spec::new(Key::LimitReqStatus, "limit_req_status", MSL, ONE, Kind::Number { min: 400, max: 599 }).inherited().docs(
+        "limit_req_status CODE",
+        "503",
+        "The status of a request `limit_req` refuses (429 says \"too many requests\" to clients and crawlers; nginx's default is 503).",
+        "limit_req_status 429;",
+    ),
+    Spec::new(Key::LimitConnZone, "limit_conn_zone", &[M], (2, Some(2)), Kind::Zone { req: false }).repeatable().docs(
+        "limit_conn_zone KEY zone=NAME:SIZE",
+        "–",
+        "A concurrency limit for `limit_conn` to apply: the requests in progress per value of KEY, shared by the workers, kept across a reload that leaves KEY and SIZE as they were. SIZE as for `limit_req_zone`.",
+        "limit_conn_zone $binary_remote_addr zone=per_ip_conn:10m;",
+    ),
+    Spec::new(Key::LimitConn, "limit_conn", MSL, (2, Some(2)), Kind::LimitConn).repeatable().inherited().docs(
+        "limit_conn NAME N",
+        "–",
+        "At most N requests per key of zone NAME in progress at once (a request counts from its head until its response is out, a proxied one included); one more gets `limit_conn_status` with `Retry-After: 1`. Checked with `limit_req`.",
+        "limit_conn per_ip_conn 10;",
+    ),
+    Spec::new(Key::LimitConnStatus, "limit_conn_status", MSL, ONE, Kind::Number { min: 400, max: 599 }).inherited().docs(
+        "limit_conn_status CODE",
+        "503",
+        "The status of a request `limit_conn` refuses.",
+        "limit_conn_status 429;",
     ),
     // gzip
     Spec::new(Key::Gzip, "gzip", MSL, ONE, FLAG).inherited().docs(

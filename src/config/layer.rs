@@ -34,6 +34,10 @@ pub struct Layer {
     /// `auth_basic_user_file`, read (set by the compiler, which holds the
     /// files); `Some(None)` when it could not be read.
     pub auth_basic_user_file: Option<Option<Arc<crate::routing::auth::UserFile>>>,
+    pub limit_req: Option<Vec<crate::routing::limits::LimitReq>>,
+    pub limit_req_status: Option<u16>,
+    pub limit_conn: Option<Vec<crate::routing::limits::LimitConn>>,
+    pub limit_conn_status: Option<u16>,
     pub add_header: Option<Vec<Header>>,
     pub proxy_set_header: Option<Vec<Header>>,
     pub error_page: Option<Vec<ErrorPage>>,
@@ -101,6 +105,8 @@ impl Layer {
                     origin: origin(),
                 })
             }
+            (Key::LimitReqStatus, Value::Number(n)) => self.limit_req_status = Some(*n as u16),
+            (Key::LimitConnStatus, Value::Number(n)) => self.limit_conn_status = Some(*n as u16),
             (Key::AddHeader, Value::Header(h)) => {
                 self.add_header.get_or_insert_with(Vec::new).push(h.clone())
             }
@@ -155,6 +161,10 @@ impl Layer {
             access,
             auth_basic,
             auth_basic_user_file,
+            limit_req,
+            limit_req_status,
+            limit_conn,
+            limit_conn_status,
             add_header,
             proxy_set_header,
             error_page,
@@ -198,6 +208,12 @@ impl Layer {
                     crate::routing::auth::BasicAuth::new(realm.clone(), users.clone()),
                 )),
                 _ => None,
+            },
+            limits: crate::routing::limits::Limits {
+                req: self.limit_req.clone().unwrap_or_default(),
+                req_status: self.limit_req_status.unwrap_or(503),
+                conn: self.limit_conn.clone().unwrap_or_default(),
+                conn_status: self.limit_conn_status.unwrap_or(503),
             },
             add_header: self.add_header.clone().unwrap_or_default(),
             proxy_set_header: self.proxy_set_header.clone().unwrap_or_default(),

@@ -33,6 +33,25 @@ pub struct View {
     pub routes: Vec<(String, String, RouteTotals)>,
     /// Per upstream member: group, `host:port`, up, counters.
     pub members: Vec<(String, String, bool, MemberTotals)>,
+    /// Per `limit_req_zone` and `limit_conn_zone`.
+    pub zones: Vec<ZoneFigures>,
+}
+
+/// The figures of one limit zone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZoneFigures {
+    /// `zone=NAME`.
+    pub name: String,
+    /// `req` (`limit_req_zone`) or `conn` (`limit_conn_zone`).
+    pub kind: &'static str,
+    /// Requests let through at once.
+    pub passed: u64,
+    /// Requests let through after waiting their turn (`req` only).
+    pub delayed: u64,
+    /// Requests refused.
+    pub rejected: u64,
+    /// Keys the zone holds now.
+    pub keys: u64,
 }
 
 /// What the client asked for.
@@ -151,6 +170,20 @@ pub fn json(v: &View) -> String {
             })
         })
         .collect();
+    let limits: Vec<serde_json::Value> = v
+        .zones
+        .iter()
+        .map(|z| {
+            serde_json::json!({
+                "zone": z.name,
+                "kind": z.kind,
+                "passed": z.passed,
+                "delayed": z.delayed,
+                "rejected": z.rejected,
+                "keys": z.keys,
+            })
+        })
+        .collect();
     let value = serde_json::json!({
         "server_name": v.server_name,
         "pid": v.pid,
@@ -188,6 +221,7 @@ pub fn json(v: &View) -> String {
         "config_loaded_at": v.loaded_at_ms,
         "reload_failures": v.reload_failures,
         "upstreams": upstreams,
+        "limits": limits,
     });
     value.to_string()
 }
@@ -415,6 +449,43 @@ pub fn prometheus(v: &View) -> String {
             "xps_upstream_response_duration_seconds",
             &labels,
             &m.duration,
+        );
+    }
+    head(
+        &mut o,
+        "xps_limit_requests_total",
+        "counter",
+        "Requests a limit_req or limit_conn zone passed, delayed or rejected.",
+    );
+    for z in &v.zones {
+        for (result, n) in [
+            ("passed", z.passed),
+            ("delayed", z.delayed),
+            ("rejected", z.rejected),
+        ] {
+            if z.kind == "conn" && result == "delayed" {
+                continue;
+            }
+            let _ = writeln!(
+                o,
+                "xps_limit_requests_total{{zone=\"{}\",kind=\"{}\",result=\"{result}\"}} {n}",
+                label(&z.name),
+                z.kind
+            );
+        }
+    }
+    head(
+        &mut o,
+        "xps_limit_keys",
+        "gauge",
+        "Keys a limit zone holds now (bounded by its size).",
+    );
+    for z in &v.zones {
+        let _ = writeln!(
+            o,
+            "xps_limit_keys{{zone=\"{}\"}} {}",
+            label(&z.name),
+            z.keys
         );
     }
     o

@@ -10,6 +10,7 @@
 pub mod access;
 pub mod auth;
 pub mod host;
+pub mod limits;
 pub mod location;
 pub mod route;
 pub mod template;
@@ -72,6 +73,8 @@ pub struct Snapshot {
     pub streams: Vec<StreamServer>,
     /// Every file the config was read from (main file first), for watching.
     pub files: Vec<PathBuf>,
+    /// `limit_req_zone` and `limit_conn_zone`, in order.
+    pub zones: Vec<std::sync::Arc<limits::ZoneDef>>,
 }
 
 impl Snapshot {

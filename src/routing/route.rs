@@ -242,6 +242,8 @@ pub struct Route {
     pub access: AccessList,
     /// `auth_basic` with its users; `None` when off.
     pub auth: Option<Arc<super::auth::BasicAuth>>,
+    /// `limit_req` and `limit_conn`.
+    pub limits: super::limits::Limits,
     /// `add_header`.
     pub add_header: Vec<Header>,
     /// `proxy_set_header`.
@@ -299,6 +301,8 @@ impl Route {
             .chain(self.add_header.iter().map(|h| &h.value))
             .chain(self.proxy_set_header.iter().map(|h| &h.value))
             .chain(tried)
+            .chain(self.limits.req.iter().map(|l| &l.zone.key))
+            .chain(self.limits.conn.iter().map(|l| &l.zone.key))
             .collect();
         let any = all.iter().any(|t| t.has_vars());
         let request_id = all.iter().any(|t| t.uses(&Var::RequestId));
@@ -323,6 +327,7 @@ impl Route {
             charset: None,
             access: AccessList::default(),
             auth: None,
+            limits: Default::default(),
             add_header: Vec::new(),
             proxy_set_header: Vec::new(),
             error_page: Vec::new(),

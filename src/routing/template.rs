@@ -40,6 +40,9 @@ pub enum Var {
     /// `$remote_user`: the `auth_basic` user who logged in (empty
     /// otherwise).
     RemoteUser,
+    /// `$binary_remote_addr`: the client's address, the key nginx users
+    /// write for limits (the same text as `$remote_addr`).
+    BinaryRemoteAddr,
 }
 
 /// The names of the variables, for messages and suggestions.
@@ -60,6 +63,7 @@ pub const NAMES: &[&str] = &[
     "proxy_add_x_forwarded_for",
     "request_id",
     "remote_user",
+    "binary_remote_addr",
 ];
 
 fn var(name: &str) -> Option<Var> {
@@ -78,6 +82,7 @@ fn var(name: &str) -> Option<Var> {
         "proxy_add_x_forwarded_for" => Var::ProxyAddXForwardedFor,
         "request_id" => Var::RequestId,
         "remote_user" => Var::RemoteUser,
+        "binary_remote_addr" => Var::BinaryRemoteAddr,
         _ => {
             let header = name.strip_prefix("http_")?;
             if header.is_empty() {

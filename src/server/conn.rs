@@ -50,6 +50,8 @@ pub(super) enum Phase {
     Draining,
     /// Response sent, write side shut; reading until the client closes.
     Lingering { until: Instant },
+    /// A request waits its `limit_req` turn until then.
+    Delayed { until: Instant },
 }
 
 /// A client connection.
@@ -69,6 +71,13 @@ pub struct Conn {
     pub timer_at: Option<Instant>,
     /// The `auth_basic` user of the current request (for the log).
     pub(super) user: Option<Box<str>>,
+    /// The request waiting in [`Phase::Delayed`] (its head stays in the
+    /// read buffer until it is answered).
+    pub(super) delayed: Option<Box<crate::http::RequestHead>>,
+    /// The request being routed waited its turn already.
+    pub(super) resumed: bool,
+    /// `limit_conn` slots the current request holds.
+    pub(super) slots: Vec<crate::limit::Slot>,
     pub(super) log: Option<access::PendingLog>,
     /// Its epoll token (its upstream socket's owner).
     pub(super) token: Token,
@@ -105,6 +114,9 @@ impl Conn {
             timer_at: None,
             log: None,
             user: None,
+            delayed: None,
+            resumed: false,
+            slots: Vec::new(),
             token,
             proxy: None,
             scan: HeadScan::default(),
@@ -222,6 +234,8 @@ impl Conn {
             }
             // Idle too long between requests, or done lingering: normal.
             Phase::Idle | Phase::Lingering { .. } => Next::Close,
+            // Its turn came.
+            Phase::Delayed { .. } => self.drive(ctx),
             _ => {
                 self.meter.ending = Ending::Timeout;
                 Next::Close
@@ -262,6 +276,13 @@ impl Conn {
         loop {
             if let Phase::Lingering { .. } = self.phase {
                 return self.linger(ctx);
+            }
+            if let Phase::Delayed { until } = self.phase {
+                if ctx.now < until {
+                    return Next::Keep;
+                }
+                self.resume_delayed(ctx);
+                continue;
             }
             if self.proxy.is_some() {
                 match self.proxy_run(ctx) {
@@ -382,6 +403,10 @@ impl Conn {
                 // (a proxied request forwards it).
                 let len = head.head_len;
                 self.respond(head, ctx);
+                if matches!(self.phase, Phase::Delayed { .. }) {
+                    // Answered later, from the buffer as it is.
+                    return true;
+                }
                 if let Some(i) = self.client.input.as_mut() {
                     i.consume(len);
                 }
@@ -397,6 +422,20 @@ impl Conn {
                 self.reply_parse_error(e, ctx);
                 true
             }
+        }
+    }
+
+    /// Answers the request that waited its `limit_req` turn.
+    fn resume_delayed(&mut self, ctx: &mut Ctx) {
+        self.phase = Phase::Writing;
+        let Some(head) = self.delayed.take() else {
+            return;
+        };
+        let len = head.head_len;
+        self.resumed = true;
+        self.respond(*head, ctx);
+        if let Some(i) = self.client.input.as_mut() {
+            i.consume(len);
         }
     }
 
@@ -429,6 +468,7 @@ impl Conn {
         self.client.out.body_sent = 0;
         self.client.out.send_body = false;
         self.client.out.gz = None;
+        self.slots.clear();
         if self.drain.is_none() {
             self.phase = Phase::Idle;
         }
@@ -487,7 +527,7 @@ impl Conn {
             return;
         }
         self.deadline = Some(match self.phase {
-            Phase::Lingering { until } => until,
+            Phase::Lingering { until } | Phase::Delayed { until } => until,
             _ if self.client.out_pending() => self.client.progress + self.client.send_timeout,
             Phase::Head { since } => {
                 let rate = RateClock {

@@ -26,6 +26,9 @@ pub struct Shared {
     pub access_log: AccessLog,
     /// Health of upstream members (kept across reloads).
     pub health: crate::upstream::Health,
+    /// The state of `limit_req_zone`s and `limit_conn_zone`s (kept across
+    /// reloads that leave a zone as it was).
+    pub zones: crate::limit::Registry,
 }
 
 /// What a worker's connections use besides their own state.

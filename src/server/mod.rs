@@ -11,6 +11,7 @@ pub mod drain;
 pub mod files;
 pub mod gz_file;
 pub mod leg;
+pub mod limits;
 pub mod listen;
 pub mod meter;
 pub mod probe;
@@ -62,7 +63,10 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
     let shutdown_timeout = snapshot.main.shutdown_timeout;
     let metrics = crate::metrics::Registry::new(workers);
     stats::attach(&snapshot, &metrics);
+    let zones = crate::limit::Registry::default();
+    stats::attach_zones(&snapshot, &zones);
     let shared = Arc::new(Shared {
+        zones,
         snapshot: ArcSwap::from_pointee(snapshot),
         stopping: AtomicBool::new(false),
         connections: AtomicUsize::new(0),

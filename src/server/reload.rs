@@ -363,6 +363,7 @@ impl Reloader {
         let generation = snapshot.generation;
         let changes = diff(&old, &snapshot);
         super::stats::attach(&snapshot, &self.shared.metrics);
+        super::stats::attach_zones(&snapshot, &self.shared.zones);
         self.shared.snapshot.store(Arc::new(snapshot));
         self.shared.metrics.loaded();
         self.current = hash;

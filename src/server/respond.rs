@@ -8,6 +8,7 @@ use super::auth::Verdict;
 use super::conn::{Conn, Phase};
 use super::ctx::Ctx;
 use super::drain::Drain;
+use super::limits::Outcome;
 use super::vars;
 use crate::handler::{self, canned};
 use crate::http::parse::{Framing, Method, RequestHead};
@@ -45,7 +46,10 @@ impl Conn {
         ctx: &mut Ctx,
         redirects: u8,
     ) {
-        if redirects == 0 {
+        // A request that waited its `limit_req` turn comes back here: it
+        // was counted already.
+        let fresh = redirects == 0 && !self.resumed;
+        if fresh {
             self.requests += 1;
             self.user = None;
         }
@@ -84,7 +88,7 @@ impl Conn {
             Action::Return(r) if crate::routing::Return::is_redirect(r.code) => Kind::Redirect,
             _ => Kind::Other,
         };
-        if redirects == 0 {
+        if fresh {
             self.meter.start(kind, route.stats.get(), &self.client, ctx);
         }
         self.client.send_timeout = route.send_timeout;
@@ -100,7 +104,54 @@ impl Conn {
             Framing::Length(n) => n > route.client_max_body_size,
             _ => false,
         };
-        let permitted = route.access.check(self.client.peer.ip()).0;
+        // The request's variables, for the route's values that name them
+        // (the head as sent is copied only then).
+        let (uses_vars, uses_id) = (route.vars.any, route.vars.request_id);
+        let raw: Vec<u8> = if uses_vars {
+            self.client
+                .input
+                .as_ref()
+                .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let request_id = if uses_id {
+            vars::request_id(ctx.seed())
+        } else {
+            String::new()
+        };
+        // Limits come first, as in nginx's preaccess phase: a client over
+        // its rate is refused before its address or password is looked at.
+        let limited = if redirects == 0 && route.limits.any() && !too_large {
+            let key_vars = vars::RequestVars {
+                head,
+                raw: &raw,
+                peer: self.client.peer,
+                local: self.local,
+                names: &server.server_name,
+                request_id: &request_id,
+                user: None,
+            };
+            match super::limits::check(route, &key_vars, self.resumed, ctx.now) {
+                Outcome::Pass(slots) => {
+                    self.slots = slots;
+                    None
+                }
+                Outcome::Delay(wait) => {
+                    self.delayed = Some(Box::new(head.clone()));
+                    self.phase = Phase::Delayed {
+                        until: ctx.now + wait,
+                    };
+                    return;
+                }
+                Outcome::Reject(status, after) => Some((status, after)),
+            }
+        } else {
+            None
+        };
+        self.resumed = false;
+        let permitted = limited.is_none() && route.access.check(self.client.peer.ip()).0;
         // `auth_basic`: checked once the address is let in; its 401 comes
         // before everything but a 413 or 403.
         let challenge = match &route.auth {
@@ -145,23 +196,6 @@ impl Conn {
             self.response_done(ctx);
             return;
         }
-        // The request's variables, for the route's values that name them
-        // (the head as sent is copied only then).
-        let (uses_vars, uses_id) = (route.vars.any, route.vars.request_id);
-        let raw: Vec<u8> = if uses_vars {
-            self.client
-                .input
-                .as_ref()
-                .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let request_id = if uses_id {
-            vars::request_id(ctx.seed())
-        } else {
-            String::new()
-        };
         let user = self.user.clone();
         let request_vars = vars::RequestVars {
             head,
@@ -191,6 +225,12 @@ impl Conn {
                 canned::error(502)
             }
             _ if too_large => canned::error(413),
+            _ if limited.is_some() => {
+                let (status, after) = limited.unwrap_or((503, 1));
+                let mut r = canned::error(status);
+                r.retry_after = Some(after);
+                r
+            }
             _ if !permitted => canned::error(403),
             _ if challenge.is_some() => match challenge {
                 Some(Refusal::Challenge(c)) => {

@@ -3,7 +3,7 @@
 //! keeps them), and the view the metrics handler renders.
 
 use super::ctx::Shared;
-use crate::handler::metrics::View;
+use crate::handler::metrics::{View, ZoneFigures};
 use crate::metrics::Registry;
 use crate::routing::{LocationMatch, Snapshot};
 use std::time::Instant;
@@ -69,6 +69,24 @@ pub fn attach(snapshot: &Snapshot, registry: &Registry) {
     }
 }
 
+/// Gives every zone of `snapshot` its state: the running one when the
+/// zone is unchanged, else a new one; zones no longer named are dropped.
+pub fn attach_zones(snapshot: &Snapshot, zones: &crate::limit::Registry) {
+    let mut req = Vec::new();
+    let mut conn = Vec::new();
+    for z in &snapshot.zones {
+        let signature = z.signature();
+        if z.rate.is_some() {
+            z.req.set(zones.req(&z.name, &signature, z.size));
+            req.push(z.name.as_str());
+        } else {
+            z.conn.set(zones.conn(&z.name, &signature, z.size));
+            conn.push(z.name.as_str());
+        }
+    }
+    zones.keep_only(&req, &conn);
+}
+
 /// What the metrics show now.
 pub fn view(shared: &Shared, snapshot: &Snapshot, now: Instant) -> View {
     let registry = &shared.metrics;
@@ -88,6 +106,7 @@ pub fn view(shared: &Shared, snapshot: &Snapshot, now: Instant) -> View {
         reload_failures: registry.reload_failures(),
         routes: Vec::new(),
         members: Vec::new(),
+        zones: Vec::new(),
     };
     for (id, at) in routes(snapshot) {
         if let Some(stats) = snapshot.servers[id].route_of(at).stats.get() {
@@ -108,6 +127,22 @@ pub fn view(shared: &Shared, snapshot: &Snapshot, now: Instant) -> View {
                     stats.totals(),
                 ));
             }
+        }
+    }
+    for z in &snapshot.zones {
+        use std::sync::atomic::Ordering::Relaxed;
+        let figures = |kind, c: &crate::limit::Counters, keys: usize| ZoneFigures {
+            name: z.name.clone(),
+            kind,
+            passed: c.passed.load(Relaxed),
+            delayed: c.delayed.load(Relaxed),
+            rejected: c.rejected.load(Relaxed),
+            keys: keys as u64,
+        };
+        if let Some(zone) = z.req.get() {
+            view.zones.push(figures("req", &zone.counters, zone.len()));
+        } else if let Some(zone) = z.conn.get() {
+            view.zones.push(figures("conn", &zone.counters, zone.len()));
         }
     }
     view

@@ -99,7 +99,7 @@ impl Vars for RequestVars<'_> {
             Var::Args => out.push_str(h.uri.query.as_deref().unwrap_or("")),
             Var::Scheme => out.push_str("http"),
             Var::RequestMethod => out.push_str(h.method.as_str()),
-            Var::RemoteAddr => {
+            Var::RemoteAddr | Var::BinaryRemoteAddr => {
                 let _ = write!(out, "{}", self.peer.ip());
             }
             Var::RemotePort => {

@@ -19,11 +19,13 @@ use crate::routing::{
 use std::net::SocketAddr;
 
 mod http;
+mod limit;
 mod net;
 mod scalar;
 mod upstream;
 
 use http::{error_page, files, header, location, mime_types, return_, server_names, try_files};
+pub use limit::ZoneSpec;
 use net::{access, listen, proxy_pass};
 pub use net::{listen_addr, resolve};
 use scalar::{
@@ -91,6 +93,12 @@ pub enum Value {
     AccessLog(Option<LogSpec>),
     /// `client_min_rate`; `None` for off.
     MinRate(Option<MinRate>),
+    /// `limit_req_zone`, `limit_conn_zone`.
+    Zone(ZoneSpec),
+    /// `limit_req`: zone, burst, nodelay.
+    LimitReq(String, u64, bool),
+    /// `limit_conn`: zone, limit.
+    LimitConn(String, u32),
 }
 
 /// A log destination as written; a path is resolved by compile.
@@ -151,6 +159,9 @@ pub fn parse(spec: &Spec, d: &Directive, out: &mut Vec<Diagnostic>) -> Option<Va
         Kind::ErrorLog => error_log(args).map(|(t, l)| Value::ErrorLog(t, l)),
         Kind::AccessLog => Ok(Value::AccessLog(access_log(one()))),
         Kind::MinRate => min_rate(args).map(Value::MinRate),
+        Kind::Zone { req } => limit::zone(args, req).map(Value::Zone),
+        Kind::LimitReq => limit::limit_req(args).map(|(z, b, n)| Value::LimitReq(z, b, n)),
+        Kind::LimitConn => limit::limit_conn(args).map(|(z, n)| Value::LimitConn(z, n)),
     };
     match result {
         Ok(v) => Some(v),
