@@ -25,4 +25,5 @@ mod limits;
 mod metrics;
 mod proxy;
 mod proxy_edges;
+mod real_ip;
 mod reload;

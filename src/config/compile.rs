@@ -39,6 +39,7 @@ pub fn compile(
         auth_reported: HashSet::default(),
         zones: Vec::new(),
         zone_spans: HashMap::default(),
+        proxy_protocol: HashMap::default(),
         out,
         upstreams: Vec::new(),
         by_name: HashMap::default(),
@@ -140,6 +141,9 @@ struct Compiler<'a> {
     zones: Vec<Arc<crate::routing::limits::ZoneDef>>,
     /// Zone name → span of its name.
     zone_spans: HashMap<String, Span>,
+    /// Whether an HTTP address takes the PROXY protocol, with the span of
+    /// its first `listen`.
+    proxy_protocol: HashMap<SocketAddr, (bool, Span)>,
     out: &'a mut Vec<Diagnostic>,
     upstreams: Vec<UpstreamGroup>,
     /// Named group → index, with the span of its name.
@@ -464,7 +468,24 @@ impl Compiler<'_> {
         let mut location_nodes = Vec::new();
         for child in &n.children {
             match (&child.spec.key, &child.value) {
-                (Key::Listen, Value::Listen(addr, default)) => {
+                (Key::Listen, Value::Listen(addr, default, proxy_protocol)) => {
+                    match self.proxy_protocol.get(addr) {
+                        Some((pp, first)) if pp != proxy_protocol => {
+                            self.out.push(
+                                Diagnostic::error(format!(
+                                    "servers on {addr} disagree about `proxy_protocol`"
+                                ))
+                                .at(child.args, "this one")
+                                .also(*first, "another server's listen here")
+                                .help("a connection either starts with a PROXY header or not: say `proxy_protocol` in every `listen` of this address, or in none"),
+                            );
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.proxy_protocol
+                                .insert(*addr, (*proxy_protocol, child.args));
+                        }
+                    }
                     if let Some((_, _, first)) = listen.iter().find(|(a, _, _)| a == addr) {
                         self.out.push(
                             Diagnostic::error(format!("this server listens on {addr} twice"))
@@ -694,6 +715,7 @@ impl Compiler<'_> {
                     addr,
                     servers: ids,
                     hosts,
+                    proxy_protocol: self.proxy_protocol.get(&addr).is_some_and(|(pp, _)| *pp),
                 }
             })
             .collect()
@@ -720,7 +742,9 @@ impl Compiler<'_> {
             let mut has_proxy = false;
             for child in &s.children {
                 match (&child.spec.key, &child.value) {
-                    (Key::StreamListen, Value::Listen(addr, _)) => listen.push((*addr, child.args)),
+                    (Key::StreamListen, Value::Listen(addr, _, _)) => {
+                        listen.push((*addr, child.args))
+                    }
                     (Key::StreamProxyPass, Value::ProxyPass(target, _)) => {
                         has_proxy = true;
                         upstream = self.resolve(target, child);

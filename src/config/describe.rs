@@ -31,7 +31,12 @@ pub fn dump(s: &Snapshot) -> String {
                 .iter()
                 .any(|l| l.addr == *addr && l.hosts.default_server() == Some(id));
             let suffix = if is_default { " default_server" } else { "" };
-            let _ = writeln!(o, "    listen {}{suffix};", addr_text(*addr));
+            let pp = s
+                .listeners
+                .iter()
+                .any(|l| l.addr == *addr && l.proxy_protocol);
+            let pp = if pp { " proxy_protocol" } else { "" };
+            let _ = writeln!(o, "    listen {}{suffix}{pp};", addr_text(*addr));
         }
         if !server.server_name.is_empty() {
             let names: Vec<String> = server.server_name.iter().map(|n| n.to_string()).collect();
@@ -204,6 +209,19 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
     };
     for rule in &r.access.rules {
         line(format!("{rule}"));
+    }
+    if let Some(real) = &r.real_ip {
+        for t in &real.from {
+            line(format!("set_real_ip_from {t}"));
+        }
+        line(format!(
+            "real_ip_header {}",
+            match &real.source {
+                crate::routing::real_ip::RealIpSource::ProxyProtocol => "proxy_protocol",
+                crate::routing::real_ip::RealIpSource::Header(h) => h.as_str(),
+            }
+        ));
+        line(format!("real_ip_recursive {}", on_off(real.recursive)));
     }
     for l in &r.limits.req {
         let mut text = format!("limit_req zone={}", l.zone.name);

@@ -106,6 +106,9 @@ pub enum Key {
     LimitConnZone,
     LimitConn,
     LimitConnStatus,
+    SetRealIpFrom,
+    RealIpHeader,
+    RealIpRecursive,
     Member,
     Balance,
     Keepalive,
@@ -193,6 +196,8 @@ pub enum Kind {
     LimitReq,
     /// `NAME N`.
     LimitConn,
+    /// A header name, or `proxy_protocol`.
+    RealIpHeader,
 }
 
 /// One row of the table.
@@ -380,10 +385,10 @@ pub static TABLE: &[Spec] = &[
         "stream {\n    server {\n        listen 9000;\n        proxy_pass 127.0.0.1:5432;\n    }\n}",
     ),
     // server
-    Spec::new(Key::Listen, "listen", &[S], (1, Some(2)), Kind::Listen { default_server: true }).repeatable().docs(
-        "listen [ADDRESS:]PORT [default_server]",
+    Spec::new(Key::Listen, "listen", &[S], (1, Some(3)), Kind::Listen { default_server: true }).repeatable().docs(
+        "listen [ADDRESS:]PORT [default_server] [proxy_protocol]",
         "– (required)",
-        "An address the server accepts connections on: `8001` is `0.0.0.0:8001`; `[::]:8001` is IPv6 only, so both can be given; `127.0.0.1:8001`; `localhost:8001` is `127.0.0.1:8001`. `default_server` makes this server answer requests whose Host matches no `server_name` on that address.",
+        "An address the server accepts connections on: `8001` is `0.0.0.0:8001`; `[::]:8001` is IPv6 only, so both can be given; `127.0.0.1:8001`; `localhost:8001` is `127.0.0.1:8001`. `default_server` makes this server answer requests whose Host matches no `server_name` on that address. `proxy_protocol`: every connection starts with a PROXY protocol header (version 1 or 2, as HAProxy and cloud load balancers send it); a connection without a valid one is closed. Every server on the address must say it alike. See `real_ip_header proxy_protocol`.",
         "listen 8001;\nlisten [::]:8001;\nlisten 127.0.0.1:8080 default_server;",
     ),
     Spec::new(Key::ServerName, "server_name", &[S], (1, None), Kind::ServerNames).docs(
@@ -563,6 +568,24 @@ pub static TABLE: &[Spec] = &[
         "The status of a request `limit_conn` refuses.",
         "limit_conn_status 429;",
     ),
+    Spec::new(Key::SetRealIpFrom, "set_real_ip_from", MSL, ONE, Kind::Access).repeatable().inherited().docs(
+        "set_real_ip_from ADDRESS | CIDR",
+        "–",
+        "A load balancer whose word on the client's address is taken: a request arriving from one of these gets the address `real_ip_header` carries, and that address is what `allow`/`deny`, `ip_hash`, limits, `auth_basic`'s allowance, the access log, `$remote_addr` and the `X-Forwarded-For` sent upstream see. Requests from other addresses keep their own. A block with its own list replaces the outer one.",
+        "set_real_ip_from 10.0.0.0/8;\nreal_ip_header X-Forwarded-For;",
+    ),
+    Spec::new(Key::RealIpHeader, "real_ip_header", MSL, ONE, Kind::RealIpHeader).inherited().docs(
+        "real_ip_header NAME | proxy_protocol",
+        "X-Real-IP",
+        "Where a trusted balancer puts the client's address: a header (`X-Real-IP`, `X-Forwarded-For` — its rightmost address, see `real_ip_recursive` — or any other, such as `CF-Connecting-IP`), or `proxy_protocol`: the PROXY header of a `listen … proxy_protocol` connection (its port becomes `$remote_port`). A value that is not an address leaves the balancer's.",
+        "real_ip_header proxy_protocol;",
+    ),
+    Spec::new(Key::RealIpRecursive, "real_ip_recursive", MSL, ONE, Kind::Flag).inherited().docs(
+        "real_ip_recursive on | off",
+        "off",
+        "With `on`, the client's address is the rightmost one of `X-Forwarded-For` that is not itself a trusted balancer (for chains of balancers); with `off`, the rightmost one.",
+        "real_ip_recursive on;",
+    ),
     // gzip
     Spec::new(Key::Gzip, "gzip", MSL, ONE, FLAG).inherited().docs(
         "gzip on | off",
@@ -681,7 +704,7 @@ pub static TABLE: &[Spec] = &[
         "A TCP proxy server: every connection accepted on its `listen` addresses is relayed to `proxy_pass`.",
         "server {\n    listen 9000;\n    proxy_pass db;\n}",
     ),
-    Spec::new(Key::StreamListen, "listen", &[SS], ONE, Kind::Listen { default_server: false }).repeatable().docs(
+    Spec::new(Key::StreamListen, "listen", &[SS], (1, Some(2)), Kind::Listen { default_server: false }).repeatable().docs(
         "listen [ADDRESS:]PORT",
         "– (required)",
         "An address the stream server accepts connections on; the forms are those of the HTTP `listen`. An address cannot be both HTTP and stream.",

@@ -34,6 +34,9 @@ pub struct Layer {
     /// `auth_basic_user_file`, read (set by the compiler, which holds the
     /// files); `Some(None)` when it could not be read.
     pub auth_basic_user_file: Option<Option<Arc<crate::routing::auth::UserFile>>>,
+    pub set_real_ip_from: Option<Vec<crate::routing::AccessTarget>>,
+    pub real_ip_header: Option<String>,
+    pub real_ip_recursive: Option<bool>,
     pub limit_req: Option<Vec<crate::routing::limits::LimitReq>>,
     pub limit_req_status: Option<u16>,
     pub limit_conn: Option<Vec<crate::routing::limits::LimitConn>>,
@@ -105,6 +108,12 @@ impl Layer {
                     origin: origin(),
                 })
             }
+            (Key::SetRealIpFrom, Value::Access(target)) => self
+                .set_real_ip_from
+                .get_or_insert_with(Vec::new)
+                .push(*target),
+            (Key::RealIpHeader, Value::Text(h)) => self.real_ip_header = Some(h.clone()),
+            (Key::RealIpRecursive, Value::Flag(b)) => self.real_ip_recursive = Some(*b),
             (Key::LimitReqStatus, Value::Number(n)) => self.limit_req_status = Some(*n as u16),
             (Key::LimitConnStatus, Value::Number(n)) => self.limit_conn_status = Some(*n as u16),
             (Key::AddHeader, Value::Header(h)) => {
@@ -161,6 +170,9 @@ impl Layer {
             access,
             auth_basic,
             auth_basic_user_file,
+            set_real_ip_from,
+            real_ip_header,
+            real_ip_recursive,
             limit_req,
             limit_req_status,
             limit_conn,
@@ -209,6 +221,7 @@ impl Layer {
                 )),
                 _ => None,
             },
+            real_ip: self.real_ip(),
             limits: crate::routing::limits::Limits {
                 req: self.limit_req.clone().unwrap_or_default(),
                 req_status: self.limit_req_status.unwrap_or(503),
@@ -243,6 +256,25 @@ impl Layer {
             stats: Default::default(),
         }
         .with_var_use()
+    }
+}
+
+impl Layer {
+    /// The real-address settings, when some balancer is trusted.
+    fn real_ip(&self) -> Option<Arc<crate::routing::real_ip::RealIp>> {
+        use crate::routing::real_ip::{RealIp, RealIpSource};
+        let from = self.set_real_ip_from.clone().filter(|f| !f.is_empty())?;
+        let header = self.real_ip_header.as_deref().unwrap_or("X-Real-IP");
+        let source = if header == "proxy_protocol" {
+            RealIpSource::ProxyProtocol
+        } else {
+            RealIpSource::Header(header.to_ascii_lowercase())
+        };
+        Some(Arc::new(RealIp {
+            from,
+            source,
+            recursive: self.real_ip_recursive.unwrap_or(false),
+        }))
     }
 }
 

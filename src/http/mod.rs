@@ -4,6 +4,7 @@ pub mod body;
 pub mod date;
 pub mod encoding;
 pub mod parse;
+pub mod proxy_protocol;
 pub mod response;
 pub mod scan;
 pub mod target;

@@ -290,12 +290,7 @@ impl Registry {
     }
 }
 
-fn pick<V>(
-    map: &Named<V>,
-    name: &str,
-    signature: &str,
-    size: u64,
-) -> Arc<Zone<V>> {
+fn pick<V>(map: &Named<V>, name: &str, signature: &str, size: u64) -> Arc<Zone<V>> {
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
     match map.get(name) {
         Some((sig, zone)) if sig == signature => zone.clone(),

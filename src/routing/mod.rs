@@ -12,6 +12,7 @@ pub mod auth;
 pub mod host;
 pub mod limits;
 pub mod location;
+pub mod real_ip;
 pub mod route;
 pub mod template;
 pub mod upstream;
@@ -183,6 +184,8 @@ pub struct Listener {
     pub servers: Vec<ServerId>,
     /// Host → server for this address.
     pub hosts: HostIndex,
+    /// `listen … proxy_protocol`: connections start with a PROXY header.
+    pub proxy_protocol: bool,
 }
 
 impl Listener {

@@ -244,6 +244,9 @@ pub struct Route {
     pub auth: Option<Arc<super::auth::BasicAuth>>,
     /// `limit_req` and `limit_conn`.
     pub limits: super::limits::Limits,
+    /// `set_real_ip_from` and its companions; `None` without trusted
+    /// addresses.
+    pub real_ip: Option<Arc<super::real_ip::RealIp>>,
     /// `add_header`.
     pub add_header: Vec<Header>,
     /// `proxy_set_header`.
@@ -328,6 +331,7 @@ impl Route {
             access: AccessList::default(),
             auth: None,
             limits: Default::default(),
+            real_ip: None,
             add_header: Vec::new(),
             proxy_set_header: Vec::new(),
             error_page: Vec::new(),

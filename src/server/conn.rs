@@ -54,6 +54,17 @@ pub(super) enum Phase {
     Delayed { until: Instant },
 }
 
+/// Where a connection is with its PROXY protocol header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProxyHeader {
+    /// Its listener was not looked at yet.
+    Unchecked,
+    /// The listener takes one: the first bytes must be it.
+    Expected,
+    /// Read, or not wanted.
+    Done,
+}
+
 /// A client connection.
 pub struct Conn {
     /// The client side: socket, buffers, readiness, progress clock.
@@ -78,6 +89,14 @@ pub struct Conn {
     pub(super) resumed: bool,
     /// `limit_conn` slots the current request holds.
     pub(super) slots: Vec<crate::limit::Slot>,
+    /// The address the connection came from (`client.peer` is the
+    /// client's address for the current request: `set_real_ip_from` may
+    /// make it another).
+    pub(super) tcp_peer: SocketAddr,
+    /// The client's address a PROXY protocol header gave.
+    pub(super) proxied: Option<SocketAddr>,
+    /// Whether the PROXY header was looked for yet.
+    proxy_header: ProxyHeader,
     pub(super) log: Option<access::PendingLog>,
     /// Its epoll token (its upstream socket's owner).
     pub(super) token: Token,
@@ -117,6 +136,9 @@ impl Conn {
             delayed: None,
             resumed: false,
             slots: Vec::new(),
+            tcp_peer: peer,
+            proxied: None,
+            proxy_header: ProxyHeader::Unchecked,
             token,
             proxy: None,
             scan: HeadScan::default(),
@@ -334,7 +356,8 @@ impl Conn {
             if self.client.close_after {
                 return self.begin_close(ctx);
             }
-            if self.phase == Phase::Idle {
+            // (A PROXY v2 header starts with blank lines of its own.)
+            if self.phase == Phase::Idle && self.proxy_header == ProxyHeader::Done {
                 self.skip_blank_lines();
             }
             if self.parse_buffered(ctx) {
@@ -388,6 +411,11 @@ impl Conn {
     /// Parses what is buffered, when it may have become a whole head:
     /// `true` when a request (or a malformed head) was answered.
     fn parse_buffered(&mut self, ctx: &mut Ctx) -> bool {
+        if self.proxy_header != ProxyHeader::Done {
+            if let Some(answered) = self.read_proxy_header(ctx) {
+                return answered;
+            }
+        }
         let Some(input) = &self.client.input else {
             return false;
         };
@@ -421,6 +449,58 @@ impl Conn {
             Err(e) => {
                 self.reply_parse_error(e, ctx);
                 true
+            }
+        }
+    }
+
+    /// Reads the PROXY protocol header a `listen … proxy_protocol`
+    /// connection starts with. `None` when HTTP may be parsed now;
+    /// `Some(false)` while it is incomplete; `Some(true)` when the
+    /// connection is to close (not a valid header: nothing is answered,
+    /// as nginx does).
+    fn read_proxy_header(&mut self, ctx: &mut Ctx) -> Option<bool> {
+        if self.proxy_header == ProxyHeader::Unchecked {
+            let wanted = ctx
+                .shared
+                .snapshot
+                .load()
+                .listener(self.local)
+                .is_some_and(|l| l.proxy_protocol);
+            self.proxy_header = if wanted {
+                ProxyHeader::Expected
+            } else {
+                ProxyHeader::Done
+            };
+            if !wanted {
+                return None;
+            }
+        }
+        let input = self.client.input.as_mut()?;
+        if input.start == input.end {
+            return Some(false);
+        }
+        match crate::http::proxy_protocol::parse(input.data()) {
+            Ok(Some(h)) => {
+                input.consume(h.len);
+                self.proxied = h.source;
+                self.proxy_header = ProxyHeader::Done;
+                None
+            }
+            Ok(None) => {
+                if self.phase == Phase::Idle {
+                    self.phase = Phase::Head { since: ctx.now };
+                }
+                Some(false)
+            }
+            Err(e) => {
+                if crate::log::enabled(crate::log::LogLevel::Debug) {
+                    let text = format!("{}: {}; connection closed", self.tcp_peer, e.0);
+                    crate::log::write(crate::log::LogLevel::Debug, &text);
+                }
+                input.consume(input.end - input.start);
+                self.meter.ending = Ending::Error;
+                self.client.close_after = true;
+                Some(true)
             }
         }
     }

@@ -82,6 +82,24 @@ impl Conn {
             ),
             None => server.route(&head.uri.path),
         };
+        if fresh {
+            // The client's address for this request: the connection's, or
+            // what a trusted balancer says.
+            self.client.peer = self.tcp_peer;
+            if let Some(real) = &route.real_ip {
+                let header = match &real.source {
+                    crate::routing::real_ip::RealIpSource::Header(name) => {
+                        let raw =
+                            self.client.input.as_ref().map_or(&[][..], |i| {
+                                &i.data()[..head.head_len.min(i.data().len())]
+                            });
+                        vars::header(raw, name)
+                    }
+                    crate::routing::real_ip::RealIpSource::ProxyProtocol => None,
+                };
+                self.client.peer = real.resolve(self.tcp_peer, self.proxied, header);
+            }
+        }
         let kind = match &route.action {
             Action::Static => Kind::File,
             Action::Proxy(_) => Kind::Proxy,

@@ -69,8 +69,9 @@ pub enum Value {
     ServerNames(Vec<ServerName>),
     /// File names or MIME types.
     Words(Vec<String>),
-    /// A listen address and whether it is `default_server`.
-    Listen(SocketAddr, bool),
+    /// A listen address, whether it is `default_server`, and whether it
+    /// takes the PROXY protocol.
+    Listen(SocketAddr, bool, bool),
     /// A location matcher.
     Location(Match),
     /// An `allow`/`deny` target.
@@ -99,6 +100,25 @@ pub enum Value {
     LimitReq(String, u64, bool),
     /// `limit_conn`: zone, limit.
     LimitConn(String, u32),
+}
+
+/// `real_ip_header`: a header name, or `proxy_protocol`.
+fn real_ip_header(arg: &Arg) -> Parsed<String> {
+    let token = !arg.value.is_empty()
+        && arg
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if token {
+        Ok(arg.value.clone())
+    } else {
+        Err(bad(
+            arg,
+            format!("invalid header name `{}`", arg.value),
+            "not a header name",
+        )
+        .help("write a header name (`X-Forwarded-For`, `X-Real-IP`) or `proxy_protocol`"))
+    }
 }
 
 /// A log destination as written; a path is resolved by compile.
@@ -143,7 +163,7 @@ pub fn parse(spec: &Spec, d: &Directive, out: &mut Vec<Diagnostic>) -> Option<Va
         Kind::Files => files(args).map(Value::Words),
         Kind::MimeTypes => mime_types(args).map(Value::Words),
         Kind::Listen { default_server } => {
-            listen(args, default_server).map(|(a, def)| Value::Listen(a, def))
+            listen(args, default_server).map(|(a, def, pp)| Value::Listen(a, def, pp))
         }
         Kind::Location => location(args, out).map(Value::Location),
         Kind::Access => access(first?, out).map(Value::Access),
@@ -162,6 +182,7 @@ pub fn parse(spec: &Spec, d: &Directive, out: &mut Vec<Diagnostic>) -> Option<Va
         Kind::Zone { req } => limit::zone(args, req).map(Value::Zone),
         Kind::LimitReq => limit::limit_req(args).map(|(z, b, n)| Value::LimitReq(z, b, n)),
         Kind::LimitConn => limit::limit_conn(args).map(|(z, n)| Value::LimitConn(z, n)),
+        Kind::RealIpHeader => real_ip_header(first?).map(Value::Text),
     };
     match result {
         Ok(v) => Some(v),

@@ -61,7 +61,7 @@ fn unix_socket(arg: &Arg, what: &str) -> Result<(), Diagnostic> {
     .help("use a TCP address on loopback, such as 127.0.0.1:3000"))
 }
 
-pub(super) fn listen(args: &[Arg], default_allowed: bool) -> Parsed<(SocketAddr, bool)> {
+pub(super) fn listen(args: &[Arg], default_allowed: bool) -> Parsed<(SocketAddr, bool, bool)> {
     let first = &args[0];
     unix_socket(first, "listening on")?;
     let addr = listen_addr(&first.value).map_err(|why| {
@@ -73,9 +73,18 @@ pub(super) fn listen(args: &[Arg], default_allowed: bool) -> Parsed<(SocketAddr,
         .help(why)
     })?;
     let mut default_server = false;
+    let mut proxy_protocol = false;
     for arg in &args[1..] {
         match arg.value.as_str() {
             "default_server" if default_allowed => default_server = true,
+            "proxy_protocol" if default_allowed => proxy_protocol = true,
+            "proxy_protocol" => {
+                return Err(bad(
+                    arg,
+                    "`proxy_protocol` applies to HTTP servers only",
+                    "not here",
+                ));
+            }
             "default_server" | "default" => {
                 return Err(bad(
                     arg,
@@ -91,12 +100,12 @@ pub(super) fn listen(args: &[Arg], default_allowed: bool) -> Parsed<(SocketAddr,
                     format!("unknown listen option `{other}`"),
                     "unknown option",
                 )
-                .maybe_help(suggestion(other, ["default_server"]))
+                .maybe_help(suggestion(other, ["default_server", "proxy_protocol"]))
                 .note("xps sets the backlog and SO_REUSEPORT itself"));
             }
         }
     }
-    Ok((addr, default_server))
+    Ok((addr, default_server, proxy_protocol))
 }
 
 pub(super) fn access(arg: &Arg, out: &mut Vec<Diagnostic>) -> Parsed<AccessTarget> {

@@ -1,0 +1,164 @@
+//! `set_real_ip_from`, `real_ip_header`, `real_ip_recursive`: the client's
+//! address as a trusted load balancer reports it, for everything that
+//! looks at the client's address (allow/deny, ip_hash, limits, logs,
+//! `$remote_addr`, `X-Forwarded-For` upstream).
+
+use super::access::AccessTarget;
+use std::net::{IpAddr, SocketAddr};
+
+/// Where the address is read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RealIpSource {
+    /// The PROXY protocol header of the connection.
+    ProxyProtocol,
+    /// A request header (its name in lower case).
+    Header(String),
+}
+
+/// A route's real-address settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RealIp {
+    /// `set_real_ip_from`: the balancers whose word is taken.
+    pub from: Vec<AccessTarget>,
+    /// `real_ip_header`.
+    pub source: RealIpSource,
+    /// `real_ip_recursive`: skip trusted addresses from the right of
+    /// `X-Forwarded-For`.
+    pub recursive: bool,
+}
+
+fn plain(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+impl RealIp {
+    /// Whether `ip` is a balancer listed in `set_real_ip_from`.
+    pub fn trusted(&self, ip: IpAddr) -> bool {
+        let ip = plain(ip);
+        self.from.iter().any(|t| t.contains(ip))
+    }
+
+    /// The client's address for a request that came from `peer` over a
+    /// connection whose PROXY header said `proxied`; `header` is the value
+    /// of the configured header, if the request has it. An untrusted peer,
+    /// a missing source or a value that is not an address leave `peer`.
+    pub fn resolve(
+        &self,
+        peer: SocketAddr,
+        proxied: Option<SocketAddr>,
+        header: Option<&[u8]>,
+    ) -> SocketAddr {
+        if !self.trusted(peer.ip()) {
+            return peer;
+        }
+        match &self.source {
+            RealIpSource::ProxyProtocol => proxied.unwrap_or(peer),
+            RealIpSource::Header(_) => header
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| self.pick_from_list(v))
+                .map_or(peer, |ip| SocketAddr::new(ip, peer.port())),
+        }
+    }
+
+    /// nginx's reading of `X-Forwarded-For` (and of a one-address header):
+    /// the rightmost address; with `recursive`, the rightmost one that is
+    /// not a trusted balancer (or the leftmost when all are).
+    fn pick_from_list(&self, value: &str) -> Option<IpAddr> {
+        let mut found = None;
+        for part in value.rsplit(',') {
+            let ip = parse_ip(part.trim())?;
+            found = Some(ip);
+            if !self.recursive || !self.trusted(ip) {
+                break;
+            }
+        }
+        found
+    }
+}
+
+/// An address as headers carry it: `192.0.2.7`, `2001:db8::7`,
+/// `[2001:db8::7]`, or either with a port.
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(ip);
+    }
+    if let Ok(sa) = text.parse::<SocketAddr>() {
+        return Some(sa.ip());
+    }
+    text.strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .and_then(|t| t.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn real_ip(recursive: bool) -> RealIp {
+        RealIp {
+            from: vec![
+                AccessTarget::Net("10.0.0.0/8".parse().unwrap()),
+                AccessTarget::Net("192.168.1.1/32".parse().unwrap()),
+            ],
+            source: RealIpSource::Header("x-forwarded-for".into()),
+            recursive,
+        }
+    }
+
+    #[test]
+    fn only_a_trusted_peer_is_believed() {
+        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let other: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        let r = real_ip(false);
+        let xff = Some(&b"203.0.113.9"[..]);
+        assert_eq!(
+            r.resolve(peer, None, xff),
+            "203.0.113.9:5000".parse().unwrap()
+        );
+        assert_eq!(r.resolve(other, None, xff), other);
+        assert_eq!(r.resolve(peer, None, None), peer);
+        assert_eq!(r.resolve(peer, None, Some(b"not-an-ip")), peer);
+    }
+
+    #[test]
+    fn forwarded_for_is_read_from_the_right() {
+        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let list = Some(&b"203.0.113.9, 192.168.1.1, 10.9.9.9"[..]);
+        assert_eq!(
+            real_ip(false).resolve(peer, None, list).ip().to_string(),
+            "10.9.9.9"
+        );
+        assert_eq!(
+            real_ip(true).resolve(peer, None, list).ip().to_string(),
+            "203.0.113.9"
+        );
+        let all_trusted = Some(&b"10.0.0.1, 10.0.0.2"[..]);
+        assert_eq!(
+            real_ip(true)
+                .resolve(peer, None, all_trusted)
+                .ip()
+                .to_string(),
+            "10.0.0.1"
+        );
+        let v6 = Some(&b"[2001:db8::7]:443"[..]);
+        assert_eq!(
+            real_ip(false).resolve(peer, None, v6).ip().to_string(),
+            "2001:db8::7"
+        );
+    }
+
+    #[test]
+    fn the_proxy_protocol_source() {
+        let mut r = real_ip(false);
+        r.source = RealIpSource::ProxyProtocol;
+        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let client: SocketAddr = "203.0.113.9:4000".parse().unwrap();
+        assert_eq!(r.resolve(peer, Some(client), None), client);
+        assert_eq!(r.resolve(peer, None, None), peer);
+        let mapped: SocketAddr = "[::ffff:10.1.2.3]:5000".parse().unwrap();
+        assert_eq!(r.resolve(mapped, Some(client), None), client);
+    }
+}
