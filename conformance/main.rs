@@ -22,6 +22,7 @@ mod hostile;
 mod http_behaviour;
 mod http_golden;
 mod limits;
+mod log_format;
 mod metrics;
 mod proxy;
 mod proxy_edges;

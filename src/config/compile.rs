@@ -40,6 +40,7 @@ pub fn compile(
         zones: Vec::new(),
         zone_spans: HashMap::default(),
         proxy_protocol: HashMap::default(),
+        formats: HashMap::default(),
         out,
         upstreams: Vec::new(),
         by_name: HashMap::default(),
@@ -68,14 +69,16 @@ pub fn compile(
         expserver,
     };
     for n in nodes {
-        if let Value::Zone(z) = &n.value {
-            c.zone(n, z);
+        match &n.value {
+            Value::Zone(z) => c.zone(n, z),
+            Value::LogFormat(f) => c.log_format(n, f),
+            _ => {}
         }
     }
     let mut layer = Layer::default();
     for n in nodes {
         match (n.spec.key, &n.value) {
-            (Key::LimitReqZone | Key::LimitConnZone, _) => {}
+            (Key::LimitReqZone | Key::LimitConnZone | Key::LogFormat, _) => {}
             (Key::Workers, Value::Workers(w)) => main.workers = *w,
             (Key::ServerHeader, Value::TextOrOff(t)) => main.server_header = t.clone(),
             (Key::Watch, Value::Flag(b)) => main.watch = *b,
@@ -128,6 +131,11 @@ pub fn compile(
             .map(|f| super::layer::absolute(Path::new("."), &f.path.to_string_lossy()))
             .collect(),
         zones: c.zones,
+        log_formats: {
+            let mut f: Vec<_> = c.formats.into_values().map(|(f, _)| f).collect();
+            f.sort_by(|a, b| a.name.cmp(&b.name));
+            f
+        },
     })
 }
 
@@ -141,6 +149,8 @@ struct Compiler<'a> {
     zones: Vec<Arc<crate::routing::limits::ZoneDef>>,
     /// Zone name → span of its name.
     zone_spans: HashMap<String, Span>,
+    /// `log_format`s by name, with the span of the name.
+    formats: HashMap<String, (Arc<crate::routing::log_format::LogFormat>, Span)>,
     /// Whether an HTTP address takes the PROXY protocol, with the span of
     /// its first `listen`.
     proxy_protocol: HashMap<SocketAddr, (bool, Span)>,
@@ -198,6 +208,24 @@ impl Compiler<'_> {
             return;
         }
         match (n.spec.key, &n.value) {
+            (Key::AccessLog, Value::AccessLog(_, format)) => {
+                layer.log_format = Some(match format.as_deref() {
+                    None | Some("combined") => None,
+                    Some(name) => match self.formats.get(name) {
+                        Some((f, _)) => Some(f.clone()),
+                        None => {
+                            let names = self.formats.keys().map(String::as_str).chain(["combined"]);
+                            self.out.push(
+                                Diagnostic::error(format!("unknown log format `{name}`"))
+                                    .at(n.args, "no `log_format` of this name")
+                                    .maybe_help(suggestion(name, names))
+                                    .note("formats are declared at the top level with `log_format NAME …`"),
+                            );
+                            None
+                        }
+                    },
+                });
+            }
             (Key::LimitReq, Value::LimitReq(zone, burst, nodelay)) => {
                 if let Some(zone) = self.zone_named(zone, true, n) {
                     layer.limit_req.get_or_insert_with(Vec::new).push(
@@ -229,6 +257,20 @@ impl Compiler<'_> {
                 self.check_root(&root, n);
             }
         }
+    }
+
+    /// Records a `log_format`.
+    fn log_format(&mut self, n: &Node, f: &crate::routing::log_format::LogFormat) {
+        if let Some((_, first)) = self.formats.get(&f.name) {
+            self.out.push(
+                Diagnostic::error(format!("log format `{}` is declared twice", f.name))
+                    .at(n.args, "second declaration")
+                    .also(*first, "first declared here"),
+            );
+            return;
+        }
+        self.formats
+            .insert(f.name.clone(), (Arc::new(f.clone()), n.args));
     }
 
     /// Records a `limit_req_zone` or `limit_conn_zone`.

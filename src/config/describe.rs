@@ -134,6 +134,15 @@ fn main(o: &mut String, s: &Snapshot) {
     for z in &s.zones {
         let _ = writeln!(o, "{};", zone_text(z));
     }
+    for f in &s.log_formats {
+        let _ = writeln!(
+            o,
+            "log_format {} escape={} {};",
+            f.name,
+            f.escape.name(),
+            quote(f.template.source())
+        );
+    }
 }
 
 /// A `limit_req_zone` or `limit_conn_zone` as written.
@@ -353,8 +362,12 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
             on_off(r.underscores_in_headers)
         ));
     }
+    let format = match (&r.access_log, &r.log_format) {
+        (Some(_), Some(f)) => format!(" {}", f.name),
+        _ => String::new(),
+    };
     line(format!(
-        "access_log {}",
+        "access_log {}{format}",
         r.access_log.as_ref().map_or("off".to_string(), log_target)
     ));
 }

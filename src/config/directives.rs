@@ -107,6 +107,7 @@ pub enum Key {
     LimitConn,
     LimitConnStatus,
     SetRealIpFrom,
+    LogFormat,
     RealIpHeader,
     RealIpRecursive,
     Member,
@@ -183,8 +184,10 @@ pub enum Kind {
     HealthCheck,
     /// `stderr|PATH [LEVEL]`.
     ErrorLog,
-    /// `stdout|stderr|PATH|off`.
+    /// `stdout|stderr|PATH|off`, and a format name.
     AccessLog,
+    /// `NAME [escape=…] STRING…`.
+    LogFormat,
     /// `RATE [GRACE]` or `off`.
     MinRate,
     /// `KEY zone=NAME:SIZE`, with `rate=RATE` when `req`.
@@ -342,11 +345,17 @@ pub static TABLE: &[Spec] = &[
         "Where diagnostics and lifecycle events go, and the least severe level written. A relative PATH is relative to the file's folder.",
         "error_log logs/error.log warn;",
     ),
-    Spec::new(Key::AccessLog, "access_log", MSL, ONE, Kind::AccessLog).inherited().docs(
-        "access_log stdout | stderr | PATH | off",
+    Spec::new(Key::AccessLog, "access_log", MSL, (1, Some(2)), Kind::AccessLog).inherited().docs(
+        "access_log stdout | stderr | PATH [FORMAT] | off",
         "off",
-        "One line per request in the combined log format, followed by the request time in seconds. A relative PATH is relative to the file's folder.",
-        "access_log logs/access.log;",
+        "One line per request, in FORMAT (a `log_format` name) or else `combined`: the combined log format followed by the request time in seconds. A relative PATH is relative to the file's folder. `off` in an inner block stops logging there.",
+        "access_log logs/access.log;\naccess_log logs/api.json json;",
+    ),
+    Spec::new(Key::LogFormat, "log_format", &[M], (2, None), Kind::LogFormat).repeatable().docs(
+        "log_format NAME [escape=default | json | none] STRING…",
+        "`combined` is built in",
+        "A named access-log line: the STRINGs joined, with variables — every variable of the Variables table, and `$status`, `$body_bytes_sent`, `$request_time` (seconds, to the millisecond), `$time_local`, `$time_iso8601`, `$msec` and `$request` (the request line). Variable values are escaped: by default `\"`, `\\`, control and non-ASCII bytes as `\\xHH` and an empty value as `-`; `escape=json` makes them JSON string contents (an empty value stays empty); `escape=none` writes them as they are. Literal text is written as is.",
+        "log_format json escape=json '{\"time\":\"$time_iso8601\",\"ip\":\"$remote_addr\",'\n    '\"request\":\"$request\",\"status\":$status,\"bytes\":$body_bytes_sent,'\n    '\"id\":\"$request_id\",\"took\":$request_time}';",
     ),
     Spec::new(Key::MaxConnections, "max_connections", &[M], ONE, Kind::Number { min: 1, max: 1_000_000 }).docs(
         "max_connections N",

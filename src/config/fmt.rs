@@ -114,7 +114,8 @@ fn indent(out: &mut String, depth: usize) {
 }
 
 /// An argument as written canonically: bare when it can be, else quoted
-/// with `\"`, `\\`, `\n` and `\t` escapes.
+/// with `\"`, `\\`, `\n` and `\t` escapes — in single quotes when the
+/// value holds `"` and no `'` (a JSON log line reads as written).
 pub fn quote(value: &str) -> String {
     let needs = value.is_empty()
         || value.chars().any(|c| {
@@ -123,18 +124,26 @@ pub fn quote(value: &str) -> String {
     if !needs {
         return value.to_string();
     }
+    let q = if value.contains('"') && !value.contains('\'') {
+        '\''
+    } else {
+        '"'
+    };
     let mut s = String::with_capacity(value.len() + 2);
-    s.push('"');
+    s.push(q);
     for c in value.chars() {
         match c {
-            '"' => s.push_str("\\\""),
+            c if c == q => {
+                s.push('\\');
+                s.push(q);
+            }
             '\\' => s.push_str("\\\\"),
             '\n' => s.push_str("\\n"),
             '\t' => s.push_str("\\t"),
             c => s.push(c),
         }
     }
-    s.push('"');
+    s.push(q);
     s
 }
 
@@ -169,7 +178,8 @@ mod tests {
         assert_eq!(quote("plain"), "plain");
         assert_eq!(quote(""), "\"\"");
         assert_eq!(quote("a b"), "\"a b\"");
-        assert_eq!(quote("say \"hi\"\n"), "\"say \\\"hi\\\"\\n\"");
+        assert_eq!(quote("say \"hi\"\n"), "'say \"hi\"\\n'");
+        assert_eq!(quote("it's \"x\""), "\"it's \\\"x\\\"\"");
         assert_eq!(quote("C:\\x"), "C:\\x");
         let again = fmt("return 200 \"a\\\\b \\\"c\\\"\";");
         assert_eq!(fmt(&again), again);

@@ -19,6 +19,9 @@ use std::time::Duration;
 #[derive(Clone, Debug, Default)]
 pub struct Layer {
     pub access_log: Option<Option<LogTarget>>,
+    /// The `log_format` of `access_log` (set with it by the compiler,
+    /// which knows the formats); `None` inside for `combined`.
+    pub log_format: Option<Option<Arc<crate::routing::log_format::LogFormat>>>,
     pub root: Option<PathBuf>,
     pub index: Option<Arc<[String]>>,
     pub autoindex: Option<bool>,
@@ -83,7 +86,7 @@ impl Layer {
     /// of the file the node is written in (for relative paths).
     pub fn apply(&mut self, node: &Node, folder: &Path, origin: impl FnOnce() -> Origin) -> bool {
         match (node.spec.key, &node.value) {
-            (Key::AccessLog, Value::AccessLog(spec)) => {
+            (Key::AccessLog, Value::AccessLog(spec, _)) => {
                 self.access_log = Some(spec.as_ref().map(|s| log_target(s, folder)))
             }
             (Key::Root, Value::Text(p)) => self.root = Some(absolute(folder, p)),
@@ -160,6 +163,7 @@ impl Layer {
         }
         take!(
             access_log,
+            log_format,
             root,
             index,
             autoindex,
@@ -248,6 +252,7 @@ impl Layer {
             proxy_send_timeout: self.proxy_send_timeout.unwrap_or(Duration::from_secs(60)),
             client_max_body_size: self.client_max_body_size.unwrap_or(1 << 20),
             access_log: self.access_log.clone().flatten(),
+            log_format: self.log_format.clone().flatten(),
             underscores_in_headers: self.underscores_in_headers.unwrap_or(false),
             expires: self.expires.unwrap_or_default(),
             try_files: self.try_files.clone(),

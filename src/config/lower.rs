@@ -62,7 +62,7 @@ fn directive(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Dire
                 quoted: false,
                 span: self::span(&p, id),
             }),
-            Rule::quoted => args.push(quoted(p, id, errors)),
+            Rule::quoted | Rule::single_quoted => args.push(quoted(p, id, errors)),
             Rule::COMMENT => inner_comments.push(comment(&p, id)),
             Rule::block => block_ = Some(block(p, id, errors)),
             _ => {}
@@ -91,6 +91,7 @@ fn block(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Block {
 fn quoted(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Arg {
     let whole = span(&pair, id);
     let raw = pair.as_str();
+    let quote = if raw.starts_with('\'') { '\'' } else { '"' };
     let inner = &raw[1..raw.len() - 1];
     let mut value = String::with_capacity(inner.len());
     let mut chars = inner.char_indices();
@@ -100,7 +101,7 @@ fn quoted(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Arg {
             continue;
         }
         match chars.next() {
-            Some((_, '"')) => value.push('"'),
+            Some((_, q)) if q == quote => value.push(q),
             Some((_, '\\')) => value.push('\\'),
             Some((_, 'n')) => value.push('\n'),
             Some((_, 't')) => value.push('\t'),
@@ -110,7 +111,9 @@ fn quoted(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Arg {
                 errors.push(
                     Diagnostic::error("unknown escape in string")
                         .at(Span::new(whole.file, at, at + len), "not an escape")
-                        .help("the escapes are \\\" \\\\ \\n \\t; write \\\\ for a backslash"),
+                        .help(format!(
+                            "the escapes are \\{quote} \\\\ \\n \\t; write \\\\ for a backslash"
+                        )),
                 );
             }
         }

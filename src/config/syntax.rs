@@ -126,26 +126,24 @@ fn prescan(text: &str, id: FileId) -> Result<Vec<usize>, Diagnostic> {
                     .unwrap_or(bytes.len() - i);
                 continue;
             }
-            b'"' => match closing_quote(bytes, i) {
+            quote @ (b'"' | b'\'') => match closing_quote(bytes, i, quote) {
                 Some(end) => i = end,
                 None => {
                     let line_end = bytes[i..]
                         .iter()
                         .position(|&b| b == b'\n')
                         .map_or(bytes.len(), |n| i + n);
+                    let q = quote as char;
                     return Err(Diagnostic::error("unterminated string")
                         .at(
                             Span::new(id, i, line_end),
-                            "this string has no closing `\"`",
+                            format!("this string has no closing `{q}`"),
                         )
-                        .help("close it with `\"`; write `\\\"` for a quote inside a string"));
+                        .help(format!(
+                            "close it with `{q}`; write `\\{q}` for a quote inside a string"
+                        )));
                 }
             },
-            b'\'' => {
-                return Err(Diagnostic::error("single quotes do not delimit strings")
-                    .at(at(1), "single quote")
-                    .help("use double quotes: \"like this\""));
-            }
             b'{' => {
                 open.push(i);
                 if open.len() > MAX_DEPTH {
@@ -200,12 +198,12 @@ fn prescan(text: &str, id: FileId) -> Result<Vec<usize>, Diagnostic> {
 }
 
 /// Offset of the `"` that closes the string opening at `start`.
-fn closing_quote(bytes: &[u8], start: usize) -> Option<usize> {
+fn closing_quote(bytes: &[u8], start: usize, quote: u8) -> Option<usize> {
     let mut j = start + 1;
     while j < bytes.len() {
         match bytes[j] {
             b'\\' => j += 2,
-            b'"' => return Some(j),
+            b if b == quote => return Some(j),
             _ => j += 1,
         }
     }
@@ -271,7 +269,9 @@ fn from_pest(text: &str, id: FileId, e: &pest::error::Error<Rule>) -> Diagnostic
 fn human(rule: Rule) -> &'static str {
     match rule {
         Rule::directive | Rule::name => "a directive",
-        Rule::argument | Rule::bare | Rule::quoted | Rule::word_char => "an argument",
+        Rule::argument | Rule::bare | Rule::quoted | Rule::single_quoted | Rule::word_char => {
+            "an argument"
+        }
         Rule::semicolon => "`;`",
         Rule::block | Rule::open_brace => "`{`",
         Rule::close_brace => "`}`",
@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(err("server {\n listen 1;\n"), "unclosed block");
         assert_eq!(err("}"), "unexpected `}`");
         assert_eq!(err("a\u{0}b;"), "unexpected control character U+0000");
-        assert_eq!(err("root 'x';"), "single quotes do not delimit strings");
+        assert_eq!(err("root 'x;\n"), "unterminated string");
         assert_eq!(err("root x"), "unexpected end of file");
         assert_eq!(err("server { root x }"), "expected `;`, found `}`");
         assert_eq!(err(";"), "unexpected `;`");

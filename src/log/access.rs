@@ -67,6 +67,20 @@ pub fn clf_time(now: std::time::SystemTime) -> String {
     )
 }
 
+/// `2026-12-01T10:00:00+00:00` (nginx's `$time_iso8601`, in UTC).
+pub fn iso_time(now: std::time::SystemTime) -> String {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let date = crate::http::date::listing_time(secs); // YYYY-MM-DD HH:MM
+    format!(
+        "{}T{}:{:02}+00:00",
+        &date[..10],
+        &date[11..16],
+        secs.rem_euclid(60)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +89,6 @@ mod tests {
     fn common_log_time() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
         assert_eq!(clf_time(t), "18/Nov/2026:11:06:40 +0000");
+        assert_eq!(iso_time(t), "2026-11-18T11:06:40+00:00");
     }
 }

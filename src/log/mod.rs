@@ -7,7 +7,7 @@ mod access;
 mod error;
 mod queue;
 
-pub use access::{AccessLog, clf_time};
+pub use access::{AccessLog, clf_time, iso_time};
 pub use error::{
     configure, enabled, error, error_with, flush, info, info_with, reopen, warn, write, write_with,
 };

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod host;
 pub mod limits;
 pub mod location;
+pub mod log_format;
 pub mod real_ip;
 pub mod route;
 pub mod template;
@@ -76,6 +77,8 @@ pub struct Snapshot {
     pub files: Vec<PathBuf>,
     /// `limit_req_zone` and `limit_conn_zone`, in order.
     pub zones: Vec<std::sync::Arc<limits::ZoneDef>>,
+    /// `log_format`s, by name.
+    pub log_formats: Vec<std::sync::Arc<log_format::LogFormat>>,
 }
 
 impl Snapshot {

@@ -269,6 +269,8 @@ pub struct Route {
     pub client_max_body_size: u64,
     /// `access_log`; `None` for off.
     pub access_log: Option<LogTarget>,
+    /// Its `log_format`; `None` for `combined`.
+    pub log_format: Option<Arc<super::log_format::LogFormat>>,
     /// `underscores_in_headers`: fields with `_` in their names go upstream.
     pub underscores_in_headers: bool,
     /// `expires`.
@@ -306,6 +308,12 @@ impl Route {
             .chain(tried)
             .chain(self.limits.req.iter().map(|l| &l.zone.key))
             .chain(self.limits.conn.iter().map(|l| &l.zone.key))
+            .chain(
+                self.log_format
+                    .iter()
+                    .filter(|_| self.access_log.is_some())
+                    .map(|f| &f.template),
+            )
             .collect();
         let any = all.iter().any(|t| t.has_vars());
         let request_id = all.iter().any(|t| t.uses(&Var::RequestId));
@@ -349,6 +357,7 @@ impl Route {
             proxy_send_timeout: Duration::from_secs(60),
             client_max_body_size: 1 << 20,
             access_log: None,
+            log_format: None,
             underscores_in_headers: false,
             expires: Expires::Off,
             try_files: None,

@@ -43,6 +43,52 @@ pub enum Var {
     /// `$binary_remote_addr`: the client's address, the key nginx users
     /// write for limits (the same text as `$remote_addr`).
     BinaryRemoteAddr,
+    /// `$status` (`log_format` only, known when the response is out).
+    Status,
+    /// `$body_bytes_sent` (`log_format` only, known at the end).
+    BodyBytesSent,
+    /// `$request_time`: seconds with milliseconds (`log_format` only,
+    /// known at the end).
+    RequestTime,
+    /// `$time_local`: `01/Dec/2026:10:00:00 +0000` (`log_format` only).
+    TimeLocal,
+    /// `$time_iso8601`: `2026-12-01T10:00:00+00:00` (`log_format` only).
+    TimeIso8601,
+    /// `$msec`: Unix time with milliseconds (`log_format` only).
+    Msec,
+    /// `$request`: the request line (`log_format` only).
+    Request,
+}
+
+impl Var {
+    /// Known only when the response is out: a log line fills it last.
+    pub fn is_late(&self) -> bool {
+        matches!(self, Var::Status | Var::BodyBytesSent | Var::RequestTime)
+    }
+}
+
+/// The variables only `log_format` may name.
+pub const LOG_NAMES: &[&str] = &[
+    "status",
+    "body_bytes_sent",
+    "request_time",
+    "time_local",
+    "time_iso8601",
+    "msec",
+    "request",
+];
+
+fn log_var(name: &str) -> Option<Var> {
+    Some(match name {
+        "status" => Var::Status,
+        "body_bytes_sent" => Var::BodyBytesSent,
+        "request_time" => Var::RequestTime,
+        "time_local" => Var::TimeLocal,
+        "time_iso8601" => Var::TimeIso8601,
+        "msec" => Var::Msec,
+        "request" => Var::Request,
+        _ => return None,
+    })
 }
 
 /// The names of the variables, for messages and suggestions.
@@ -139,6 +185,16 @@ impl Template {
     /// Compiles `text`: `$name` and `${name}` are variables, `$$` is a
     /// `$`, and a `$` not followed by a name is itself.
     pub fn parse(text: &str) -> Result<Template, TemplateError> {
+        Template::parse_with(text, false)
+    }
+
+    /// Compiles a `log_format` value: the log's own variables
+    /// ([`LOG_NAMES`]) are known too.
+    pub fn parse_log(text: &str) -> Result<Template, TemplateError> {
+        Template::parse_with(text, true)
+    }
+
+    fn parse_with(text: &str, log: bool) -> Result<Template, TemplateError> {
         let mut pieces = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -167,7 +223,8 @@ impl Template {
             let start = text.len() - rest.len() + i;
             let len = 1 + usize::from(braced) + name_len + close;
             let unclosed = braced && close == 0;
-            let Some(v) = var(name).filter(|_| !unclosed) else {
+            let found = var(name).or_else(|| log_var(name).filter(|_| log));
+            let Some(v) = found.filter(|_| !unclosed) else {
                 return Err(TemplateError {
                     at: start,
                     len,

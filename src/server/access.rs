@@ -4,6 +4,8 @@
 use crate::http::parse::RequestHead;
 use crate::log::LogTarget;
 use crate::routing::Route;
+use crate::routing::log_format::LogFormat;
+use crate::routing::template::Vars;
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
@@ -16,12 +18,18 @@ pub struct PendingLog {
     pub suffix: String,
     pub status: u16,
     pub started: Instant,
+    /// A `log_format` line begun ([`crate::routing::log_format`]); `None`
+    /// for `combined`.
+    pub custom: Option<String>,
 }
 
 impl PendingLog {
     /// The whole line, with `sent` body bytes.
     pub fn line(&self, sent: u64) -> String {
         let elapsed = self.started.elapsed().as_secs_f64();
+        if let Some(begun) = &self.custom {
+            return LogFormat::finish(begun, self.status, sent, elapsed);
+        }
         format!(
             "{} {} {} {} {:.3}",
             self.prefix, self.status, sent, self.suffix, elapsed
@@ -34,6 +42,7 @@ impl PendingLog {
 pub fn pending(
     head: &RequestHead,
     route: &Route,
+    vars: &dyn Vars,
     peer: SocketAddr,
     user: Option<&str>,
     status: u16,
@@ -53,7 +62,18 @@ pub fn pending(
         escape(head.referer.as_deref().unwrap_or("-")),
         escape(head.user_agent.as_deref().unwrap_or("-"))
     );
+    if let Some(format) = &route.log_format {
+        return PendingLog {
+            target: route.access_log.clone().unwrap_or(LogTarget::Stdout),
+            prefix: String::new(),
+            suffix: String::new(),
+            status,
+            started: now,
+            custom: Some(format.begin(vars)),
+        };
+    }
     PendingLog {
+        custom: None,
         target: route.access_log.clone().unwrap_or(LogTarget::Stdout),
         prefix,
         suffix,

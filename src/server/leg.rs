@@ -91,22 +91,32 @@ impl Conn {
                 user: self.user.clone(),
             })
         });
-        if route.access_log.is_some() {
-            self.log = Some(access::pending(
-                head,
-                route,
-                self.client.peer,
-                self.user.as_deref(),
-                502,
-                ctx.now,
-            ));
-        }
         let mut raw = self
             .client
             .input
             .as_ref()
             .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
             .unwrap_or_default();
+        if route.access_log.is_some() {
+            let vars = vars::RequestVars {
+                head,
+                raw: &raw,
+                peer: self.client.peer,
+                local: self.local,
+                names: &snapshot.servers[at.0].server_name,
+                request_id,
+                user: self.user.as_deref(),
+            };
+            self.log = Some(access::pending(
+                head,
+                route,
+                &vars,
+                self.client.peer,
+                self.user.as_deref(),
+                502,
+                ctx.now,
+            ));
+        }
         if let Some(target) = &head.rerouted {
             // Routed again (`try_files`): the upstream gets the new target.
             raw = reroute(&raw, target);

@@ -196,6 +196,16 @@ impl Conn {
             _ => None,
         };
         let allowed = permitted && challenge.is_none();
+        let user = self.user.clone();
+        let request_vars = vars::RequestVars {
+            head,
+            raw: &raw,
+            peer: self.client.peer,
+            local: self.local,
+            names: &server.server_name,
+            request_id: &request_id,
+            user: user.as_deref(),
+        };
         if matches!(&route.action, Action::Return(r) if r.code == 444) && allowed && !too_large {
             // nginx's 444: the connection closes without an answer (to
             // drop unwanted hosts and scanners).
@@ -203,6 +213,7 @@ impl Conn {
                 self.log = Some(access::pending(
                     head,
                     route,
+                    &request_vars,
                     self.client.peer,
                     self.user.as_deref(),
                     444,
@@ -214,16 +225,6 @@ impl Conn {
             self.response_done(ctx);
             return;
         }
-        let user = self.user.clone();
-        let request_vars = vars::RequestVars {
-            head,
-            raw: &raw,
-            peer: self.client.peer,
-            local: self.local,
-            names: &server.server_name,
-            request_id: &request_id,
-            user: user.as_deref(),
-        };
         let reply = match &route.action {
             _ if slash.is_some() && allowed => {
                 let mut r = canned::error(301);
@@ -308,6 +309,7 @@ impl Conn {
             self.log = Some(access::pending(
                 head,
                 route,
+                &request_vars,
                 self.client.peer,
                 self.user.as_deref(),
                 reply.status,

@@ -127,6 +127,19 @@ impl Vars for RequestVars<'_> {
             }
             Var::RequestId => out.push_str(self.request_id),
             Var::RemoteUser => out.push_str(self.user.unwrap_or("")),
+            Var::TimeLocal => out.push_str(&crate::log::clf_time(std::time::SystemTime::now())),
+            Var::TimeIso8601 => out.push_str(&crate::log::iso_time(std::time::SystemTime::now())),
+            Var::Msec => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let _ = write!(out, "{}.{:03}", now.as_secs(), now.subsec_millis());
+            }
+            Var::Request => {
+                let _ = write!(out, "{} {} {}", h.method, h.target, h.version.as_str());
+            }
+            // Filled in by the log line when the response is out.
+            Var::Status | Var::BodyBytesSent | Var::RequestTime => {}
         }
     }
 }

@@ -306,7 +306,21 @@ pub(super) const MANAGED_HEADERS: &[&str] = &[
 /// A value with variables, compiled; an unknown variable is an error
 /// at its place, with the nearest name.
 pub(super) fn template(arg: &Arg) -> Result<Template, Diagnostic> {
-    Template::parse(&arg.value).map_err(|e| {
+    template_with(arg, false)
+}
+
+/// A `log_format` piece: the log's own variables are known too.
+pub(super) fn log_template(arg: &Arg) -> Result<Template, Diagnostic> {
+    template_with(arg, true)
+}
+
+fn template_with(arg: &Arg, log: bool) -> Result<Template, Diagnostic> {
+    let parsed = if log {
+        Template::parse_log(&arg.value)
+    } else {
+        Template::parse(&arg.value)
+    };
+    parsed.map_err(|e| {
         // Point at the variable itself when the value reads as written
         // (bare, or quoted without escapes).
         let inner = arg.span.end - arg.span.start;
@@ -326,21 +340,29 @@ pub(super) fn template(arg: &Arg) -> Result<Template, Diagnostic> {
                 .at(span, "not closed")
                 .help(format!("write `${{{}}}`", e.name));
         }
+        let log_only = template::LOG_NAMES.contains(&e.name.as_str());
         let names = template::NAMES
             .iter()
+            .chain(template::LOG_NAMES.iter().filter(|_| log))
             .copied()
             .filter(|n| *n != "http_NAME");
-        Diagnostic::error(format!("unknown variable `${}`", e.name))
+        let d = Diagnostic::error(format!("unknown variable `${}`", e.name))
             .at(span, "not a variable")
-            .maybe_help(suggestion(&e.name, names))
-            .note(format!(
-                "the variables are {}; `$$` is a `$`",
-                template::NAMES
-                    .iter()
-                    .map(|n| format!("${n}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
+            .maybe_help(suggestion(&e.name, names));
+        if log_only && !log {
+            return d.note(format!(
+                "`${}` is known in `log_format` only: a value here is made before the response",
+                e.name
+            ));
+        }
+        d.note(format!(
+            "the variables are {}; `$$` is a `$`",
+            template::NAMES
+                .iter()
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
     })
 }
 

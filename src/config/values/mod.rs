@@ -90,8 +90,10 @@ pub enum Value {
     HealthCheck(HealthCheck),
     /// `error_log`.
     ErrorLog(LogSpec, LogLevel),
-    /// `access_log`; `None` for off.
-    AccessLog(Option<LogSpec>),
+    /// `access_log`; `None` for off; with the name of its `log_format`.
+    AccessLog(Option<LogSpec>, Option<String>),
+    /// `log_format`: name and the compiled line.
+    LogFormat(crate::routing::log_format::LogFormat),
     /// `client_min_rate`; `None` for off.
     MinRate(Option<MinRate>),
     /// `limit_req_zone`, `limit_conn_zone`.
@@ -177,7 +179,8 @@ pub fn parse(spec: &Spec, d: &Directive, out: &mut Vec<Diagnostic>) -> Option<Va
         Kind::Member => member(args).map(Value::Member),
         Kind::HealthCheck => health_check(args).map(Value::HealthCheck),
         Kind::ErrorLog => error_log(args).map(|(t, l)| Value::ErrorLog(t, l)),
-        Kind::AccessLog => Ok(Value::AccessLog(access_log(one()))),
+        Kind::AccessLog => access_log(args).map(|(l, f)| Value::AccessLog(l, f)),
+        Kind::LogFormat => log_format(args).map(Value::LogFormat),
         Kind::MinRate => min_rate(args).map(Value::MinRate),
         Kind::Zone { req } => limit::zone(args, req).map(Value::Zone),
         Kind::LimitReq => limit::limit_req(args).map(|(z, b, n)| Value::LimitReq(z, b, n)),
@@ -225,8 +228,78 @@ fn error_log(args: &[Arg]) -> Parsed<(LogSpec, LogLevel)> {
     Ok((log_spec(&args[0].value), level))
 }
 
-fn access_log(text: &str) -> Option<LogSpec> {
-    (text != "off").then(|| log_spec(text))
+fn access_log(args: &[Arg]) -> Parsed<(Option<LogSpec>, Option<String>)> {
+    let text = args[0].value.as_str();
+    let format = args.get(1).map(|a| a.value.clone());
+    if text == "off" {
+        if let Some(extra) = args.get(1) {
+            return Err(bad(
+                extra,
+                "`access_log off` takes nothing more",
+                "extra argument",
+            ));
+        }
+        return Ok((None, None));
+    }
+    Ok((Some(log_spec(text)), format))
+}
+
+/// `log_format NAME [escape=default|json|none] STRING…`.
+fn log_format(args: &[Arg]) -> Parsed<crate::routing::log_format::LogFormat> {
+    use crate::routing::log_format::{Escape, LogFormat};
+    let name = &args[0];
+    if name.value == "combined" {
+        return Err(bad(name, "`combined` is the built-in format", "taken")
+            .help("give your format another name"));
+    }
+    if name.value.is_empty()
+        || !name
+            .value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    {
+        return Err(bad(
+            name,
+            format!("invalid format name `{}`", name.value),
+            "not a name",
+        ));
+    }
+    let mut rest = &args[1..];
+    let mut escape = Escape::Default;
+    if let Some(e) = rest.first().and_then(|a| a.value.strip_prefix("escape=")) {
+        escape = match e {
+            "default" => Escape::Default,
+            "json" => Escape::Json,
+            "none" => Escape::None,
+            _ => {
+                return Err(
+                    bad(&rest[0], format!("unknown escape `{e}`"), "not an escape")
+                        .help("`escape=` takes `default`, `json` or `none`"),
+                );
+            }
+        };
+        rest = &rest[1..];
+    }
+    if rest.is_empty() {
+        return Err(bad(name, "`log_format` needs the line", "no line")
+            .help("write the line after the name: `log_format main '$remote_addr $status';`"));
+    }
+    for piece in rest {
+        http::log_template(piece)?;
+    }
+    let joined: String = rest.iter().map(|a| a.value.as_str()).collect();
+    let template = crate::routing::template::Template::parse_log(&joined).map_err(|_| {
+        bad(
+            &rest[0],
+            "a variable is split across the pieces of the line",
+            "split",
+        )
+    })?;
+    Ok(LogFormat {
+        name: name.value.clone(),
+        template,
+        escape,
+    })
 }
 
 #[cfg(test)]
