@@ -10,6 +10,8 @@
 # xps/nginx ratios. Needs wrk and nginx (apt-get install -y wrk nginx).
 # The gzip scenarios (SCENARIOS="gzip1 gzip5 gzip-1k") turn gzip on in
 # both servers at that level and send `Accept-Encoding: gzip`.
+# SCENARIOS="1k-limits 1k" compares the 1 KiB file with limit_req and
+# limit_conn configured on the route (never reached) in both servers.
 #
 # XPS_BASE=path: another xps build (an earlier commit) runs beside, in the
 # same run, and gets its own ratios against nginx (before/after a change).
@@ -45,19 +47,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
-write_configs() { # $1 = workers, $2 = gzip level (empty: gzip off)
-    local xgz="" ngz=""
+write_configs() { # $1 = workers, $2 = gzip level (empty: gzip off), $3 = 1: limits configured
+    local xgz="" ngz="" xmain="" nmain="" xlim="" nlim=""
+    if [ "${3:-}" = 1 ]; then
+        # Configured on the route, never reached: what checking them costs.
+        xmain="limit_req_zone \$binary_remote_addr zone=r:1m rate=1000000r/s; limit_conn_zone \$binary_remote_addr zone=c:1m;"
+        nmain="limit_req_zone \$binary_remote_addr zone=r:1m rate=1000000r/s; limit_conn_zone \$binary_remote_addr zone=c:1m;"
+        xlim="limit_req zone=r burst=100000 nodelay; limit_conn c 100000;"
+        nlim="limit_req zone=r burst=100000 nodelay; limit_conn c 100000;"
+    fi
     if [ -n "${2:-}" ]; then
         xgz="gzip on; gzip_comp_level $2; gzip_types text/plain;"
         ngz="gzip on; gzip_comp_level $2; gzip_types text/plain; gzip_min_length 256;"
     fi
     cat > "$OUT/xps.conf" <<EOF
 workers $1;
+$xmain
 server {
     listen 127.0.0.1:$XPS_PORT;
     root $OUT/www;
     autoindex on;
     $xgz
+    $xlim
 }
 EOF
     cat > "$OUT/nginx/nginx.conf" <<EOF
@@ -78,11 +89,13 @@ http {
     fastcgi_temp_path $OUT/nginx/tmp/fastcgi;
     uwsgi_temp_path $OUT/nginx/tmp/uwsgi;
     scgi_temp_path $OUT/nginx/tmp/scgi;
+    $nmain
     server {
         listen 127.0.0.1:$NGINX_PORT;
         root $OUT/www;
         autoindex on;
         $ngz
+        $nlim
     }
 }
 EOF
@@ -172,11 +185,11 @@ measure() {
     RESULTS+=("$scenario|$server|$rps|$per_cpu|$rss")
 }
 
-scenario() { # NAME PATH WORKERS PINNED(1/0) [GZIP_LEVEL]
+scenario() { # NAME PATH WORKERS PINNED(1/0) [GZIP_LEVEL] [LIMITS(1)]
     local name=$1 path=$2 workers=$3 pinned=$4 spin="" wpin=""
     GZ=${5:-}
     if [ "$pinned" = 1 ]; then spin="taskset -c 0"; wpin="taskset -c 1"; fi
-    write_configs "$workers" "$GZ"
+    write_configs "$workers" "$GZ" "${6:-}"
     for _ in $(seq 1 "$REPEAT"); do
         start_xps "$spin" "$XPS"
         measure "$name" xps "$path" "$wpin"
@@ -211,6 +224,7 @@ for s in $SCENARIOS; do
         gzip1) scenario "100k text gzip 1" /100k.txt 1 1 1 ;;
         gzip5) scenario "100k text gzip 5" /100k.txt 1 1 5 ;;
         gzip-1k) scenario "1k, gzip on" /1k.bin 1 1 5 ;;
+        1k-limits) scenario "1k, limits on" /1k.bin 1 1 "" 1 ;;
     esac
 done
 

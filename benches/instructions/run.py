@@ -17,6 +17,13 @@ request with start-up and shutdown taken out.
   static-ae  static, with a browser's Accept-Encoding
   gzip-on    static-ae with `gzip on` for the route (the 1 KiB file is not
            a gzip type: what negotiation alone costs)
+  limits     static with `limit_req` and `limit_conn` on the route, never
+           reached (rate 1,000,000r/s, 100,000 at once): what checking costs
+  auth       static with `auth_basic` (apr1) and the right password: the
+           remembered-credential path
+  real-ip    static with `set_real_ip_from` and an `X-Forwarded-For` sent
+  log        static with `access_log` in the combined format (to a file)
+  log-json   static with `access_log` in a JSON `log_format` of 9 variables
 
 WORKLOADS="static-ae gzip-on" runs only those.
 
@@ -147,7 +154,12 @@ def main():
             f.write(BODY)
         rows = {}
         workloads = [("static", "/1k.bin"), ("404", "/missing"), ("proxy", "/"),
-                     ("static-ae", "/1k.bin"), ("gzip-on", "/1k.bin")]
+                     ("static-ae", "/1k.bin"), ("gzip-on", "/1k.bin"),
+                     ("limits", "/1k.bin"), ("auth", "/1k.bin"), ("real-ip", "/1k.bin"),
+                     ("log", "/1k.bin"), ("log-json", "/1k.bin")]
+        with open(os.path.join(work, "htpasswd"), "w") as f:
+            # `htpasswd -nbm user secret`
+            f.write("user:$apr1$cexihJm9$BmZkbwEqYKQ.wmj74Ygs2.\n")
         only = os.environ.get("WORKLOADS")
         if only:
             workloads = [w for w in workloads if w[0] in only.split()]
@@ -157,14 +169,37 @@ def main():
                 counts = []
                 for n in (N1, N2):
                     port = free_port()
+                    main = ""
+                    extra = ""
                     if workload == "proxy":
                         route = f"location / {{ proxy_pass 127.0.0.1:{backend_port}; }}"
                     elif workload == "gzip-on":
                         route = f"root {work};\n    gzip on;\n    gzip_types text/plain text/html;"
+                    elif workload == "limits":
+                        main = ("limit_req_zone $binary_remote_addr zone=r:1m rate=1000000r/s;\n"
+                                "limit_conn_zone $binary_remote_addr zone=c:1m;\n")
+                        route = (f"root {work};\n    limit_req zone=r burst=100000 nodelay;\n"
+                                 "    limit_conn c 100000;")
+                    elif workload == "auth":
+                        route = (f"root {work};\n    auth_basic team;\n"
+                                 f"    auth_basic_user_file {work}/htpasswd;")
+                        extra = "Authorization: Basic dXNlcjpzZWNyZXQ=\r\n"
+                    elif workload == "real-ip":
+                        route = (f"root {work};\n    set_real_ip_from 127.0.0.1;\n"
+                                 "    real_ip_header X-Forwarded-For;")
+                        extra = "X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"
+                    elif workload == "log":
+                        route = f"root {work};\n    access_log {work}/access.log;"
+                    elif workload == "log-json":
+                        main = ("log_format j escape=json '{\"t\":\"$time_iso8601\",\"ip\":\"$remote_addr\","
+                                "\"r\":\"$request\",\"s\":$status,\"b\":$body_bytes_sent,\"id\":\"$request_id\","
+                                "\"ua\":\"$http_user_agent\",\"ref\":\"$http_referer\",\"took\":$request_time}';\n")
+                        route = f"root {work};\n    access_log {work}/access.json j;"
                     else:
                         route = f"root {work};"
-                    extra = ACCEPT if workload in ("static-ae", "gzip-on") else ""
-                    conf = f"workers 1;\nserver {{\n    listen 127.0.0.1:{port};\n    {route}\n}}\n"
+                    if workload in ("static-ae", "gzip-on"):
+                        extra = ACCEPT
+                    conf = f"workers 1;\n{main}server {{\n    listen 127.0.0.1:{port};\n    {route}\n}}\n"
                     counts.append(instructions(binary, conf, port, path, n, work, extra))
                 per.append((counts[1] - counts[0]) / (N2 - N1))
             rows[workload] = per
