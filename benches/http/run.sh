@@ -53,8 +53,8 @@ write_configs() { # $1 = workers, $2 = gzip level (empty: gzip off), $3 = 1: lim
         # Configured on the route, never reached: what checking them costs.
         xmain="limit_req_zone \$binary_remote_addr zone=r:1m rate=1000000r/s; limit_conn_zone \$binary_remote_addr zone=c:1m;"
         nmain="limit_req_zone \$binary_remote_addr zone=r:1m rate=1000000r/s; limit_conn_zone \$binary_remote_addr zone=c:1m;"
-        xlim="limit_req zone=r burst=100000 nodelay; limit_conn c 100000;"
-        nlim="limit_req zone=r burst=100000 nodelay; limit_conn c 100000;"
+        xlim="limit_req zone=r burst=100000 nodelay; limit_conn c 60000;"
+        nlim="limit_req zone=r burst=100000 nodelay; limit_conn c 60000;"
     fi
     if [ -n "${2:-}" ]; then
         xgz="gzip on; gzip_comp_level $2; gzip_types text/plain;"

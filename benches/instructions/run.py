@@ -179,7 +179,7 @@ def main():
                         main = ("limit_req_zone $binary_remote_addr zone=r:1m rate=1000000r/s;\n"
                                 "limit_conn_zone $binary_remote_addr zone=c:1m;\n")
                         route = (f"root {work};\n    limit_req zone=r burst=100000 nodelay;\n"
-                                 "    limit_conn c 100000;")
+                                 "    limit_conn c 60000;")
                     elif workload == "auth":
                         route = (f"root {work};\n    auth_basic team;\n"
                                  f"    auth_basic_user_file {work}/htpasswd;")

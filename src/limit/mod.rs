@@ -7,7 +7,8 @@
 //! here knows about requests: callers pass a key and the time.
 
 use rustc_hash::FxHashMap as HashMap;
-use std::hash::BuildHasher;
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -41,6 +42,9 @@ impl Rate {
     }
 }
 
+/// One request, in the unit a bucket counts (millionths).
+const ONE: u64 = 1_000_000;
+
 /// What a request gets from a rate limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
@@ -70,15 +74,66 @@ impl Counters {
 }
 
 /// The leaky bucket of one key: requests in excess of the rate, in
-/// thousandths, as of `at`.
+/// millionths, as of `at`.
 #[derive(Clone, Copy, Debug)]
 pub struct Bucket {
     excess: u64,
     at: Instant,
 }
 
+/// A key: up to 22 bytes held inline (an IPv6 address is 16), longer
+/// ones on the heap.
+#[derive(Clone)]
+pub enum Key {
+    /// Inline.
+    Short(u8, [u8; 22]),
+    /// On the heap.
+    Long(Box<[u8]>),
+}
+
+impl Key {
+    /// The key of these bytes.
+    pub fn new(bytes: &[u8]) -> Key {
+        if bytes.len() <= 22 {
+            let mut b = [0u8; 22];
+            b[..bytes.len()].copy_from_slice(bytes);
+            Key::Short(bytes.len() as u8, b)
+        } else {
+            Key::Long(Box::from(bytes))
+        }
+    }
+
+    /// Its bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Short(n, b) => &b[..*n as usize],
+            Key::Long(b) => b,
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.as_bytes().hash(h);
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 struct Shard<V> {
-    map: HashMap<Box<str>, V>,
+    map: HashMap<Key, V>,
     swept: Option<Instant>,
 }
 
@@ -93,8 +148,9 @@ pub struct Zone<V> {
 
 /// A `limit_req_zone`'s state.
 pub type ReqZone = Zone<Bucket>;
-/// A `limit_conn_zone`'s state: requests in progress per key.
-pub type ConnZone = Zone<u32>;
+/// A `limit_conn_zone`'s state: requests in progress per key (a request
+/// holds its key's counter and gives it back without the lock).
+pub type ConnZone = Zone<Arc<std::sync::atomic::AtomicU32>>;
 
 impl<V> Zone<V> {
     /// A zone of `size` bytes.
@@ -115,7 +171,7 @@ impl<V> Zone<V> {
         }
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard<V>> {
+    fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard<V>> {
         let i = (self.hasher.hash_one(key) >> 7) as usize % SHARDS;
         // A worker that panicked while holding the lock left a map that
         // is still whole (no code here panics between changes).
@@ -160,17 +216,49 @@ impl<V> Shard<V> {
 impl ReqZone {
     /// One request of `key` at `now`, against `rate` with `burst` extra
     /// requests allowed; `nodelay` serves the burst at once.
-    pub fn take(&self, key: &str, now: Instant, rate: Rate, burst: u64, nodelay: bool) -> Decision {
+    pub fn take(
+        &self,
+        key: &[u8],
+        now: Instant,
+        rate: Rate,
+        burst: u64,
+        nodelay: bool,
+    ) -> Decision {
         let rate_u = rate.micro_per_sec.max(1);
-        // nginx's leaky bucket: a request adds 1,000 to the key's excess,
-        // time takes the rate off it, and it never goes below zero.
+        // nginx's leaky bucket, kept in millionths of a request and leaked
+        // by the nanosecond (nginx counts whole milliseconds, so requests
+        // closer together than that never leak): a request adds one to
+        // the key's excess, time takes the rate off it, and it never goes
+        // below zero.
         let next = |b: &Bucket| {
-            let ms = now.saturating_duration_since(b.at).as_millis() as u64;
-            (b.excess + 1000).saturating_sub(rate_u.saturating_mul(ms) / 1_000_000)
+            let d = now.saturating_duration_since(b.at);
+            let ns = d.as_secs().saturating_mul(1_000_000_000) + u64::from(d.subsec_nanos());
+            let leaked = match rate_u.checked_mul(ns) {
+                Some(p) => p / 1_000_000_000,
+                None => (u128::from(rate_u) * u128::from(ns) / 1_000_000_000)
+                    .min(u128::from(u64::MAX)) as u64,
+            };
+            (b.excess + ONE).saturating_sub(leaked)
         };
+        // How long `excess` takes to leak at the rate.
+        let time = |excess: u64| {
+            let ns = u128::from(excess) * 1_000_000_000 / u128::from(rate_u);
+            Duration::from_nanos(ns.min(u128::from(u64::MAX)) as u64)
+        };
+        let allowed = burst.saturating_mul(ONE);
         let mut shard = self.shard(key);
-        let excess = match shard.map.get(key) {
-            Some(b) => next(b),
+        let excess = match shard.map.get_mut(key) {
+            Some(b) => {
+                let excess = next(b);
+                if excess > allowed {
+                    drop(shard);
+                    self.counters.add(&self.counters.rejected);
+                    // Until the excess is back within the burst.
+                    return Decision::Reject(time(excess - allowed));
+                }
+                *b = Bucket { excess, at: now };
+                excess
+            }
             None => {
                 // A key whose next request would count as new may go.
                 if !shard.room(self.per_shard, now, |b| next(b) == 0) {
@@ -178,79 +266,72 @@ impl ReqZone {
                     self.counters.add(&self.counters.rejected);
                     return Decision::Reject(Duration::from_secs(1));
                 }
+                shard
+                    .map
+                    .insert(Key::new(key), Bucket { excess: 0, at: now });
                 0
             }
         };
-        if excess > burst * 1000 {
-            drop(shard);
-            self.counters.add(&self.counters.rejected);
-            // Until the excess is back within the burst.
-            let over = excess - burst * 1000;
-            return Decision::Reject(Duration::from_millis(over * 1_000_000 / rate_u));
-        }
-        let bucket = Bucket { excess, at: now };
-        match shard.map.get_mut(key) {
-            Some(b) => *b = bucket,
-            None => {
-                shard.map.insert(Box::from(key), bucket);
-            }
-        }
         drop(shard);
         // A request that found the bucket empty goes at once; one in
         // excess waits for its turn at the rate.
-        let wait = excess * 1_000_000 / rate_u;
-        if nodelay || wait == 0 {
+        if nodelay || excess == 0 {
             self.counters.add(&self.counters.passed);
             Decision::Pass
         } else {
             self.counters.add(&self.counters.delayed);
-            Decision::Delay(Duration::from_millis(wait))
+            Decision::Delay(time(excess))
         }
     }
 }
 
 /// A request counted in a connection zone; dropping it ends the count.
+#[derive(Debug)]
 pub struct Slot {
-    zone: Arc<ConnZone>,
-    key: Box<str>,
-}
-
-impl std::fmt::Debug for Slot {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Slot").field("key", &self.key).finish()
-    }
+    count: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut shard = self.zone.shard(&self.key);
-        if let Some(n) = shard.map.get_mut(&*self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                shard.map.remove(&*self.key);
-            }
-        }
+        // A key back at zero stays (its next request needs no insert);
+        // a full shard drops such keys to make room.
+        self.count.fetch_sub(1, Ordering::Release);
     }
 }
 
 impl ConnZone {
     /// Counts a request of `key` if fewer than `max` are in progress.
-    pub fn acquire(zone: &Arc<ConnZone>, key: &str, max: u32, now: Instant) -> Option<Slot> {
+    pub fn acquire(zone: &Arc<ConnZone>, key: &[u8], max: u32, now: Instant) -> Option<Slot> {
         let mut shard = zone.shard(key);
-        let held = shard.map.get(key).copied().unwrap_or(0);
-        let ok = held < max && (held > 0 || shard.room(zone.per_shard, now, |n| *n == 0));
-        if !ok {
-            drop(shard);
+        let count = match shard.map.get(key) {
+            Some(c) => c.clone(),
+            None => {
+                // A key no request holds may go.
+                let idle = |c: &Arc<std::sync::atomic::AtomicU32>| {
+                    Arc::strong_count(c) == 1 && c.load(Ordering::Acquire) == 0
+                };
+                if !shard.room(zone.per_shard, now, idle) {
+                    drop(shard);
+                    zone.counters.add(&zone.counters.rejected);
+                    return None;
+                }
+                let c = Arc::new(std::sync::atomic::AtomicU32::new(0));
+                shard.map.insert(Key::new(key), c.clone());
+                c
+            }
+        };
+        drop(shard);
+        let taken = count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok();
+        if !taken {
             zone.counters.add(&zone.counters.rejected);
             return None;
         }
-        *shard.map.entry(Box::from(key)).or_insert(0) += 1;
-        drop(shard);
         zone.counters.add(&zone.counters.passed);
-        Some(Slot {
-            zone: zone.clone(),
-            key: Box::from(key),
-        })
+        Some(Slot { count })
     }
 }
 
@@ -259,7 +340,7 @@ impl ConnZone {
 #[derive(Default)]
 pub struct Registry {
     req: Named<Bucket>,
-    conn: Named<u32>,
+    conn: Named<Arc<std::sync::atomic::AtomicU32>>,
 }
 
 /// Zones by name, each with its signature.
@@ -317,36 +398,57 @@ mod tests {
         let t = Instant::now();
         // 2r/s, burst 2: one at once, two delayed by 500 ms steps, then
         // refused until the bucket leaks.
-        assert_eq!(z.take("a", t, PER_SEC, 2, false), Decision::Pass);
+        assert_eq!(z.take(b"a", t, PER_SEC, 2, false), Decision::Pass);
         assert_eq!(
-            z.take("a", t, PER_SEC, 2, false),
+            z.take(b"a", t, PER_SEC, 2, false),
             Decision::Delay(Duration::from_millis(500))
         );
         assert_eq!(
-            z.take("a", t, PER_SEC, 2, false),
+            z.take(b"a", t, PER_SEC, 2, false),
             Decision::Delay(Duration::from_millis(1000))
         );
         assert_eq!(
-            z.take("a", t, PER_SEC, 2, false),
+            z.take(b"a", t, PER_SEC, 2, false),
             Decision::Reject(Duration::from_millis(500))
         );
         // Other keys are not affected; time leaks the bucket.
-        assert_eq!(z.take("b", t, PER_SEC, 0, false), Decision::Pass);
+        assert_eq!(z.take(b"b", t, PER_SEC, 0, false), Decision::Pass);
         assert_eq!(
-            z.take("b", t, PER_SEC, 0, false),
+            z.take(b"b", t, PER_SEC, 0, false),
             Decision::Reject(Duration::from_millis(500))
         );
         let later = t + Duration::from_millis(500);
-        assert_eq!(z.take("b", later, PER_SEC, 0, false), Decision::Pass);
+        assert_eq!(z.take(b"b", later, PER_SEC, 0, false), Decision::Pass);
         // nodelay serves the burst at once.
-        assert_eq!(z.take("c", t, PER_SEC, 2, true), Decision::Pass);
-        assert_eq!(z.take("c", t, PER_SEC, 2, true), Decision::Pass);
-        assert_eq!(z.take("c", t, PER_SEC, 2, true), Decision::Pass);
+        assert_eq!(z.take(b"c", t, PER_SEC, 2, true), Decision::Pass);
+        assert_eq!(z.take(b"c", t, PER_SEC, 2, true), Decision::Pass);
+        assert_eq!(z.take(b"c", t, PER_SEC, 2, true), Decision::Pass);
         assert!(matches!(
-            z.take("c", t, PER_SEC, 2, true),
+            z.take(b"c", t, PER_SEC, 2, true),
             Decision::Reject(_)
         ));
         assert_eq!(z.counters.rejected.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn buckets_leak_between_requests_closer_than_a_millisecond() {
+        let z = ReqZone::new(1 << 20);
+        let t = Instant::now();
+        let fast = Rate {
+            micro_per_sec: 100_000 * 1_000_000,
+            per_minute: false,
+        };
+        // 100,000r/s, no burst: a request every 10 µs always fits.
+        for i in 0..1000u64 {
+            let at = t + Duration::from_micros(10 * i);
+            assert_eq!(z.take(b"k", at, fast, 0, false), Decision::Pass, "{i}");
+        }
+        // One 5 µs after the last does not.
+        let at = t + Duration::from_micros(10 * 999 + 5);
+        assert_eq!(
+            z.take(b"k", at, fast, 0, false),
+            Decision::Reject(Duration::from_micros(5))
+        );
     }
 
     #[test]
@@ -357,7 +459,7 @@ mod tests {
         let keys: Vec<String> = (0..2000).map(|i| format!("k{i}")).collect();
         let taken = keys
             .iter()
-            .filter(|k| z.take(k, t, PER_SEC, 5, true) == Decision::Pass)
+            .filter(|k| z.take(k.as_bytes(), t, PER_SEC, 5, true) == Decision::Pass)
             .count();
         assert!(taken <= 16, "{taken}");
         assert!(z.len() <= 16);
@@ -365,7 +467,7 @@ mod tests {
         let later = t + Duration::from_secs(10);
         let taken = keys
             .iter()
-            .filter(|k| z.take(k, later, PER_SEC, 5, true) == Decision::Pass)
+            .filter(|k| z.take(k.as_bytes(), later, PER_SEC, 5, true) == Decision::Pass)
             .count();
         assert!((1..=16).contains(&taken), "{taken}");
     }
@@ -374,13 +476,14 @@ mod tests {
     fn connection_slots_count_until_dropped() {
         let z = Arc::new(ConnZone::new(1 << 20));
         let t = Instant::now();
-        let a = ConnZone::acquire(&z, "x", 2, t).expect("first");
-        let b = ConnZone::acquire(&z, "x", 2, t).expect("second");
-        assert!(ConnZone::acquire(&z, "x", 2, t).is_none());
-        assert!(ConnZone::acquire(&z, "y", 2, t).is_some());
+        let a = ConnZone::acquire(&z, b"x", 2, t).expect("first");
+        let b = ConnZone::acquire(&z, b"x", 2, t).expect("second");
+        assert!(ConnZone::acquire(&z, b"x", 2, t).is_none());
+        assert!(ConnZone::acquire(&z, b"y", 2, t).is_some());
         drop(a);
-        let c = ConnZone::acquire(&z, "x", 2, t).expect("after one ended");
+        let c = ConnZone::acquire(&z, b"x", 2, t).expect("after one ended");
         drop((b, c));
-        assert_eq!(z.len(), 0);
+        // Keys at zero stay until a full shard needs their room.
+        assert!(ConnZone::acquire(&z, b"x", 1, t).is_some());
     }
 }

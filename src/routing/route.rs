@@ -306,8 +306,6 @@ impl Route {
             .chain(self.add_header.iter().map(|h| &h.value))
             .chain(self.proxy_set_header.iter().map(|h| &h.value))
             .chain(tried)
-            .chain(self.limits.req.iter().map(|l| &l.zone.key))
-            .chain(self.limits.conn.iter().map(|l| &l.zone.key))
             .chain(
                 self.log_format
                     .iter()

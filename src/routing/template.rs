@@ -253,6 +253,14 @@ impl Template {
         &self.source
     }
 
+    /// The variable when the value is that one variable and nothing else.
+    pub fn single_var(&self) -> Option<&Var> {
+        match self.pieces.as_slice() {
+            [Piece::Var(v)] => Some(v),
+            _ => None,
+        }
+    }
+
     /// Whether it names a variable.
     pub fn has_vars(&self) -> bool {
         self.pieces.iter().any(|p| matches!(p, Piece::Var(_)))

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 /// What the limits make of a request.
 pub enum Outcome {
-    /// Answer it now, holding these `limit_conn` slots until it is done.
-    Pass(Vec<Slot>),
+    /// Answer it now (holding the `limit_conn` slots put in `slots` until
+    /// it is done).
+    Pass,
     /// Answer it after this long (`limit_req` without `nodelay`).
     Delay(Duration),
     /// Refuse it with this status and `Retry-After` (seconds).
@@ -18,7 +19,13 @@ pub enum Outcome {
 
 /// Applies the route's limits. `delayed`: the request already waited its
 /// `limit_req` turn (only `limit_conn` is left).
-pub fn check(route: &Route, vars: &RequestVars<'_>, delayed: bool, now: Instant) -> Outcome {
+pub fn check(
+    route: &Route,
+    vars: &RequestVars<'_>,
+    delayed: bool,
+    now: Instant,
+    slots: &mut Vec<Slot>,
+) -> Outcome {
     let limits = &route.limits;
     if !delayed {
         let mut wait = Duration::ZERO;
@@ -26,11 +33,11 @@ pub fn check(route: &Route, vars: &RequestVars<'_>, delayed: bool, now: Instant)
             let (Some(zone), Some(rate)) = (l.zone.req.get(), l.zone.rate) else {
                 continue;
             };
-            let key = l.zone.key.render(vars);
-            if key.is_empty() {
+            let key = KeyBuf::of(&l.zone.key, vars);
+            if key.bytes().is_empty() {
                 continue;
             }
-            match zone.take(&key, now, rate, l.burst, l.nodelay) {
+            match zone.take(key.bytes(), now, rate, l.burst, l.nodelay) {
                 Decision::Pass => {}
                 Decision::Delay(d) => wait = wait.max(d),
                 Decision::Reject(after) => {
@@ -42,22 +49,60 @@ pub fn check(route: &Route, vars: &RequestVars<'_>, delayed: bool, now: Instant)
             return Outcome::Delay(wait);
         }
     }
-    let mut slots = Vec::new();
     for l in &limits.conn {
         let Some(zone) = l.zone.conn.get() else {
             continue;
         };
-        let key = l.zone.key.render(vars);
-        if key.is_empty() {
+        let key = KeyBuf::of(&l.zone.key, vars);
+        if key.bytes().is_empty() {
             continue;
         }
-        match ConnZone::acquire(zone, &key, l.max, now) {
+        match ConnZone::acquire(zone, key.bytes(), l.max, now) {
             Some(slot) => slots.push(slot),
-            // The slots taken so far are given back as `slots` drops.
-            None => return Outcome::Reject(limits.conn_status, 1),
+            None => {
+                // The slots taken so far are given back.
+                slots.clear();
+                return Outcome::Reject(limits.conn_status, 1);
+            }
         }
     }
-    Outcome::Pass(slots)
+    Outcome::Pass
+}
+
+/// A request's key in a zone: the client's address as its bytes (the
+/// usual key, without formatting it), or the key's text.
+enum KeyBuf<'a> {
+    Addr([u8; 16], usize),
+    Text(std::borrow::Cow<'a, str>),
+}
+
+impl<'a> KeyBuf<'a> {
+    fn of(key: &'a crate::routing::template::Template, vars: &RequestVars<'_>) -> KeyBuf<'a> {
+        use crate::routing::template::Var;
+        match key.single_var() {
+            Some(Var::RemoteAddr | Var::BinaryRemoteAddr) => {
+                let mut b = [0u8; 16];
+                match vars.peer.ip() {
+                    std::net::IpAddr::V4(v4) => {
+                        b[..4].copy_from_slice(&v4.octets());
+                        KeyBuf::Addr(b, 4)
+                    }
+                    std::net::IpAddr::V6(v6) => {
+                        b.copy_from_slice(&v6.octets());
+                        KeyBuf::Addr(b, 16)
+                    }
+                }
+            }
+            _ => KeyBuf::Text(key.render(vars)),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            KeyBuf::Addr(b, n) => &b[..*n],
+            KeyBuf::Text(t) => t.as_bytes(),
+        }
+    }
 }
 
 /// A wait as whole seconds for `Retry-After`: rounded up, at least 1.

@@ -142,20 +142,23 @@ impl Conn {
         // Limits come first, as in nginx's preaccess phase: a client over
         // its rate is refused before its address or password is looked at.
         let limited = if redirects == 0 && route.limits.any() && !too_large {
+            // Keys read the head where it is (never copied for them).
+            let head_bytes = self
+                .client
+                .input
+                .as_ref()
+                .map_or(&[][..], |i| &i.data()[..head.head_len.min(i.data().len())]);
             let key_vars = vars::RequestVars {
                 head,
-                raw: &raw,
+                raw: head_bytes,
                 peer: self.client.peer,
                 local: self.local,
                 names: &server.server_name,
                 request_id: &request_id,
                 user: None,
             };
-            match super::limits::check(route, &key_vars, self.resumed, ctx.now) {
-                Outcome::Pass(slots) => {
-                    self.slots = slots;
-                    None
-                }
+            match super::limits::check(route, &key_vars, self.resumed, ctx.now, &mut self.slots) {
+                Outcome::Pass => None,
                 Outcome::Delay(wait) => {
                     self.delayed = Some(Box::new(head.clone()));
                     self.phase = Phase::Delayed {
