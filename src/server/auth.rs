@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Credentials remembered per worker; the map starts again when full.
 const MAX_REMEMBERED: usize = 1024;
+/// Longer `Authorization` values are checked but not remembered (real
+/// ones are tens of bytes), so the memory stays under 1,024 × 512 bytes.
+const MAX_REMEMBERED_LEN: usize = 512;
 /// New credentials one address may have checked per second, and in a
 /// burst.
 const PER_ADDRESS_RATE: f64 = 5.0;
@@ -22,7 +25,7 @@ const HASHING_PER_SECOND: Duration = Duration::from_millis(500);
 
 /// What a checked `Authorization` value proved: the user file load it
 /// was checked against, and the user (`None`: refused).
-type Checked = (u64, Option<Box<str>>);
+type Checked = (u64, Option<std::sync::Arc<str>>);
 
 /// The checked `Authorization` values of one worker, and its hashing
 /// budget.
@@ -39,7 +42,7 @@ pub struct AuthCache {
 /// What a request's credentials prove.
 pub enum Verdict {
     /// A user of the file, with the right password.
-    User(Box<str>),
+    User(std::sync::Arc<str>),
     /// Missing or wrong: 401.
     Refused,
     /// This address had too many new credentials checked: 429.
@@ -82,12 +85,14 @@ impl AuthCache {
             return Verdict::Busy;
         }
         let began = Instant::now();
-        let user: Option<Box<str>> = auth.users.check(value).map(Box::from);
+        let user: Option<std::sync::Arc<str>> = auth.users.check(value).map(std::sync::Arc::from);
         self.window = Some((start, spent + began.elapsed()));
-        if self.checked.len() >= MAX_REMEMBERED {
-            self.checked.clear();
+        if value.len() <= MAX_REMEMBERED_LEN {
+            if self.checked.len() >= MAX_REMEMBERED {
+                self.checked.clear();
+            }
+            self.checked.insert(Box::from(value), (id, user.clone()));
         }
-        self.checked.insert(Box::from(value), (id, user.clone()));
         match user {
             Some(u) => Verdict::User(u),
             None => Verdict::Refused,

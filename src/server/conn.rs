@@ -81,7 +81,7 @@ pub struct Conn {
     /// When a timer entry is scheduled for it (at most one that matters).
     pub timer_at: Option<Instant>,
     /// The `auth_basic` user of the current request (for the log).
-    pub(super) user: Option<Box<str>>,
+    pub(super) user: Option<std::sync::Arc<str>>,
     /// The request waiting in [`Phase::Delayed`] (its head stays in the
     /// read buffer until it is answered).
     pub(super) delayed: Option<Box<crate::http::RequestHead>>,

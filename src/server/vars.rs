@@ -29,7 +29,7 @@ pub struct KeptVars {
     pub local: SocketAddr,
     pub names: Vec<ServerName>,
     pub request_id: String,
-    pub user: Option<Box<str>>,
+    pub user: Option<std::sync::Arc<str>>,
 }
 
 impl KeptVars {
