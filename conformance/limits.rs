@@ -39,7 +39,7 @@ server {
     }
     location /queued/ {
         limit_req zone=per_ip burst=2;
-        return 200 \"ok\";
+        return 200 \"$uri\";
     }
     location /bursty/ {
         limit_req zone=per_ip burst=2 nodelay;
@@ -231,4 +231,40 @@ server {
     ] {
         assert!(e.contains(expected), "missing {expected:?} in:\n{e}");
     }
+}
+
+#[test]
+fn pipelined_requests_wait_their_turn_in_order() {
+    let server = Server::start(RATES, site);
+    let mut s = send(&server, [127, 0, 0, 9], "/queued/");
+    // Three more on the same connection, in one write. They are taken one
+    // at a time, each once the one before is answered, so each waits its
+    // 200 ms turn (5r/s) and none is refused; each answer is its own.
+    let more: String = ["/queued/a", "/queued/b", "/queued/c"]
+        .iter()
+        .map(|p| request("GET", p, &[]))
+        .collect();
+    s.write_all(more.as_bytes()).unwrap();
+    let started = Instant::now();
+    let statuses: Vec<(u16, String)> = (0..4)
+        .map(|_| {
+            let r = read_response(&mut s, false).expect("an answer");
+            (r.status, r.text())
+        })
+        .collect();
+    let expected: Vec<(u16, String)> = ["/queued/", "/queued/a", "/queued/b", "/queued/c"]
+        .iter()
+        .map(|p| (200, p.to_string()))
+        .collect();
+    assert_eq!(statuses, expected);
+    assert!(
+        started.elapsed() >= Duration::from_millis(580),
+        "{:?}",
+        started.elapsed()
+    );
+    // A client that leaves while its request waits costs nothing more.
+    let mut gone = send(&server, [127, 0, 0, 9], "/queued/");
+    drop(gone.write_all(b""));
+    drop(gone);
+    assert_eq!(ask(&server, [127, 0, 0, 10], "/").status, 200);
 }
