@@ -268,3 +268,26 @@ fn pipelined_requests_wait_their_turn_in_order() {
     drop(gone);
     assert_eq!(ask(&server, [127, 0, 0, 10], "/").status, 200);
 }
+
+#[test]
+fn a_try_files_fallback_applies_the_limits_of_its_location() {
+    let template = "limit_req_zone $binary_remote_addr zone=app:64k rate=1r/m;
+server {
+    listen 127.0.0.1:{port};
+    root {dir}/site;
+    location / {
+        try_files $uri /app;
+    }
+    location /app {
+        limit_req zone=app;
+        return 200 \"app\";
+    }
+}
+";
+    let server = Server::start(template, site);
+    // Files are served without limit; what falls back to /app is limited.
+    assert_eq!(ask(&server, [127, 0, 0, 1], "/index.html").text(), "home");
+    assert_eq!(ask(&server, [127, 0, 0, 1], "/x").text(), "app");
+    assert_eq!(ask(&server, [127, 0, 0, 1], "/y").status, 503);
+    assert_eq!(ask(&server, [127, 0, 0, 1], "/index.html").status, 200);
+}

@@ -70,6 +70,18 @@ server {{
         ask(&server, [127, 0, 0, 1], "/", &["X-Forwarded-For: nonsense"]).text(),
         "127.0.0.1"
     );
+    // A balancer that adds a field of its own after the client's is the
+    // one believed: a client's own field cannot pick its address.
+    assert_eq!(
+        ask(
+            &server,
+            [127, 0, 0, 1],
+            "/",
+            &["X-Forwarded-For: 10.0.0.9", client_field()]
+        )
+        .text(),
+        "203.0.113.9"
+    );
     // allow/deny see the client.
     let client = "X-Forwarded-For: 203.0.113.9";
     assert_eq!(
@@ -110,6 +122,10 @@ server {{
         assert!(Instant::now() < deadline, "access log:\n{text}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+fn client_field() -> &'static str {
+    "X-Forwarded-For: 203.0.113.9"
 }
 
 const PROXIED: &str = "server {

@@ -139,6 +139,7 @@ pub fn quote(value: &str) -> String {
             }
             '\\' => s.push_str("\\\\"),
             '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
             '\t' => s.push_str("\\t"),
             c => s.push(c),
         }

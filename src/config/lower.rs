@@ -91,7 +91,6 @@ fn block(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Block {
 fn quoted(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Arg {
     let whole = span(&pair, id);
     let raw = pair.as_str();
-    let quote = if raw.starts_with('\'') { '\'' } else { '"' };
     let inner = &raw[1..raw.len() - 1];
     let mut value = String::with_capacity(inner.len());
     let mut chars = inner.char_indices();
@@ -101,7 +100,8 @@ fn quoted(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Arg {
             continue;
         }
         match chars.next() {
-            Some((_, q)) if q == quote => value.push(q),
+            Some((_, q @ ('"' | '\''))) => value.push(q),
+            Some((_, 'r')) => value.push('\r'),
             Some((_, '\\')) => value.push('\\'),
             Some((_, 'n')) => value.push('\n'),
             Some((_, 't')) => value.push('\t'),
@@ -111,9 +111,9 @@ fn quoted(pair: Pair<'_, Rule>, id: At, errors: &mut Vec<Diagnostic>) -> Arg {
                 errors.push(
                     Diagnostic::error("unknown escape in string")
                         .at(Span::new(whole.file, at, at + len), "not an escape")
-                        .help(format!(
-                            "the escapes are \\{quote} \\\\ \\n \\t; write \\\\ for a backslash"
-                        )),
+                        .help(
+                            "the escapes are \\\" \\' \\\\ \\n \\r \\t; write \\\\ for a backslash",
+                        ),
                 );
             }
         }

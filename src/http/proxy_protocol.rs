@@ -90,6 +90,9 @@ fn v2(buf: &[u8]) -> Result<Option<ProxyHeader>, Invalid> {
         return Ok(None);
     }
     let addr = &buf[16..len];
+    if family & 0x0f > 1 {
+        return Err(Invalid("PROXY v2 transport is not a stream"));
+    }
     let source = match (version_command & 0x0f, family >> 4) {
         // LOCAL: the balancer's own connection (a health check).
         (0, _) => None,
@@ -176,5 +179,8 @@ mod tests {
         let mut bad = V2_SIGNATURE.to_vec();
         bad.extend_from_slice(&[0x11, 0x11, 0, 0]);
         assert!(parse(&bad).is_err());
+        let mut udp = V2_SIGNATURE.to_vec();
+        udp.extend_from_slice(&[0x21, 0x12, 0, 12, 192, 0, 2, 7, 10, 0, 0, 1, 0, 1, 0, 80]);
+        assert!(parse(&udp).is_err());
     }
 }

@@ -132,16 +132,29 @@ impl Borrow<[u8]> for Key {
     }
 }
 
+/// What a key costs its zone's budget: its share of the map and state,
+/// and its bytes when they do not fit inline.
+fn cost(key: &[u8]) -> usize {
+    BYTES_PER_KEY as usize + if key.len() > 22 { key.len() } else { 0 }
+}
+
+/// Keys come from requests, so the maps hash them with a seed of their
+/// own: keys that collide on purpose cannot be prepared in advance.
+type Seeded = std::hash::RandomState;
+
 struct Shard<V> {
-    map: HashMap<Key, V>,
+    map: std::collections::HashMap<Key, V, Seeded>,
+    /// The bytes of the budget its keys take ([`cost`]).
+    used: usize,
     swept: Option<Instant>,
 }
 
 /// The shared state of a zone.
 pub struct Zone<V> {
     shards: Box<[Mutex<Shard<V>>]>,
-    per_shard: usize,
-    hasher: rustc_hash::FxBuildHasher,
+    /// Each shard's share of the zone's size, bytes.
+    budget: usize,
+    hasher: Seeded,
     /// Its counters.
     pub counters: Counters,
 }
@@ -155,18 +168,19 @@ pub type ConnZone = Zone<Arc<std::sync::atomic::AtomicU32>>;
 impl<V> Zone<V> {
     /// A zone of `size` bytes.
     pub fn new(size: u64) -> Zone<V> {
-        let keys = (size / BYTES_PER_KEY).max(1) as usize;
+        let hasher = Seeded::new();
         Zone {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        map: HashMap::default(),
+                        map: std::collections::HashMap::with_hasher(hasher.clone()),
+                        used: 0,
                         swept: None,
                     })
                 })
                 .collect(),
-            per_shard: keys.div_ceil(SHARDS),
-            hasher: rustc_hash::FxBuildHasher,
+            budget: (size as usize / SHARDS).max(BYTES_PER_KEY as usize),
+            hasher,
             counters: Counters::default(),
         }
     }
@@ -195,34 +209,58 @@ impl<V> Zone<V> {
 }
 
 impl<V> Shard<V> {
-    /// Room for a new key: when full, drops the keys `idle` says may go
-    /// (at most once per [`SWEEP_EVERY`]).
-    fn room(&mut self, per_shard: usize, now: Instant, idle: impl Fn(&V) -> bool) -> bool {
-        if self.map.len() < per_shard {
+    /// Room for a new key of `need` bytes: when full, drops the keys
+    /// `idle` says may go (a scan at most once per [`SWEEP_EVERY`]); then,
+    /// with `evict`, any keys (the state of a few clients starts over,
+    /// rather than every new client being refused, as nginx does).
+    fn room(
+        &mut self,
+        budget: usize,
+        need: usize,
+        now: Instant,
+        idle: impl Fn(&V) -> bool,
+        evict: bool,
+    ) -> bool {
+        if self.used + need <= budget {
             return true;
         }
-        if self
+        let swept_lately = self
             .swept
-            .is_some_and(|t| now.saturating_duration_since(t) < SWEEP_EVERY)
-        {
-            return false;
+            .is_some_and(|t| now.saturating_duration_since(t) < SWEEP_EVERY);
+        if !swept_lately {
+            self.swept = Some(now);
+            self.map.retain(|_, v| !idle(v));
+            self.used = self.map.keys().map(|k| cost(k.as_bytes())).sum();
         }
-        self.swept = Some(now);
-        self.map.retain(|_, v| !idle(v));
-        self.map.len() < per_shard
+        while evict && self.used + need > budget {
+            let Some(k) = self.map.keys().next().cloned() else {
+                break;
+            };
+            self.map.remove(k.as_bytes());
+            self.used = self.used.saturating_sub(cost(k.as_bytes()));
+        }
+        self.used + need <= budget
+    }
+
+    /// Adds a key (room was made).
+    fn insert(&mut self, key: &[u8], value: V) {
+        self.used += cost(key);
+        self.map.insert(Key::new(key), value);
     }
 }
 
 impl ReqZone {
     /// One request of `key` at `now`, against `rate` with `burst` extra
-    /// requests allowed; `nodelay` serves the burst at once.
+    /// requests allowed; `nodelay` serves the burst at once. Without
+    /// `commit` the bucket is only looked at (a request with several
+    /// limits counts in none unless all let it through).
     pub fn take(
         &self,
         key: &[u8],
         now: Instant,
         rate: Rate,
-        burst: u64,
-        nodelay: bool,
+        (burst, nodelay): (u64, bool),
+        commit: bool,
     ) -> Decision {
         let rate_u = rate.micro_per_sec.max(1);
         // nginx's leaky bucket, kept in millionths of a request and leaked
@@ -256,19 +294,20 @@ impl ReqZone {
                     // Until the excess is back within the burst.
                     return Decision::Reject(time(excess - allowed));
                 }
-                *b = Bucket { excess, at: now };
+                if commit {
+                    *b = Bucket { excess, at: now };
+                }
                 excess
             }
+            None if !commit => 0,
             None => {
                 // A key whose next request would count as new may go.
-                if !shard.room(self.per_shard, now, |b| next(b) == 0) {
+                if !shard.room(self.budget, cost(key), now, |b| next(b) == 0, true) {
                     drop(shard);
                     self.counters.add(&self.counters.rejected);
                     return Decision::Reject(Duration::from_secs(1));
                 }
-                shard
-                    .map
-                    .insert(Key::new(key), Bucket { excess: 0, at: now });
+                shard.insert(key, Bucket { excess: 0, at: now });
                 0
             }
         };
@@ -276,10 +315,14 @@ impl ReqZone {
         // A request that found the bucket empty goes at once; one in
         // excess waits for its turn at the rate.
         if nodelay || excess == 0 {
-            self.counters.add(&self.counters.passed);
+            if commit {
+                self.counters.add(&self.counters.passed);
+            }
             Decision::Pass
         } else {
-            self.counters.add(&self.counters.delayed);
+            if commit {
+                self.counters.add(&self.counters.delayed);
+            }
             Decision::Delay(time(excess))
         }
     }
@@ -310,13 +353,13 @@ impl ConnZone {
                 let idle = |c: &Arc<std::sync::atomic::AtomicU32>| {
                     Arc::strong_count(c) == 1 && c.load(Ordering::Acquire) == 0
                 };
-                if !shard.room(zone.per_shard, now, idle) {
+                if !shard.room(zone.budget, cost(key), now, idle, false) {
                     drop(shard);
                     zone.counters.add(&zone.counters.rejected);
                     return None;
                 }
                 let c = Arc::new(std::sync::atomic::AtomicU32::new(0));
-                shard.map.insert(Key::new(key), c.clone());
+                shard.insert(key, c.clone());
                 c
             }
         };
@@ -398,33 +441,36 @@ mod tests {
         let t = Instant::now();
         // 2r/s, burst 2: one at once, two delayed by 500 ms steps, then
         // refused until the bucket leaks.
-        assert_eq!(z.take(b"a", t, PER_SEC, 2, false), Decision::Pass);
+        assert_eq!(z.take(b"a", t, PER_SEC, (2, false), true), Decision::Pass);
         assert_eq!(
-            z.take(b"a", t, PER_SEC, 2, false),
+            z.take(b"a", t, PER_SEC, (2, false), true),
             Decision::Delay(Duration::from_millis(500))
         );
         assert_eq!(
-            z.take(b"a", t, PER_SEC, 2, false),
+            z.take(b"a", t, PER_SEC, (2, false), true),
             Decision::Delay(Duration::from_millis(1000))
         );
         assert_eq!(
-            z.take(b"a", t, PER_SEC, 2, false),
+            z.take(b"a", t, PER_SEC, (2, false), true),
             Decision::Reject(Duration::from_millis(500))
         );
         // Other keys are not affected; time leaks the bucket.
-        assert_eq!(z.take(b"b", t, PER_SEC, 0, false), Decision::Pass);
+        assert_eq!(z.take(b"b", t, PER_SEC, (0, false), true), Decision::Pass);
         assert_eq!(
-            z.take(b"b", t, PER_SEC, 0, false),
+            z.take(b"b", t, PER_SEC, (0, false), true),
             Decision::Reject(Duration::from_millis(500))
         );
         let later = t + Duration::from_millis(500);
-        assert_eq!(z.take(b"b", later, PER_SEC, 0, false), Decision::Pass);
+        assert_eq!(
+            z.take(b"b", later, PER_SEC, (0, false), true),
+            Decision::Pass
+        );
         // nodelay serves the burst at once.
-        assert_eq!(z.take(b"c", t, PER_SEC, 2, true), Decision::Pass);
-        assert_eq!(z.take(b"c", t, PER_SEC, 2, true), Decision::Pass);
-        assert_eq!(z.take(b"c", t, PER_SEC, 2, true), Decision::Pass);
+        assert_eq!(z.take(b"c", t, PER_SEC, (2, true), true), Decision::Pass);
+        assert_eq!(z.take(b"c", t, PER_SEC, (2, true), true), Decision::Pass);
+        assert_eq!(z.take(b"c", t, PER_SEC, (2, true), true), Decision::Pass);
         assert!(matches!(
-            z.take(b"c", t, PER_SEC, 2, true),
+            z.take(b"c", t, PER_SEC, (2, true), true),
             Decision::Reject(_)
         ));
         assert_eq!(z.counters.rejected.load(Ordering::Relaxed), 3);
@@ -441,35 +487,57 @@ mod tests {
         // 100,000r/s, no burst: a request every 10 µs always fits.
         for i in 0..1000u64 {
             let at = t + Duration::from_micros(10 * i);
-            assert_eq!(z.take(b"k", at, fast, 0, false), Decision::Pass, "{i}");
+            assert_eq!(
+                z.take(b"k", at, fast, (0, false), true),
+                Decision::Pass,
+                "{i}"
+            );
         }
         // One 5 µs after the last does not.
         let at = t + Duration::from_micros(10 * 999 + 5);
         assert_eq!(
-            z.take(b"k", at, fast, 0, false),
+            z.take(b"k", at, fast, (0, false), true),
             Decision::Reject(Duration::from_micros(5))
         );
     }
 
     #[test]
-    fn a_full_zone_drops_idle_keys_and_refuses_new_ones_while_all_are_busy() {
-        // 16 shards of one key each.
+    fn a_full_zone_stays_within_its_size_and_still_takes_new_clients() {
+        // 16 shards of one short key each.
         let z = ReqZone::new(BYTES_PER_KEY * 16);
         let t = Instant::now();
         let keys: Vec<String> = (0..2000).map(|i| format!("k{i}")).collect();
-        let taken = keys
+        // Every new client gets in (a full shard forgets another key
+        // rather than refusing everyone new), and the zone stays in size.
+        for k in &keys {
+            assert_eq!(
+                z.take(k.as_bytes(), t, PER_SEC, (0, true), true),
+                Decision::Pass
+            );
+            assert!(z.len() <= 16);
+        }
+        // Long keys are charged their bytes: 4 KiB a shard holds three of
+        // 1,128 bytes.
+        let long = ReqZone::new(16 * 4096);
+        for i in 0..200 {
+            let key = format!("{i:0>1000}");
+            assert_eq!(
+                long.take(key.as_bytes(), t, PER_SEC, (0, true), true),
+                Decision::Pass
+            );
+        }
+        assert!(long.len() <= 48, "{}", long.len());
+        // A connection zone whose keys all have requests in progress
+        // refuses new ones.
+        let c = Arc::new(ConnZone::new(BYTES_PER_KEY * 16));
+        let held: Vec<Slot> = keys
             .iter()
-            .filter(|k| z.take(k.as_bytes(), t, PER_SEC, 5, true) == Decision::Pass)
-            .count();
-        assert!(taken <= 16, "{taken}");
-        assert!(z.len() <= 16);
-        // Once their buckets are empty, new keys get in.
-        let later = t + Duration::from_secs(10);
-        let taken = keys
-            .iter()
-            .filter(|k| z.take(k.as_bytes(), later, PER_SEC, 5, true) == Decision::Pass)
-            .count();
-        assert!((1..=16).contains(&taken), "{taken}");
+            .filter_map(|k| ConnZone::acquire(&c, k.as_bytes(), 1, t))
+            .collect();
+        assert!(held.len() <= 16 && !held.is_empty(), "{}", held.len());
+        drop(held);
+        let later = t + Duration::from_secs(1);
+        assert!(ConnZone::acquire(&c, b"new", 1, later).is_some());
     }
 
     #[test]

@@ -42,37 +42,41 @@ impl RealIp {
     }
 
     /// The client's address for a request that came from `peer` over a
-    /// connection whose PROXY header said `proxied`; `header` is the value
-    /// of the configured header, if the request has it. An untrusted peer,
-    /// a missing source or a value that is not an address leave `peer`.
+    /// connection whose PROXY header said `proxied`; `values` are the
+    /// configured header's fields, in the order they came (a balancer may
+    /// add a field of its own after the client's). An untrusted peer, a
+    /// missing source or a value that is not an address leave `peer`.
     pub fn resolve(
         &self,
         peer: SocketAddr,
         proxied: Option<SocketAddr>,
-        header: Option<&[u8]>,
+        values: &[&[u8]],
     ) -> SocketAddr {
         if !self.trusted(peer.ip()) {
             return peer;
         }
         match &self.source {
             RealIpSource::ProxyProtocol => proxied.unwrap_or(peer),
-            RealIpSource::Header(_) => header
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| self.pick_from_list(v))
+            RealIpSource::Header(_) => self
+                .pick_from_list(values)
                 .map_or(peer, |ip| SocketAddr::new(ip, peer.port())),
         }
     }
 
     /// nginx's reading of `X-Forwarded-For` (and of a one-address header):
-    /// the rightmost address; with `recursive`, the rightmost one that is
-    /// not a trusted balancer (or the leftmost when all are).
-    fn pick_from_list(&self, value: &str) -> Option<IpAddr> {
+    /// the rightmost address of the last field; with `recursive`, the
+    /// rightmost one that is not a trusted balancer, across the fields (or
+    /// the leftmost when all are).
+    fn pick_from_list(&self, values: &[&[u8]]) -> Option<IpAddr> {
         let mut found = None;
-        for part in value.rsplit(',') {
-            let ip = parse_ip(part.trim())?;
-            found = Some(ip);
-            if !self.recursive || !self.trusted(ip) {
-                break;
+        for value in values.iter().rev() {
+            let value = std::str::from_utf8(value).ok()?;
+            for part in value.rsplit(',') {
+                let ip = parse_ip(part.trim())?;
+                found = Some(ip);
+                if !self.recursive || !self.trusted(ip) {
+                    return found;
+                }
             }
         }
         found
@@ -113,40 +117,35 @@ mod tests {
         let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
         let other: SocketAddr = "198.51.100.1:5000".parse().unwrap();
         let r = real_ip(false);
-        let xff = Some(&b"203.0.113.9"[..]);
-        assert_eq!(
-            r.resolve(peer, None, xff),
-            "203.0.113.9:5000".parse().unwrap()
-        );
+        let xff: &[&[u8]] = &[b"203.0.113.9"];
+        let client: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        assert_eq!(r.resolve(peer, None, xff), client);
         assert_eq!(r.resolve(other, None, xff), other);
-        assert_eq!(r.resolve(peer, None, None), peer);
-        assert_eq!(r.resolve(peer, None, Some(b"not-an-ip")), peer);
+        assert_eq!(r.resolve(peer, None, &[]), peer);
+        assert_eq!(r.resolve(peer, None, &[b"not-an-ip"]), peer);
+    }
+
+    fn ip(r: &RealIp, values: &[&[u8]]) -> String {
+        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        r.resolve(peer, None, values).ip().to_string()
     }
 
     #[test]
     fn forwarded_for_is_read_from_the_right() {
-        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
-        let list = Some(&b"203.0.113.9, 192.168.1.1, 10.9.9.9"[..]);
+        let list: &[&[u8]] = &[b"203.0.113.9, 192.168.1.1, 10.9.9.9"];
+        assert_eq!(ip(&real_ip(false), list), "10.9.9.9");
+        assert_eq!(ip(&real_ip(true), list), "203.0.113.9");
+        assert_eq!(ip(&real_ip(true), &[b"10.0.0.1, 10.0.0.2"]), "10.0.0.1");
+        assert_eq!(ip(&real_ip(false), &[b"[2001:db8::7]:443"]), "2001:db8::7");
+        // A balancer that adds a field of its own after the client's: the
+        // client's field cannot pick the address.
         assert_eq!(
-            real_ip(false).resolve(peer, None, list).ip().to_string(),
-            "10.9.9.9"
-        );
-        assert_eq!(
-            real_ip(true).resolve(peer, None, list).ip().to_string(),
+            ip(&real_ip(false), &[b"10.9.9.9", b"203.0.113.9"]),
             "203.0.113.9"
         );
-        let all_trusted = Some(&b"10.0.0.1, 10.0.0.2"[..]);
         assert_eq!(
-            real_ip(true)
-                .resolve(peer, None, all_trusted)
-                .ip()
-                .to_string(),
-            "10.0.0.1"
-        );
-        let v6 = Some(&b"[2001:db8::7]:443"[..]);
-        assert_eq!(
-            real_ip(false).resolve(peer, None, v6).ip().to_string(),
-            "2001:db8::7"
+            ip(&real_ip(true), &[b"198.51.100.1", b"10.0.0.5"]),
+            "198.51.100.1"
         );
     }
 
@@ -156,9 +155,9 @@ mod tests {
         r.source = RealIpSource::ProxyProtocol;
         let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
         let client: SocketAddr = "203.0.113.9:4000".parse().unwrap();
-        assert_eq!(r.resolve(peer, Some(client), None), client);
-        assert_eq!(r.resolve(peer, None, None), peer);
+        assert_eq!(r.resolve(peer, Some(client), &[]), client);
+        assert_eq!(r.resolve(peer, None, &[]), peer);
         let mapped: SocketAddr = "[::ffff:10.1.2.3]:5000".parse().unwrap();
-        assert_eq!(r.resolve(mapped, Some(client), None), client);
+        assert_eq!(r.resolve(mapped, Some(client), &[]), client);
     }
 }

@@ -24,8 +24,9 @@ const MAX_ADDRESSES: usize = 4096;
 const HASHING_PER_SECOND: Duration = Duration::from_millis(500);
 
 /// What a checked `Authorization` value proved: the user file load it
-/// was checked against, and the user (`None`: refused).
-type Checked = (u64, Option<std::sync::Arc<str>>);
+/// was checked against, and the user. Only credentials that passed are
+/// remembered, so wrong ones sent at speed cannot push them out.
+type Checked = (u64, std::sync::Arc<str>);
 
 /// The checked `Authorization` values of one worker, and its hashing
 /// budget.
@@ -65,12 +66,10 @@ impl AuthCache {
             return Verdict::Refused;
         };
         let id = auth.users.id;
-        match self.checked.get(value) {
-            Some((checked_with, Some(user))) if *checked_with == id => {
+        if let Some((checked_with, user)) = self.checked.get(value) {
+            if *checked_with == id {
                 return Verdict::User(user.clone());
             }
-            Some((checked_with, None)) if *checked_with == id => return Verdict::Refused,
-            _ => {}
         }
         if !self.take_token(peer, now) {
             return Verdict::TooMany;
@@ -87,20 +86,31 @@ impl AuthCache {
         let began = Instant::now();
         let user: Option<std::sync::Arc<str>> = auth.users.check(value).map(std::sync::Arc::from);
         self.window = Some((start, spent + began.elapsed()));
-        if value.len() <= MAX_REMEMBERED_LEN {
-            if self.checked.len() >= MAX_REMEMBERED {
-                self.checked.clear();
-            }
-            self.checked.insert(Box::from(value), (id, user.clone()));
-        }
         match user {
-            Some(u) => Verdict::User(u),
+            Some(u) => {
+                if value.len() <= MAX_REMEMBERED_LEN {
+                    if self.checked.len() >= MAX_REMEMBERED {
+                        self.checked.clear();
+                    }
+                    self.checked.insert(Box::from(value), (id, u.clone()));
+                }
+                Verdict::User(u)
+            }
             None => Verdict::Refused,
         }
     }
 
-    /// Takes one of `peer`'s tokens for a new credential.
+    /// Takes one of `peer`'s tokens for a new credential (an IPv6 client
+    /// is its /64: one machine usually holds the whole block).
     fn take_token(&mut self, peer: IpAddr, now: Instant) -> bool {
+        let peer = match peer {
+            IpAddr::V6(v6) => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::V6(o.into())
+            }
+            v4 => v4,
+        };
         if self.addresses.len() >= MAX_ADDRESSES && !self.addresses.contains_key(&peer) {
             self.addresses.clear();
         }

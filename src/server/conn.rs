@@ -87,6 +87,8 @@ pub struct Conn {
     pub(super) delayed: Option<Box<crate::http::RequestHead>>,
     /// The request being routed waited its turn already.
     pub(super) resumed: bool,
+    /// The current request's limits were applied.
+    pub(super) limits_checked: bool,
     /// `limit_conn` slots the current request holds.
     pub(super) slots: Vec<crate::limit::Slot>,
     /// The address the connection came from (`client.peer` is the
@@ -135,6 +137,7 @@ impl Conn {
             user: None,
             delayed: None,
             resumed: false,
+            limits_checked: false,
             slots: Vec::new(),
             tcp_peer: peer,
             proxied: None,
@@ -197,6 +200,9 @@ impl Conn {
             Phase::Draining if !self.client.out_pending() => {
                 rate(self.body_clock.since, self.body_clock.bytes)
             }
+            // Waiting its `limit_req` turn: a client over its rate goes
+            // first when connections run out.
+            Phase::Delayed { .. } => Some((1, 0)),
             _ => None,
         }
     }
@@ -248,6 +254,12 @@ impl Conn {
             };
         }
         match self.phase {
+            // No whole PROXY header in time: closed without an answer,
+            // as a connection that starts with something else is.
+            Phase::Head { .. } if self.proxy_header == ProxyHeader::Expected => {
+                self.meter.ending = Ending::Timeout;
+                Next::Close
+            }
             Phase::Head { .. } => {
                 // Some of a head arrived but not all of it in time.
                 self.meter.ending = Ending::Timeout;
@@ -300,6 +312,14 @@ impl Conn {
                 return self.linger(ctx);
             }
             if let Phase::Delayed { until } = self.phase {
+                if self.client.hangup {
+                    // The client left while its request waited: nothing
+                    // is done for it (nginx logs 499).
+                    self.delayed = None;
+                    self.meter.status(499);
+                    self.meter.ending = Ending::Error;
+                    return Next::Close;
+                }
                 if ctx.now < until {
                     return Next::Keep;
                 }

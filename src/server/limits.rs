@@ -28,25 +28,33 @@ pub fn check(
 ) -> Outcome {
     let limits = &route.limits;
     if !delayed {
-        let mut wait = Duration::ZERO;
-        for l in &limits.req {
-            let (Some(zone), Some(rate)) = (l.zone.req.get(), l.zone.rate) else {
-                continue;
-            };
-            let key = KeyBuf::of(&l.zone.key, vars);
-            if key.bytes().is_empty() {
-                continue;
-            }
-            match zone.take(key.bytes(), now, rate, l.burst, l.nodelay) {
-                Decision::Pass => {}
-                Decision::Delay(d) => wait = wait.max(d),
-                Decision::Reject(after) => {
-                    return Outcome::Reject(limits.req_status, seconds(after));
+        // With several limits, none counts the request unless all let it
+        // through (a first look at each, then the counting).
+        let several = limits.req.len() > 1;
+        for commit in [!several, true] {
+            let mut wait = Duration::ZERO;
+            for l in &limits.req {
+                let (Some(zone), Some(rate)) = (l.zone.req.get(), l.zone.rate) else {
+                    continue;
+                };
+                let key = KeyBuf::of(&l.zone.key, vars);
+                if key.bytes().is_empty() {
+                    continue;
+                }
+                match zone.take(key.bytes(), now, rate, (l.burst, l.nodelay), commit) {
+                    Decision::Pass => {}
+                    Decision::Delay(d) => wait = wait.max(d),
+                    Decision::Reject(after) => {
+                        return Outcome::Reject(limits.req_status, seconds(after));
+                    }
                 }
             }
-        }
-        if !wait.is_zero() {
-            return Outcome::Delay(wait);
+            if commit {
+                if !wait.is_zero() {
+                    return Outcome::Delay(wait);
+                }
+                break;
+            }
         }
     }
     for l in &limits.conn {

@@ -52,6 +52,7 @@ impl Conn {
         if fresh {
             self.requests += 1;
             self.user = None;
+            self.limits_checked = false;
         }
         self.phase = Phase::Writing;
         self.client.progress = ctx.now;
@@ -87,17 +88,18 @@ impl Conn {
             // what a trusted balancer says.
             self.client.peer = self.tcp_peer;
             if let Some(real) = &route.real_ip {
-                let header = match &real.source {
-                    crate::routing::real_ip::RealIpSource::Header(name) => {
-                        let raw =
-                            self.client.input.as_ref().map_or(&[][..], |i| {
-                                &i.data()[..head.head_len.min(i.data().len())]
-                            });
-                        vars::header(raw, name)
-                    }
-                    crate::routing::real_ip::RealIpSource::ProxyProtocol => None,
-                };
-                self.client.peer = real.resolve(self.tcp_peer, self.proxied, header);
+                let mut values: Vec<&[u8]> = Vec::new();
+                if let crate::routing::real_ip::RealIpSource::Header(name) = &real.source {
+                    let raw = self
+                        .client
+                        .input
+                        .as_ref()
+                        .map_or(&[][..], |i| &i.data()[..head.head_len.min(i.data().len())]);
+                    values.extend(vars::headers(raw, name));
+                }
+                let peer = real.resolve(self.tcp_peer, self.proxied, &values);
+                drop(values);
+                self.client.peer = peer;
             }
         }
         let kind = match &route.action {
@@ -141,7 +143,10 @@ impl Conn {
         };
         // Limits come first, as in nginx's preaccess phase: a client over
         // its rate is refused before its address or password is looked at.
-        let limited = if redirects == 0 && route.limits.any() && !too_large {
+        // The first route of the request that has limits applies them (a
+        // `try_files` fallback's route too, as in nginx), once.
+        let limited = if !self.limits_checked && route.limits.any() && !too_large {
+            self.limits_checked = true;
             // Keys read the head where it is (never copied for them).
             let head_bytes = self
                 .client
@@ -160,6 +165,8 @@ impl Conn {
             match super::limits::check(route, &key_vars, self.resumed, ctx.now, &mut self.slots) {
                 Outcome::Pass => None,
                 Outcome::Delay(wait) => {
+                    // Checked again when it resumes (for `limit_conn`).
+                    self.limits_checked = false;
                     self.delayed = Some(Box::new(head.clone()));
                     self.phase = Phase::Delayed {
                         until: ctx.now + wait,

@@ -56,6 +56,17 @@ pub fn request_id(seed: u64) -> String {
     format!("{a:016x}{b:016x}")
 }
 
+/// Every value of the header `name` (lower case) in a raw head, in order.
+pub fn headers<'a>(raw: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    raw.split(|&b| b == b'\n').skip(1).filter_map(move |line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        line[..colon]
+            .eq_ignore_ascii_case(name.as_bytes())
+            .then(|| line[colon + 1..].trim_ascii())
+    })
+}
+
 /// The first value of the header `name` (lower case) in a raw head.
 pub fn header<'a>(raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
     raw.split(|&b| b == b'\n').skip(1).find_map(|line| {
