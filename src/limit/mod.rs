@@ -138,9 +138,10 @@ fn cost(key: &[u8]) -> usize {
     BYTES_PER_KEY as usize + if key.len() > 22 { key.len() } else { 0 }
 }
 
-/// Keys come from requests, so the maps hash them with a seed of their
-/// own: keys that collide on purpose cannot be prepared in advance.
-type Seeded = std::hash::RandomState;
+/// Keys come from requests, so the maps hash them with a random seed of
+/// their own (foldhash): keys that collide on purpose cannot be prepared
+/// in advance.
+type Seeded = foldhash::fast::RandomState;
 
 struct Shard<V> {
     map: std::collections::HashMap<Key, V, Seeded>,
@@ -168,7 +169,7 @@ pub type ConnZone = Zone<Arc<std::sync::atomic::AtomicU32>>;
 impl<V> Zone<V> {
     /// A zone of `size` bytes.
     pub fn new(size: u64) -> Zone<V> {
-        let hasher = Seeded::new();
+        let hasher = Seeded::default();
         Zone {
             shards: (0..SHARDS)
                 .map(|_| {
