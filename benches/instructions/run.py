@@ -149,7 +149,7 @@ def main():
     print(f"instructions per request (callgrind; ({N2} - {N1}) requests, {CONNS} keep-alive connections)")
     print(f"{'workload':10} " + " ".join(f"{name:>12}" for name, _ in builds)
           + ("   xps/base" if XPS_BASE else ""))
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory() as logs:
         with open(os.path.join(work, "1k.bin"), "wb") as f:
             f.write(BODY)
         rows = {}
@@ -189,12 +189,14 @@ def main():
                                  "    real_ip_header X-Forwarded-For;")
                         extra = "X-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"
                     elif workload == "log":
-                        route = f"root {work};\n    access_log {work}/access.log;"
+                        # Logs outside the served and config folders (as
+                        # in /var/log): their writes wake no file watch.
+                        route = f"root {work};\n    access_log {logs}/access.log;"
                     elif workload == "log-json":
                         main = ("log_format j escape=json '{\"t\":\"$time_iso8601\",\"ip\":\"$remote_addr\","
                                 "\"r\":\"$request\",\"s\":$status,\"b\":$body_bytes_sent,\"id\":\"$request_id\","
                                 "\"ua\":\"$http_user_agent\",\"ref\":\"$http_referer\",\"took\":$request_time}';\n")
-                        route = f"root {work};\n    access_log {work}/access.json j;"
+                        route = f"root {work};\n    access_log {logs}/access.json j;"
                     else:
                         route = f"root {work};"
                     if workload in ("static-ae", "gzip-on"):

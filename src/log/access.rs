@@ -52,6 +52,21 @@ pub fn clf_time(now: std::time::SystemTime) -> String {
     let secs = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    // Every line of a second has the same time: made once per second and
+    // thread, not once per line.
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, clf_time_of(secs));
+        }
+        last.1.clone()
+    })
+}
+
+fn clf_time_of(secs: i64) -> String {
     let date = crate::http::date::listing_time(secs); // YYYY-MM-DD HH:MM
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -72,6 +87,19 @@ pub fn iso_time(now: std::time::SystemTime) -> String {
     let secs = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, iso_time_of(secs));
+        }
+        last.1.clone()
+    })
+}
+
+fn iso_time_of(secs: i64) -> String {
     let date = crate::http::date::listing_time(secs); // YYYY-MM-DD HH:MM
     format!(
         "{}T{}:{:02}+00:00",

@@ -48,11 +48,22 @@ pub fn pending(
     status: u16,
     now: Instant,
 ) -> PendingLog {
+    let target = route.access_log.clone().unwrap_or(LogTarget::Stdout);
+    if let Some(format) = &route.log_format {
+        return PendingLog {
+            target,
+            prefix: String::new(),
+            suffix: String::new(),
+            status,
+            started: now,
+            custom: Some(format.begin(vars)),
+        };
+    }
     let time = crate::log::clf_time(SystemTime::now());
     let prefix = format!(
         "{} - {} [{time}] \"{} {} {}\"",
         peer.ip(),
-        user.map_or("-".into(), escape),
+        escape(user.unwrap_or("-")),
         head.method,
         escape(&head.target),
         head.version.as_str()
@@ -62,19 +73,9 @@ pub fn pending(
         escape(head.referer.as_deref().unwrap_or("-")),
         escape(head.user_agent.as_deref().unwrap_or("-"))
     );
-    if let Some(format) = &route.log_format {
-        return PendingLog {
-            target: route.access_log.clone().unwrap_or(LogTarget::Stdout),
-            prefix: String::new(),
-            suffix: String::new(),
-            status,
-            started: now,
-            custom: Some(format.begin(vars)),
-        };
-    }
     PendingLog {
         custom: None,
-        target: route.access_log.clone().unwrap_or(LogTarget::Stdout),
+        target,
         prefix,
         suffix,
         status,
@@ -83,8 +84,11 @@ pub fn pending(
 }
 
 /// Quotes and control characters escaped, as nginx does in its logs.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\x22"),
@@ -93,5 +97,5 @@ fn escape(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
