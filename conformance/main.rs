@@ -6,6 +6,7 @@
 mod server;
 mod smuggling;
 mod support;
+mod unix_sockets;
 mod upstream;
 mod variables;
 

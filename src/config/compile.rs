@@ -429,11 +429,11 @@ impl Compiler<'_> {
             implicit: false,
             origin: self.origin(n.name),
         };
-        let mut seen: HashMap<SocketAddr, Span> = HashMap::default();
+        let mut seen: HashMap<crate::upstream::Endpoint, Span> = HashMap::default();
         for child in &n.children {
             match &child.value {
                 Value::Member(m) => {
-                    if let Some(first) = seen.insert(m.addr, child.args) {
+                    if let Some(first) = seen.insert(m.addr.clone(), child.args) {
                         self.out.push(
                             Diagnostic::error(format!(
                                 "`{}` is a member of `{name}` twice",
@@ -488,7 +488,7 @@ impl Compiler<'_> {
                 let id = self.upstreams.len();
                 self.upstreams.push(UpstreamGroup {
                     name: name.clone(),
-                    members: vec![Member::new(name.clone(), *addr)],
+                    members: vec![Member::new(name.clone(), addr.clone())],
                     balance: Balance::RoundRobin,
                     keepalive: 32,
                     health_check: None,

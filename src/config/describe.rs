@@ -166,7 +166,7 @@ fn upstream(o: &mut String, u: &UpstreamGroup) {
         let _ = writeln!(
             o,
             "    server {} weight={} max_fails={} fail_timeout={}{backup};",
-            addr_text(m.addr),
+            m.addr,
             m.weight,
             m.max_fails,
             duration(m.fail_timeout)
@@ -268,11 +268,12 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
         },
         Action::Proxy(id) => {
             match &r.proxy_uri {
-                Some(p) => line(format!(
-                    "proxy_pass http://{}{}",
-                    proxy_target(&s.upstreams[*id]),
-                    p.uri
-                )),
+                Some(p) => {
+                    let target = proxy_target(&s.upstreams[*id]);
+                    // nginx's form for a socket: `http://unix:/path:/uri`.
+                    let colon = if target.starts_with("unix:") { ":" } else { "" };
+                    line(format!("proxy_pass http://{target}{colon}{}", p.uri))
+                }
                 None => line(format!("proxy_pass {}", proxy_target(&s.upstreams[*id]))),
             }
             for h in &r.proxy_set_header {
@@ -378,7 +379,7 @@ pub fn proxy_target(u: &UpstreamGroup) -> String {
     if u.implicit {
         u.members
             .first()
-            .map_or_else(|| u.name.clone(), |m| addr_text(m.addr))
+            .map_or_else(|| u.name.clone(), |m| m.addr.to_string())
     } else {
         u.name.clone()
     }

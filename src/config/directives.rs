@@ -481,9 +481,9 @@ pub static TABLE: &[Spec] = &[
     ),
     // proxy
     Spec::new(Key::ProxyPass, "proxy_pass", &[L], ONE, Kind::ProxyPass { http: true }).docs(
-        "proxy_pass NAME | HOST:PORT | http://HOST:PORT[/URI]",
+        "proxy_pass NAME | HOST:PORT | http://HOST:PORT[/URI] | unix:/PATH | http://unix:/PATH[:/URI]",
         "–",
-        "Sends requests to an upstream group, or to one backend; `http://NAME` names a group too. Without a URI the request goes with its own path and query. With one (`proxy_pass http://app/;` in `location /api/`), the part of the normalised path the location matched is replaced by the URI, as in nginx: `/api/users?id=7` goes up as `/users?id=7` (the rest of the path escaped again, the query as sent). A prefix location ending in `/` that proxies also answers its path without the slash (`/api`) with a 301 to the slash form, unless an exact location takes it.",
+        "Sends requests to an upstream group, or to one backend — on an address, or on a Unix domain socket (`unix:/run/app.sock`; with a URI, nginx's `http://unix:/run/app.sock:/api/`); `http://NAME` names a group too. A request to a Unix socket backend goes with the client's `Host` (or `localhost` when it has none). Without a URI the request goes with its own path and query. With one (`proxy_pass http://app/;` in `location /api/`), the part of the normalised path the location matched is replaced by the URI, as in nginx: `/api/users?id=7` goes up as `/users?id=7` (the rest of the path escaped again, the query as sent). A prefix location ending in `/` that proxies also answers its path without the slash (`/api`) with a 301 to the slash form, unless an exact location takes it.",
         "proxy_pass app;\nproxy_pass 127.0.0.1:3000;\nproxy_pass http://app/v2/;",
     ),
     Spec::new(Key::ProxySetHeader, "proxy_set_header", MSL, (2, Some(2)), Kind::Header).repeatable().inherited().docs(
@@ -683,10 +683,10 @@ pub static TABLE: &[Spec] = &[
     ),
     // upstream
     Spec::new(Key::Member, "server", &[U], (1, Some(5)), Kind::Member).repeatable().docs(
-        "server HOST:PORT [weight=N] [max_fails=N] [fail_timeout=DURATION] [backup]",
+        "server HOST:PORT | unix:/PATH [weight=N] [max_fails=N] [fail_timeout=DURATION] [backup]",
         "–",
-        "A member of the group. `weight` (default 1) is its share of requests; after `max_fails` failures (default 1; 0 never) within `fail_timeout` (default 10s) it gets no traffic for `fail_timeout`; `backup` members serve only when no primary is up. `localhost` is 127.0.0.1; other names are resolved when the config loads, each within 5 s (a resolver that does not answer is an error that names the host, never a hang).",
-        "server 127.0.0.1:3000 weight=3;\nserver 127.0.0.1:3001 max_fails=2 fail_timeout=10s;\nserver 127.0.0.1:3002 backup;",
+        "A member of the group, on an address or a Unix domain socket (`unix:/run/app.sock`, an absolute path; gunicorn, uvicorn, php-fpm's HTTP side). `weight` (default 1) is its share of requests; after `max_fails` failures (default 1; 0 never) within `fail_timeout` (default 10s) it gets no traffic for `fail_timeout`; `backup` members serve only when no primary is up. `localhost` is 127.0.0.1; other names are resolved when the config loads, each within 5 s (a resolver that does not answer is an error that names the host, never a hang).",
+        "server 127.0.0.1:3000 weight=3;\nserver 127.0.0.1:3001 max_fails=2 fail_timeout=10s;\nserver unix:/run/app.sock backup;",
     ),
     Spec::new(Key::Balance, "balance", &[U], ONE, Kind::Choice(Balance::NAMES)).docs(
         "balance round_robin | least_conn | ip_hash | random",
@@ -720,9 +720,9 @@ pub static TABLE: &[Spec] = &[
         "listen 127.0.0.1:9000;",
     ),
     Spec::new(Key::StreamProxyPass, "proxy_pass", &[SS], ONE, Kind::ProxyPass { http: false }).docs(
-        "proxy_pass NAME | HOST:PORT",
+        "proxy_pass NAME | HOST:PORT | unix:/PATH",
         "– (required)",
-        "Where the stream server relays connections: an upstream group (balanced as for HTTP) or one backend.",
+        "Where the stream server relays connections: an upstream group (balanced as for HTTP) or one backend, on an address or a Unix domain socket.",
         "proxy_pass 127.0.0.1:6379;",
     ),
     Spec::new(Key::ProxyTimeout, "proxy_timeout", &[ST, SS], ONE, DUR).inherited().docs(

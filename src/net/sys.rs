@@ -11,8 +11,10 @@ use nix::sys::socket::{
 };
 use std::fs::File;
 use std::io;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 
 fn io_err(e: nix::Error) -> io::Error {
     io::Error::from(e)
@@ -358,9 +360,123 @@ impl AsFd for DirWatch {
     }
 }
 
+/// A connected stream socket to an upstream: TCP, or a Unix domain
+/// socket. Reads and writes go to whichever it is.
+#[derive(Debug)]
+pub enum Stream {
+    /// TCP.
+    Tcp(TcpStream),
+    /// A Unix domain socket.
+    Unix(UnixStream),
+}
+
+impl Stream {
+    /// The pending error of a connection that was started non-blocking.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Stream::Tcp(s) => s.take_error(),
+            Stream::Unix(s) => s.take_error(),
+        }
+    }
+
+    /// Reads without taking the bytes.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.peek(buf),
+            Stream::Unix(s) => {
+                socket::recv(s.as_raw_fd(), buf, socket::MsgFlags::MSG_PEEK).map_err(io_err)
+            }
+        }
+    }
+
+    /// Shuts one or both directions.
+    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl io::Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl io::Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => (&*s).write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write_vectored(bufs),
+            Stream::Unix(s) => (&*s).write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl io::Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self).read(buf)
+    }
+}
+
+impl io::Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&*self).write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Stream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
+        }
+    }
+}
+
+/// Starts a non-blocking connection to a Unix domain socket. A listener
+/// whose queue is full refuses at once (`EAGAIN`), as a closed port does.
+pub fn connect_unix(path: &std::path::Path) -> io::Result<Stream> {
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io_err)?;
+    let addr = socket::UnixAddr::new(path).map_err(io_err)?;
+    match socket::connect(fd.as_raw_fd(), &addr) {
+        Ok(()) | Err(nix::Error::EINPROGRESS) => {}
+        Err(e) => return Err(io_err(e)),
+    }
+    Ok(Stream::Unix(UnixStream::from(fd)))
+}
+
 /// Starts a non-blocking connection to `addr`; it completes when the
 /// socket becomes writable (then `take_error` says how it went).
-pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+pub fn connect(addr: SocketAddr) -> io::Result<Stream> {
     let fd = stream_socket(addr)?;
     let result = match addr {
         SocketAddr::V4(a) => socket::connect(fd.as_raw_fd(), &SockaddrIn::from(a)),
@@ -372,7 +488,7 @@ pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     }
     let stream = TcpStream::from(fd);
     let _ = stream.set_nodelay(true);
-    Ok(stream)
+    Ok(Stream::Tcp(stream))
 }
 
 /// The id of the calling thread (as `/proc/self/task/` names it).

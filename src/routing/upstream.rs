@@ -4,7 +4,7 @@
 
 use super::Origin;
 use crate::upstream::Balance;
-use std::net::SocketAddr;
+
 use std::time::Duration;
 
 /// An `upstream NAME { … }` group, or the implicit one-member group of a
@@ -32,8 +32,8 @@ pub struct UpstreamGroup {
 pub struct Member {
     /// `HOST:PORT` as written (for logs and metrics labels).
     pub name: String,
-    /// The resolved address.
-    pub addr: SocketAddr,
+    /// The resolved address, or a Unix socket.
+    pub addr: crate::upstream::Endpoint,
     /// `weight=N`.
     pub weight: u32,
     /// `max_fails=N`; 0 never takes the member out.
@@ -52,7 +52,7 @@ impl Member {
 
     /// A member with every option at its default (`weight=1 max_fails=1
     /// fail_timeout=10s`, not a backup).
-    pub fn new(name: String, addr: SocketAddr) -> Member {
+    pub fn new(name: String, addr: crate::upstream::Endpoint) -> Member {
         Member {
             name,
             addr,

@@ -14,8 +14,8 @@
 use super::ctx::Shared;
 use crate::net::{Poller, Token, sys};
 use crate::routing::Snapshot;
+use crate::upstream::Endpoint;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ const STATUS_LINE: usize = 12;
 /// One member probed.
 struct Entry {
     group: String,
-    addr: SocketAddr,
+    addr: Endpoint,
     path: String,
     interval: Duration,
     fails: u32,
@@ -40,7 +40,7 @@ struct InFlight {
     /// Its number (in its token), new for every probe, so a late event of
     /// an earlier socket finds nothing.
     id: u32,
-    stream: TcpStream,
+    stream: sys::Stream,
     deadline: Instant,
     request: Vec<u8>,
     written: usize,
@@ -127,7 +127,7 @@ impl Prober {
                     .map(|at| old.swap_remove(at));
                 let mut e = kept.unwrap_or_else(|| Entry {
                     group: group.name.clone(),
-                    addr: m.addr,
+                    addr: m.addr.clone(),
                     path: String::new(),
                     interval: check.interval,
                     fails: check.fails,
@@ -154,16 +154,25 @@ impl Prober {
         let timeout = e
             .interval
             .clamp(Duration::from_millis(200), Duration::from_secs(5));
-        let stream = match sys::connect(e.addr) {
+        let connected = match &e.addr {
+            Endpoint::Inet(a) => sys::connect(*a),
+            Endpoint::Unix(p) => sys::connect_unix(p),
+        };
+        let stream = match connected {
             Ok(s) => s,
             Err(_) => return self.finish(i, false, shared),
         };
         if poller.add_stream(&stream, Token::Probe(id)).is_err() {
             return self.finish(i, false, shared);
         }
+        // A Unix socket has no host name: `localhost`, as nginx sends.
+        let host = match &e.addr {
+            Endpoint::Inet(_) => e.addr.to_string(),
+            Endpoint::Unix(_) => "localhost".to_string(),
+        };
         let request = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: xps-health-check\r\nConnection: close\r\n\r\n",
-            e.path, e.addr
+            "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: xps-health-check\r\nConnection: close\r\n\r\n",
+            e.path
         );
         e.probe = Some(InFlight {
             id,
@@ -182,7 +191,7 @@ impl Prober {
         e.probe = None;
         if let Some(up) = shared
             .health
-            .probed(&e.group, e.addr, ok, e.fails, e.passes)
+            .probed(&e.group, &e.addr, ok, e.fails, e.passes)
         {
             let state = if up { "back up" } else { "down" };
             crate::log::warn(&format!(

@@ -123,7 +123,7 @@ pub fn view(shared: &Shared, snapshot: &Snapshot, now: Instant) -> View {
                 view.members.push((
                     group.name.clone(),
                     m.name.clone(),
-                    shared.health.is_up(&group.name, m.addr, now),
+                    shared.health.is_up(&group.name, &m.addr, now),
                     stats.totals(),
                 ));
             }

@@ -5,8 +5,8 @@
 //! Members that are down, already tried for this request, or backups while
 //! a primary is up are skipped.
 
+use super::Endpoint;
 use std::fmt;
-use std::net::SocketAddr;
 
 /// A balancing policy (`balance` directive).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -70,7 +70,7 @@ pub struct Candidate {
 #[derive(Clone, Debug, Default)]
 pub struct Picker {
     /// The members this state is for, in the group's order.
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<Endpoint>,
     /// Smooth round robin's current weights.
     current: Vec<i64>,
     /// Requests in flight per member.
@@ -82,7 +82,7 @@ pub struct Picker {
 impl Picker {
     /// State for a group with these members; `seed` (non-zero) starts
     /// `random` and `least_conn`'s tie breaks (each worker its own).
-    pub fn new(addrs: &[SocketAddr], seed: u64) -> Picker {
+    pub fn new(addrs: &[Endpoint], seed: u64) -> Picker {
         Picker {
             addrs: addrs.to_vec(),
             current: vec![0; addrs.len()],
@@ -94,12 +94,12 @@ impl Picker {
     /// Follows the group's members after a reload: members that stay keep
     /// their state (by address), new ones start fresh. A request from an
     /// older snapshot may switch it back; nothing is lost either way.
-    pub fn follow(&mut self, addrs: impl Iterator<Item = SocketAddr> + Clone) {
-        if self.addrs.iter().copied().eq(addrs.clone()) {
+    pub fn follow<'a>(&mut self, addrs: impl Iterator<Item = &'a Endpoint> + Clone) {
+        if self.addrs.iter().eq(addrs.clone()) {
             return;
         }
-        let addrs: Vec<SocketAddr> = addrs.collect();
-        let old = |a: &SocketAddr| self.addrs.iter().position(|o| o == a);
+        let addrs: Vec<Endpoint> = addrs.cloned().collect();
+        let old = |a: &Endpoint| self.addrs.iter().position(|o| o == a);
         let current = addrs
             .iter()
             .map(|a| old(a).map_or(0, |i| self.current[i]))
@@ -122,8 +122,8 @@ impl Picker {
 
     /// A request on the member at `addr` ended (by address, so a request
     /// that started before a reload ends on the right member).
-    pub fn finished(&mut self, addr: SocketAddr) {
-        if let Some(i) = self.addrs.iter().position(|a| *a == addr) {
+    pub fn finished(&mut self, addr: &Endpoint) {
+        if let Some(i) = self.addrs.iter().position(|a| a == addr) {
             self.active[i] = self.active[i].saturating_sub(1);
         }
     }
@@ -273,9 +273,11 @@ pub fn client_hash(ip: std::net::IpAddr) -> u64 {
 mod tests {
     use super::*;
 
-    fn addrs(n: u16) -> Vec<SocketAddr> {
+    use std::net::SocketAddr;
+
+    fn addrs(n: u16) -> Vec<Endpoint> {
         (1..=n)
-            .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+            .map(|p| Endpoint::Inet(SocketAddr::from(([127, 0, 0, 1], p))))
             .collect()
     }
 
@@ -287,20 +289,20 @@ mod tests {
         p.started(2);
         // Member 1 goes, 4 comes: member 3 keeps its two requests.
         let new = [
-            addrs(3)[0],
-            addrs(3)[2],
-            SocketAddr::from(([127, 0, 0, 1], 4)),
+            addrs(3)[0].clone(),
+            addrs(3)[2].clone(),
+            Endpoint::Inet(SocketAddr::from(([127, 0, 0, 1], 4))),
         ];
-        p.follow(new.iter().copied());
+        p.follow(new.iter());
         assert_eq!(
             p.pick(Balance::LeastConn, &members, 0)
                 .map(|i| new[i] == new[1]),
             Some(false)
         );
         // A request from before the reload ends on its member, by address.
-        p.finished(addrs(3)[2]);
-        p.finished(addrs(3)[2]);
-        p.finished(addrs(3)[1]); // gone: ignored
+        p.finished(&addrs(3)[2]);
+        p.finished(&addrs(3)[2]);
+        p.finished(&addrs(3)[1]); // gone: ignored
         p.started(0);
         p.started(2);
         assert_eq!(p.pick(Balance::LeastConn, &members, 0), Some(1));

@@ -7,9 +7,9 @@
 //! failed `fails` times in a row is out until `passes` probes in a row
 //! succeed.
 
+use super::Endpoint;
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ struct Member {
 }
 
 /// Group name → member address → its state.
-type Members = FxHashMap<String, FxHashMap<SocketAddr, Arc<Member>>>;
+type Members = FxHashMap<String, FxHashMap<Endpoint, Arc<Member>>>;
 
 /// The shared registry.
 pub struct Health {
@@ -80,12 +80,12 @@ impl Health {
     }
 
     /// The member's state, if anything was recorded for it.
-    fn get(&self, group: &str, addr: SocketAddr) -> Option<Arc<Member>> {
-        self.members.load().get(group)?.get(&addr).cloned()
+    fn get(&self, group: &str, addr: &Endpoint) -> Option<Arc<Member>> {
+        self.members.load().get(group)?.get(addr).cloned()
     }
 
     /// The member's state, made on its first record.
-    fn entry(&self, group: &str, addr: SocketAddr) -> Arc<Member> {
+    fn entry(&self, group: &str, addr: &Endpoint) -> Arc<Member> {
         self.quiet.store(false, Ordering::Relaxed);
         if let Some(m) = self.get(group, addr) {
             return m;
@@ -97,7 +97,7 @@ impl Health {
             let m = next
                 .entry(group.to_string())
                 .or_default()
-                .entry(addr)
+                .entry(addr.clone())
                 .or_insert_with(|| made.clone());
             found = Some(m.clone());
             next
@@ -106,7 +106,7 @@ impl Health {
     }
 
     /// Whether a member may take traffic now.
-    pub fn is_up(&self, group: &str, addr: SocketAddr, now: Instant) -> bool {
+    pub fn is_up(&self, group: &str, addr: &Endpoint, now: Instant) -> bool {
         if self.quiet.load(Ordering::Relaxed) {
             return true;
         }
@@ -120,7 +120,7 @@ impl Health {
     }
 
     /// Records a failed attempt (refused, reset, timed out).
-    pub fn failed(&self, group: &str, addr: SocketAddr, limits: Limits, now: Instant) {
+    pub fn failed(&self, group: &str, addr: &Endpoint, limits: Limits, now: Instant) {
         if limits.max_fails == 0 {
             return;
         }
@@ -145,7 +145,7 @@ impl Health {
     }
 
     /// Records a success: the failure window starts over.
-    pub fn succeeded(&self, group: &str, addr: SocketAddr) {
+    pub fn succeeded(&self, group: &str, addr: &Endpoint) {
         if self.quiet.load(Ordering::Relaxed) {
             return;
         }
@@ -168,7 +168,7 @@ impl Health {
     pub fn probed(
         &self,
         group: &str,
-        addr: SocketAddr,
+        addr: &Endpoint,
         ok: bool,
         fails: u32,
         passes: u32,
@@ -199,8 +199,8 @@ impl Health {
 mod tests {
     use super::*;
 
-    fn addr() -> SocketAddr {
-        "127.0.0.1:1".parse().expect("addr")
+    fn addr() -> Endpoint {
+        Endpoint::Inet("127.0.0.1:1".parse().expect("addr"))
     }
 
     #[test]
@@ -211,25 +211,25 @@ mod tests {
             max_fails: 2,
             fail_timeout: Duration::from_secs(10),
         };
-        h.failed("g", addr(), limits, t0);
-        assert!(h.is_up("g", addr(), t0));
-        h.failed("g", addr(), limits, t0 + Duration::from_secs(1));
-        assert!(!h.is_up("g", addr(), t0 + Duration::from_secs(2)));
-        assert!(h.is_up("g", addr(), t0 + Duration::from_secs(12)));
+        h.failed("g", &addr(), limits, t0);
+        assert!(h.is_up("g", &addr(), t0));
+        h.failed("g", &addr(), limits, t0 + Duration::from_secs(1));
+        assert!(!h.is_up("g", &addr(), t0 + Duration::from_secs(2)));
+        assert!(h.is_up("g", &addr(), t0 + Duration::from_secs(12)));
         // Failures far apart do not add up.
         let h = Health::new();
-        h.failed("g", addr(), limits, t0);
-        h.failed("g", addr(), limits, t0 + Duration::from_secs(11));
-        assert!(h.is_up("g", addr(), t0 + Duration::from_secs(11)));
+        h.failed("g", &addr(), limits, t0);
+        h.failed("g", &addr(), limits, t0 + Duration::from_secs(11));
+        assert!(h.is_up("g", &addr(), t0 + Duration::from_secs(11)));
     }
 
     #[test]
     fn probes_take_members_out_and_back() {
         let h = Health::new();
-        assert_eq!(h.probed("g", addr(), false, 2, 1), None);
-        assert_eq!(h.probed("g", addr(), false, 2, 1), Some(false));
-        assert!(!h.is_up("g", addr(), Instant::now()));
-        assert_eq!(h.probed("g", addr(), true, 2, 1), Some(true));
-        assert!(h.is_up("g", addr(), Instant::now()));
+        assert_eq!(h.probed("g", &addr(), false, 2, 1), None);
+        assert_eq!(h.probed("g", &addr(), false, 2, 1), Some(false));
+        assert!(!h.is_up("g", &addr(), Instant::now()));
+        assert_eq!(h.probed("g", &addr(), true, 2, 1), Some(true));
+        assert!(h.is_up("g", &addr(), Instant::now()));
     }
 }

@@ -6,3 +6,43 @@ pub mod health;
 
 pub use balance::{Balance, Candidate, Picker, client_hash};
 pub use health::{Health, Limits};
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where an upstream member listens: an address and port, or a Unix
+/// domain socket (gunicorn, php-fpm's HTTP side and many app servers).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Endpoint {
+    /// `HOST:PORT`, resolved.
+    Inet(SocketAddr),
+    /// `unix:/path`.
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// The address, for a member on one (`ip_hash` and logs use it).
+    pub fn inet(&self) -> Option<SocketAddr> {
+        match self {
+            Endpoint::Inet(a) => Some(*a),
+            Endpoint::Unix(_) => None,
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(a: SocketAddr) -> Endpoint {
+        Endpoint::Inet(a)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Inet(SocketAddr::V6(a)) => write!(f, "[{}]:{}", a.ip(), a.port()),
+            Endpoint::Inet(a) => write!(f, "{a}"),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}

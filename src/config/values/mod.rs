@@ -139,8 +139,9 @@ pub enum LogSpec {
 pub enum ProxyTarget {
     /// An upstream group name.
     Name(String),
-    /// One backend: `HOST:PORT` as written and its address.
-    Address(String, SocketAddr),
+    /// One backend: `HOST:PORT` (or `unix:/path`) as written and where it
+    /// is.
+    Address(String, crate::upstream::Endpoint),
 }
 
 /// Parses the arguments of `d` (arity already checked) by the kind of

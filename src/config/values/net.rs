@@ -243,10 +243,57 @@ fn prefix_too_long(text: &str) -> Option<(u8, &'static str)> {
     }
 }
 
+/// A Unix socket backend: `unix:/path` (absolute, as the kernel allows).
+pub(super) fn unix_backend(arg: &Arg, path: &str) -> Parsed<crate::upstream::Endpoint> {
+    if !path.starts_with('/') {
+        return Err(bad(
+            arg,
+            format!("the socket path `{path}` is not absolute"),
+            "relative path",
+        )
+        .help("write the whole path: `unix:/run/app.sock`"));
+    }
+    // sockaddr_un holds 108 bytes, the last a NUL.
+    if path.len() > 107 {
+        return Err(bad(
+            arg,
+            format!(
+                "the socket path is {} bytes; a Unix socket path is at most 107",
+                path.len()
+            ),
+            "too long",
+        ));
+    }
+    Ok(crate::upstream::Endpoint::Unix(path.into()))
+}
+
 pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<(ProxyTarget, Option<String>)> {
-    unix_socket(arg, "proxying to")?;
     let text = arg.value.as_str();
     let lower = text.to_ascii_lowercase();
+    // `unix:/path`, or nginx's `http://unix:/path:/uri`.
+    let unix = match (lower.strip_prefix("http://"), http) {
+        (Some(rest), true) if rest.starts_with("unix:") => Some((&text[12..], true)),
+        _ if lower.starts_with("unix:") => Some((&text[5..], false)),
+        _ => None,
+    };
+    if let Some((rest, scheme)) = unix {
+        let (path, uri) = match rest.find(":/") {
+            Some(i) if scheme => (&rest[..i], Some(rest[i + 1..].to_string())),
+            _ => (rest, None),
+        };
+        if uri
+            .as_deref()
+            .is_some_and(|u| u.contains('$') || u.contains(char::is_whitespace))
+        {
+            return Err(bad(
+                arg,
+                "the URI part of `proxy_pass` cannot hold variables or blanks",
+                "invalid URI",
+            ));
+        }
+        let endpoint = unix_backend(arg, path)?;
+        return Ok((ProxyTarget::Address(format!("unix:{path}"), endpoint), uri));
+    }
     if lower.starts_with("https://") {
         return Err(bad(
             arg,
@@ -292,8 +339,12 @@ pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<(ProxyTarget, Option<S
     }
     let uri = (!path.is_empty()).then(|| path.to_string());
     if authority.contains(':') {
-        return backend(arg, authority)
-            .map(|addr| (ProxyTarget::Address(authority.to_string(), addr), uri));
+        return backend(arg, authority).map(|addr| {
+            (
+                ProxyTarget::Address(authority.to_string(), addr.into()),
+                uri,
+            )
+        });
     }
     if authority.is_empty() {
         return Err(bad(

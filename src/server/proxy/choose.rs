@@ -9,7 +9,7 @@ use crate::net::sys;
 use crate::server::client::{Client, RateClock};
 use crate::server::ctx::Ctx;
 use crate::server::vars::RequestVars;
-use crate::upstream::{Candidate, Limits, Picker, client_hash};
+use crate::upstream::{Candidate, Endpoint, Limits, Picker, client_hash};
 
 impl Proxy {
     /// The request's variables, when the route's values name any.
@@ -25,16 +25,21 @@ impl Proxy {
                 return false;
             };
             self.tried.insert(i);
-            let addr = group.members[i].addr;
+            let addr = group.members[i].addr.clone();
             self.member = i;
-            self.addr = addr;
+            self.addr = addr.clone();
             if !self.raw {
                 let vars = self.kept_vars(c.peer);
                 let (head, websocket) = proxy::request_head(
                     &self.raw_head,
                     self.route(),
                     c.peer.ip(),
-                    &group.members[i].name,
+                    // A Unix socket has no host name: `localhost`, as nginx
+                    // sends.
+                    match &addr {
+                        Endpoint::Inet(_) => &group.members[i].name,
+                        Endpoint::Unix(_) => "localhost",
+                    },
                     self.body,
                     &vars,
                 );
@@ -47,7 +52,7 @@ impl Proxy {
             self.from_up.clear();
             self.progress = ctx.now;
             if let Some(s) = (!self.raw)
-                .then(|| ctx.upstream_pool.take(addr, ctx.now, &mut ctx.sockets))
+                .then(|| ctx.upstream_pool.take(&addr, ctx.now, &mut ctx.sockets))
                 .flatten()
             {
                 ctx.sockets.set_owner(s.id, Some(self.owner));
@@ -62,7 +67,11 @@ impl Proxy {
                 self.started(ctx);
                 return true;
             }
-            match sys::connect(addr).and_then(|s| ctx.sockets.add(s, self.owner, &ctx.poller)) {
+            let connected = match &addr {
+                Endpoint::Inet(a) => sys::connect(*a),
+                Endpoint::Unix(p) => sys::connect_unix(p),
+            };
+            match connected.and_then(|s| ctx.sockets.add(s, self.owner, &ctx.poller)) {
                 Ok(s) => {
                     self.stream = Some(s);
                     self.reused = false;
@@ -81,7 +90,7 @@ impl Proxy {
                     }
                     ctx.shared.health.failed(
                         &group.name,
-                        addr,
+                        &addr,
                         Limits {
                             max_fails: m.max_fails,
                             fail_timeout: m.fail_timeout,
@@ -104,9 +113,9 @@ impl Proxy {
         candidates.extend(group.members.iter().enumerate().map(|(i, m)| Candidate {
             weight: m.weight,
             backup: m.backup,
-            usable: !self.tried.contains(i) && health.is_up(&group.name, m.addr, ctx.now),
+            usable: !self.tried.contains(i) && health.is_up(&group.name, &m.addr, ctx.now),
         }));
-        let addrs = group.members.iter().map(|m| m.addr);
+        let addrs = group.members.iter().map(|m| &m.addr);
         let picker = match ctx.pickers.get_mut(&group.name) {
             Some(picker) => {
                 picker.follow(addrs);
@@ -114,7 +123,7 @@ impl Proxy {
             }
             None => {
                 let seed = ctx.seed();
-                let addrs: Vec<_> = addrs.collect();
+                let addrs: Vec<Endpoint> = addrs.cloned().collect();
                 ctx.pickers
                     .entry(group.name.clone())
                     .or_insert_with(|| Picker::new(&addrs, seed))
@@ -145,7 +154,7 @@ impl Proxy {
         let s = self.stream.take()?;
         let group = &self.snapshot.upstreams[self.group];
         if let Some(picker) = ctx.pickers.get_mut(&group.name) {
-            picker.finished(self.addr);
+            picker.finished(&self.addr);
         }
         if let Some(stats) = group.members.get(self.member).and_then(|m| m.stats.get()) {
             let us = ctx.now_us.saturating_sub(self.attempt_at);

@@ -79,7 +79,7 @@ pub struct Proxy {
     location: LocationMatch,
     group: UpstreamId,
     member: usize,
-    addr: SocketAddr,
+    addr: crate::upstream::Endpoint,
     stream: Option<UpSock>,
     reused: bool,
     tried: Tried,
@@ -230,7 +230,7 @@ impl Proxy {
             location,
             group,
             member: 0,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            addr: crate::upstream::Endpoint::Inet(SocketAddr::from(([0, 0, 0, 0], 0))),
             stream: None,
             reused: false,
             tried: Tried::default(),
@@ -434,7 +434,7 @@ impl Proxy {
             }
             ctx.shared.health.failed(
                 &group.name,
-                self.addr,
+                &self.addr,
                 Limits {
                     max_fails: m.max_fails,
                     fail_timeout: m.fail_timeout,
@@ -605,9 +605,14 @@ impl Proxy {
             ));
         }
         if clean {
-            ctx.shared.health.succeeded(&group.name, self.addr);
-            ctx.upstream_pool
-                .give(self.addr, s, group.keepalive, ctx.now, &mut ctx.sockets);
+            ctx.shared.health.succeeded(&group.name, &self.addr);
+            ctx.upstream_pool.give(
+                self.addr.clone(),
+                s,
+                group.keepalive,
+                ctx.now,
+                &mut ctx.sockets,
+            );
         } else {
             ctx.sockets.close(s);
         }

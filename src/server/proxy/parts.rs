@@ -7,8 +7,8 @@ use crate::handler::proxy::{ClientBody, UpstreamHead};
 use crate::http::body::ChunkedDecoder;
 use crate::net::sys;
 use std::io;
-use std::net::TcpStream;
-use std::os::fd::OwnedFd;
+
+use std::os::fd::{AsFd, OwnedFd};
 
 /// The members one request has tried: a bit each for the first 64 (no
 /// allocation per request), a list beyond.
@@ -191,16 +191,16 @@ impl Pipe {
     /// delivered to `dst`.
     pub(super) fn pump(
         &mut self,
-        src: &TcpStream,
+        src: impl AsFd,
         src_readable: &mut bool,
-        dst: &TcpStream,
+        dst: impl AsFd,
         dst_writable: &mut bool,
         limit: usize,
     ) -> io::Result<(bool, usize)> {
         let mut moved = false;
         let want = (PIPE_CHUNK - self.pending.min(PIPE_CHUNK)).min(limit);
         if *src_readable && !self.eof && want > 0 {
-            match sys::splice(src, &self.w, want) {
+            match sys::splice(src.as_fd(), &self.w, want) {
                 Ok(0) => {
                     self.eof = true;
                     moved = true;
@@ -223,7 +223,7 @@ impl Pipe {
         }
         let mut delivered = 0;
         if self.pending > 0 && *dst_writable {
-            match sys::splice(&self.r, dst, self.pending) {
+            match sys::splice(&self.r, dst.as_fd(), self.pending) {
                 Ok(n) => {
                     self.pending -= n;
                     delivered = n;

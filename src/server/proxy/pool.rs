@@ -2,10 +2,11 @@
 //! own token, the client connection it serves looked up per event; and the
 //! pool of idle connections per member, checked on the way in and out.
 
+use crate::net::sys::Stream;
 use crate::net::{Token, next_generation};
+use crate::upstream::Endpoint;
 use rustc_hash::FxHashMap;
 use std::io;
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Idle upstream connections older than this are not reused.
@@ -16,7 +17,7 @@ pub(super) const POOL_IDLE: Duration = Duration::from_secs(60);
 /// at a given moment is looked up in [`Sockets`], so handing it from one
 /// request to the next costs no system call.
 pub struct UpSock {
-    pub(super) stream: TcpStream,
+    pub(super) stream: Stream,
     pub(super) id: usize,
 }
 
@@ -39,7 +40,7 @@ impl Sockets {
     /// Registers a new socket owned by `owner`.
     pub(super) fn add(
         &mut self,
-        stream: TcpStream,
+        stream: Stream,
         owner: Token,
         poller: &crate::net::Poller,
     ) -> io::Result<UpSock> {
@@ -90,7 +91,7 @@ impl Sockets {
 /// A worker's idle upstream connections, per member address.
 #[derive(Default)]
 pub struct Pool {
-    pub(super) idle: FxHashMap<SocketAddr, Vec<(UpSock, Instant)>>,
+    pub(super) idle: FxHashMap<Endpoint, Vec<(UpSock, Instant)>>,
 }
 
 impl Pool {
@@ -100,11 +101,11 @@ impl Pool {
     /// by a fresh connection, unseen by the client.
     pub(super) fn take(
         &mut self,
-        addr: SocketAddr,
+        addr: &Endpoint,
         now: Instant,
         sockets: &mut Sockets,
     ) -> Option<UpSock> {
-        let list = self.idle.get_mut(&addr)?;
+        let list = self.idle.get_mut(addr)?;
         while let Some((s, since)) = list.pop() {
             // Checked again on the way out: bytes that arrived after it was
             // pooled, whose event this loop turn has not seen yet, would
@@ -120,7 +121,7 @@ impl Pool {
     /// Keeps a connection for reuse, up to `max` per member.
     pub(super) fn give(
         &mut self,
-        addr: SocketAddr,
+        addr: Endpoint,
         s: UpSock,
         max: u64,
         now: Instant,
@@ -158,7 +159,7 @@ impl Pool {
 /// next request: a byte already there would be read as its answer — an
 /// upstream that sent more than its `Content-Length` would answer one
 /// client's request with bytes meant for nobody, or for someone else.
-pub(super) fn quiet(stream: &TcpStream) -> bool {
+pub(super) fn quiet(stream: &Stream) -> bool {
     matches!(
         stream.peek(&mut [0u8; 1]),
         Err(ref e) if e.kind() == io::ErrorKind::WouldBlock

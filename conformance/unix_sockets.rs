@@ -1,0 +1,176 @@
+//! Upstreams on Unix domain sockets: `proxy_pass unix:/path`, nginx's
+//! `proxy_pass http://unix:/path:/uri`, `server unix:/path` in an upstream
+//! group (with failover and kept-alive connections), the stream proxy,
+//! and the check-time errors.
+
+use crate::server::Server;
+use crate::support::xps;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// An HTTP/1.1 upstream on a Unix socket that answers each request with
+/// its request line and Host; counts its connections.
+fn unix_upstream(path: &Path) -> Arc<AtomicUsize> {
+    let listener = UnixListener::bind(path).expect("bind the socket");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut stream = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut host = String::new();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if h.to_ascii_lowercase().starts_with("host:") {
+                            host = h[5..].trim().to_string();
+                        }
+                    }
+                    let body = format!("{} @ {host}", line.trim_end());
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if stream.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    connections
+}
+
+fn sock(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+#[test]
+fn http_proxying_to_unix_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = sock(dir.path(), "app.sock");
+    let connections = unix_upstream(&app);
+    let missing = sock(dir.path(), "gone.sock");
+    let template = format!(
+        "upstream pool {{
+    server unix:{missing};
+    server unix:{app};
+}}
+server {{
+    listen 127.0.0.1:{{port}};
+    location /api/ {{
+        proxy_pass http://unix:{app}:/v1/;
+    }}
+    location /pool/ {{
+        proxy_pass pool;
+    }}
+    location / {{
+        proxy_pass unix:{app};
+    }}
+}}
+",
+        missing = missing.display(),
+        app = app.display()
+    );
+    let server = Server::start(&template, |_| {});
+    assert_eq!(
+        server.get("/x?y=1", &[]).text(),
+        "GET /x?y=1 HTTP/1.1 @ localhost"
+    );
+    // The prefix is replaced by the URI, as for HOST:PORT.
+    assert_eq!(
+        server.get("/api/users", &[]).text(),
+        "GET /v1/users HTTP/1.1 @ localhost"
+    );
+    // A socket nobody listens on fails over to the next member.
+    for _ in 0..4 {
+        let r = server.get("/pool/z", &[]);
+        assert_eq!(
+            (r.status, r.text().as_str()),
+            (200, "GET /pool/z HTTP/1.1 @ localhost")
+        );
+    }
+    // Kept-alive connections are reused over Unix sockets too: six
+    // requests, one after the other, on far fewer connections.
+    assert!(
+        connections.load(Ordering::SeqCst) < 6,
+        "{}",
+        connections.load(Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn the_stream_proxy_relays_to_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = sock(dir.path(), "tcp.sock");
+    unix_upstream(&app);
+    let template = format!(
+        "stream {{
+    server {{
+        listen 127.0.0.1:{{port}};
+        proxy_pass unix:{};
+    }}
+}}
+",
+        app.display()
+    );
+    let server = Server::start(&template, |_| {});
+    let mut s = server.connect();
+    s.write_all(b"GET /raw HTTP/1.1\r\nHost: tcp\r\n\r\n")
+        .unwrap();
+    let mut got = vec![0u8; 200];
+    let mut n = 0;
+    while !String::from_utf8_lossy(&got[..n]).ends_with("@ tcp") {
+        let m = s.read(&mut got[n..]).unwrap();
+        assert!(m > 0, "{}", String::from_utf8_lossy(&got[..n]));
+        n += m;
+    }
+    assert!(String::from_utf8_lossy(&got[..n]).contains("GET /raw HTTP/1.1 @ tcp"));
+}
+
+#[test]
+fn check_reports_bad_socket_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = format!("/{}", "x".repeat(120));
+    let conf = format!(
+        "upstream u {{
+    server unix:run/app.sock;
+}}
+server {{
+    listen 127.0.0.1:8080;
+    location / {{
+        proxy_pass unix:{long};
+    }}
+}}
+"
+    );
+    std::fs::write(dir.path().join("xps.conf"), conf).unwrap();
+    let out = xps(dir.path(), &["--check", "xps.conf"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    for expected in [
+        "error: the socket path `run/app.sock` is not absolute",
+        "error: the socket path is 121 bytes; a Unix socket path is at most 107",
+    ] {
+        assert!(
+            out.stderr.contains(expected),
+            "missing {expected:?} in:\n{}",
+            out.stderr
+        );
+    }
+}
