@@ -134,7 +134,7 @@ fn the_stream_proxy_relays_to_a_unix_socket() {
     let mut s = server.connect();
     s.write_all(b"GET /raw HTTP/1.1\r\nHost: tcp\r\n\r\n")
         .unwrap();
-    let mut got = vec![0u8; 200];
+    let mut got = [0u8; 200];
     let mut n = 0;
     while !String::from_utf8_lossy(&got[..n]).ends_with("@ tcp") {
         let m = s.read(&mut got[n..]).unwrap();
