@@ -291,3 +291,61 @@ server {
     assert_eq!(ask(&server, [127, 0, 0, 1], "/y").status, 503);
     assert_eq!(ask(&server, [127, 0, 0, 1], "/index.html").status, 200);
 }
+
+#[test]
+fn explain_shows_real_address_limits_auth_and_log() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("users"),
+        "apr1:$apr1$Cf.IpkwU$ote1UrulhdpWQcRFj91k0.\n",
+    )
+    .unwrap();
+    let conf = "limit_req_zone $binary_remote_addr zone=per_ip:1m rate=2r/s;
+limit_conn_zone $binary_remote_addr zone=conns:1m;
+log_format j escape=json '{\"s\":$status}';
+server {
+    listen 127.0.0.1:8080;
+    set_real_ip_from 10.0.0.0/8;
+    real_ip_header X-Forwarded-For;
+    location /admin/ {
+        limit_req zone=per_ip burst=5;
+        limit_conn conns 3;
+        limit_conn_status 429;
+        auth_basic Team;
+        auth_basic_user_file users;
+        access_log admin.log j;
+        return 200 ok;
+    }
+}
+";
+    std::fs::write(dir.path().join("xps.conf"), conf).unwrap();
+    let out = xps(
+        dir.path(),
+        &["--explain", "xps.conf", "/admin/x", "--from", "10.1.1.1"],
+    );
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for expected in [
+        "real ip    10.1.1.1 is a listed balancer (set_real_ip_from): the client's address is read from `x-forwarded-for`",
+        "limit      limit_req zone=per_ip: 2r/s per $binary_remote_addr, burst 5 waiting their turn; over it 503 with Retry-After",
+        "limit      limit_conn conns: 3 at once per $binary_remote_addr; one more 429 with Retry-After",
+        "auth       auth_basic \"Team\": 1 user in ",
+        "log        access_log ",
+        "admin.log (j)",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "missing {expected:?} in:\n{}",
+            out.stdout
+        );
+    }
+    let out = xps(
+        dir.path(),
+        &["--explain", "xps.conf", "/admin/x", "--from", "192.0.2.1"],
+    );
+    assert!(
+        out.stdout
+            .contains("real ip    192.0.2.1 is not a listed balancer"),
+        "{}",
+        out.stdout
+    );
+}

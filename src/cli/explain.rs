@@ -124,9 +124,33 @@ pub fn explain(s: &Snapshot, request: &[String], from: IpAddr) -> Result<String,
     }
     let (route, which) = server.route(&path);
     locations(&mut o, server, &path, which);
+    real_ip(&mut o, route, from);
+    limits(&mut o, route);
     if !access(&mut o, route, from) {
         answer(&mut o, route, 403, "Forbidden");
         return Ok(o);
+    }
+    if let Some(a) = &route.auth {
+        let n = a.users.len();
+        let _ = writeln!(
+            o,
+            "auth       auth_basic {:?}: {n} user{} in {}; without valid credentials 401 — with them:",
+            a.realm,
+            if n == 1 { "" } else { "s" },
+            a.users.path.display()
+        );
+    }
+    if let Some(target) = &route.access_log {
+        let format = route
+            .log_format
+            .as_ref()
+            .map_or("combined", |f| f.name.as_str());
+        let target = match target {
+            crate::log::LogTarget::Stdout => "stdout".to_string(),
+            crate::log::LogTarget::Stderr => "stderr".to_string(),
+            crate::log::LogTarget::File(p) => p.display().to_string(),
+        };
+        let _ = writeln!(o, "log        access_log {target} ({format})");
     }
     handler(&mut o, s, route, method, &path);
     Ok(o)
@@ -262,6 +286,59 @@ fn locations(o: &mut String, server: &Server, path: &str, which: LocationMatch) 
                 "location   none matched — the server-level settings apply"
             );
         }
+    }
+}
+
+/// Whose address the request is from, when a balancer may say.
+fn real_ip(o: &mut String, route: &Route, from: IpAddr) {
+    use crate::routing::real_ip::RealIpSource;
+    let Some(r) = &route.real_ip else {
+        return;
+    };
+    let source = match &r.source {
+        RealIpSource::ProxyProtocol => "the PROXY protocol header".to_string(),
+        RealIpSource::Header(h) => format!("`{h}`"),
+    };
+    let _ = if r.trusted(from) {
+        writeln!(
+            o,
+            "real ip    {from} is a listed balancer (set_real_ip_from): the client's address is read from {source}; below, {from} stands for it"
+        )
+    } else {
+        writeln!(
+            o,
+            "real ip    {from} is not a listed balancer: its own address is the client's"
+        )
+    };
+}
+
+/// The limits the request is counted in, checked before anything else.
+fn limits(o: &mut String, route: &Route) {
+    let l = &route.limits;
+    for r in &l.req {
+        let rate = r.zone.rate.map(|r| r.text()).unwrap_or_default();
+        let burst = match (r.burst, r.nodelay) {
+            (0, _) => String::new(),
+            (b, true) => format!(", burst {b} at once"),
+            (b, false) => format!(", burst {b} waiting their turn"),
+        };
+        let _ = writeln!(
+            o,
+            "limit      limit_req zone={}: {rate} per {}{burst}; over it {} with Retry-After",
+            r.zone.name,
+            r.zone.key.source(),
+            l.req_status
+        );
+    }
+    for c in &l.conn {
+        let _ = writeln!(
+            o,
+            "limit      limit_conn {}: {} at once per {}; one more {} with Retry-After",
+            c.zone.name,
+            c.max,
+            c.zone.key.source(),
+            l.conn_status
+        );
     }
 }
 
