@@ -157,6 +157,12 @@ server {{
     location / {{
         proxy_pass unix:{long};
     }}
+    location /a/ {{
+        proxy_pass unix:/run/app.sock:/api/;
+    }}
+    location /b/ {{
+        proxy_pass http://unix:/run/app.sock:;
+    }}
 }}
 "
     );
@@ -166,6 +172,8 @@ server {{
     for expected in [
         "error: the socket path `run/app.sock` is not absolute",
         "error: the socket path is 121 bytes; a Unix socket path is at most 107",
+        "error: a URI part needs the `http://` form",
+        "error: `/run/app.sock:` is not a socket path",
     ] {
         assert!(
             out.stderr.contains(expected),
@@ -173,4 +181,40 @@ server {{
             out.stderr
         );
     }
+}
+
+#[test]
+fn dump_quotes_socket_paths_so_it_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = "upstream u {
+    server \"unix:/run/my app.sock\";
+}
+server {
+    listen 127.0.0.1:8080;
+    location / {
+        proxy_pass \"http://unix:/run/my app.sock:/v1/\";
+    }
+    location /u/ {
+        proxy_pass u;
+    }
+}
+";
+    std::fs::write(dir.path().join("xps.conf"), conf).unwrap();
+    let out = xps(dir.path(), &["--dump", "xps.conf"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("server \"unix:/run/my app.sock\" weight=1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("proxy_pass \"http://unix:/run/my app.sock:/v1/\";"),
+        "{}",
+        out.stdout
+    );
+    std::fs::write(dir.path().join("dumped.conf"), &out.stdout).unwrap();
+    let again = xps(dir.path(), &["--check", "dumped.conf"]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
 }

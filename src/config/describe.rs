@@ -91,7 +91,7 @@ pub fn dump(s: &Snapshot) -> String {
             let _ = writeln!(
                 o,
                 "        proxy_pass {};",
-                proxy_target(&s.upstreams[st.upstream])
+                quote(&proxy_target(&s.upstreams[st.upstream]))
             );
             let _ = writeln!(o, "        proxy_timeout {};", duration(st.proxy_timeout));
             let _ = writeln!(
@@ -166,7 +166,7 @@ fn upstream(o: &mut String, u: &UpstreamGroup) {
         let _ = writeln!(
             o,
             "    server {} weight={} max_fails={} fail_timeout={}{backup};",
-            m.addr,
+            quote(&m.addr.to_string()),
             m.weight,
             m.max_fails,
             duration(m.fail_timeout)
@@ -272,9 +272,15 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
                     let target = proxy_target(&s.upstreams[*id]);
                     // nginx's form for a socket: `http://unix:/path:/uri`.
                     let colon = if target.starts_with("unix:") { ":" } else { "" };
-                    line(format!("proxy_pass http://{target}{colon}{}", p.uri))
+                    line(format!(
+                        "proxy_pass {}",
+                        quote(&format!("http://{target}{colon}{}", p.uri))
+                    ))
                 }
-                None => line(format!("proxy_pass {}", proxy_target(&s.upstreams[*id]))),
+                None => line(format!(
+                    "proxy_pass {}",
+                    quote(&proxy_target(&s.upstreams[*id]))
+                )),
             }
             for h in &r.proxy_set_header {
                 line(format!(

@@ -388,14 +388,6 @@ impl Stream {
             }
         }
     }
-
-    /// Shuts one or both directions.
-    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.shutdown(how),
-            Stream::Unix(s) => s.shutdown(how),
-        }
-    }
 }
 
 impl io::Read for &Stream {

@@ -9,7 +9,8 @@ pub use health::{Health, Limits};
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 /// Where an upstream member listens: an address and port, or a Unix
 /// domain socket (gunicorn, php-fpm's HTTP side and many app servers).
@@ -17,18 +18,8 @@ use std::path::PathBuf;
 pub enum Endpoint {
     /// `HOST:PORT`, resolved.
     Inet(SocketAddr),
-    /// `unix:/path`.
-    Unix(PathBuf),
-}
-
-impl Endpoint {
-    /// The address, for a member on one (`ip_hash` and logs use it).
-    pub fn inet(&self) -> Option<SocketAddr> {
-        match self {
-            Endpoint::Inet(a) => Some(*a),
-            Endpoint::Unix(_) => None,
-        }
-    }
+    /// `unix:/path` (shared: a request copies it for its attempt).
+    Unix(Arc<Path>),
 }
 
 impl From<SocketAddr> for Endpoint {

@@ -264,7 +264,9 @@ pub(super) fn unix_backend(arg: &Arg, path: &str) -> Parsed<crate::upstream::End
             "too long",
         ));
     }
-    Ok(crate::upstream::Endpoint::Unix(path.into()))
+    Ok(crate::upstream::Endpoint::Unix(
+        std::path::Path::new(path).into(),
+    ))
 }
 
 pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<(ProxyTarget, Option<String>)> {
@@ -279,8 +281,22 @@ pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<(ProxyTarget, Option<S
     if let Some((rest, scheme)) = unix {
         let (path, uri) = match rest.find(":/") {
             Some(i) if scheme => (&rest[..i], Some(rest[i + 1..].to_string())),
-            _ => (rest, None),
+            Some(_) => {
+                return Err(
+                    bad(arg, "a URI part needs the `http://` form", "path given")
+                        .help(format!("write `proxy_pass http://{text};`")),
+                );
+            }
+            None => (rest, None),
         };
+        if path.ends_with([':', '/']) {
+            return Err(bad(
+                arg,
+                format!("`{path}` is not a socket path"),
+                "ends in `:` or `/`",
+            )
+            .help("a URI goes after the path and a colon: `http://unix:/run/app.sock:/api/`"));
+        }
         if uri
             .as_deref()
             .is_some_and(|u| u.contains('$') || u.contains(char::is_whitespace))

@@ -82,6 +82,15 @@ impl Proxy {
                     self.started(ctx);
                     return true;
                 }
+                // A Unix socket whose listen queue is full refuses at once
+                // (where TCP would wait for the queue): the member is
+                // busy, not down, so this counts as no failure of it.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    crate::log::warn(&format!(
+                        "upstream {} member {addr}: listen queue full; trying the next member",
+                        group.name
+                    ));
+                }
                 Err(e) => {
                     crate::log::warn(&format!("upstream {} member {addr}: {e}", group.name));
                     let m = &group.members[i];
