@@ -218,3 +218,88 @@ server {
     let again = xps(dir.path(), &["--check", "dumped.conf"]);
     assert_eq!(again.code, Some(0), "{}", again.stderr);
 }
+
+/// A Unix socket that listens and never accepts, its queue filled: a
+/// connect to it is refused at once with `EAGAIN`.
+fn full_socket(path: &Path) -> Vec<std::os::fd::OwnedFd> {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, connect, listen, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::empty(),
+        None,
+    )
+    .unwrap();
+    let addr = UnixAddr::new(path).unwrap();
+    bind(fd.as_raw_fd(), &addr).unwrap();
+    listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let mut held = vec![fd];
+    // Fill the queue: non-blocking connects until one is refused.
+    for _ in 0..16 {
+        let c = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let refused = connect(c.as_raw_fd(), &addr).is_err();
+        held.push(c);
+        if refused {
+            return held;
+        }
+    }
+    panic!("the queue never filled");
+}
+
+#[test]
+fn a_member_whose_queue_is_full_is_busy_not_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = sock(dir.path(), "full.sock");
+    let _held = full_socket(&full);
+    let app = sock(dir.path(), "app.sock");
+    unix_upstream(&app);
+    let template = format!(
+        "upstream pool {{
+    server unix:{full};
+    server unix:{app};
+}}
+server {{
+    listen 127.0.0.1:{{port}};
+    location / {{
+        proxy_pass pool;
+    }}
+    location = /metrics {{
+        metrics;
+    }}
+}}
+",
+        full = full.display(),
+        app = app.display()
+    );
+    let server = Server::start(&template, |_| {});
+    for _ in 0..4 {
+        assert_eq!(server.get("/x", &[]).status, 200);
+    }
+    server.wait_for(std::time::Duration::from_secs(10), "the warning", || {
+        server
+            .stderr()
+            .contains("listen queue full; trying the next member")
+    });
+    // Tried, refused, and never counted as a failure.
+    let m: serde_json::Value =
+        serde_json::from_str(&server.get("/metrics?format=json", &[]).text()).unwrap();
+    let members = m["upstreams"].as_array().unwrap();
+    let busy = members
+        .iter()
+        .find(|u| u["peer"].as_str().unwrap().contains("full.sock"))
+        .unwrap();
+    assert_eq!(
+        (busy["failures"].as_u64(), busy["up"].as_bool()),
+        (Some(0), Some(true)),
+        "{m}"
+    );
+}
