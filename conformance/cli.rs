@@ -302,7 +302,8 @@ fn fmt_never_joins_a_line_into_a_directive_missing_its_semicolon() {
     let out = xps(dir.path(), &["--fmt", "xps.conf"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(
-        out.stdout.contains("server_name a.test b.test;"),
+        out.stdout
+            .contains("    server_name a.test\n        b.test;\n"),
         "{}",
         out.stdout
     );

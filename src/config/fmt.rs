@@ -1,6 +1,7 @@
 //! The canonical layout of an xps.conf: four-space indentation, one
 //! directive per line, arguments separated by one space and quoted only when
-//! they must be, `{` on the directive's line, every comment kept (comments
+//! they must be (an argument the source starts on a later line stays on a
+//! line of its own, one step deeper: nginx's long `log_format` lines), `{` on the directive's line, every comment kept (comments
 //! between arguments move above their directive), blank lines between
 //! directives kept but never more than one. Formatting its own output
 //! changes nothing.
@@ -72,8 +73,16 @@ impl Printer<'_> {
         }
         indent(&mut self.out, depth);
         self.out.push_str(&d.name.text);
+        let mut line = self.line(d.name.span.start);
         for a in &d.args {
-            self.out.push(' ');
+            let here = self.line(a.span.start);
+            if here.is_some() && here > line {
+                self.out.push('\n');
+                indent(&mut self.out, depth + 1);
+            } else {
+                self.out.push(' ');
+            }
+            line = here;
             self.out.push_str(&quote(&a.value));
         }
         match &d.block {
@@ -160,6 +169,17 @@ mod tests {
     }
 
     #[test]
+    fn arguments_on_lines_of_their_own_stay_there() {
+        let input = "log_format j escape=json '{\"a\":$status,'\n        '\"b\":$uri}';\nserver {\n  add_header X  \"y\";\n}\n";
+        let out = fmt(input);
+        assert_eq!(
+            out,
+            "log_format j escape=json '{\"a\":$status,'\n    '\"b\":$uri}';\nserver {\n    add_header X y;\n}\n"
+        );
+        assert_eq!(fmt(&out), out);
+    }
+
+    #[test]
     fn canonical_layout_keeps_comments_and_one_blank_line() {
         let input = "# head\nworkers   2 ;\n\n\n\nserver{ # main\nlisten 80;root \"./a b\";  # files\n  location /x {\n# inside\n}\n  location /y { }\n}\n";
         let expected = "# head\nworkers 2;\n\nserver {  # main\n    listen 80;\n    root \"./a b\";  # files\n    location /x {\n        # inside\n    }\n    location /y {}\n}\n";
@@ -170,7 +190,7 @@ mod tests {
     #[test]
     fn comments_between_arguments_move_above() {
         let once = fmt("server_name a # first\n  b;\n");
-        assert_eq!(once, "# first\nserver_name a b;\n");
+        assert_eq!(once, "# first\nserver_name a\n    b;\n");
         assert_eq!(fmt(&once), once);
     }
 
