@@ -158,9 +158,17 @@ server {{
     assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
     release.send(()).unwrap();
     assert_eq!(read_response(&mut first, false).unwrap().text(), "done");
-    // The slot was given back with the response.
+    // The slot is given back once the response is out (the worker may
+    // finish that a moment after the client has read it: poll).
     release.send(()).unwrap();
-    assert_eq!(ask(&server, [127, 0, 0, 1], "/app/").text(), "done");
+    let mut answer = String::new();
+    server.wait_for(Duration::from_secs(10), "the slot given back", || {
+        let r = ask(&server, [127, 0, 0, 1], "/app/");
+        answer = r.text();
+        r.status != 503
+    });
+    assert_eq!(answer, "done");
+    assert_eq!(up.count(), 2);
 }
 
 #[test]
