@@ -29,6 +29,7 @@ fn site(dir: &std::path::Path) {
 
 const RATES: &str = "limit_req_zone $binary_remote_addr zone=per_ip:1m rate=5r/s;
 limit_req_zone $binary_remote_addr zone=slow:64k rate=1r/m;
+limit_req_zone $binary_remote_addr zone=bursts:64k rate=1r/m;
 server {
     listen 127.0.0.1:{port};
     root {dir}/site;
@@ -42,7 +43,7 @@ server {
         return 200 \"$uri\";
     }
     location /bursty/ {
-        limit_req zone=per_ip burst=2 nodelay;
+        limit_req zone=bursts burst=2 nodelay;
         return 200 \"ok\";
     }
     location /metrics {
@@ -78,7 +79,7 @@ fn a_rate_limit_refuses_past_its_burst_with_retry_after_per_client() {
     for line in [
         "xps_limit_requests_total{zone=\"slow\",kind=\"req\",result=\"rejected\"} 1",
         "xps_limit_requests_total{zone=\"slow\",kind=\"req\",result=\"passed\"} 2",
-        "xps_limit_requests_total{zone=\"per_ip\",kind=\"req\",result=\"rejected\"} 1",
+        "xps_limit_requests_total{zone=\"bursts\",kind=\"req\",result=\"rejected\"} 1",
         "xps_limit_keys{zone=\"slow\"} 2",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
