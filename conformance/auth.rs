@@ -280,3 +280,28 @@ server {
     assert_eq!(ask([127, 0, 0, 1], &good).status, 200);
     assert_eq!(ask([127, 0, 0, 2], &basic("apr1", "secret")).status, 200);
 }
+
+#[test]
+fn a_user_file_ending_in_a_bare_colon_is_reported_at_the_colon() {
+    // Found by fuzzing: the empty hash after the last `:` of a file with
+    // no newline was reported one byte past the end of the file.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = "server {
+    listen 127.0.0.1:8080;
+    root .;
+    auth_basic a;
+    auth_basic_user_file users;
+}
+";
+    std::fs::write(dir.path().join("xps.conf"), conf).unwrap();
+    std::fs::write(dir.path().join("users"), format!("{USERS}last:")).unwrap();
+    let out = xps(dir.path(), &["--check", "xps.conf"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "warning: user `last` cannot log in: the password hash is empty\n --> users:5:5"
+        ),
+        "{}",
+        out.stderr
+    );
+}

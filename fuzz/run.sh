@@ -14,7 +14,7 @@ if [[ "${1:-}" == "smoke" ]]; then
 fi
 TARGETS=("$@")
 if [[ ${#TARGETS[@]} -eq 0 ]]; then
-    TARGETS=(request_head chunked response_head request_target config_text config_json)
+    TARGETS=(request_head chunked response_head request_target config_text config_json proxy_header)
 fi
 python3 seed.py
 cargo +nightly fuzz build

@@ -88,9 +88,15 @@ impl UserFile {
                 continue;
             }
             if let Err(why) = check_hash(hash) {
+                // An empty hash: the colon before it is what to point at.
+                let (at, end) = if hash.is_empty() {
+                    (hash_at - 1, hash_at)
+                } else {
+                    (hash_at, hash_at + hash.len())
+                };
                 problems.push(LineProblem {
-                    start: hash_at,
-                    end: hash_at + hash.len().max(1),
+                    start: at,
+                    end,
                     message: format!("user `{user}` cannot log in: {why}"),
                     help: "set the password again with `htpasswd -B FILE USER`",
                 });
@@ -299,6 +305,9 @@ sha512:$6$YGN0lW.1xyMyvPuk$jiNrJBtispC6.th9YOeEr9iH/wLmGl7fic7ROrUc2tMjqBNj8oOft
         let (f, problems) = UserFile::parse(PathBuf::from("/h"), text);
         assert_eq!(f.len(), 1);
         let at: Vec<&str> = problems.iter().map(|p| &text[p.start..p.end]).collect();
+        // An empty hash at the very end of the file: the colon.
+        let (_, p) = UserFile::parse(PathBuf::from("/h"), "x:");
+        assert_eq!((p[0].start, p[0].end), (1, 2));
         assert_eq!(
             at,
             vec!["nocolon", "plain", "{SHA}abc", "a", ":", "$2y$05$short"]
