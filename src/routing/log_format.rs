@@ -55,8 +55,9 @@ impl LogFormat {
         self.template.render(&escaping).into_owned()
     }
 
-    /// A begun line with its late variables filled in.
-    pub fn finish(begun: &str, status: u16, sent: u64, seconds: f64) -> String {
+    /// A begun line with its late variables filled in (`millis`: the
+    /// request's time).
+    pub fn finish(begun: &str, status: u16, sent: u64, millis: u64) -> String {
         if !begun.contains(MARK) {
             return begun.to_string();
         }
@@ -68,21 +69,30 @@ impl LogFormat {
         for part in parts {
             let mut chars = part.chars();
             match chars.next() {
-                Some('s') => {
-                    let _ = write!(out, "{status}");
-                }
-                Some('b') => {
-                    let _ = write!(out, "{sent}");
-                }
-                Some('t') => {
-                    let _ = write!(out, "{seconds:.3}");
-                }
+                Some('s') => out.push_str(itoa::Buffer::new().format(status)),
+                Some('b') => out.push_str(itoa::Buffer::new().format(sent)),
+                Some('t') => push_seconds(&mut out, millis),
                 _ => {}
             }
             out.push_str(chars.as_str());
         }
         out
     }
+}
+
+/// `millis` as seconds with three decimals (`0.002`), as nginx writes
+/// `$request_time`.
+pub fn push_seconds(out: &mut String, millis: u64) {
+    out.push_str(itoa::Buffer::new().format(millis / 1000));
+    let frac = millis % 1000;
+    out.push('.');
+    if frac < 100 {
+        out.push('0');
+    }
+    if frac < 10 {
+        out.push('0');
+    }
+    out.push_str(itoa::Buffer::new().format(frac));
 }
 
 /// Writes variables escaped, and late ones as marks.
@@ -162,7 +172,7 @@ mod tests {
             template: Template::parse_log(text).unwrap(),
             escape,
         };
-        LogFormat::finish(&f.begin(&Fixed), 404, 12, 0.0015)
+        LogFormat::finish(&f.begin(&Fixed), 404, 12, 2)
     }
 
     #[test]

@@ -24,16 +24,25 @@ pub struct PendingLog {
 }
 
 impl PendingLog {
-    /// The whole line, with `sent` body bytes.
-    pub fn line(&self, sent: u64) -> String {
-        let elapsed = self.started.elapsed().as_secs_f64();
+    /// Where the line goes, and the whole line with `sent` body bytes
+    /// (made in the prefix's own buffer).
+    pub fn line(self, sent: u64) -> (LogTarget, String) {
+        let millis = self.started.elapsed().as_millis() as u64;
         if let Some(begun) = &self.custom {
-            return LogFormat::finish(begun, self.status, sent, elapsed);
+            let line = LogFormat::finish(begun, self.status, sent, millis);
+            return (self.target, line);
         }
-        format!(
-            "{} {} {} {} {:.3}",
-            self.prefix, self.status, sent, self.suffix, elapsed
-        )
+        let mut out = self.prefix;
+        out.reserve(self.suffix.len() + 40);
+        out.push(' ');
+        out.push_str(itoa::Buffer::new().format(self.status));
+        out.push(' ');
+        out.push_str(itoa::Buffer::new().format(sent));
+        out.push(' ');
+        out.push_str(&self.suffix);
+        out.push(' ');
+        crate::routing::log_format::push_seconds(&mut out, millis);
+        (self.target, out)
     }
 }
 
@@ -60,19 +69,30 @@ pub fn pending(
         };
     }
     let time = crate::log::clf_time(SystemTime::now());
-    let prefix = format!(
-        "{} - {} [{time}] \"{} {} {}\"",
-        peer.ip(),
-        escape(user.unwrap_or("-")),
-        head.method,
-        escape(&head.target),
-        head.version.as_str()
-    );
-    let suffix = format!(
-        "\"{}\" \"{}\"",
-        escape(head.referer.as_deref().unwrap_or("-")),
-        escape(head.user_agent.as_deref().unwrap_or("-"))
-    );
+    // Built by hand: `format!` was most of what a line cost.
+    let target_text = escape(&head.target);
+    let user_text = escape(user.unwrap_or("-"));
+    let mut prefix = String::with_capacity(48 + time.len() + target_text.len() + user_text.len());
+    push_ip(&mut prefix, peer.ip());
+    prefix.push_str(" - ");
+    prefix.push_str(&user_text);
+    prefix.push_str(" [");
+    prefix.push_str(&time);
+    prefix.push_str("] \"");
+    prefix.push_str(head.method.as_str());
+    prefix.push(' ');
+    prefix.push_str(&target_text);
+    prefix.push(' ');
+    prefix.push_str(head.version.as_str());
+    prefix.push('"');
+    let referer = escape(head.referer.as_deref().unwrap_or("-"));
+    let agent = escape(head.user_agent.as_deref().unwrap_or("-"));
+    let mut suffix = String::with_capacity(referer.len() + agent.len() + 5);
+    suffix.push('"');
+    suffix.push_str(&referer);
+    suffix.push_str("\" \"");
+    suffix.push_str(&agent);
+    suffix.push('"');
     PendingLog {
         custom: None,
         target,
@@ -80,6 +100,24 @@ pub fn pending(
         suffix,
         status,
         started: now,
+    }
+}
+
+/// An address as text; an IPv4 one without the formatting machinery.
+fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(itoa::Buffer::new().format(*o));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 

@@ -555,7 +555,8 @@ impl Conn {
             } else {
                 0
             };
-            ctx.shared.access_log.write(&log.target, log.line(sent));
+            let (target, line) = log.line(sent);
+            ctx.shared.access_log.write(&target, line);
         }
         self.client.out.head.clear();
         if self.client.out.head.capacity() > 4096 {
