@@ -86,6 +86,15 @@ impl Client {
         self.input.as_ref().map_or(0, |i| i.data().len()) as u64
     }
 
+    /// The first `len` bytes of the read buffer: the head of the request
+    /// being answered, as the client sent it (it stays in the buffer
+    /// until the request is answered).
+    pub(super) fn head_bytes(&self, len: usize) -> &[u8] {
+        self.input
+            .as_ref()
+            .map_or(&[][..], |i| &i.data()[..len.min(i.data().len())])
+    }
+
     /// Nothing read is left unused.
     pub(super) fn input_empty(&self) -> bool {
         self.input.as_ref().is_none_or(|i| i.start == i.end)

@@ -91,12 +91,7 @@ impl Conn {
                 user: self.user.clone(),
             })
         });
-        let mut raw = self
-            .client
-            .input
-            .as_ref()
-            .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
-            .unwrap_or_default();
+        let mut raw = self.client.head_bytes(head.head_len).to_vec();
         if route.access_log.is_some() {
             let vars = vars::RequestVars {
                 head,

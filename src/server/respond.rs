@@ -90,11 +90,7 @@ impl Conn {
             if let Some(real) = &route.real_ip {
                 let mut values: Vec<&[u8]> = Vec::new();
                 if let crate::routing::real_ip::RealIpSource::Header(name) = &real.source {
-                    let raw = self
-                        .client
-                        .input
-                        .as_ref()
-                        .map_or(&[][..], |i| &i.data()[..head.head_len.min(i.data().len())]);
+                    let raw = self.client.head_bytes(head.head_len);
                     values.extend(vars::headers(raw, name));
                 }
                 let peer = real.resolve(self.tcp_peer, self.proxied, &values);
@@ -128,11 +124,7 @@ impl Conn {
         // (the head as sent is copied only then).
         let (uses_vars, uses_id) = (route.vars.any, route.vars.request_id);
         let raw: Vec<u8> = if uses_vars {
-            self.client
-                .input
-                .as_ref()
-                .map(|i| i.data()[..head.head_len.min(i.data().len())].to_vec())
-                .unwrap_or_default()
+            self.client.head_bytes(head.head_len).to_vec()
         } else {
             Vec::new()
         };
@@ -148,11 +140,7 @@ impl Conn {
         let limited = if !self.limits_checked && route.limits.any() && !too_large {
             self.limits_checked = true;
             // Keys read the head where it is (never copied for them).
-            let head_bytes = self
-                .client
-                .input
-                .as_ref()
-                .map_or(&[][..], |i| &i.data()[..head.head_len.min(i.data().len())]);
+            let head_bytes = self.client.head_bytes(head.head_len);
             let key_vars = vars::RequestVars {
                 head,
                 raw: head_bytes,
@@ -184,11 +172,7 @@ impl Conn {
         // before everything but a 413 or 403.
         let challenge = match &route.auth {
             Some(auth) if permitted => {
-                let raw = self
-                    .client
-                    .input
-                    .as_ref()
-                    .map_or(&[][..], |i| &i.data()[..head.head_len.min(i.data().len())]);
+                let raw = self.client.head_bytes(head.head_len);
                 let peer = self.client.peer.ip();
                 match ctx
                     .auth
