@@ -1,12 +1,11 @@
 //! The access-log line of a request: its start is made when the request
 //! is routed, its end (status, bytes, duration) when the response is out.
 
+use super::vars::RequestVars;
 use crate::http::parse::RequestHead;
 use crate::log::LogTarget;
 use crate::routing::Route;
 use crate::routing::log_format::LogFormat;
-use crate::routing::template::Vars;
-use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 /// An access-log line waiting for its byte count and duration.
@@ -47,33 +46,31 @@ impl PendingLog {
 }
 
 /// The line of a request routed to `route`, answered with `status` unless
-/// told otherwise.
+/// told otherwise; `None` when the route logs nothing.
 pub fn pending(
     head: &RequestHead,
     route: &Route,
-    vars: &dyn Vars,
-    peer: SocketAddr,
-    user: Option<&str>,
+    vars: &RequestVars<'_>,
     status: u16,
     now: Instant,
-) -> PendingLog {
-    let target = route.access_log.clone().unwrap_or(LogTarget::Stdout);
+) -> Option<PendingLog> {
+    let target = route.access_log.clone()?;
     if let Some(format) = &route.log_format {
-        return PendingLog {
+        return Some(PendingLog {
             target,
             prefix: String::new(),
             suffix: String::new(),
             status,
             started: now,
             custom: Some(format.begin(vars)),
-        };
+        });
     }
     let time = crate::log::clf_time(SystemTime::now());
     // Built by hand: `format!` was most of what a line cost.
     let target_text = escape(&head.target);
-    let user_text = escape(user.unwrap_or("-"));
+    let user_text = escape(vars.user.unwrap_or("-"));
     let mut prefix = String::with_capacity(48 + time.len() + target_text.len() + user_text.len());
-    push_ip(&mut prefix, peer.ip());
+    push_ip(&mut prefix, vars.peer.ip());
     prefix.push_str(" - ");
     prefix.push_str(&user_text);
     prefix.push_str(" [");
@@ -93,14 +90,14 @@ pub fn pending(
     suffix.push_str("\" \"");
     suffix.push_str(&agent);
     suffix.push('"');
-    PendingLog {
+    Some(PendingLog {
         custom: None,
         target,
         prefix,
         suffix,
         status,
         started: now,
-    }
+    })
 }
 
 /// An address as text; an IPv4 one without the formatting machinery.

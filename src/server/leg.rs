@@ -102,15 +102,8 @@ impl Conn {
                 request_id,
                 user: self.user.as_deref(),
             };
-            self.log = Some(access::pending(
-                head,
-                route,
-                &vars,
-                self.client.peer,
-                self.user.as_deref(),
-                502,
-                ctx.now,
-            ));
+            // 502 until the upstream's status is known.
+            self.log = access::pending(head, route, &vars, 502, ctx.now);
         }
         if let Some(target) = &head.rerouted {
             // Routed again (`try_files`): the upstream gets the new target.

@@ -203,17 +203,7 @@ impl Conn {
         if matches!(&route.action, Action::Return(r) if r.code == 444) && allowed && !too_large {
             // nginx's 444: the connection closes without an answer (to
             // drop unwanted hosts and scanners).
-            if route.access_log.is_some() {
-                self.log = Some(access::pending(
-                    head,
-                    route,
-                    &request_vars,
-                    self.client.peer,
-                    self.user.as_deref(),
-                    444,
-                    ctx.now,
-                ));
-            }
+            self.log = access::pending(head, route, &request_vars, 444, ctx.now);
             self.meter.status(444);
             self.client.close_after = true;
             self.response_done(ctx);
@@ -299,17 +289,7 @@ impl Conn {
             ctx.note_once(note);
         }
         self.meter.status(reply.status);
-        if route.access_log.is_some() {
-            self.log = Some(access::pending(
-                head,
-                route,
-                &request_vars,
-                self.client.peer,
-                self.user.as_deref(),
-                reply.status,
-                ctx.now,
-            ));
-        }
+        self.log = access::pending(head, route, &request_vars, reply.status, ctx.now);
         let head_only = head.method == Method::Head;
         self.client.write_reply(
             reply,
