@@ -47,23 +47,34 @@ impl AccessLog {
     }
 }
 
-/// `[26/Nov/2026:07:49:13 +0000]`'s inside, for the combined format.
-pub fn clf_time(now: std::time::SystemTime) -> String {
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    // Every line of a second has the same time: made once per second and
-    // thread, not once per line.
-    thread_local! {
-        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
-    }
-    LAST.with(|last| {
+/// The seconds of `now` since 1970.
+fn unix_secs(now: std::time::SystemTime) -> i64 {
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `make(secs)`, made once per second and thread: every log line of a
+/// second has the same time.
+fn per_second(
+    cache: &'static std::thread::LocalKey<std::cell::RefCell<(i64, String)>>,
+    secs: i64,
+    make: fn(i64) -> String,
+) -> String {
+    cache.with(|last| {
         let mut last = last.borrow_mut();
         if last.0 != secs {
-            *last = (secs, clf_time_of(secs));
+            *last = (secs, make(secs));
         }
         last.1.clone()
     })
+}
+
+/// `[26/Nov/2026:07:49:13 +0000]`'s inside, for the combined format.
+pub fn clf_time(now: std::time::SystemTime) -> String {
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    per_second(&LAST, unix_secs(now), clf_time_of)
 }
 
 fn clf_time_of(secs: i64) -> String {
@@ -84,19 +95,10 @@ fn clf_time_of(secs: i64) -> String {
 
 /// `2026-12-01T10:00:00+00:00` (nginx's `$time_iso8601`, in UTC).
 pub fn iso_time(now: std::time::SystemTime) -> String {
-    let secs = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
     thread_local! {
         static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != secs {
-            *last = (secs, iso_time_of(secs));
-        }
-        last.1.clone()
-    })
+    per_second(&LAST, unix_secs(now), iso_time_of)
 }
 
 fn iso_time_of(secs: i64) -> String {
