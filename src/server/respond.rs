@@ -16,12 +16,30 @@ use crate::metrics::Kind;
 use crate::routing::{Action, LocationMatch, Snapshot};
 use std::sync::Arc;
 
-/// Why `auth_basic` did not let a request in.
-enum Refusal {
-    /// No valid credentials: 401 with this `WWW-Authenticate`.
-    Challenge(Arc<str>),
-    /// Too many new credentials (429) or no hashing time left (503).
-    Status(u16),
+/// Why a limit or `auth_basic` did not let a request in: the answer.
+struct Refusal {
+    status: u16,
+    /// `Retry-After`, seconds.
+    retry_after: Option<u32>,
+    /// `WWW-Authenticate` (401).
+    challenge: Option<Arc<str>>,
+}
+
+impl Refusal {
+    fn reply(self) -> handler::Reply {
+        let mut r = canned::error(self.status);
+        r.retry_after = self.retry_after;
+        r.www_authenticate = self.challenge;
+        r
+    }
+
+    fn retry(status: u16, after: u32) -> Refusal {
+        Refusal {
+            status,
+            retry_after: Some(after),
+            challenge: None,
+        }
+    }
 }
 
 /// Internal redirects (`try_files`) one request may take.
@@ -161,7 +179,7 @@ impl Conn {
                     };
                     return;
                 }
-                Outcome::Reject(status, after) => Some((status, after)),
+                Outcome::Reject(status, after) => Some(Refusal::retry(status, after)),
             }
         } else {
             None
@@ -182,9 +200,13 @@ impl Conn {
                         self.user = Some(user);
                         None
                     }
-                    Verdict::Refused => Some(Refusal::Challenge(auth.challenge.clone())),
-                    Verdict::TooMany => Some(Refusal::Status(429)),
-                    Verdict::Busy => Some(Refusal::Status(503)),
+                    Verdict::Refused => Some(Refusal {
+                        status: 401,
+                        retry_after: None,
+                        challenge: Some(auth.challenge.clone()),
+                    }),
+                    Verdict::TooMany => Some(Refusal::retry(429, 1)),
+                    Verdict::Busy => Some(Refusal::retry(503, 1)),
                 }
             }
             _ => None,
@@ -209,7 +231,11 @@ impl Conn {
             self.response_done(ctx);
             return;
         }
-        let reply = match &route.action {
+        // A refused request is never `permitted` or `allowed`; a limit's
+        // refusal comes before the 403 of a denied address (which leaves
+        // `auth_basic` unasked).
+        let refusal = limited.or(challenge);
+        let reply = match (&route.action, refusal) {
             _ if slash.is_some() && allowed => {
                 let mut r = canned::error(301);
                 let mut location = crate::handler::autoindex::encode_path(&head.uri.path);
@@ -221,34 +247,16 @@ impl Conn {
                 r.location = Some(location);
                 r
             }
-            Action::Proxy(id) if allowed && !too_large => {
+            (Action::Proxy(id), _) if allowed && !too_large => {
                 if self.start_proxying(head, snapshot, (sid, which), *id, &request_id, ctx) {
                     return;
                 }
                 canned::error(502)
             }
             _ if too_large => canned::error(413),
-            _ if limited.is_some() => {
-                let (status, after) = limited.unwrap_or((503, 1));
-                let mut r = canned::error(status);
-                r.retry_after = Some(after);
-                r
-            }
+            (_, Some(refusal)) => refusal.reply(),
             _ if !permitted => canned::error(403),
-            _ if challenge.is_some() => match challenge {
-                Some(Refusal::Challenge(c)) => {
-                    let mut r = canned::error(401);
-                    r.www_authenticate = Some(c);
-                    r
-                }
-                Some(Refusal::Status(code)) => {
-                    let mut r = canned::error(code);
-                    r.retry_after = Some(1);
-                    r
-                }
-                None => canned::error(500),
-            },
-            Action::Metrics => {
+            (Action::Metrics, _) => {
                 let view = super::stats::view(&ctx.shared, snapshot, ctx.now);
                 handler::metrics::answer(head, &view)
             }
