@@ -289,9 +289,15 @@ impl Compiler<'_> {
             name: z.name.clone(),
             key: z.key.clone(),
             size: z.size,
-            rate: z.rate,
-            req: Default::default(),
-            conn: Default::default(),
+            kind: match z.rate {
+                Some(rate) => crate::routing::limits::ZoneKind::Req {
+                    rate,
+                    state: Default::default(),
+                },
+                None => crate::routing::limits::ZoneKind::Conn {
+                    state: Default::default(),
+                },
+            },
         }));
     }
 
@@ -308,7 +314,7 @@ impl Compiler<'_> {
             ("limit_conn_zone", "limit_req_zone")
         };
         match self.zones.iter().find(|z| z.name == name) {
-            Some(z) if z.rate.is_some() == req => Some(z.clone()),
+            Some(z) if z.is_req() == req => Some(z.clone()),
             Some(_) => {
                 self.out.push(
                     Diagnostic::error(format!("zone `{name}` is a `{other}`, not a `{want}`"))
@@ -321,7 +327,7 @@ impl Compiler<'_> {
                 let names = self
                     .zones
                     .iter()
-                    .filter(|z| z.rate.is_some() == req)
+                    .filter(|z| z.is_req() == req)
                     .map(|z| z.name.as_str());
                 self.out.push(
                     Diagnostic::error(format!("unknown zone `{name}`"))

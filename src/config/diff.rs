@@ -118,8 +118,7 @@ fn zones(old: &Snapshot, new: &Snapshot, out: &mut Vec<String>) {
         match old.zones.iter().find(|o| o.name == z.name) {
             None => out.push(format!("+ {}", zone_text(z))),
             Some(o) if o != z => {
-                let kept = if o.signature() == z.signature() && o.rate.is_some() == z.rate.is_some()
-                {
+                let kept = if o.signature() == z.signature() && o.is_req() == z.is_req() {
                     "its state kept"
                 } else {
                     "its state starts empty"

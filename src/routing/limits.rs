@@ -17,15 +17,33 @@ pub struct ZoneDef {
     pub key: Template,
     /// `zone=NAME:SIZE`, bytes.
     pub size: u64,
-    /// `rate=` of a request zone; `None` for a connection zone.
-    pub rate: Option<Rate>,
-    /// The state of a request zone (attached on install).
-    pub req: Attach<ReqZone>,
-    /// The state of a connection zone (attached on install).
-    pub conn: Attach<ConnZone>,
+    /// What it limits, with its state (attached on install).
+    pub kind: ZoneKind,
+}
+
+/// A request zone or a connection zone.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ZoneKind {
+    /// `limit_req_zone … rate=RATE`.
+    Req {
+        /// `rate=`.
+        rate: Rate,
+        /// The buckets.
+        state: Attach<ReqZone>,
+    },
+    /// `limit_conn_zone`.
+    Conn {
+        /// The counts of requests in progress.
+        state: Attach<ConnZone>,
+    },
 }
 
 impl ZoneDef {
+    /// A `limit_req_zone` (else a `limit_conn_zone`).
+    pub fn is_req(&self) -> bool {
+        matches!(self.kind, ZoneKind::Req { .. })
+    }
+
     /// What must stay the same for a reload to keep the zone's state.
     pub fn signature(&self) -> String {
         format!("{}\u{0}{}", self.key.source(), self.size)

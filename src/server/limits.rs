@@ -4,6 +4,7 @@
 use super::vars::RequestVars;
 use crate::limit::{ConnZone, Decision, Slot};
 use crate::routing::Route;
+use crate::routing::limits::ZoneKind;
 use std::time::{Duration, Instant};
 
 /// What the limits make of a request.
@@ -34,14 +35,17 @@ pub fn check(
         for commit in [!several, true] {
             let mut wait = Duration::ZERO;
             for l in &limits.req {
-                let (Some(zone), Some(rate)) = (l.zone.req.get(), l.zone.rate) else {
+                let ZoneKind::Req { rate, state } = &l.zone.kind else {
+                    continue;
+                };
+                let Some(zone) = state.get() else {
                     continue;
                 };
                 let key = KeyBuf::of(&l.zone.key, vars);
                 if key.bytes().is_empty() {
                     continue;
                 }
-                match zone.take(key.bytes(), now, rate, (l.burst, l.nodelay), commit) {
+                match zone.take(key.bytes(), now, *rate, (l.burst, l.nodelay), commit) {
                     Decision::Pass => {}
                     Decision::Delay(d) => wait = wait.max(d),
                     Decision::Reject(after) => {
@@ -58,7 +62,10 @@ pub fn check(
         }
     }
     for l in &limits.conn {
-        let Some(zone) = l.zone.conn.get() else {
+        let ZoneKind::Conn { state } = &l.zone.kind else {
+            continue;
+        };
+        let Some(zone) = state.get() else {
             continue;
         };
         let key = KeyBuf::of(&l.zone.key, vars);

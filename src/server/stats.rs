@@ -5,6 +5,7 @@
 use super::ctx::Shared;
 use crate::handler::metrics::{View, ZoneFigures};
 use crate::metrics::Registry;
+use crate::routing::limits::ZoneKind;
 use crate::routing::{LocationMatch, Snapshot};
 use std::time::Instant;
 
@@ -76,12 +77,15 @@ pub fn attach_zones(snapshot: &Snapshot, zones: &crate::limit::Registry) {
     let mut conn = Vec::new();
     for z in &snapshot.zones {
         let signature = z.signature();
-        if z.rate.is_some() {
-            z.req.set(zones.req(&z.name, &signature, z.size));
-            req.push(z.name.as_str());
-        } else {
-            z.conn.set(zones.conn(&z.name, &signature, z.size));
-            conn.push(z.name.as_str());
+        match &z.kind {
+            ZoneKind::Req { state, .. } => {
+                state.set(zones.req(&z.name, &signature, z.size));
+                req.push(z.name.as_str());
+            }
+            ZoneKind::Conn { state } => {
+                state.set(zones.conn(&z.name, &signature, z.size));
+                conn.push(z.name.as_str());
+            }
         }
     }
     zones.keep_only(&req, &conn);
@@ -139,10 +143,17 @@ pub fn view(shared: &Shared, snapshot: &Snapshot, now: Instant) -> View {
             rejected: c.rejected.load(Relaxed),
             keys: keys as u64,
         };
-        if let Some(zone) = z.req.get() {
-            view.zones.push(figures("req", &zone.counters, zone.len()));
-        } else if let Some(zone) = z.conn.get() {
-            view.zones.push(figures("conn", &zone.counters, zone.len()));
+        match &z.kind {
+            ZoneKind::Req { state, .. } => {
+                if let Some(zone) = state.get() {
+                    view.zones.push(figures("req", &zone.counters, zone.len()));
+                }
+            }
+            ZoneKind::Conn { state } => {
+                if let Some(zone) = state.get() {
+                    view.zones.push(figures("conn", &zone.counters, zone.len()));
+                }
+            }
         }
     }
     view
