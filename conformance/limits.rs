@@ -144,8 +144,14 @@ server {{
         limit_conn conns 1;
         proxy_pass {};
     }}
+    location /app2/ {{
+        limit_conn conns 1;
+        limit_conn_status 429;
+        proxy_pass {};
+    }}
 }}
 ",
+        up.addr(),
         up.addr()
     );
     let server = Server::start(&template, site);
@@ -157,6 +163,9 @@ server {{
     );
     let r = ask(&server, [127, 0, 0, 1], "/app/");
     assert_eq!((r.status, r.header("retry-after")), (503, Some("1")));
+    // The same zone from another location, with its own status.
+    let r = ask(&server, [127, 0, 0, 1], "/app2/");
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
     release.send(()).unwrap();
     assert_eq!(read_response(&mut first, false).unwrap().text(), "done");
     // The slot is given back once the response is out (the worker may

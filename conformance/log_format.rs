@@ -136,3 +136,40 @@ server {
     let out = xps(dir.path(), &["--fmt", "f.conf"]);
     assert_eq!(out.stdout, conf, "{}", out.stderr);
 }
+
+#[test]
+fn the_time_variables_and_escape_none() {
+    let template =
+        "log_format times escape=none '$time_local|$time_iso8601|$msec|$request|$http_x_raw';
+server {
+    listen 127.0.0.1:{port};
+    access_log {dir}/times.log times;
+    return 200 ok;
+}
+";
+    let server = Server::start(template, |_| {});
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    server.get("/t?a=1", &["X-Raw: say \"hi\""]);
+    let line = lines(&server, "times.log", 1).remove(0);
+    let parts: Vec<&str> = line.split('|').collect();
+    assert_eq!(parts.len(), 5, "{line}");
+    // 01/Dec/2026:10:00:00 +0000
+    assert!(
+        parts[0].ends_with(" +0000") && parts[0].len() == 26,
+        "{line}"
+    );
+    // 2026-12-01T10:00:00+00:00
+    assert!(
+        parts[1].ends_with("+00:00") && parts[1].contains('T') && parts[1].len() == 25,
+        "{line}"
+    );
+    let msec: f64 = parts[2].parse().expect("seconds");
+    assert!(parts[2].len() - parts[2].find('.').unwrap() == 4, "{line}");
+    assert!((msec - before).abs() < 60.0, "{line}");
+    assert_eq!(parts[3], "GET /t?a=1 HTTP/1.1");
+    // escape=none: the value as sent.
+    assert_eq!(parts[4], "say \"hi\"");
+}

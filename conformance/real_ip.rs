@@ -222,3 +222,55 @@ stream {
         );
     }
 }
+
+#[test]
+fn x_real_ip_is_the_default_header_and_any_header_can_be_named() {
+    let template = "server {
+    listen 127.0.0.1:{port};
+    set_real_ip_from 127.0.0.1;
+    location / {
+        return 200 \"$remote_addr\";
+    }
+    location /cdn/ {
+        real_ip_header CF-Connecting-IP;
+        return 200 \"$remote_addr\";
+    }
+}
+";
+    let server = Server::start(template, |_| {});
+    // Without real_ip_header: X-Real-IP, and X-Forwarded-For is not read.
+    assert_eq!(
+        ask(&server, [127, 0, 0, 1], "/", &["X-Real-IP: 198.51.100.7"]).text(),
+        "198.51.100.7"
+    );
+    assert_eq!(
+        ask(
+            &server,
+            [127, 0, 0, 1],
+            "/",
+            &["X-Forwarded-For: 198.51.100.7"]
+        )
+        .text(),
+        "127.0.0.1"
+    );
+    assert_eq!(
+        ask(
+            &server,
+            [127, 0, 0, 1],
+            "/cdn/",
+            &["CF-Connecting-IP: 2001:db8::5"]
+        )
+        .text(),
+        "2001:db8::5"
+    );
+    assert_eq!(
+        ask(
+            &server,
+            [127, 0, 0, 1],
+            "/cdn/",
+            &["X-Real-IP: 198.51.100.7"]
+        )
+        .text(),
+        "127.0.0.1"
+    );
+}
