@@ -38,13 +38,9 @@ pub fn check(
                 let ZoneKind::Req { rate, state } = &l.zone.kind else {
                     continue;
                 };
-                let Some(zone) = state.get() else {
+                let (Some(zone), Some(key)) = (state.get(), KeyBuf::of(&l.zone.key, vars)) else {
                     continue;
                 };
-                let key = KeyBuf::of(&l.zone.key, vars);
-                if key.bytes().is_empty() {
-                    continue;
-                }
                 match zone.take(key.bytes(), now, *rate, (l.burst, l.nodelay), commit) {
                     Decision::Pass => {}
                     Decision::Delay(d) => wait = wait.max(d),
@@ -65,13 +61,9 @@ pub fn check(
         let ZoneKind::Conn { state } = &l.zone.kind else {
             continue;
         };
-        let Some(zone) = state.get() else {
+        let (Some(zone), Some(key)) = (state.get(), KeyBuf::of(&l.zone.key, vars)) else {
             continue;
         };
-        let key = KeyBuf::of(&l.zone.key, vars);
-        if key.bytes().is_empty() {
-            continue;
-        }
         match ConnZone::acquire(zone, key.bytes(), l.max, now) {
             Some(slot) => slots.push(slot),
             None => {
@@ -92,7 +84,11 @@ enum KeyBuf<'a> {
 }
 
 impl<'a> KeyBuf<'a> {
-    fn of(key: &'a crate::routing::template::Template, vars: &RequestVars<'_>) -> KeyBuf<'a> {
+    /// The key of a request; `None` when it is empty (not limited).
+    fn of(
+        key: &'a crate::routing::template::Template,
+        vars: &RequestVars<'_>,
+    ) -> Option<KeyBuf<'a>> {
         use crate::routing::template::Var;
         match key.single_var() {
             Some(Var::RemoteAddr | Var::BinaryRemoteAddr) => {
@@ -100,15 +96,15 @@ impl<'a> KeyBuf<'a> {
                 match vars.peer.ip() {
                     std::net::IpAddr::V4(v4) => {
                         b[..4].copy_from_slice(&v4.octets());
-                        KeyBuf::Addr(b, 4)
+                        Some(KeyBuf::Addr(b, 4))
                     }
                     std::net::IpAddr::V6(v6) => {
                         b.copy_from_slice(&v6.octets());
-                        KeyBuf::Addr(b, 16)
+                        Some(KeyBuf::Addr(b, 16))
                     }
                 }
             }
-            _ => KeyBuf::Text(key.render(vars)),
+            _ => Some(KeyBuf::Text(key.render(vars))).filter(|k| !k.bytes().is_empty()),
         }
     }
 
