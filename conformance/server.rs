@@ -313,13 +313,13 @@ impl Response {
 /// Reads one response from `s` (its body per Content-Length, or to the
 /// end of the connection). `None` when the connection closed before a
 /// status line.
-pub fn read_response(s: &mut TcpStream, head_request: bool) -> Option<Response> {
+pub fn read_response(s: &mut impl Read, head_request: bool) -> Option<Response> {
     try_read_response(s, head_request).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Like [`read_response`], with a read error as `Err`.
 pub fn try_read_response(
-    s: &mut TcpStream,
+    s: &mut impl Read,
     head_request: bool,
 ) -> Result<Option<Response>, String> {
     let mut buf = Vec::new();

@@ -4,7 +4,8 @@
 
 use crate::http::target;
 use crate::routing::location::Verdict;
-use crate::routing::{Action, HostMatch, LocationMatch, Route, Server, Snapshot};
+use crate::routing::{Action, HostMatch, LocationMatch, Peer, Route, Server, Snapshot};
+use crate::upstream::Endpoint;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
@@ -22,6 +23,11 @@ pub fn explain(s: &Snapshot, request: &[String], from: IpAddr) -> Result<String,
         return Err(format!("`{method}` is not an HTTP method (GET, POST, …)"));
     }
     let url = Url::parse(url)?;
+    // A client of a Unix socket has no address.
+    let from = match url.socket {
+        Some(_) => Peer::Unix,
+        None => Peer::Inet(SocketAddr::new(from, 0)),
+    };
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -32,27 +38,32 @@ pub fn explain(s: &Snapshot, request: &[String], from: IpAddr) -> Result<String,
     if s.listeners.is_empty() {
         return Err("this config has no HTTP listeners".to_string());
     }
-    let (listener, why) = match &url.host {
-        None => (
+    let (listener, why) = match (url.socket, &url.host) {
+        (Some(path), _) => {
+            let addr = Endpoint::Unix(Path::new(path).into());
+            match s.listener(&addr) {
+                Some(l) => (l, "accepts connections to that socket".to_string()),
+                None => return Err(no_listener(s, &addr.to_string())),
+            }
+        }
+        (None, None) => (
             &s.listeners[0],
             "the first listener (the URL names no host)".to_string(),
         ),
-        Some(host) => {
+        (None, Some(host)) => {
             let local = local_addr(host, url.port);
-            let found = local.and_then(|a| s.listener(a)).or_else(|| {
-                let on_port = s.listeners.iter().filter(|l| l.addr.port() == url.port);
-                on_port.min_by_key(|l| !l.addr.ip().is_unspecified())
+            let found = local.and_then(|a| s.listener(&a)).or_else(|| {
+                let on_port = s.listeners.iter().filter_map(|l| match l.addr {
+                    Endpoint::Inet(a) if a.port() == url.port => Some((l, a)),
+                    _ => None,
+                });
+                on_port
+                    .min_by_key(|(_, a)| !a.ip().is_unspecified())
+                    .map(|(l, _)| l)
             });
             match found {
                 Some(l) => (l, format!("accepts connections to {host}:{}", url.port)),
-                None => {
-                    let all: Vec<String> = s.listeners.iter().map(|l| l.addr.to_string()).collect();
-                    return Err(format!(
-                        "no listener for port {} (listeners: {})",
-                        url.port,
-                        all.join(", ")
-                    ));
-                }
+                None => return Err(no_listener(s, &format!("port {}", url.port))),
             }
         }
     };
@@ -156,8 +167,16 @@ pub fn explain(s: &Snapshot, request: &[String], from: IpAddr) -> Result<String,
     Ok(o)
 }
 
+/// Why no listener takes the URL, with the ones there are.
+fn no_listener(s: &Snapshot, what: &str) -> String {
+    let all: Vec<String> = s.listeners.iter().map(|l| l.addr.to_string()).collect();
+    format!("no listener for {what} (listeners: {})", all.join(", "))
+}
+
 /// A URL as `--explain` accepts it.
 struct Url<'a> {
+    /// `http://unix:/PATH:/uri`: the Unix socket the request comes to.
+    socket: Option<&'a str>,
     host: Option<String>,
     port: u16,
     path: &'a str,
@@ -166,7 +185,18 @@ struct Url<'a> {
 
 impl<'a> Url<'a> {
     fn parse(url: &'a str) -> Result<Url<'a>, String> {
-        let (host, port, rest) = if let Some(after) = url.strip_prefix("http://") {
+        let mut socket = None;
+        let (host, port, rest) = if let Some(sock) = url.strip_prefix("http://unix:") {
+            // nginx's form: the path, then a colon and the URI.
+            let (path, rest) = sock.split_once(':').unwrap_or((sock, ""));
+            if !path.starts_with('/') {
+                return Err(format!(
+                    "`{url}` names no socket path; write http://unix:/PATH:/uri"
+                ));
+            }
+            socket = Some(path);
+            (None, 80, if rest.is_empty() { "/" } else { rest })
+        } else if let Some(after) = url.strip_prefix("http://") {
             let end = after.find(['/', '?']).unwrap_or(after.len());
             let authority = &after[..end];
             let (host, port) = match authority.rsplit_once(':') {
@@ -201,6 +231,7 @@ impl<'a> Url<'a> {
             None => (rest, None),
         };
         Ok(Url {
+            socket,
             host,
             port,
             path: if path.is_empty() { "/" } else { path },
@@ -210,14 +241,13 @@ impl<'a> Url<'a> {
 }
 
 /// The local address a connection to `host:port` would arrive on.
-fn local_addr(host: &str, port: u16) -> Option<SocketAddr> {
+fn local_addr(host: &str, port: u16) -> Option<Endpoint> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host == "localhost" {
-        return Some(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
-    }
-    host.parse::<IpAddr>()
-        .ok()
-        .map(|ip| SocketAddr::new(ip, port))
+    let ip = match host {
+        "localhost" => Ipv4Addr::LOCALHOST.into(),
+        _ => host.parse::<IpAddr>().ok()?,
+    };
+    Some(Endpoint::Inet(SocketAddr::new(ip, port)))
 }
 
 fn locations(o: &mut String, server: &Server, path: &str, which: LocationMatch) {
@@ -290,7 +320,7 @@ fn locations(o: &mut String, server: &Server, path: &str, which: LocationMatch) 
 }
 
 /// Whose address the request is from, when a balancer may say.
-fn real_ip(o: &mut String, route: &Route, from: IpAddr) {
+fn real_ip(o: &mut String, route: &Route, from: Peer) {
     use crate::routing::real_ip::RealIpSource;
     let Some(r) = &route.real_ip else {
         return;
@@ -299,7 +329,7 @@ fn real_ip(o: &mut String, route: &Route, from: IpAddr) {
         RealIpSource::ProxyProtocol => "the PROXY protocol header".to_string(),
         RealIpSource::Header(h) => format!("`{h}`"),
     };
-    let _ = if r.trusted(from) {
+    let _ = if r.trusted(from.ip()) {
         writeln!(
             o,
             "real ip    {from} is a listed balancer (set_real_ip_from): the client's address is read from {source}; below, {from} stands for it"
@@ -346,8 +376,8 @@ fn limits(o: &mut String, route: &Route) {
 }
 
 /// Writes the access decision; false when the client is denied.
-fn access(o: &mut String, route: &Route, from: IpAddr) -> bool {
-    let (allowed, rule) = route.access.check(from);
+fn access(o: &mut String, route: &Route, from: Peer) -> bool {
+    let (allowed, rule) = route.access.check(from.ip());
     let verdict = if allowed { "allowed" } else { "denied" };
     match rule {
         Some(i) => {

@@ -17,8 +17,8 @@ use crate::routing::{
     Workers,
 };
 use crate::upstream::Balance;
+use crate::upstream::Endpoint;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,7 +153,7 @@ struct Compiler<'a> {
     formats: HashMap<String, (Arc<crate::routing::log_format::LogFormat>, Span)>,
     /// Whether an HTTP address takes the PROXY protocol, with the span of
     /// its first `listen`.
-    proxy_protocol: HashMap<SocketAddr, (bool, Span)>,
+    proxy_protocol: HashMap<Endpoint, (bool, Span)>,
     out: &'a mut Vec<Diagnostic>,
     upstreams: Vec<UpstreamGroup>,
     /// Named group → index, with the span of its name.
@@ -165,9 +165,9 @@ struct Compiler<'a> {
     /// Root folders already checked for existence.
     roots_checked: HashSet<std::path::PathBuf>,
     /// Stream listen addresses with their spans, for the conflict check.
-    stream_spans: Vec<(SocketAddr, Span)>,
+    stream_spans: Vec<(Endpoint, Span)>,
     /// HTTP listen addresses with the span of their first `listen`.
-    http_spans: HashMap<SocketAddr, Span>,
+    http_spans: HashMap<Endpoint, Span>,
     /// Loading an eXpServer JSON file (changes some wording).
     expserver: bool,
 }
@@ -176,7 +176,7 @@ struct Compiler<'a> {
 struct Compiled {
     server: Server,
     /// `(address, default_server, span of the listen argument)`.
-    listen: Vec<(SocketAddr, bool, Span)>,
+    listen: Vec<(Endpoint, bool, Span)>,
     /// Span of the `server_name` arguments.
     names_span: Option<Span>,
 }
@@ -531,7 +531,7 @@ impl Compiler<'_> {
                         Some(_) => {}
                         None => {
                             self.proxy_protocol
-                                .insert(*addr, (*proxy_protocol, child.args));
+                                .insert(addr.clone(), (*proxy_protocol, child.args));
                         }
                     }
                     if let Some((_, _, first)) = listen.iter().find(|(a, _, _)| a == addr) {
@@ -542,7 +542,8 @@ impl Compiler<'_> {
                         );
                         continue;
                     }
-                    listen.push((*addr, *default, child.args));
+                    self.unix_folder(addr, child);
+                    listen.push((addr.clone(), *default, child.args));
                 }
                 (Key::ServerName, Value::ServerNames(list)) => {
                     names = list.clone();
@@ -613,7 +614,7 @@ impl Compiler<'_> {
         Some(Compiled {
             server: Server {
                 server_name: names,
-                listen: listen.iter().map(|(a, _, _)| *a).collect(),
+                listen: listen.iter().map(|(a, _, _)| a.clone()).collect(),
                 locations: Locations::new(locations),
                 fallback: layer.route(fallback_action),
                 return_first,
@@ -709,19 +710,49 @@ impl Compiler<'_> {
         }
     }
 
+    /// A Unix socket to listen on goes in a folder that exists (the socket
+    /// file itself is made, or replaced when stale, at bind time).
+    fn unix_folder(&mut self, addr: &Endpoint, child: &Node) {
+        let Endpoint::Unix(path) = addr else {
+            return;
+        };
+        let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) else {
+            return;
+        };
+        match std::fs::metadata(folder) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => self.out.push(
+                Diagnostic::error(format!("{} is not a folder", folder.display()))
+                    .at(child.args, "the socket would go in it"),
+            ),
+            Err(e) => self.out.push(
+                Diagnostic::error(format!(
+                    "cannot listen on {addr}: the folder {} {}",
+                    folder.display(),
+                    match e.kind() {
+                        std::io::ErrorKind::NotFound => "does not exist".to_string(),
+                        _ => format!("cannot be read ({})", crate::config::load::io_reason(&e)),
+                    }
+                ))
+                .at(child.args, "no folder for the socket")
+                .help(format!("create it first: `mkdir -p {}`", folder.display())),
+            ),
+        }
+    }
+
     /// Groups servers by listen address; checks default servers and names.
     fn listeners(&mut self, servers: &[Compiled]) -> Vec<Listener> {
-        let mut order: Vec<SocketAddr> = Vec::new();
-        let mut members: HashMap<SocketAddr, Vec<usize>> = HashMap::default();
-        let mut defaults: HashMap<SocketAddr, Span> = HashMap::default();
-        let mut names: HashMap<(SocketAddr, String), Span> = HashMap::default();
+        let mut order: Vec<Endpoint> = Vec::new();
+        let mut members: HashMap<Endpoint, Vec<usize>> = HashMap::default();
+        let mut defaults: HashMap<Endpoint, Span> = HashMap::default();
+        let mut names: HashMap<(Endpoint, String), Span> = HashMap::default();
         for (id, s) in servers.iter().enumerate() {
             for (addr, is_default, span) in &s.listen {
                 if !members.contains_key(addr) {
-                    order.push(*addr);
-                    self.http_spans.insert(*addr, *span);
+                    order.push(addr.clone());
+                    self.http_spans.insert(addr.clone(), *span);
                 }
-                members.entry(*addr).or_default().push(id);
+                members.entry(addr.clone()).or_default().push(id);
                 if *is_default {
                     if let Some(first) = defaults.get(addr) {
                         self.out.push(
@@ -730,11 +761,11 @@ impl Compiler<'_> {
                                 .also(*first, "first default_server"),
                         );
                     } else {
-                        defaults.insert(*addr, *span);
+                        defaults.insert(addr.clone(), *span);
                     }
                 }
                 for name in &s.server.server_name {
-                    let key = (*addr, name.to_string());
+                    let key = (addr.clone(), name.to_string());
                     let here = s.names_span.unwrap_or(*span);
                     if let Some(first) = names.get(&key) {
                         self.out.push(
@@ -760,10 +791,10 @@ impl Compiler<'_> {
                     (id, s.server.server_name.as_slice(), is_default)
                 }));
                 Listener {
+                    proxy_protocol: self.proxy_protocol.get(&addr).is_some_and(|(pp, _)| *pp),
                     addr,
                     servers: ids,
                     hosts,
-                    proxy_protocol: self.proxy_protocol.get(&addr).is_some_and(|(pp, _)| *pp),
                 }
             })
             .collect()
@@ -791,7 +822,8 @@ impl Compiler<'_> {
             for child in &s.children {
                 match (&child.spec.key, &child.value) {
                     (Key::StreamListen, Value::Listen(addr, _, _)) => {
-                        listen.push((*addr, child.args))
+                        self.unix_folder(addr, child);
+                        listen.push((addr.clone(), child.args))
                     }
                     (Key::StreamProxyPass, Value::ProxyPass(target, _)) => {
                         has_proxy = true;
@@ -818,7 +850,7 @@ impl Compiler<'_> {
             }
             let Some(upstream) = upstream else { continue };
             streams.push(StreamServer {
-                listen: listen.iter().map(|(a, _)| *a).collect(),
+                listen: listen.iter().map(|(a, _)| a.clone()).collect(),
                 upstream,
                 proxy_timeout: layer.proxy_timeout.unwrap_or(Duration::from_secs(600)),
                 proxy_connect_timeout: layer
@@ -837,7 +869,7 @@ impl Compiler<'_> {
     /// An address is either HTTP or stream, and one stream server's.
     fn stream_conflicts(&mut self, listeners: &[Listener]) {
         let spans = std::mem::take(&mut self.stream_spans);
-        let mut seen: HashMap<SocketAddr, Span> = HashMap::default();
+        let mut seen: HashMap<Endpoint, Span> = HashMap::default();
         for (addr, span) in spans {
             if let Some(http) = listeners
                 .iter()
@@ -849,7 +881,7 @@ impl Compiler<'_> {
                     Diagnostic::error(format!("{addr} is both an HTTP and a stream address"))
                         .at(span, "a stream server listens here")
                         .also(http, "an HTTP server listens here")
-                        .help("give one of them another port"),
+                        .help("give one of them another address"),
                 );
             } else if let Some(first) = seen.get(&addr) {
                 self.out.push(

@@ -36,7 +36,7 @@ pub fn dump(s: &Snapshot) -> String {
                 .iter()
                 .any(|l| l.addr == *addr && l.proxy_protocol);
             let pp = if pp { " proxy_protocol" } else { "" };
-            let _ = writeln!(o, "    listen {}{suffix}{pp};", addr_text(*addr));
+            let _ = writeln!(o, "    listen {addr}{suffix}{pp};");
         }
         if !server.server_name.is_empty() {
             let names: Vec<String> = server.server_name.iter().map(|n| n.to_string()).collect();
@@ -86,7 +86,7 @@ pub fn dump(s: &Snapshot) -> String {
         for st in &s.streams {
             let _ = writeln!(o, "    server {{  # {}", st.origin);
             for addr in &st.listen {
-                let _ = writeln!(o, "        listen {};", addr_text(*addr));
+                let _ = writeln!(o, "        listen {addr};");
             }
             let _ = writeln!(
                 o,
@@ -390,13 +390,6 @@ pub fn proxy_target(u: &UpstreamGroup) -> String {
             .map_or_else(|| u.name.clone(), |m| m.addr.to_string())
     } else {
         u.name.clone()
-    }
-}
-
-fn addr_text(addr: std::net::SocketAddr) -> String {
-    match addr {
-        std::net::SocketAddr::V4(a) => a.to_string(),
-        std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     }
 }
 

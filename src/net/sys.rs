@@ -1,5 +1,5 @@
 //! System calls std does not wrap: listen sockets with `SO_REUSEPORT` and
-//! `IPV6_V6ONLY`, `accept4`, `sendfile`, `openat2(RESOLVE_BENEATH)`,
+//! `IPV6_V6ONLY` or on Unix socket paths, `accept4`, `sendfile`, `openat2(RESOLVE_BENEATH)`,
 //! `eventfd`, `signalfd`, `pipe2` and `splice`, the descriptor limit. Each function is one
 //! syscall (or a short fixed sequence) and returns `io::Result`.
 
@@ -14,7 +14,7 @@ use std::io;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
+use std::os::unix::net::{UnixListener, UnixStream};
 
 fn io_err(e: nix::Error) -> io::Error {
     io::Error::from(e)
@@ -39,11 +39,11 @@ fn stream_socket(addr: SocketAddr) -> io::Result<OwnedFd> {
 /// A non-blocking listen socket on `addr`. `[::]`-style IPv6 sockets are
 /// IPv6-only, so `0.0.0.0:P` and `[::]:P` can both be bound. With
 /// `reuseport`, several sockets may bind the same address (one per worker).
-pub fn listen(addr: SocketAddr, reuseport: bool, backlog: i32) -> io::Result<TcpListener> {
+pub fn listen(addr: SocketAddr, reuseport: bool, backlog: i32) -> io::Result<ListenSocket> {
     let fd = bound(addr, reuseport)?;
     let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
     socket::listen(&fd, backlog).map_err(io_err)?;
-    Ok(TcpListener::from(fd))
+    Ok(ListenSocket::Tcp(TcpListener::from(fd)))
 }
 
 /// Whether `addr` can be bound without `SO_REUSEPORT`: no other socket
@@ -71,19 +71,67 @@ fn bound(addr: SocketAddr, reuseport: bool) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// A listen socket: TCP, or a Unix domain socket.
+#[derive(Debug)]
+pub enum ListenSocket {
+    /// TCP.
+    Tcp(TcpListener),
+    /// A Unix domain socket.
+    Unix(UnixListener),
+}
+
+impl ListenSocket {
+    /// Another descriptor for the same socket.
+    pub fn try_clone(&self) -> io::Result<ListenSocket> {
+        Ok(match self {
+            ListenSocket::Tcp(l) => ListenSocket::Tcp(l.try_clone()?),
+            ListenSocket::Unix(l) => ListenSocket::Unix(l.try_clone()?),
+        })
+    }
+}
+
+impl AsFd for ListenSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self {
+            ListenSocket::Tcp(l) => l.as_fd(),
+            ListenSocket::Unix(l) => l.as_fd(),
+        }
+    }
+}
+
+/// A non-blocking listen socket on the Unix socket path `path`, which must
+/// not exist.
+pub fn listen_unix(path: &std::path::Path, backlog: i32) -> io::Result<ListenSocket> {
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(io_err)?;
+    let addr = socket::UnixAddr::new(path).map_err(io_err)?;
+    socket::bind(fd.as_raw_fd(), &addr).map_err(io_err)?;
+    let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
+    socket::listen(&fd, backlog).map_err(io_err)?;
+    Ok(ListenSocket::Unix(UnixListener::from(fd)))
+}
+
 /// Accepts one connection as a non-blocking, close-on-exec stream.
-pub fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
+pub fn accept(listener: &ListenSocket) -> io::Result<Stream> {
     let fd: OwnedFd = socket::accept4(
         listener.as_fd(),
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
     )
     .map_err(io_err)?;
-    Ok(TcpStream::from(fd))
+    Ok(match listener {
+        ListenSocket::Tcp(_) => Stream::Tcp(TcpStream::from(fd)),
+        ListenSocket::Unix(_) => Stream::Unix(UnixStream::from(fd)),
+    })
 }
 
 /// Sends up to `count` bytes of `file` from `*offset` to the socket
 /// without copying through user space; advances `*offset`.
-pub fn sendfile(out: &TcpStream, file: &File, offset: &mut i64, count: usize) -> io::Result<usize> {
+pub fn sendfile(out: impl AsFd, file: &File, offset: &mut i64, count: usize) -> io::Result<usize> {
     nix::sys::sendfile::sendfile64(out.as_fd(), file.as_fd(), Some(offset), count).map_err(io_err)
 }
 
@@ -265,20 +313,20 @@ pub fn stat_file(file: &File) -> io::Result<Stat> {
 
 /// Makes the next close of `s` a reset (RST) instead of an orderly FIN:
 /// for a close-delimited body cut short, where a FIN would mark it whole.
-pub fn reset_on_close(s: &TcpStream) -> io::Result<()> {
+pub fn reset_on_close(s: impl AsFd) -> io::Result<()> {
     let abort = libc::linger {
         l_onoff: 1,
         l_linger: 0,
     };
-    socket::setsockopt(s, sockopt::Linger, &abort).map_err(io_err)
+    socket::setsockopt(&s, sockopt::Linger, &abort).map_err(io_err)
 }
 
 /// `send` with `MSG_MORE`: the kernel holds the bytes back briefly to join
 /// them with what follows (a response head before its `sendfile` body).
-pub fn send_more(out: &TcpStream, buf: &[u8]) -> io::Result<usize> {
+pub fn send_more(out: impl AsFd, buf: &[u8]) -> io::Result<usize> {
     use nix::sys::socket::MsgFlags;
     socket::send(
-        out.as_raw_fd(),
+        out.as_fd().as_raw_fd(),
         buf,
         MsgFlags::from_bits_retain(libc::MSG_MORE | libc::MSG_NOSIGNAL),
     )
@@ -360,8 +408,8 @@ impl AsFd for DirWatch {
     }
 }
 
-/// A connected stream socket to an upstream: TCP, or a Unix domain
-/// socket. Reads and writes go to whichever it is.
+/// A connected stream socket, a client's or an upstream's: TCP, or a Unix
+/// domain socket. Reads and writes go to whichever it is.
 #[derive(Debug)]
 pub enum Stream {
     /// TCP.
@@ -376,6 +424,14 @@ impl Stream {
         match self {
             Stream::Tcp(s) => s.take_error(),
             Stream::Unix(s) => s.take_error(),
+        }
+    }
+
+    /// Shuts down one or both directions.
+    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
         }
     }
 

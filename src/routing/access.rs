@@ -13,14 +13,19 @@ pub enum AccessTarget {
     All,
     /// An address (as a /32 or /128) or a CIDR block.
     Net(IpNet),
+    /// `unix:`: clients of a `listen unix:` socket.
+    Unix,
 }
 
 impl AccessTarget {
-    /// Whether the client address falls under this target.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match self {
-            AccessTarget::All => true,
-            AccessTarget::Net(net) => net.contains(&ip),
+    /// Whether the client address falls under this target (`None`: a
+    /// client of a Unix socket).
+    pub fn contains(&self, ip: Option<IpAddr>) -> bool {
+        match (self, ip) {
+            (AccessTarget::All, _) => true,
+            (AccessTarget::Net(net), Some(ip)) => net.contains(&ip),
+            (AccessTarget::Unix, None) => true,
+            _ => false,
         }
     }
 }
@@ -29,6 +34,7 @@ impl fmt::Display for AccessTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AccessTarget::All => f.write_str("all"),
+            AccessTarget::Unix => f.write_str("unix:"),
             AccessTarget::Net(net) if net.prefix_len() == net.max_prefix_len() => {
                 write!(f, "{}", net.addr())
             }
@@ -64,12 +70,13 @@ pub struct AccessList {
 
 impl AccessList {
     /// Whether the client may pass, and the index of the rule that decided
-    /// (`None`: no rule matched, allowed).
-    pub fn check(&self, ip: IpAddr) -> (bool, Option<usize>) {
-        let ip = match ip {
+    /// (`None`: no rule matched, allowed). `ip` is `None` for a client of
+    /// a Unix socket, which only `all` and `unix:` match.
+    pub fn check(&self, ip: Option<IpAddr>) -> (bool, Option<usize>) {
+        let ip = ip.map(|ip| match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             IpAddr::V4(_) => ip,
-        };
+        });
         match self.rules.iter().position(|r| r.target.contains(ip)) {
             Some(i) => (self.rules[i].allow, Some(i)),
             None => (true, None),
@@ -108,11 +115,25 @@ mod tests {
                 rule(false, "all"),
             ],
         };
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let ip = |s: &str| Some(s.parse::<IpAddr>().expect("ip"));
         assert_eq!(list.check(ip("127.0.0.2")), (false, Some(0)));
         assert_eq!(list.check(ip("127.9.9.9")), (true, Some(1)));
         assert_eq!(list.check(ip("10.0.0.1")), (false, Some(2)));
         assert_eq!(list.check(ip("::ffff:127.0.0.5")), (true, Some(1)));
         assert_eq!(AccessList::default().check(ip("::1")), (true, None));
+        // A Unix socket client matches `all` and `unix:` only.
+        assert_eq!(list.check(None), (false, Some(2)));
+        let unix = AccessList {
+            rules: vec![
+                AccessRule {
+                    allow: true,
+                    target: AccessTarget::Unix,
+                    origin: Origin::default(),
+                },
+                rule(false, "0.0.0.0/0"),
+            ],
+        };
+        assert_eq!(unix.check(None), (true, Some(0)));
+        assert_eq!(unix.check(ip("10.0.0.1")), (false, Some(1)));
     }
 }

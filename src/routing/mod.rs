@@ -28,8 +28,9 @@ pub use route::{
 pub use upstream::{HealthCheck, Member, UpstreamGroup};
 
 use crate::log::ErrorLog;
+use crate::upstream::Endpoint;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,41 +85,30 @@ pub struct Snapshot {
 impl Snapshot {
     /// The listener a connection accepted on `local` belongs to: the exact
     /// address, else the wildcard address of the same port and family.
-    pub fn listener(&self, local: SocketAddr) -> Option<&Listener> {
-        let local = canonical(local);
-        self.listeners.iter().find(|l| l.addr == local).or_else(|| {
-            self.listeners.iter().find(|l| {
-                l.addr.port() == local.port()
-                    && l.addr.ip().is_unspecified()
-                    && l.addr.is_ipv4() == local.is_ipv4()
+    pub fn listener(&self, local: &Endpoint) -> Option<&Listener> {
+        self.listeners
+            .iter()
+            .position(|l| l.addr == *local)
+            .or_else(|| {
+                let local = wildcard_of(local)?;
+                self.listeners.iter().position(|l| l.addr == local)
             })
-        })
+            .map(|i| &self.listeners[i])
     }
 
     /// The stream server a connection accepted on `local` belongs to.
-    pub fn stream_for(&self, local: SocketAddr) -> Option<usize> {
-        let local = canonical(local);
-        let matches = |a: &SocketAddr| *a == local;
-        let wildcard = |a: &SocketAddr| {
-            a.port() == local.port() && a.ip().is_unspecified() && a.is_ipv4() == local.is_ipv4()
-        };
-        self.streams
-            .iter()
-            .position(|s| s.listen.iter().any(matches))
-            .or_else(|| {
-                self.streams
-                    .iter()
-                    .position(|s| s.listen.iter().any(wildcard))
-            })
+    pub fn stream_for(&self, local: &Endpoint) -> Option<usize> {
+        let find = |addr: &Endpoint| self.streams.iter().position(|s| s.listen.contains(addr));
+        find(local).or_else(|| find(&wildcard_of(local)?))
     }
 
     /// Every address to listen on: HTTP listeners and stream servers.
-    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
-        let mut all: Vec<SocketAddr> = self.listeners.iter().map(|l| l.addr).collect();
+    pub fn listen_addrs(&self) -> Vec<Endpoint> {
+        let mut all: Vec<Endpoint> = self.listeners.iter().map(|l| l.addr.clone()).collect();
         for s in &self.streams {
             for a in &s.listen {
                 if !all.contains(a) {
-                    all.push(*a);
+                    all.push(a.clone());
                 }
             }
         }
@@ -144,6 +134,58 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
             None => addr,
         },
         SocketAddr::V4(_) => addr,
+    }
+}
+
+/// The wildcard address (`0.0.0.0:P` or `[::]:P`) a connection accepted on
+/// `local` may have come through; none for a Unix socket.
+fn wildcard_of(local: &Endpoint) -> Option<Endpoint> {
+    let Endpoint::Inet(addr) = local else {
+        return None;
+    };
+    let any: IpAddr = match addr {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    Some(Endpoint::Inet(SocketAddr::new(any, addr.port())))
+}
+
+/// Who is at the other end of a client connection: an address and port,
+/// or a client of a Unix domain socket, which has none (nginx writes its
+/// address as `unix:`, and so does xps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// A TCP client (IPv4-mapped IPv6 addresses already made IPv4).
+    Inet(SocketAddr),
+    /// A client of a `listen unix:` socket.
+    Unix,
+}
+
+impl Peer {
+    /// The client's IP address; `None` for a Unix socket client.
+    pub fn ip(self) -> Option<IpAddr> {
+        match self {
+            Peer::Inet(a) => Some(a.ip()),
+            Peer::Unix => None,
+        }
+    }
+
+    /// The client's port; `None` for a Unix socket client.
+    pub fn port(self) -> Option<u16> {
+        match self {
+            Peer::Inet(a) => Some(a.port()),
+            Peer::Unix => None,
+        }
+    }
+}
+
+/// `$remote_addr`: the IP address, or `unix:`.
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Inet(a) => write!(f, "{}", a.ip()),
+            Peer::Unix => f.write_str("unix:"),
+        }
     }
 }
 
@@ -181,8 +223,8 @@ pub enum Workers {
 /// One HTTP listen address and the servers on it.
 #[derive(Debug)]
 pub struct Listener {
-    /// The address bound.
-    pub addr: SocketAddr,
+    /// The address bound: an IP address and port, or a Unix socket path.
+    pub addr: Endpoint,
     /// Servers on this address in declaration order.
     pub servers: Vec<ServerId>,
     /// Host → server for this address.
@@ -204,7 +246,7 @@ pub struct Server {
     /// `server_name`s; empty matches any Host.
     pub server_name: Vec<ServerName>,
     /// The addresses it listens on.
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Endpoint>,
     /// Its locations, sorted for lookup.
     pub locations: Locations,
     /// What a request gets when no location matches: the server-level
@@ -307,7 +349,7 @@ impl MinRate {
 #[derive(Debug)]
 pub struct StreamServer {
     /// The addresses it listens on.
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Endpoint>,
     /// The group connections are relayed to.
     pub upstream: UpstreamId,
     /// `proxy_timeout`: idle time after which the tunnel closes.

@@ -3,6 +3,7 @@
 //! looks at the client's address (allow/deny, ip_hash, limits, logs,
 //! `$remote_addr`, `X-Forwarded-For` upstream).
 
+use super::Peer;
 use super::access::AccessTarget;
 use std::net::{IpAddr, SocketAddr};
 
@@ -35,9 +36,10 @@ fn plain(ip: IpAddr) -> IpAddr {
 }
 
 impl RealIp {
-    /// Whether `ip` is a balancer listed in `set_real_ip_from`.
-    pub fn trusted(&self, ip: IpAddr) -> bool {
-        let ip = plain(ip);
+    /// Whether `ip` is a balancer listed in `set_real_ip_from` (`None`: a
+    /// Unix socket peer, trusted with `set_real_ip_from unix:`).
+    pub fn trusted(&self, ip: Option<IpAddr>) -> bool {
+        let ip = ip.map(plain);
         self.from.iter().any(|t| t.contains(ip))
     }
 
@@ -46,20 +48,15 @@ impl RealIp {
     /// configured header's fields, in the order they came (a balancer may
     /// add a field of its own after the client's). An untrusted peer, a
     /// missing source or a value that is not an address leave `peer`.
-    pub fn resolve(
-        &self,
-        peer: SocketAddr,
-        proxied: Option<SocketAddr>,
-        values: &[&[u8]],
-    ) -> SocketAddr {
+    pub fn resolve(&self, peer: Peer, proxied: Option<SocketAddr>, values: &[&[u8]]) -> Peer {
         if !self.trusted(peer.ip()) {
             return peer;
         }
         match &self.source {
-            RealIpSource::ProxyProtocol => proxied.unwrap_or(peer),
-            RealIpSource::Header(_) => self
-                .pick_from_list(values)
-                .map_or(peer, |ip| SocketAddr::new(ip, peer.port())),
+            RealIpSource::ProxyProtocol => proxied.map_or(peer, Peer::Inet),
+            RealIpSource::Header(_) => self.pick_from_list(values).map_or(peer, |ip| {
+                Peer::Inet(SocketAddr::new(ip, peer.port().unwrap_or(0)))
+            }),
         }
     }
 
@@ -74,7 +71,7 @@ impl RealIp {
             for part in value.rsplit(',') {
                 let ip = parse_ip(part.trim())?;
                 found = Some(ip);
-                if !self.recursive || !self.trusted(ip) {
+                if !self.recursive || !self.trusted(Some(ip)) {
                     return found;
                 }
             }
@@ -112,13 +109,17 @@ mod tests {
         }
     }
 
+    fn inet(text: &str) -> Peer {
+        Peer::Inet(text.parse().unwrap())
+    }
+
     #[test]
     fn only_a_trusted_peer_is_believed() {
-        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
-        let other: SocketAddr = "198.51.100.1:5000".parse().unwrap();
+        let peer = inet("10.1.2.3:5000");
+        let other = inet("198.51.100.1:5000");
         let r = real_ip(false);
         let xff: &[&[u8]] = &[b"203.0.113.9"];
-        let client: SocketAddr = "203.0.113.9:5000".parse().unwrap();
+        let client = inet("203.0.113.9:5000");
         assert_eq!(r.resolve(peer, None, xff), client);
         assert_eq!(r.resolve(other, None, xff), other);
         assert_eq!(r.resolve(peer, None, &[]), peer);
@@ -126,8 +127,8 @@ mod tests {
     }
 
     fn ip(r: &RealIp, values: &[&[u8]]) -> String {
-        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
-        r.resolve(peer, None, values).ip().to_string()
+        let peer = inet("10.1.2.3:5000");
+        r.resolve(peer, None, values).to_string()
     }
 
     #[test]
@@ -153,11 +154,21 @@ mod tests {
     fn the_proxy_protocol_source() {
         let mut r = real_ip(false);
         r.source = RealIpSource::ProxyProtocol;
-        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let peer = inet("10.1.2.3:5000");
         let client: SocketAddr = "203.0.113.9:4000".parse().unwrap();
-        assert_eq!(r.resolve(peer, Some(client), &[]), client);
+        assert_eq!(r.resolve(peer, Some(client), &[]), Peer::Inet(client));
         assert_eq!(r.resolve(peer, None, &[]), peer);
-        let mapped: SocketAddr = "[::ffff:10.1.2.3]:5000".parse().unwrap();
-        assert_eq!(r.resolve(mapped, Some(client), &[]), client);
+        let mapped = inet("[::ffff:10.1.2.3]:5000");
+        assert_eq!(r.resolve(mapped, Some(client), &[]), Peer::Inet(client));
+    }
+
+    #[test]
+    fn a_unix_socket_peer_is_believed_with_set_real_ip_from_unix() {
+        let xff: &[&[u8]] = &[b"203.0.113.9"];
+        let mut r = real_ip(false);
+        assert_eq!(r.resolve(Peer::Unix, None, xff), Peer::Unix);
+        r.from.push(AccessTarget::Unix);
+        assert_eq!(r.resolve(Peer::Unix, None, xff), inet("203.0.113.9:0"));
+        assert_eq!(r.resolve(Peer::Unix, None, &[]), Peer::Unix);
     }
 }

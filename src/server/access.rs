@@ -70,7 +70,7 @@ pub fn pending(
     let target_text = escape(&head.target);
     let user_text = escape(vars.user.unwrap_or("-"));
     let mut prefix = String::with_capacity(48 + time.len() + target_text.len() + user_text.len());
-    push_ip(&mut prefix, vars.peer.ip());
+    push_peer(&mut prefix, vars.peer);
     prefix.push_str(" - ");
     prefix.push_str(&user_text);
     prefix.push_str(" [");
@@ -100,8 +100,13 @@ pub fn pending(
     })
 }
 
-/// An address as text; an IPv4 one without the formatting machinery.
-fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+/// `$remote_addr`: an address as text (an IPv4 one without the formatting
+/// machinery), or `unix:`.
+fn push_peer(out: &mut String, peer: crate::routing::Peer) {
+    let Some(ip) = peer.ip() else {
+        out.push_str("unix:");
+        return;
+    };
     match ip {
         std::net::IpAddr::V4(v4) => {
             for (i, o) in v4.octets().iter().enumerate() {

@@ -54,12 +54,12 @@ pub enum Verdict {
 
 impl AuthCache {
     /// Checks the `Authorization` header value of a request from `peer`
-    /// (if any) against `auth`.
+    /// (if any; `None` is a Unix socket client) against `auth`.
     pub fn check(
         &mut self,
         auth: &BasicAuth,
         header: Option<&[u8]>,
-        peer: IpAddr,
+        peer: Option<IpAddr>,
         now: Instant,
     ) -> Verdict {
         let Some(value) = header else {
@@ -101,15 +101,18 @@ impl AuthCache {
     }
 
     /// Takes one of `peer`'s tokens for a new credential (an IPv6 client
-    /// is its /64: one machine usually holds the whole block).
-    fn take_token(&mut self, peer: IpAddr, now: Instant) -> bool {
+    /// is its /64: one machine usually holds the whole block; Unix socket
+    /// clients share one allowance, kept under `::`, which no TCP client
+    /// comes from).
+    fn take_token(&mut self, peer: Option<IpAddr>, now: Instant) -> bool {
         let peer = match peer {
-            IpAddr::V6(v6) => {
+            Some(IpAddr::V6(v6)) => {
                 let mut o = v6.octets();
                 o[8..].fill(0);
                 IpAddr::V6(o.into())
             }
-            v4 => v4,
+            Some(v4) => v4,
+            None => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         };
         if self.addresses.len() >= MAX_ADDRESSES && !self.addresses.contains_key(&peer) {
             self.addresses.clear();

@@ -11,9 +11,8 @@ use crate::http::parse::Version;
 use crate::http::response;
 use crate::net::sys;
 use crate::routing::template::Vars;
-use crate::routing::{MinRate, Route, Snapshot};
+use crate::routing::{MinRate, Peer, Route, Snapshot};
 use std::io::{self, IoSlice, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// Bytes per `sendfile` call: enough to fill a socket buffer.
@@ -21,8 +20,10 @@ const SENDFILE_CHUNK: usize = 1 << 20;
 
 /// The client side of a connection.
 pub struct Client {
-    pub(super) stream: TcpStream,
-    pub(super) peer: SocketAddr,
+    pub(super) stream: sys::Stream,
+    /// The client as requests see it: the connection's peer, or the
+    /// address a trusted balancer gave (`set_real_ip_from`).
+    pub(super) peer: Peer,
     pub(super) input: Option<Input>,
     pub(super) out: Output,
     /// Readiness not used up yet (edge-triggered: no new edge will say so).
@@ -50,12 +51,7 @@ pub struct Client {
 
 impl Client {
     /// The client side of a connection accepted now.
-    pub(super) fn new(
-        stream: TcpStream,
-        peer: SocketAddr,
-        max_head: usize,
-        now: Instant,
-    ) -> Client {
+    pub(super) fn new(stream: sys::Stream, peer: Peer, max_head: usize, now: Instant) -> Client {
         Client {
             stream,
             peer,

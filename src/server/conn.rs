@@ -18,10 +18,11 @@ use crate::handler::{Body, canned};
 use crate::http::parse::{self, ParseError, Version};
 use crate::http::scan::HeadScan;
 use crate::metrics::{Ending, Kind};
-use crate::net::Token;
-use crate::routing::ConnectionLimits;
+use crate::net::{Token, sys};
+use crate::routing::{ConnectionLimits, Peer};
+use crate::upstream::Endpoint;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 /// How long a closing connection keeps reading what the client still sends,
@@ -69,7 +70,9 @@ enum ProxyHeader {
 pub struct Conn {
     /// The client side: socket, buffers, readiness, progress clock.
     pub(super) client: Client,
-    pub(super) local: SocketAddr,
+    /// The address the connection came in on: the TCP address it was
+    /// accepted on, or the listener's Unix socket.
+    pub(super) local: Endpoint,
     pub(super) phase: Phase,
     pub(super) drain: Option<Drain>,
     pub(super) requests: u64,
@@ -94,7 +97,7 @@ pub struct Conn {
     /// The address the connection came from (`client.peer` is the
     /// client's address for the current request: `set_real_ip_from` may
     /// make it another).
-    pub(super) tcp_peer: SocketAddr,
+    pub(super) socket_peer: Peer,
     /// The client's address a PROXY protocol header gave.
     pub(super) proxied: Option<SocketAddr>,
     /// Whether the PROXY header was looked for yet.
@@ -116,9 +119,9 @@ impl Conn {
     /// A new connection accepted on a listener whose default server sets
     /// `limits`.
     pub fn new(
-        stream: TcpStream,
-        peer: SocketAddr,
-        local: SocketAddr,
+        stream: sys::Stream,
+        peer: Peer,
+        local: Endpoint,
         limits: ConnectionLimits,
         token: Token,
         now: Instant,
@@ -139,7 +142,7 @@ impl Conn {
             resumed: false,
             limits_checked: false,
             slots: Vec::new(),
-            tcp_peer: peer,
+            socket_peer: peer,
             proxied: None,
             proxy_header: ProxyHeader::Unchecked,
             token,
@@ -154,7 +157,7 @@ impl Conn {
     }
 
     /// The socket (for registration).
-    pub fn stream(&self) -> &TcpStream {
+    pub fn stream(&self) -> &sys::Stream {
         &self.client.stream
     }
 
@@ -484,7 +487,7 @@ impl Conn {
                 .shared
                 .snapshot
                 .load()
-                .listener(self.local)
+                .listener(&self.local)
                 .is_some_and(|l| l.proxy_protocol);
             self.proxy_header = if wanted {
                 ProxyHeader::Expected
@@ -514,7 +517,7 @@ impl Conn {
             }
             Err(e) => {
                 if crate::log::enabled(crate::log::LogLevel::Debug) {
-                    let text = format!("{}: {}; connection closed", self.tcp_peer, e.0);
+                    let text = format!("{}: {}; connection closed", self.socket_peer, e.0);
                     crate::log::write(crate::log::LogLevel::Debug, &text);
                 }
                 input.consume(input.end - input.start);

@@ -29,6 +29,9 @@ pub struct Shared {
     /// The state of `limit_req_zone`s and `limit_conn_zone`s (kept across
     /// reloads that leave a zone as it was).
     pub zones: crate::limit::Registry,
+    /// The socket files of `listen unix:` addresses, removed when the
+    /// address leaves the config and when the server stops.
+    pub socket_files: std::sync::Mutex<Vec<super::listen::SocketFile>>,
 }
 
 /// What a worker's connections use besides their own state.

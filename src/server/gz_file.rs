@@ -8,7 +8,6 @@
 use crate::handler::gzip;
 use std::fs::File;
 use std::io::{self, Write};
-use std::net::TcpStream;
 use std::os::unix::fs::FileExt;
 
 /// Bytes of the file read and compressed at a time.
@@ -53,7 +52,7 @@ impl GzFile {
     /// written. `Ok(true)`: the whole body is out. A file that shrank
     /// while it was sent is an error: the client is left short rather than
     /// given a gzip stream that looks complete.
-    pub fn send(&mut self, mut socket: &TcpStream, sent: &mut u64) -> io::Result<bool> {
+    pub fn send(&mut self, mut socket: impl Write, sent: &mut u64) -> io::Result<bool> {
         loop {
             if self.pos < self.out.len() {
                 match socket.write(&self.out[self.pos..]) {

@@ -94,13 +94,19 @@ impl<'a> KeyBuf<'a> {
             Some(Var::RemoteAddr | Var::BinaryRemoteAddr) => {
                 let mut b = [0u8; 16];
                 match vars.peer.ip() {
-                    std::net::IpAddr::V4(v4) => {
+                    Some(std::net::IpAddr::V4(v4)) => {
                         b[..4].copy_from_slice(&v4.octets());
                         Some(KeyBuf::Addr(b, 4))
                     }
-                    std::net::IpAddr::V6(v6) => {
+                    Some(std::net::IpAddr::V6(v6)) => {
                         b.copy_from_slice(&v6.octets());
                         Some(KeyBuf::Addr(b, 16))
+                    }
+                    // Unix socket clients share one key, as in nginx
+                    // (`unix:`, five bytes: never an address's four or 16).
+                    None => {
+                        b[..5].copy_from_slice(b"unix:");
+                        Some(KeyBuf::Addr(b, 5))
                     }
                 }
             }

@@ -1,10 +1,13 @@
 //! Listen sockets: one per address shared by the workers, or one
-//! `SO_REUSEPORT` socket per worker, and what to say when an address
-//! cannot be bound.
+//! `SO_REUSEPORT` socket per worker; the socket files of Unix socket
+//! listeners; and what to say when an address cannot be bound.
 
-use crate::net::sys;
+use crate::net::sys::{self, ListenSocket};
+use crate::upstream::Endpoint;
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+use std::sync::Arc;
 
 /// How workers share listen addresses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,10 +32,13 @@ impl ListenMode {
 }
 
 /// Why the server could not start.
-pub fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
+pub fn bind_error(addr: &Endpoint, e: &io::Error) -> String {
     match e.raw_os_error() {
         Some(libc::EADDRINUSE) => {
             format!("{addr} is already in use (another server is listening there)")
+        }
+        Some(libc::EACCES) if matches!(addr, Endpoint::Unix(_)) => {
+            format!("{addr}: permission denied (the folder is not writable by this user)")
         }
         Some(libc::EACCES) => {
             format!("{addr}: permission denied (ports below 1024 need privileges)")
@@ -45,35 +51,122 @@ pub fn bind_error(addr: SocketAddr, e: &io::Error) -> String {
     }
 }
 
+/// Listen sockets for every worker, and the Unix socket files made for
+/// them.
+pub struct Bound {
+    /// Each worker's sockets, with their addresses.
+    pub per_worker: Vec<Vec<(Endpoint, ListenSocket)>>,
+    /// Removed from the file system when dropped.
+    pub files: Vec<SocketFile>,
+}
+
 /// Binds `addrs` for `workers` workers: a `SO_REUSEPORT` socket per
-/// worker, or one socket shared by all. A probe without `SO_REUSEPORT`
-/// first makes sure no other process holds the address (which
-/// `SO_REUSEPORT` would silently share). Used at start and by reloads.
-pub fn bind_addrs(
-    addrs: &[SocketAddr],
-    workers: usize,
-    mode: ListenMode,
-) -> Result<Vec<Vec<(SocketAddr, TcpListener)>>, String> {
-    let mut per_worker: Vec<Vec<(SocketAddr, TcpListener)>> =
-        (0..workers).map(|_| Vec::new()).collect();
-    for &addr in addrs {
-        match mode {
-            ListenMode::Exclusive => {
-                let socket = sys::listen(addr, false, 4096).map_err(|e| bind_error(addr, &e))?;
-                for w in per_worker.iter_mut() {
-                    w.push((addr, socket.try_clone().map_err(|e| bind_error(addr, &e))?));
-                }
+/// worker, or one socket shared by all (always for a Unix socket). A probe
+/// without `SO_REUSEPORT` first makes sure no other process holds the
+/// address (which `SO_REUSEPORT` would silently share). Used at start and
+/// by reloads; nothing stays bound when one address fails.
+pub fn bind_addrs(addrs: &[Endpoint], workers: usize, mode: ListenMode) -> Result<Bound, String> {
+    let mut bound = Bound {
+        per_worker: (0..workers).map(|_| Vec::new()).collect(),
+        files: Vec::new(),
+    };
+    for addr in addrs {
+        let fail = |e: io::Error| bind_error(addr, &e);
+        match (addr, mode) {
+            (Endpoint::Unix(path), _) => {
+                let (socket, file) = bind_unix(path).map_err(|e| match e {
+                    UnixBindError::Io(e) => fail(e),
+                    UnixBindError::NotSocket => {
+                        format!(
+                            "{addr}: the path exists and is not a socket (xps will not replace it)"
+                        )
+                    }
+                })?;
+                bound.files.push(file);
+                share(&mut bound, addr, &socket).map_err(fail)?;
             }
-            ListenMode::ReusePort => {
-                sys::bindable(addr).map_err(|e| bind_error(addr, &e))?;
-                for w in per_worker.iter_mut() {
-                    w.push((
-                        addr,
-                        sys::listen(addr, true, 4096).map_err(|e| bind_error(addr, &e))?,
-                    ));
+            (Endpoint::Inet(a), ListenMode::Exclusive) => {
+                let socket = sys::listen(*a, false, BACKLOG).map_err(fail)?;
+                share(&mut bound, addr, &socket).map_err(fail)?;
+            }
+            (Endpoint::Inet(a), ListenMode::ReusePort) => {
+                sys::bindable(*a).map_err(fail)?;
+                for w in bound.per_worker.iter_mut() {
+                    w.push((addr.clone(), sys::listen(*a, true, BACKLOG).map_err(fail)?));
                 }
             }
         }
     }
-    Ok(per_worker)
+    Ok(bound)
+}
+
+/// The listen queue asked for (the kernel caps it at `somaxconn`).
+const BACKLOG: i32 = 4096;
+
+/// One socket in every worker.
+fn share(bound: &mut Bound, addr: &Endpoint, socket: &ListenSocket) -> io::Result<()> {
+    for w in bound.per_worker.iter_mut() {
+        w.push((addr.clone(), socket.try_clone()?));
+    }
+    Ok(())
+}
+
+enum UnixBindError {
+    Io(io::Error),
+    NotSocket,
+}
+
+/// Binds a Unix socket at `path`. A socket file already there that
+/// nothing listens on (left by a process that did not exit cleanly) is
+/// replaced; one with a listener is "in use"; anything else is left alone.
+fn bind_unix(path: &Arc<Path>) -> Result<(ListenSocket, SocketFile), UnixBindError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_socket() => return Err(UnixBindError::NotSocket),
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(UnixBindError::Io(io::Error::from_raw_os_error(
+                    libc::EADDRINUSE,
+                )));
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                std::fs::remove_file(path).map_err(UnixBindError::Io)?;
+            }
+            Err(e) => return Err(UnixBindError::Io(e)),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(UnixBindError::Io(e)),
+    }
+    let socket = sys::listen_unix(path, BACKLOG).map_err(UnixBindError::Io)?;
+    let made = std::fs::symlink_metadata(path).map_err(UnixBindError::Io)?;
+    let file = SocketFile {
+        path: path.clone(),
+        id: (made.dev(), made.ino()),
+    };
+    Ok((socket, file))
+}
+
+/// A Unix socket file xps made; dropping it removes the file, unless
+/// another one has taken its path since.
+#[derive(Debug)]
+pub struct SocketFile {
+    path: Arc<Path>,
+    /// Device and inode of the file bound.
+    id: (u64, u64),
+}
+
+impl SocketFile {
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if let Ok(m) = std::fs::symlink_metadata(&self.path) {
+            if (m.dev(), m.ino()) == self.id {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
 }

@@ -51,14 +51,17 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
     };
     sys::raise_fd_limit(snapshot.main.max_connections + 1024);
     let mode = ListenMode::from_env();
-    let listeners = bind_addrs(&snapshot.listen_addrs(), workers, mode)?;
+    let bound = bind_addrs(&snapshot.listen_addrs(), workers, mode)?;
     let mut addrs: Vec<String> = snapshot
         .listeners
         .iter()
         .map(|l| format!("http://{}", l.addr))
         .collect();
     for s in &snapshot.streams {
-        addrs.extend(s.listen.iter().map(|a| format!("tcp://{a}")));
+        addrs.extend(s.listen.iter().map(|a| match a {
+            crate::upstream::Endpoint::Inet(_) => format!("tcp://{a}"),
+            crate::upstream::Endpoint::Unix(_) => a.to_string(),
+        }));
     }
     let shutdown_timeout = snapshot.main.shutdown_timeout;
     let metrics = crate::metrics::Registry::new(workers);
@@ -73,10 +76,11 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
         metrics,
         access_log: AccessLog::start(),
         health: crate::upstream::Health::new(),
+        socket_files: std::sync::Mutex::new(bound.files),
     });
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let mut links = Vec::new();
-    for (i, socks) in listeners.into_iter().enumerate() {
+    for (i, socks) in bound.per_worker.into_iter().enumerate() {
         let wake = Arc::new(Wake::new().map_err(|e| format!("cannot create an eventfd: {e}"))?);
         let (commands_tx, commands_rx) = mpsc::channel();
         let worker = Worker::new(
@@ -163,6 +167,7 @@ fn signal_loop(
             }
             Some(Signal::SIGQUIT) => {
                 crate::log::info("SIGQUIT: exiting at once");
+                remove_socket_files(shared);
                 crate::log::flush();
                 std::process::exit(0);
             }
@@ -186,6 +191,13 @@ fn signal_loop(
     }
 }
 
+/// Removes the `listen unix:` socket files.
+fn remove_socket_files(shared: &Shared) {
+    if let Ok(mut files) = shared.socket_files.lock() {
+        files.clear();
+    }
+}
+
 /// Tells every worker to stop and waits for them, at most `timeout`.
 fn stop(
     shared: &Shared,
@@ -198,6 +210,9 @@ fn stop(
     for w in wakes {
         w.wake();
     }
+    // No new connections: a server started on the same Unix socket paths
+    // may bind them while this one finishes.
+    remove_socket_files(shared);
     let deadline = Instant::now() + timeout;
     let mut finished = 0;
     while finished < workers {

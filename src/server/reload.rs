@@ -9,16 +9,16 @@
 //! workers to accept on the new sockets and close the gone ones.
 
 use super::ctx::Shared;
-use super::listen::{ListenMode, bind_addrs};
+use super::listen::{Bound, ListenMode, bind_addrs};
 use super::worker::Command;
 use crate::config::diff::diff;
 use crate::config::{self, Loaded, diagnostic};
 use crate::net::sys::Wake;
 use crate::routing::Snapshot;
+use crate::upstream::Endpoint;
 use notify::{RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::hash::Hasher;
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -339,7 +339,7 @@ impl Reloader {
         };
         // New listen addresses first: if one cannot be bound, nothing changes.
         let (added, removed) = listener_changes(&old, &snapshot);
-        let sockets = match self.bind(&added) {
+        let bound = match self.bind(&added) {
             Ok(s) => s,
             Err(why) => {
                 self.failures += 1;
@@ -367,12 +367,22 @@ impl Reloader {
         self.shared.snapshot.store(Arc::new(snapshot));
         self.shared.metrics.loaded();
         self.current = hash;
-        for (link, add) in self.workers.iter().zip(sockets) {
+        for (link, add) in self.workers.iter().zip(bound.per_worker) {
             let _ = link.commands.send(Command::Listeners {
                 add,
                 remove: removed.clone(),
             });
             link.wake.wake();
+        }
+        if let Ok(mut files) = self.shared.socket_files.lock() {
+            // The files of removed Unix sockets go (new connections there
+            // fail at once); new ones are kept.
+            files.retain(|f| {
+                !removed
+                    .iter()
+                    .any(|r| matches!(r, Endpoint::Unix(p) if **p == *f.path()))
+            });
+            files.extend(bound.files);
         }
         write_state(&self.config, &self.shared.snapshot.load());
         let mut report = format!(
@@ -391,7 +401,7 @@ impl Reloader {
     }
 
     /// One socket per worker for each new address.
-    fn bind(&self, added: &[SocketAddr]) -> Result<Vec<Vec<(SocketAddr, TcpListener)>>, String> {
+    fn bind(&self, added: &[Endpoint]) -> Result<Bound, String> {
         bind_addrs(added, self.workers.len(), self.mode)
     }
 
@@ -402,10 +412,10 @@ impl Reloader {
 }
 
 /// Listen addresses in `new` but not `old`, and in `old` but not `new`.
-fn listener_changes(old: &Snapshot, new: &Snapshot) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+fn listener_changes(old: &Snapshot, new: &Snapshot) -> (Vec<Endpoint>, Vec<Endpoint>) {
     let (old, new) = (old.listen_addrs(), new.listen_addrs());
-    let added = new.iter().copied().filter(|a| !old.contains(a)).collect();
-    let removed = old.iter().copied().filter(|a| !new.contains(a)).collect();
+    let added = new.iter().filter(|a| !old.contains(a)).cloned().collect();
+    let removed = old.iter().filter(|a| !new.contains(a)).cloned().collect();
     (added, removed)
 }
 

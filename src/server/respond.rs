@@ -74,7 +74,7 @@ impl Conn {
         }
         self.phase = Phase::Writing;
         self.client.progress = ctx.now;
-        let Some(listener) = snapshot.listener(self.local) else {
+        let Some(listener) = snapshot.listener(&self.local) else {
             // The address left the config in a reload.
             self.meter.start(Kind::Other, None, &self.client, ctx);
             self.meter.status(404);
@@ -104,14 +104,14 @@ impl Conn {
         if fresh {
             // The client's address for this request: the connection's, or
             // what a trusted balancer says.
-            self.client.peer = self.tcp_peer;
+            self.client.peer = self.socket_peer;
             if let Some(real) = &route.real_ip {
                 let mut values: Vec<&[u8]> = Vec::new();
                 if let crate::routing::real_ip::RealIpSource::Header(name) = &real.source {
                     let raw = self.client.head_bytes(head.head_len);
                     values.extend(vars::headers(raw, name));
                 }
-                let peer = real.resolve(self.tcp_peer, self.proxied, &values);
+                let peer = real.resolve(self.socket_peer, self.proxied, &values);
                 drop(values);
                 self.client.peer = peer;
             }
@@ -163,7 +163,7 @@ impl Conn {
                 head,
                 raw: head_bytes,
                 peer: self.client.peer,
-                local: self.local,
+                local: &self.local,
                 names: &server.server_name,
                 request_id: &request_id,
                 user: None,
@@ -213,11 +213,14 @@ impl Conn {
         };
         let allowed = permitted && challenge.is_none();
         let user = self.user.clone();
+        // The variables outlive borrows of `self` (a copy of an address, or
+        // of a Unix socket's shared path).
+        let local = self.local.clone();
         let request_vars = vars::RequestVars {
             head,
             raw: &raw,
             peer: self.client.peer,
-            local: self.local,
+            local: &local,
             names: &server.server_name,
             request_id: &request_id,
             user: user.as_deref(),

@@ -2,18 +2,19 @@
 //! (`return`, `add_header`, `proxy_set_header`).
 
 use crate::http::RequestHead;
+use crate::routing::Peer;
 use crate::routing::host::ServerName;
 use crate::routing::template::{Var, Vars};
+use crate::upstream::Endpoint;
 use std::fmt::Write;
-use std::net::SocketAddr;
 
 /// What the variables of a request read.
 pub struct RequestVars<'a> {
     pub head: &'a RequestHead,
     /// The head as the client sent it (for `$http_NAME`).
     pub raw: &'a [u8],
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
+    pub peer: Peer,
+    pub local: &'a Endpoint,
     /// The server's names (`$server_name` is the first).
     pub names: &'a [ServerName],
     /// `$request_id` (empty when no value of the route names it).
@@ -26,7 +27,7 @@ pub struct RequestVars<'a> {
 /// response head and error pages come later).
 pub struct KeptVars {
     pub head: RequestHead,
-    pub local: SocketAddr,
+    pub local: Endpoint,
     pub names: Vec<ServerName>,
     pub request_id: String,
     pub user: Option<std::sync::Arc<str>>,
@@ -34,12 +35,12 @@ pub struct KeptVars {
 
 impl KeptVars {
     /// The variables, with the head as sent and the client's address.
-    pub fn vars<'a>(&'a self, raw: &'a [u8], peer: SocketAddr) -> RequestVars<'a> {
+    pub fn vars<'a>(&'a self, raw: &'a [u8], peer: Peer) -> RequestVars<'a> {
         RequestVars {
             head: &self.head,
             raw,
             peer,
-            local: self.local,
+            local: &self.local,
             names: &self.names,
             request_id: &self.request_id,
             user: self.user.as_deref(),
@@ -111,10 +112,12 @@ impl Vars for RequestVars<'_> {
             Var::Scheme => out.push_str("http"),
             Var::RequestMethod => out.push_str(h.method.as_str()),
             Var::RemoteAddr | Var::BinaryRemoteAddr => {
-                let _ = write!(out, "{}", self.peer.ip());
+                let _ = write!(out, "{}", self.peer);
             }
             Var::RemotePort => {
-                let _ = write!(out, "{}", self.peer.port());
+                if let Some(port) = self.peer.port() {
+                    let _ = write!(out, "{port}");
+                }
             }
             Var::ServerName => {
                 if let Some(n) = self.names.first() {
@@ -122,7 +125,9 @@ impl Vars for RequestVars<'_> {
                 }
             }
             Var::ServerPort => {
-                let _ = write!(out, "{}", self.local.port());
+                if let Endpoint::Inet(local) = self.local {
+                    let _ = write!(out, "{}", local.port());
+                }
             }
             Var::Http(name) => {
                 if let Some(v) = header(self.raw, name) {
@@ -134,7 +139,7 @@ impl Vars for RequestVars<'_> {
                     out.push_str(&String::from_utf8_lossy(v));
                     out.push_str(", ");
                 }
-                let _ = write!(out, "{}", self.peer.ip());
+                let _ = write!(out, "{}", self.peer);
             }
             Var::RequestId => out.push_str(self.request_id),
             Var::RemoteUser => out.push_str(self.user.unwrap_or("")),

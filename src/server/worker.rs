@@ -5,11 +5,11 @@
 use super::conn::{Conn, Next};
 use super::ctx::{Ctx, Shared};
 use super::probe::Prober;
-use crate::net::sys::{self, Wake};
+use crate::net::sys::{self, ListenSocket, Stream, Wake};
 use crate::net::{Event, Events, Poller, TimerWheel, Token, next_generation};
-use crate::routing::ConnectionLimits;
+use crate::routing::{ConnectionLimits, Peer, canonical};
+use crate::upstream::Endpoint;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
@@ -31,9 +31,9 @@ pub enum Command {
     /// Listen sockets to start accepting on, and addresses to stop.
     Listeners {
         /// New addresses with this worker's socket for each.
-        add: Vec<(SocketAddr, TcpListener)>,
+        add: Vec<(Endpoint, ListenSocket)>,
         /// Addresses gone from the config.
-        remove: Vec<SocketAddr>,
+        remove: Vec<Endpoint>,
     },
 }
 
@@ -50,10 +50,11 @@ pub struct Worker {
     buffer: Events,
     /// Listen sockets by slot (a slot's index is its token; removed ones
     /// leave a hole so that other tokens stay valid).
-    listeners: Vec<Option<(SocketAddr, TcpListener)>>,
+    listeners: Vec<Option<(Endpoint, ListenSocket)>>,
     /// Changes from the reloader.
     commands: Receiver<Command>,
-    /// Listeners are shared with other workers (`EPOLLEXCLUSIVE`).
+    /// TCP listeners are shared with other workers (`EPOLLEXCLUSIVE`);
+    /// Unix socket listeners always are.
     exclusive: bool,
     /// Listeners are out of the poller (out of descriptors) until then.
     paused: Option<Instant>,
@@ -105,10 +106,30 @@ fn listener_token(index: usize) -> Token {
     Token::Listener(index as u32)
 }
 
+/// Whether every worker accepts on this very socket (`EPOLLEXCLUSIVE`
+/// then wakes one of them): all Unix sockets, and TCP ones unless each
+/// worker has its own (`SO_REUSEPORT`).
+fn shared_socket(socket: &ListenSocket, exclusive: bool) -> bool {
+    exclusive || matches!(socket, ListenSocket::Unix(_))
+}
+
+/// Who a new connection is from and where it came in: the TCP addresses,
+/// or a Unix socket client on the listener's path. `None` when the client
+/// is gone already.
+fn addresses(stream: &Stream, listen: &Endpoint) -> Option<(Peer, Endpoint)> {
+    match stream {
+        Stream::Tcp(s) => {
+            let (peer, local) = (s.peer_addr().ok()?, s.local_addr().ok()?);
+            Some((Peer::Inet(peer), Endpoint::Inet(canonical(local))))
+        }
+        Stream::Unix(_) => Some((Peer::Unix, listen.clone())),
+    }
+}
+
 impl Worker {
     /// A worker accepting on `listeners`.
     pub fn new(
-        listeners: Vec<(SocketAddr, TcpListener)>,
+        listeners: Vec<(Endpoint, ListenSocket)>,
         commands: Receiver<Command>,
         exclusive: bool,
         shared: Arc<Shared>,
@@ -119,7 +140,7 @@ impl Worker {
         let poller = Arc::new(Poller::new()?);
         poller.add_reader(wake.as_ref(), Token::Wake)?;
         for (i, (_, l)) in listeners.iter().enumerate() {
-            poller.add_listener(l, listener_token(i), exclusive)?;
+            poller.add_listener(l, listener_token(i), shared_socket(l, exclusive))?;
         }
         let ctx = Ctx::new(shared, poller.clone(), index);
         if let Some(watch) = ctx.files.watcher() {
@@ -326,25 +347,31 @@ impl Worker {
                 return;
             }
             let max = self.ctx.shared.snapshot.load().main.max_connections as usize;
-            let Some(Some((_, listener))) = self.listeners.get(index) else {
+            let Some(Some((addr, listener))) = self.listeners.get(index) else {
                 return;
             };
-            match sys::accept(listener) {
+            let accepted = sys::accept(listener).map(|s| {
+                let who = addresses(&s, addr);
+                (s, who)
+            });
+            match accepted {
+                // Gone before it could be looked at.
+                Ok((_, None)) => {}
                 // Full: an idle or slow connection gives way; if none can,
                 // the new one is told so and closed at once (never left
                 // waiting in the backlog).
-                Ok(stream)
+                Ok((stream, Some((_, local))))
                     if self.ctx.shared.connections.load(Ordering::Relaxed) >= max
                         && !self.shed_one() =>
                 {
-                    self.refuse(stream)
+                    self.refuse(stream, &local)
                 }
-                Ok(stream) => {
+                Ok((stream, Some((peer, local)))) => {
                     if self.starved {
                         self.starved = false;
                         crate::log::info("accept: accepting new connections again");
                     }
-                    self.add(stream)
+                    self.add(stream, peer, local)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
@@ -379,11 +406,8 @@ impl Worker {
 
     /// Turns a connection away at once: `503` (not on a TCP proxy
     /// listener), then the close.
-    fn refuse(&self, stream: std::net::TcpStream) {
-        let tcp_proxy = stream
-            .local_addr()
-            .ok()
-            .and_then(|local| self.ctx.shared.snapshot.load().stream_for(local));
+    fn refuse(&self, stream: Stream, local: &Endpoint) {
+        let tcp_proxy = self.ctx.shared.snapshot.load().stream_for(local);
         if tcp_proxy.is_none() {
             // One write that fits any socket buffer; the close follows.
             let _ = (&stream).write(BUSY);
@@ -463,15 +487,14 @@ impl Worker {
             .extend(ranked.into_iter().map(|(_, slot, g)| (slot, g)));
     }
 
-    fn add(&mut self, stream: std::net::TcpStream) {
-        let (Ok(peer), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
-            return;
-        };
-        let _ = stream.set_nodelay(true);
+    fn add(&mut self, stream: Stream, peer: Peer, local: Endpoint) {
+        if let Stream::Tcp(s) = &stream {
+            let _ = s.set_nodelay(true);
+        }
         let snapshot = self.ctx.shared.snapshot.load_full();
-        let stream_server = match snapshot.listener(local) {
+        let stream_server = match snapshot.listener(&local) {
             Some(_) => None,
-            None => snapshot.stream_for(local),
+            None => snapshot.stream_for(&local),
         };
         if let Some(i) = stream_server {
             if !snapshot.streams[i].access.check(peer.ip()).0 {
@@ -479,7 +502,7 @@ impl Worker {
             }
         }
         let limits = snapshot
-            .listener(local)
+            .listener(&local)
             .map(|l| snapshot.servers[l.server(None).0].connection.clone())
             .unwrap_or(ConnectionLimits {
                 client_header_timeout: Duration::from_secs(10),
@@ -560,9 +583,8 @@ impl Worker {
         }
         for (i, slot) in self.listeners.iter().enumerate() {
             if let Some((_, l)) = slot {
-                let _ = self
-                    .poller
-                    .add_listener(l, listener_token(i), self.exclusive);
+                let shared = shared_socket(l, self.exclusive);
+                let _ = self.poller.add_listener(l, listener_token(i), shared);
             }
         }
         self.paused = None;
@@ -592,11 +614,10 @@ impl Worker {
                         continue;
                     }
                     if self.paused.is_none() {
-                        let _ = self.poller.add_listener(
-                            &socket,
-                            listener_token(index),
-                            self.exclusive,
-                        );
+                        let shared = shared_socket(&socket, self.exclusive);
+                        let _ = self
+                            .poller
+                            .add_listener(&socket, listener_token(index), shared);
                     }
                     self.listeners[index] = Some((addr, socket));
                 }

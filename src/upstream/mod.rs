@@ -12,8 +12,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Where an upstream member listens: an address and port, or a Unix
-/// domain socket (gunicorn, php-fpm's HTTP side and many app servers).
+/// Where a stream socket listens: an address and port, or a Unix domain
+/// socket. An upstream member (gunicorn, php-fpm's HTTP side and many app
+/// servers listen on Unix sockets) or one of xps's own listen addresses.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Endpoint {
     /// `HOST:PORT`, resolved.

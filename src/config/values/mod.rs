@@ -16,7 +16,6 @@ use crate::routing::{
     AccessTarget, ErrorPage, Header, HealthCheck, Match, Member, MinRate, Return, ServerName,
     Workers,
 };
-use std::net::SocketAddr;
 
 mod http;
 mod limit;
@@ -71,7 +70,7 @@ pub enum Value {
     Words(Vec<String>),
     /// A listen address, whether it is `default_server`, and whether it
     /// takes the PROXY protocol.
-    Listen(SocketAddr, bool, bool),
+    Listen(crate::upstream::Endpoint, bool, bool),
     /// A location matcher.
     Location(Match),
     /// An `allow`/`deny` target.

@@ -7,6 +7,7 @@ use super::{Parsed, ProxyTarget, bad};
 use crate::config::ast::Arg;
 use crate::config::diagnostic::{Diagnostic, suggestion};
 use crate::routing::AccessTarget;
+use crate::upstream::Endpoint;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
@@ -47,31 +48,19 @@ pub(super) fn port(text: &str) -> Result<u16, String> {
     }
 }
 
-/// A unix-domain socket address (`unix:/run/app.sock`), which xps does
-/// not support yet.
-fn unix_socket(arg: &Arg, what: &str) -> Result<(), Diagnostic> {
-    if !arg.value.to_ascii_lowercase().starts_with("unix:") {
-        return Ok(());
-    }
-    Err(bad(
-        arg,
-        format!("{what} unix-domain sockets is not supported yet"),
-        "a unix socket",
-    )
-    .help("use a TCP address on loopback, such as 127.0.0.1:3000"))
-}
-
-pub(super) fn listen(args: &[Arg], default_allowed: bool) -> Parsed<(SocketAddr, bool, bool)> {
+pub(super) fn listen(args: &[Arg], default_allowed: bool) -> Parsed<(Endpoint, bool, bool)> {
     let first = &args[0];
-    unix_socket(first, "listening on")?;
-    let addr = listen_addr(&first.value).map_err(|why| {
-        bad(
-            first,
-            format!("invalid listen address `{}`", first.value),
-            "not an address",
-        )
-        .help(why)
-    })?;
+    let addr = match strip_unix(&first.value) {
+        Some(path) => unix_path(first, path)?,
+        None => Endpoint::Inet(listen_addr(&first.value).map_err(|why| {
+            bad(
+                first,
+                format!("invalid listen address `{}`", first.value),
+                "not an address",
+            )
+            .help(why)
+        })?),
+    };
     let mut default_server = false;
     let mut proxy_protocol = false;
     for arg in &args[1..] {
@@ -101,7 +90,7 @@ pub(super) fn listen(args: &[Arg], default_allowed: bool) -> Parsed<(SocketAddr,
                     "unknown option",
                 )
                 .maybe_help(suggestion(other, ["default_server", "proxy_protocol"]))
-                .note("xps sets the backlog and SO_REUSEPORT itself"));
+                .note("xps sets the backlog and SO_REUSEPORT itself; a Unix socket's mode follows the umask"));
             }
         }
     }
@@ -112,6 +101,9 @@ pub(super) fn access(arg: &Arg, out: &mut Vec<Diagnostic>) -> Parsed<AccessTarge
     let text = arg.value.as_str();
     if text == "all" {
         return Ok(AccessTarget::All);
+    }
+    if text.eq_ignore_ascii_case("unix:") {
+        return Ok(AccessTarget::Unix);
     }
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Ok(AccessTarget::Net(ip.into()));
@@ -141,8 +133,8 @@ pub(super) fn access(arg: &Arg, out: &mut Vec<Diagnostic>) -> Parsed<AccessTarge
             format!("invalid address `{text}`"),
             "not an address or CIDR block",
         )
-        .help("write an IPv4 or IPv6 address, a CIDR block like 10.0.0.0/8, or `all`")
-        .maybe_help(suggestion(text, ["all"]))),
+        .help("write an IPv4 or IPv6 address, a CIDR block like 10.0.0.0/8, `unix:` or `all`")
+        .maybe_help(suggestion(text, ["all", "unix:"]))),
     }
 }
 
@@ -243,8 +235,15 @@ fn prefix_too_long(text: &str) -> Option<(u8, &'static str)> {
     }
 }
 
-/// A Unix socket backend: `unix:/path` (absolute, as the kernel allows).
-pub(super) fn unix_backend(arg: &Arg, path: &str) -> Parsed<crate::upstream::Endpoint> {
+/// The path of `unix:/path` (any case of `unix:`).
+fn strip_unix(text: &str) -> Option<&str> {
+    let prefix = text.get(..5)?;
+    prefix.eq_ignore_ascii_case("unix:").then(|| &text[5..])
+}
+
+/// A Unix socket address, a backend's or a listener's: `unix:/path`
+/// (absolute, as the kernel allows).
+pub(super) fn unix_path(arg: &Arg, path: &str) -> Parsed<Endpoint> {
     if !path.starts_with('/') {
         return Err(bad(
             arg,
@@ -264,9 +263,7 @@ pub(super) fn unix_backend(arg: &Arg, path: &str) -> Parsed<crate::upstream::End
             "too long",
         ));
     }
-    Ok(crate::upstream::Endpoint::Unix(
-        std::path::Path::new(path).into(),
-    ))
+    Ok(Endpoint::Unix(std::path::Path::new(path).into()))
 }
 
 pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<(ProxyTarget, Option<String>)> {
@@ -307,7 +304,7 @@ pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<(ProxyTarget, Option<S
                 "invalid URI",
             ));
         }
-        let endpoint = unix_backend(arg, path)?;
+        let endpoint = unix_path(arg, path)?;
         return Ok((ProxyTarget::Address(format!("unix:{path}"), endpoint), uri));
     }
     if lower.starts_with("https://") {

@@ -99,7 +99,7 @@ pub(super) fn member(args: &[Arg]) -> Parsed<Member> {
         .help(format!("write `server {}:80;`", first.value)));
     }
     let addr = if unix {
-        super::net::unix_backend(first, &first.value[5..])?
+        super::net::unix_path(first, &first.value[5..])?
     } else {
         backend(first, &first.value)?.into()
     };

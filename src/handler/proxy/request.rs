@@ -2,10 +2,9 @@
 
 use super::{connection_tokens, contains_ignore_case, header_bytes, is_hop};
 use crate::http::response;
-use crate::routing::Route;
 use crate::routing::template::Vars;
+use crate::routing::{Peer, Route};
 use std::io::Write;
-use std::net::IpAddr;
 
 /// How the request body goes upstream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +23,7 @@ pub enum RequestBody {
 pub fn request_head(
     raw: &[u8],
     route: &Route,
-    peer: IpAddr,
+    peer: Peer,
     fallback_host: &str,
     body: RequestBody,
     vars: &dyn Vars,
@@ -161,7 +160,7 @@ fn goes_up(name: &str, tokens: &[&[u8]], route: &Route) -> bool {
 
 /// The forwarding fields: `X-Forwarded-For` (earlier values, then the
 /// peer), `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host`.
-fn forwarded(out: &mut Vec<u8>, mut forwarded_for: Vec<u8>, peer: IpAddr, host: &[u8]) {
+fn forwarded(out: &mut Vec<u8>, mut forwarded_for: Vec<u8>, peer: Peer, host: &[u8]) {
     let mut peer_buf = [0u8; 48];
     let peer_text = {
         let mut w = &mut peer_buf[..];

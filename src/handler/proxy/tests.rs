@@ -23,6 +23,10 @@ fn client_head(out: &mut Vec<u8>, raw: &[u8], route: &Route, body: ClientBody) {
 }
 use crate::routing::{Action, Header};
 
+fn peer(ip: &str) -> crate::routing::Peer {
+    crate::routing::Peer::Inet(std::net::SocketAddr::new(ip.parse().expect("ip"), 40000))
+}
+
 fn route() -> Route {
     let mut r = Route::defaults(Action::NotFound);
     r.proxy_set_header = vec![
@@ -45,7 +49,7 @@ fn the_upstream_request_keeps_the_client_head_minus_hop_by_hop() {
         request_head(
             raw,
             &route(),
-            "127.0.0.9".parse().expect("ip"),
+            peer("127.0.0.9"),
             "u:1",
             RequestBody::Chunked,
             &NoVars,
@@ -85,7 +89,7 @@ fn a_head_at_the_field_limit_goes_up_whole_with_the_fields_xps_adds() {
     let (out, _) = request_head(
         &raw[..head.head_len],
         &route(),
-        "10.0.0.1".parse().expect("ip"),
+        peer("10.0.0.1"),
         "u:1",
         RequestBody::None,
         &NoVars,
@@ -105,7 +109,7 @@ fn fields_with_underscores_stay_behind_unless_allowed() {
         let (h, _) = request_head(
             raw,
             route,
-            "127.0.0.9".parse().expect("ip"),
+            peer("127.0.0.9"),
             "u:1",
             RequestBody::Length(3),
             &NoVars,
@@ -179,14 +183,7 @@ fn proxy_set_header_host_replaces_every_other_host() {
         b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\n",
         b"GET http://b.test/ HTTP/1.0\r\n\r\n",
     ] {
-        let (out, _) = request_head(
-            raw,
-            &r,
-            "10.0.0.1".parse().expect("ip"),
-            "u:1",
-            RequestBody::None,
-            &NoVars,
-        );
+        let (out, _) = request_head(raw, &r, peer("10.0.0.1"), "u:1", RequestBody::None, &NoVars);
         let out = String::from_utf8(out).expect("utf-8");
         assert_eq!(out.matches("\r\nHost: ").count(), 1, "{out}");
         assert!(out.contains("\r\nHost: fixed.test\r\n"), "{out}");
@@ -373,14 +370,7 @@ fn any_request_xps_accepts_goes_up_as_one_unambiguous_head() {
             Framing::Chunked => RequestBody::Chunked,
         };
         let raw = &input[..head.head_len];
-        let (out, _) = request_head(
-            raw,
-            &route,
-            "10.0.0.1".parse().expect("ip"),
-            "u:1",
-            body,
-            &NoVars,
-        );
+        let (out, _) = request_head(raw, &route, peer("10.0.0.1"), "u:1", body, &NoVars);
         let text = String::from_utf8_lossy(&input);
         let mut fields = [httparse::EMPTY_HEADER; 128];
         let mut req = httparse::Request::new(&mut fields);

@@ -13,7 +13,7 @@ use crate::upstream::{Candidate, Endpoint, Limits, Picker, client_hash};
 
 impl Proxy {
     /// The request's variables, when the route's values name any.
-    pub(super) fn kept_vars(&self, peer: std::net::SocketAddr) -> Option<RequestVars<'_>> {
+    pub(super) fn kept_vars(&self, peer: crate::routing::Peer) -> Option<RequestVars<'_>> {
         self.kept.as_deref().map(|k| k.vars(&self.raw_head, peer))
     }
 
@@ -33,7 +33,7 @@ impl Proxy {
                 let (head, websocket) = proxy::request_head(
                     &self.raw_head,
                     self.route(),
-                    c.peer.ip(),
+                    c.peer,
                     // A Unix socket has no host name: `localhost`, as nginx
                     // sends.
                     match &addr {
@@ -138,7 +138,13 @@ impl Proxy {
                     .or_insert_with(|| Picker::new(&addrs, seed))
             }
         };
-        let picked = picker.pick(group.balance, &candidates, client_hash(c.peer.ip()));
+        // Unix socket clients hash as 0.0.0.0, all to one member (nginx
+        // hashes them as a pseudo-address of zeros).
+        let ip = c
+            .peer
+            .ip()
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let picked = picker.pick(group.balance, &candidates, client_hash(ip));
         ctx.candidates = candidates;
         picked
     }
