@@ -1,15 +1,18 @@
-//! Upstreams on Unix domain sockets: `proxy_pass unix:/path`, nginx's
-//! `proxy_pass http://unix:/path:/uri`, `server unix:/path` in an upstream
-//! group (with failover and kept-alive connections), the stream proxy,
-//! and the check-time errors.
+//! Unix domain sockets. Upstreams on them: `proxy_pass unix:/path`,
+//! nginx's `proxy_pass http://unix:/path:/uri`, `server unix:/path` in an
+//! upstream group (with failover and kept-alive connections), the stream
+//! proxy. Clients on them: `listen unix:/path` for HTTP and stream
+//! servers, what such a client is to rules, logs and variables, the socket
+//! file's life, reloads; and the check-time errors.
 
-use crate::server::Server;
-use crate::support::xps;
+use crate::server::{Response, Server, read_response, request};
+use crate::support::{xps, xps_in};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::net::UnixListener;
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 /// An HTTP/1.1 upstream on a Unix socket that answers each request with
 /// its request line and Host; counts its connections.
@@ -191,6 +194,7 @@ fn dump_quotes_socket_paths_so_it_reads_back() {
 }
 server {
     listen 127.0.0.1:8080;
+    listen \"unix:/tmp/my app.sock\";
     location / {
         proxy_pass \"http://unix:/run/my app.sock:/v1/\";
     }
@@ -205,6 +209,11 @@ server {
     assert!(
         out.stdout
             .contains("server \"unix:/run/my app.sock\" weight=1"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("listen \"unix:/tmp/my app.sock\";"),
         "{}",
         out.stdout
     );
@@ -301,5 +310,353 @@ server {{
         (busy["failures"].as_u64(), busy["up"].as_bool()),
         (Some(0), Some(true)),
         "{m}"
+    );
+}
+
+/// Sends one request over a Unix socket connection and reads its answer.
+fn unix_get(s: &mut UnixStream, path: &str, headers: &[&str]) -> Response {
+    s.write_all(request("GET", path, headers).as_bytes())
+        .expect("send");
+    read_response(s, false).expect("an answer")
+}
+
+/// A new connection to xps's Unix socket.
+fn unix_connect(path: &Path) -> UnixStream {
+    let s = UnixStream::connect(path).expect("connect to xps's socket");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+#[test]
+fn clients_on_a_unix_socket_are_served_and_are_unix_to_access_rules_logs_and_variables() {
+    let template = "log_format who '$remote_addr|$remote_port|$server_port|$status';
+server {
+    listen 127.0.0.1:{port};
+    listen unix:{dir}/xps.sock;
+    root {dir}/site;
+    access_log {dir}/access.log who;
+    add_header X-Client \"$remote_addr|$remote_port|$server_port\";
+    location /local/ {
+        allow unix:;
+        deny all;
+    }
+    location /tcp/ {
+        deny unix:;
+    }
+}
+";
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let server = Server::start(template, |dir| {
+        for d in ["site/local", "site/tcp"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        std::fs::write(dir.join("site/a.txt"), "hello").unwrap();
+        std::fs::write(dir.join("site/local/x.txt"), "local").unwrap();
+        std::fs::write(dir.join("site/tcp/x.txt"), "tcp").unwrap();
+        std::fs::write(dir.join("site/big.bin"), &big).unwrap();
+    });
+    let sock = server.dir.join("xps.sock");
+    let mut s = unix_connect(&sock);
+    // Two requests on one kept-alive connection.
+    let r = unix_get(&mut s, "/a.txt", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "hello"));
+    assert_eq!(r.header("x-client"), Some("unix:||"));
+    let r = unix_get(&mut s, "/local/x.txt", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "local"));
+    // A file large enough to go by sendfile arrives whole.
+    let r = unix_get(&mut s, "/big.bin", &[]);
+    assert_eq!(r.status, 200);
+    assert!(r.body == big, "the file arrived changed");
+    assert_eq!(unix_get(&mut s, "/tcp/x.txt", &[]).status, 403);
+    // Over TCP the same rules see an address.
+    assert_eq!(server.get("/local/x.txt", &[]).status, 403);
+    let r = server.get("/tcp/x.txt", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "tcp"));
+    let port = server.port.to_string();
+    assert!(
+        r.header("x-client")
+            .is_some_and(|v| v.starts_with("127.0.0.1|") && v.ends_with(&format!("|{port}"))),
+        "{:?}",
+        r.header("x-client")
+    );
+    let log = server.dir.join("access.log");
+    server.wait_for(Duration::from_secs(10), "six log lines", || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.lines().count() >= 6)
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // Empty values are `-` in a log line, as in nginx.
+    assert_eq!(
+        lines[..4],
+        [
+            "unix:|-|-|200",
+            "unix:|-|-|200",
+            "unix:|-|-|200",
+            "unix:|-|-|403"
+        ],
+        "{text}"
+    );
+}
+
+#[test]
+fn a_proxy_in_front_on_a_unix_socket_passes_the_client_address() {
+    let template = "limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;
+server {
+    listen 127.0.0.1:{port};
+    listen unix:{dir}/xps.sock;
+    listen unix:{dir}/pp.sock proxy_protocol;
+    add_header X-Client $remote_addr;
+    location /header/ {
+        set_real_ip_from unix:;
+        real_ip_header X-Forwarded-For;
+        limit_req zone=one;
+        return 200 \"$remote_addr\";
+    }
+    location /plain/ {
+        limit_req zone=one;
+        return 200 \"$remote_addr\";
+    }
+    location /pp/ {
+        set_real_ip_from unix:;
+        real_ip_header proxy_protocol;
+        return 200 \"$remote_addr\";
+    }
+}
+";
+    let server = Server::start(template, |_| {});
+    let sock = server.dir.join("xps.sock");
+    let mut s = unix_connect(&sock);
+    let xff = |ip: &str| format!("X-Forwarded-For: {ip}");
+    let r = unix_get(&mut s, "/header/", &[&xff("203.0.113.7")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "203.0.113.7"));
+    // Limits count the real client: another one passes, the same one
+    // again is over its rate.
+    let r = unix_get(&mut s, "/header/", &[&xff("203.0.113.8")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "203.0.113.8"));
+    assert_eq!(
+        unix_get(&mut s, "/header/", &[&xff("203.0.113.7")]).status,
+        503
+    );
+    // Without set_real_ip_from, every client of the socket is `unix:`,
+    // one key for the limits (as in nginx).
+    let r = unix_get(&mut s, "/plain/", &[&xff("198.51.100.1")]);
+    assert_eq!((r.status, r.text().as_str()), (200, "unix:"));
+    assert_eq!(
+        unix_get(&mut s, "/plain/", &[&xff("198.51.100.2")]).status,
+        503
+    );
+    // A PROXY protocol header on a Unix socket (HAProxy's `send-proxy`).
+    let mut p = unix_connect(&server.dir.join("pp.sock"));
+    p.write_all(b"PROXY TCP4 192.0.2.44 192.0.2.1 40000 80\r\n")
+        .unwrap();
+    let r = unix_get(&mut p, "/pp/", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "192.0.2.44"));
+}
+
+#[test]
+fn a_stream_server_listens_on_a_unix_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = sock(dir.path(), "app.sock");
+    unix_upstream(&app);
+    let template = format!(
+        "stream {{
+    server {{
+        listen 127.0.0.1:{{port}};
+        listen unix:{{dir}}/tunnel.sock;
+        proxy_pass unix:{};
+    }}
+}}
+",
+        app.display()
+    );
+    let server = Server::start(&template, |_| {});
+    let mut s = unix_connect(&server.dir.join("tunnel.sock"));
+    let r = unix_get(&mut s, "/through", &["Host: tunnel"]);
+    assert_eq!(r.text(), "GET /through HTTP/1.1 @ tunnel");
+}
+
+fn unix_site(extra: &str) -> String {
+    format!(
+        "server {{
+    listen 127.0.0.1:{{port}};
+    listen unix:{{dir}}/xps.sock;
+{extra}    return 200 \"up\";
+}}
+"
+    )
+}
+
+#[test]
+fn a_stale_socket_file_is_replaced_and_the_file_goes_when_the_server_stops() {
+    let mut server = Server::start(&unix_site(""), |dir| {
+        // Left by a process that did not exit cleanly: a socket file
+        // nothing listens on.
+        drop(UnixListener::bind(dir.join("xps.sock")).unwrap());
+    });
+    let sock = server.dir.join("xps.sock");
+    assert_eq!(unix_get(&mut unix_connect(&sock), "/", &[]).text(), "up");
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(!sock.exists(), "the socket file stayed");
+}
+
+#[test]
+fn a_socket_path_in_use_or_not_a_socket_fails_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = |path: &Path| {
+        format!(
+            "server {{\n    listen 127.0.0.1:{};\n    listen unix:{};\n    return 200;\n}}\n",
+            crate::server::free_port(),
+            path.display()
+        )
+    };
+    let live = dir.path().join("live.sock");
+    let _other = UnixListener::bind(&live).unwrap();
+    std::fs::write(dir.path().join("a.conf"), conf(&live)).unwrap();
+    let out = xps_in(dir.path(), &["a.conf"], Duration::from_secs(10));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "unix:{} is already in use (another server is listening there)",
+            live.display()
+        )),
+        "{}",
+        out.stderr
+    );
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "keep me").unwrap();
+    std::fs::write(dir.path().join("b.conf"), conf(&file)).unwrap();
+    let out = xps_in(dir.path(), &["b.conf"], Duration::from_secs(10));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("the path exists and is not a socket (xps will not replace it)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
+}
+
+#[test]
+fn reloads_add_and_remove_unix_sockets_and_a_socket_in_use_rejects_the_whole_reload() {
+    let server = Server::start(&unix_site(""), |_| {});
+    let first = server.dir.join("xps.sock");
+    let second = server.dir.join("b.sock");
+    let conf = server.dir.join("xps.conf");
+    let with_second = unix_site("    listen unix:{dir}/b.sock;\n");
+    std::fs::write(
+        &conf,
+        server
+            .render(&with_second)
+            .replace("{dir}", &server.dir.display().to_string()),
+    )
+    .unwrap();
+    server.wait_for(Duration::from_secs(10), "the new socket to accept", || {
+        UnixStream::connect(&second).is_ok()
+    });
+    assert!(
+        server
+            .stderr()
+            .contains(&format!("+ listen unix:{}", second.display())),
+        "{}",
+        server.stderr()
+    );
+    assert_eq!(unix_get(&mut unix_connect(&second), "/", &[]).text(), "up");
+    // Removed: its file goes, so a client is refused at once.
+    std::fs::write(
+        &conf,
+        server
+            .render(&unix_site(""))
+            .replace("{dir}", &server.dir.display().to_string()),
+    )
+    .unwrap();
+    server.wait_for(
+        Duration::from_secs(10),
+        "the removed socket's file to go",
+        || !second.exists(),
+    );
+    assert_eq!(unix_get(&mut unix_connect(&first), "/", &[]).text(), "up");
+    // A socket another process listens on: nothing of the reload applies,
+    // not even its new TCP address.
+    let taken = server.dir.join("taken.sock");
+    let _other = UnixListener::bind(&taken).unwrap();
+    let port3 = crate::server::free_port();
+    let bad = unix_site(&format!(
+        "    listen 127.0.0.1:{port3};\n    listen unix:{{dir}}/taken.sock;\n"
+    ))
+    .replace("\"up\"", "\"changed\"");
+    std::fs::write(
+        &conf,
+        bad.replace("{port}", &server.port.to_string())
+            .replace("{dir}", &server.dir.display().to_string()),
+    )
+    .unwrap();
+    server.wait_for(Duration::from_secs(10), "the rejection", || {
+        server.stderr().contains("rejected")
+    });
+    assert!(
+        server
+            .stderr()
+            .contains(&format!("unix:{} is already in use", taken.display())),
+        "{}",
+        server.stderr()
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port3)).is_err());
+    assert_eq!(unix_get(&mut unix_connect(&first), "/", &[]).text(), "up");
+    assert!(taken.exists(), "the other process's socket was removed");
+}
+
+#[test]
+fn check_dump_and_explain_speak_of_unix_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = format!(
+        "server {{
+    listen unix:{dir}/xps.sock proxy_protocol;
+    server_name app.test;
+    location /api/ {{
+        allow unix:;
+        deny all;
+        return 200;
+    }}
+}}
+",
+        dir = dir.path().display()
+    );
+    std::fs::write(dir.path().join("xps.conf"), conf).unwrap();
+    let out = xps(dir.path(), &["--check", "xps.conf"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let out = xps(dir.path(), &["--dump", "xps.conf"]);
+    let listen = format!(
+        "listen unix:{}/xps.sock proxy_protocol;",
+        dir.path().display()
+    );
+    assert!(out.stdout.contains(&listen), "{}", out.stdout);
+    assert!(out.stdout.contains("allow unix:;"), "{}", out.stdout);
+    std::fs::write(dir.path().join("dumped.conf"), &out.stdout).unwrap();
+    let again = xps(dir.path(), &["--check", "dumped.conf"]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    let url = format!("http://unix:{}/xps.sock:/api/x", dir.path().display());
+    let out = xps(dir.path(), &["--explain", "xps.conf", &url]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    for expected in [
+        "request    GET /api/x from unix:",
+        &format!("listener   unix:{}/xps.sock", dir.path().display()),
+        "access     `allow unix:`",
+    ] {
+        assert!(
+            out.stdout.contains(expected),
+            "missing {expected:?} in:\n{}",
+            out.stdout
+        );
+    }
+    let out = xps(
+        dir.path(),
+        &["--explain", "xps.conf", "http://unix:/elsewhere.sock:/"],
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("no listener for unix:/elsewhere.sock"),
+        "{}",
+        out.stderr
     );
 }

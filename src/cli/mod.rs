@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(
         requires = "explain",
         value_name = "METHOD URL",
-        help = "With --explain: [METHOD] URL, where URL is http://host[:port]/path or /path"
+        help = "With --explain: [METHOD] URL, where URL is http://host[:port]/path, http://unix:/socket:/path or /path"
     )]
     pub request: Vec<String>,
 

@@ -36,7 +36,7 @@ pub fn dump(s: &Snapshot) -> String {
                 .iter()
                 .any(|l| l.addr == *addr && l.proxy_protocol);
             let pp = if pp { " proxy_protocol" } else { "" };
-            let _ = writeln!(o, "    listen {addr}{suffix}{pp};");
+            let _ = writeln!(o, "    listen {}{suffix}{pp};", quote(&addr.to_string()));
         }
         if !server.server_name.is_empty() {
             let names: Vec<String> = server.server_name.iter().map(|n| n.to_string()).collect();
@@ -86,7 +86,7 @@ pub fn dump(s: &Snapshot) -> String {
         for st in &s.streams {
             let _ = writeln!(o, "    server {{  # {}", st.origin);
             for addr in &st.listen {
-                let _ = writeln!(o, "        listen {addr};");
+                let _ = writeln!(o, "        listen {};", quote(&addr.to_string()));
             }
             let _ = writeln!(
                 o,

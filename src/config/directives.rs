@@ -395,10 +395,10 @@ pub static TABLE: &[Spec] = &[
     ),
     // server
     Spec::new(Key::Listen, "listen", &[S], (1, Some(3)), Kind::Listen { default_server: true }).repeatable().docs(
-        "listen [ADDRESS:]PORT [default_server] [proxy_protocol]",
+        "listen [ADDRESS:]PORT | unix:/PATH [default_server] [proxy_protocol]",
         "– (required)",
-        "An address the server accepts connections on: `8001` is `0.0.0.0:8001`; `[::]:8001` is IPv6 only, so both can be given; `127.0.0.1:8001`; `localhost:8001` is `127.0.0.1:8001`. `default_server` makes this server answer requests whose Host matches no `server_name` on that address. `proxy_protocol`: every connection starts with a PROXY protocol header (version 1 or 2, as HAProxy and cloud load balancers send it); a connection without a valid one is closed. Every server on the address must say it alike. See `real_ip_header proxy_protocol`.",
-        "listen 8001;\nlisten [::]:8001;\nlisten 127.0.0.1:8080 default_server;",
+        "An address the server accepts connections on: `8001` is `0.0.0.0:8001`; `[::]:8001` is IPv6 only, so both can be given; `127.0.0.1:8001`; `localhost:8001` is `127.0.0.1:8001`; `unix:/run/xps/web.sock` is a Unix domain socket, for a proxy on the same machine (an absolute path of at most 107 bytes, in a folder that exists; its mode follows the umask). xps makes the socket file at start or reload, replaces one nothing listens on (left by a crash), refuses one another process listens on and any other kind of file, and removes it when the address leaves the config and when the server stops. A client of a Unix socket has no address: `$remote_addr` is `unix:` (as in nginx), `$remote_port` and `$server_port` are empty, `allow`/`deny` match it with `unix:` or `all`, limits keyed by the address count all such clients as one, unless `set_real_ip_from unix:` takes the address the proxy sends. `default_server` makes this server answer requests whose Host matches no `server_name` on that address. `proxy_protocol`: every connection starts with a PROXY protocol header (version 1 or 2, as HAProxy and cloud load balancers send it); a connection without a valid one is closed. Every server on the address must say it alike. See `real_ip_header proxy_protocol`.",
+        "listen 8001;\nlisten [::]:8001;\nlisten 127.0.0.1:8080 default_server;\nlisten unix:/run/xps/web.sock;",
     ),
     Spec::new(Key::ServerName, "server_name", &[S], (1, None), Kind::ServerNames).docs(
         "server_name NAME…",
@@ -518,13 +518,13 @@ pub static TABLE: &[Spec] = &[
     ),
     // access
     Spec::new(Key::Allow, "allow", &[M, S, L, ST, SS], ONE, Kind::Access).repeatable().inherited().docs(
-        "allow ADDRESS | CIDR | all",
+        "allow ADDRESS | CIDR | unix: | all",
         "–",
-        "Lets matching clients in. `allow` and `deny` rules form one ordered list: the first that matches decides, and a client no rule matches is allowed. Denied requests get 403; denied stream connections are closed. Checked before anything else, `return` included.",
+        "Lets matching clients in (`unix:`: clients of a `listen unix:` socket, which no address or CIDR block matches). `allow` and `deny` rules form one ordered list: the first that matches decides, and a client no rule matches is allowed. Denied requests get 403; denied stream connections are closed. Checked before anything else, `return` included.",
         "allow 127.0.0.0/8;\nallow ::1;\ndeny all;",
     ),
     Spec::new(Key::Deny, "deny", &[M, S, L, ST, SS], ONE, Kind::Access).repeatable().inherited().docs(
-        "deny ADDRESS | CIDR | all",
+        "deny ADDRESS | CIDR | unix: | all",
         "–",
         "Keeps matching clients out; see `allow`.",
         "deny 10.0.0.0/8;",
@@ -578,9 +578,9 @@ pub static TABLE: &[Spec] = &[
         "limit_conn_status 429;",
     ),
     Spec::new(Key::SetRealIpFrom, "set_real_ip_from", MSL, ONE, Kind::Access).repeatable().inherited().docs(
-        "set_real_ip_from ADDRESS | CIDR",
+        "set_real_ip_from ADDRESS | CIDR | unix: | all",
         "–",
-        "A load balancer whose word on the client's address is taken: a request arriving from one of these gets the address `real_ip_header` carries, and that address is what `allow`/`deny`, `ip_hash`, limits, `auth_basic`'s allowance, the access log, `$remote_addr` and the `X-Forwarded-For` sent upstream see. Requests from other addresses keep their own. A block with its own list replaces the outer one.",
+        "A load balancer whose word on the client's address is taken (`unix:`: whatever connects to a `listen unix:` socket, such as nginx on the same machine): a request arriving from one of these gets the address `real_ip_header` carries, and that address is what `allow`/`deny`, `ip_hash`, limits, `auth_basic`'s allowance, the access log, `$remote_addr` and the `X-Forwarded-For` sent upstream see. Requests from other addresses keep their own. A block with its own list replaces the outer one.",
         "set_real_ip_from 10.0.0.0/8;\nreal_ip_header X-Forwarded-For;",
     ),
     Spec::new(Key::RealIpHeader, "real_ip_header", MSL, ONE, Kind::RealIpHeader).inherited().docs(
@@ -714,9 +714,9 @@ pub static TABLE: &[Spec] = &[
         "server {\n    listen 9000;\n    proxy_pass db;\n}",
     ),
     Spec::new(Key::StreamListen, "listen", &[SS], (1, Some(2)), Kind::Listen { default_server: false }).repeatable().docs(
-        "listen [ADDRESS:]PORT",
+        "listen [ADDRESS:]PORT | unix:/PATH",
         "– (required)",
-        "An address the stream server accepts connections on; the forms are those of the HTTP `listen`. An address cannot be both HTTP and stream.",
+        "An address the stream server accepts connections on; the forms are those of the HTTP `listen`, Unix sockets included. An address cannot be both HTTP and stream.",
         "listen 127.0.0.1:9000;",
     ),
     Spec::new(Key::StreamProxyPass, "proxy_pass", &[SS], ONE, Kind::ProxyPass { http: false }).docs(

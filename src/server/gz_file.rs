@@ -113,7 +113,7 @@ mod tests {
     use super::*;
     use flate2::read::GzDecoder;
     use std::io::Read;
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     fn unchunk(mut data: &[u8]) -> Vec<u8> {
         let mut body = Vec::new();
