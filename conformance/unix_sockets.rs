@@ -495,6 +495,11 @@ fn a_stale_socket_file_is_replaced_and_the_file_goes_when_the_server_stops() {
     });
     let sock = server.dir.join("xps.sock");
     assert_eq!(unix_get(&mut unix_connect(&sock), "/", &[]).text(), "up");
+    // Any user may connect (a proxy in front runs as another), as nginx
+    // makes its sockets.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o666, "{mode:o}");
     server.signal("TERM");
     assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
     assert!(!sock.exists(), "the socket file stayed");

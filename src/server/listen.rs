@@ -5,7 +5,7 @@
 use crate::net::sys::{self, ListenSocket};
 use crate::upstream::Endpoint;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -142,6 +142,11 @@ fn bind_unix(path: &Arc<Path>) -> Result<(ListenSocket, SocketFile), UnixBindErr
         path: path.clone(),
         id: (made.dev(), made.ino()),
     };
+    // Anyone may connect, as to nginx's Unix sockets: a proxy in front
+    // usually runs as another user. The folder's permissions say who
+    // reaches the file.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(UnixBindError::Io)?;
     Ok((socket, file))
 }
 

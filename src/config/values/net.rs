@@ -90,7 +90,7 @@ pub(super) fn listen(args: &[Arg], default_allowed: bool) -> Parsed<(Endpoint, b
                     "unknown option",
                 )
                 .maybe_help(suggestion(other, ["default_server", "proxy_protocol"]))
-                .note("xps sets the backlog and SO_REUSEPORT itself; a Unix socket's mode follows the umask"));
+                .note("xps sets the backlog and SO_REUSEPORT itself"));
             }
         }
     }
