@@ -183,7 +183,9 @@ impl Peer {
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Peer::Inet(a) => write!(f, "{}", a.ip()),
+            // Delegated, not re-formatted: this is on every proxied
+            // request's path (`X-Forwarded-For`).
+            Peer::Inet(a) => fmt::Display::fmt(&a.ip(), f),
             Peer::Unix => f.write_str("unix:"),
         }
     }

@@ -156,6 +156,15 @@ impl Conn {
         c
     }
 
+    /// `$server_port`: the port the connection came in on; none for a Unix
+    /// socket.
+    pub(super) fn server_port(&self) -> Option<u16> {
+        match &self.local {
+            Endpoint::Inet(a) => Some(a.port()),
+            Endpoint::Unix(_) => None,
+        }
+    }
+
     /// The socket (for registration).
     pub fn stream(&self) -> &sys::Stream {
         &self.client.stream

@@ -85,7 +85,7 @@ impl Conn {
         let kept = route.vars.any.then(|| {
             Box::new(vars::KeptVars {
                 head: head.clone(),
-                local: self.local.clone(),
+                server_port: self.server_port(),
                 names: snapshot.servers[at.0].server_name.clone(),
                 request_id: request_id.to_string(),
                 user: self.user.clone(),
@@ -97,7 +97,7 @@ impl Conn {
                 head,
                 raw: &raw,
                 peer: self.client.peer,
-                local: &self.local,
+                server_port: self.server_port(),
                 names: &snapshot.servers[at.0].server_name,
                 request_id,
                 user: self.user.as_deref(),

@@ -163,7 +163,7 @@ impl Conn {
                 head,
                 raw: head_bytes,
                 peer: self.client.peer,
-                local: &self.local,
+                server_port: self.server_port(),
                 names: &server.server_name,
                 request_id: &request_id,
                 user: None,
@@ -213,14 +213,11 @@ impl Conn {
         };
         let allowed = permitted && challenge.is_none();
         let user = self.user.clone();
-        // The variables outlive borrows of `self` (a copy of an address, or
-        // of a Unix socket's shared path).
-        let local = self.local.clone();
         let request_vars = vars::RequestVars {
             head,
             raw: &raw,
             peer: self.client.peer,
-            local: &local,
+            server_port: self.server_port(),
             names: &server.server_name,
             request_id: &request_id,
             user: user.as_deref(),

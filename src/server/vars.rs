@@ -5,7 +5,6 @@ use crate::http::RequestHead;
 use crate::routing::Peer;
 use crate::routing::host::ServerName;
 use crate::routing::template::{Var, Vars};
-use crate::upstream::Endpoint;
 use std::fmt::Write;
 
 /// What the variables of a request read.
@@ -14,7 +13,9 @@ pub struct RequestVars<'a> {
     /// The head as the client sent it (for `$http_NAME`).
     pub raw: &'a [u8],
     pub peer: Peer,
-    pub local: &'a Endpoint,
+    /// `$server_port`: the port the connection came in on (none on a
+    /// Unix socket).
+    pub server_port: Option<u16>,
     /// The server's names (`$server_name` is the first).
     pub names: &'a [ServerName],
     /// `$request_id` (empty when no value of the route names it).
@@ -27,7 +28,7 @@ pub struct RequestVars<'a> {
 /// response head and error pages come later).
 pub struct KeptVars {
     pub head: RequestHead,
-    pub local: Endpoint,
+    pub server_port: Option<u16>,
     pub names: Vec<ServerName>,
     pub request_id: String,
     pub user: Option<std::sync::Arc<str>>,
@@ -40,7 +41,7 @@ impl KeptVars {
             head: &self.head,
             raw,
             peer,
-            local: &self.local,
+            server_port: self.server_port,
             names: &self.names,
             request_id: &self.request_id,
             user: self.user.as_deref(),
@@ -125,8 +126,8 @@ impl Vars for RequestVars<'_> {
                 }
             }
             Var::ServerPort => {
-                if let Endpoint::Inet(local) = self.local {
-                    let _ = write!(out, "{}", local.port());
+                if let Some(port) = self.server_port {
+                    let _ = write!(out, "{port}");
                 }
             }
             Var::Http(name) => {

@@ -341,6 +341,8 @@ impl Worker {
         self.expired = expired;
     }
 
+    // Kept out of `dispatch`, which runs for every event of every request.
+    #[inline(never)]
     fn accept(&mut self, index: usize) {
         loop {
             if self.stopping {
