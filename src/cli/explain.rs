@@ -247,7 +247,9 @@ fn local_addr(host: &str, port: u16) -> Option<Endpoint> {
         "localhost" => Ipv4Addr::LOCALHOST.into(),
         _ => host.parse::<IpAddr>().ok()?,
     };
-    Some(Endpoint::Inet(SocketAddr::new(ip, port)))
+    Some(Endpoint::Inet(crate::routing::canonical(SocketAddr::new(
+        ip, port,
+    ))))
 }
 
 fn locations(o: &mut String, server: &Server, path: &str, which: LocationMatch) {
