@@ -7,6 +7,7 @@
 
 use crate::server::{Response, Server, read_response, request};
 use crate::support::{xps, xps_in};
+use crate::upstream;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -410,7 +411,7 @@ server {
         set_real_ip_from unix:;
         real_ip_header X-Forwarded-For;
         limit_req zone=one;
-        return 200 \"$remote_addr\";
+        return 200 \"$remote_addr|$remote_port\";
     }
     location /plain/ {
         limit_req zone=one;
@@ -428,11 +429,12 @@ server {
     let mut s = unix_connect(&sock);
     let xff = |ip: &str| format!("X-Forwarded-For: {ip}");
     let r = unix_get(&mut s, "/header/", &[&xff("203.0.113.7")]);
-    assert_eq!((r.status, r.text().as_str()), (200, "203.0.113.7"));
+    // A header gives no port: `$remote_port` stays empty, as in nginx.
+    assert_eq!((r.status, r.text().as_str()), (200, "203.0.113.7|"));
     // Limits count the real client: another one passes, the same one
     // again is over its rate.
     let r = unix_get(&mut s, "/header/", &[&xff("203.0.113.8")]);
-    assert_eq!((r.status, r.text().as_str()), (200, "203.0.113.8"));
+    assert_eq!((r.status, r.text().as_str()), (200, "203.0.113.8|"));
     assert_eq!(
         unix_get(&mut s, "/header/", &[&xff("203.0.113.7")]).status,
         503
@@ -525,6 +527,19 @@ fn a_socket_path_in_use_or_not_a_socket_fails_the_start() {
             "unix:{} is already in use (another server is listening there)",
             live.display()
         )),
+        "{}",
+        out.stderr
+    );
+    // A listener too busy to accept (its queue full) is in use too, and
+    // finding that out does not wait for it.
+    let busy = dir.path().join("busy.sock");
+    let _held = full_socket(&busy);
+    std::fs::write(dir.path().join("c.conf"), conf(&busy)).unwrap();
+    let out = xps_in(dir.path(), &["c.conf"], Duration::from_secs(10));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("unix:{} is already in use", busy.display())),
         "{}",
         out.stderr
     );
@@ -664,4 +679,81 @@ fn check_dump_and_explain_speak_of_unix_listeners() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn only_its_own_socket_file_is_removed_and_sigquit_removes_it_too() {
+    // A socket another process put at the path after xps made its own
+    // stays when xps stops.
+    let mut server = Server::start(&unix_site(""), |_| {});
+    let sock = server.dir.join("xps.sock");
+    std::fs::remove_file(&sock).unwrap();
+    let _theirs = UnixListener::bind(&sock).unwrap();
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        UnixStream::connect(&sock).is_ok(),
+        "the other socket was removed"
+    );
+    // SIGQUIT exits at once, and still leaves no file behind.
+    let mut server = Server::start(&unix_site(""), |_| {});
+    let sock = server.dir.join("xps.sock");
+    assert!(sock.exists());
+    server.signal("QUIT");
+    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(!sock.exists(), "the socket file stayed");
+}
+
+#[test]
+fn a_unix_client_proxied_upstream_is_unix_in_x_forwarded_for_and_to_stream_rules() {
+    let up = upstream::start(|r| {
+        upstream::ok(&format!(
+            "{:?} {:?}",
+            r.header("x-forwarded-for"),
+            r.header("x-real-ip")
+        ))
+    });
+    let template = format!(
+        "server {{
+    listen 127.0.0.1:{{port}};
+    listen unix:{{dir}}/xps.sock;
+    location / {{
+        proxy_pass {};
+    }}
+}}
+stream {{
+    server {{
+        listen 127.0.0.1:{{port2}};
+        listen unix:{{dir}}/open.sock;
+        proxy_pass {};
+    }}
+    server {{
+        listen unix:{{dir}}/closed.sock;
+        deny unix:;
+        proxy_pass {};
+    }}
+}}
+",
+        up.addr(),
+        up.addr(),
+        up.addr()
+    );
+    let server = Server::start(&template, |_| {});
+    let mut s = unix_connect(&server.dir.join("xps.sock"));
+    let r = unix_get(&mut s, "/", &["X-Forwarded-For: 203.0.113.1"]);
+    assert_eq!(
+        r.text(),
+        "Some(\"203.0.113.1, unix:\") Some(\"unix:\")",
+        "as nginx sends for a Unix socket client"
+    );
+    // A stream server lets a Unix client through unless a rule denies it.
+    let mut open = unix_connect(&server.dir.join("open.sock"));
+    assert_eq!(unix_get(&mut open, "/", &[]).status, 200);
+    let mut closed = unix_connect(&server.dir.join("closed.sock"));
+    closed
+        .write_all(request("GET", "/", &[]).as_bytes())
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = closed.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
 }

@@ -35,7 +35,7 @@ pub struct AuthCache {
     /// Header value → what it proved.
     checked: HashMap<Box<[u8]>, Checked>,
     /// Address → (tokens, when they were counted).
-    addresses: HashMap<IpAddr, (f64, Instant)>,
+    addresses: HashMap<Option<IpAddr>, (f64, Instant)>,
     /// The start of the current second and the hashing time spent in it.
     window: Option<(Instant, Duration)>,
 }
@@ -102,18 +102,16 @@ impl AuthCache {
 
     /// Takes one of `peer`'s tokens for a new credential (an IPv6 client
     /// is its /64: one machine usually holds the whole block; Unix socket
-    /// clients share one allowance, kept under `::`, which no TCP client
-    /// comes from).
+    /// clients, `None`, share one allowance).
     fn take_token(&mut self, peer: Option<IpAddr>, now: Instant) -> bool {
-        let peer = match peer {
-            Some(IpAddr::V6(v6)) => {
+        let peer = peer.map(|ip| match ip {
+            IpAddr::V6(v6) => {
                 let mut o = v6.octets();
                 o[8..].fill(0);
                 IpAddr::V6(o.into())
             }
-            Some(v4) => v4,
-            None => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-        };
+            v4 => v4,
+        });
         if self.addresses.len() >= MAX_ADDRESSES && !self.addresses.contains_key(&peer) {
             self.addresses.clear();
         }

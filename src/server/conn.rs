@@ -526,7 +526,11 @@ impl Conn {
             }
             Err(e) => {
                 if crate::log::enabled(crate::log::LogLevel::Debug) {
-                    let text = format!("{}: {}; connection closed", self.socket_peer, e.0);
+                    let from = match self.socket_peer {
+                        Peer::Inet(a) => a.to_string(),
+                        Peer::Unix => "unix:".to_string(),
+                    };
+                    let text = format!("{from}: {}; connection closed", e.0);
                     crate::log::write(crate::log::LogLevel::Debug, &text);
                 }
                 input.consume(input.end - input.start);

@@ -5,7 +5,8 @@
 use crate::net::sys::{self, ListenSocket};
 use crate::upstream::Endpoint;
 use std::io;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -77,10 +78,12 @@ pub fn bind_addrs(addrs: &[Endpoint], workers: usize, mode: ListenMode) -> Resul
                 let (socket, file) = bind_unix(path).map_err(|e| match e {
                     UnixBindError::Io(e) => fail(e),
                     UnixBindError::NotSocket => {
-                        format!(
-                            "{addr}: the path exists and is not a socket (xps will not replace it)"
-                        )
+                        format!("{addr}: the path exists and is not a socket (xps will not replace it)")
                     }
+                    UnixBindError::Probe(e) => format!(
+                        "{addr}: a socket is there, and whether something listens on it cannot be told ({})",
+                        crate::config::load::io_reason(&e)
+                    ),
                 })?;
                 bound.files.push(file);
                 share(&mut bound, addr, &socket).map_err(fail)?;
@@ -114,30 +117,43 @@ fn share(bound: &mut Bound, addr: &Endpoint, socket: &ListenSocket) -> io::Resul
 enum UnixBindError {
     Io(io::Error),
     NotSocket,
+    /// Whether something listens on the socket there could not be told.
+    Probe(io::Error),
 }
 
 /// Binds a Unix socket at `path`. A socket file already there that
 /// nothing listens on (left by a process that did not exit cleanly) is
 /// replaced; one with a listener is "in use"; anything else is left alone.
 fn bind_unix(path: &Arc<Path>) -> Result<(ListenSocket, SocketFile), UnixBindError> {
+    let in_use = || UnixBindError::Io(io::Error::from_raw_os_error(libc::EADDRINUSE));
     match std::fs::symlink_metadata(path) {
         Ok(m) if !m.file_type().is_socket() => return Err(UnixBindError::NotSocket),
-        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => {
-                return Err(UnixBindError::Io(io::Error::from_raw_os_error(
-                    libc::EADDRINUSE,
-                )));
-            }
+        // The probe never waits: a listener whose queue is full refuses
+        // at once (`EAGAIN`), and is in use all the same.
+        Ok(_) => match sys::connect_unix(path) {
+            Ok(_) => return Err(in_use()),
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Err(in_use()),
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
                 std::fs::remove_file(path).map_err(UnixBindError::Io)?;
             }
-            Err(e) => return Err(UnixBindError::Io(e)),
+            Err(e) => return Err(UnixBindError::Probe(e)),
         },
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(UnixBindError::Io(e)),
     }
     let socket = sys::listen_unix(path, BACKLOG).map_err(UnixBindError::Io)?;
-    let made = std::fs::symlink_metadata(path).map_err(UnixBindError::Io)?;
+    // The file as bound, opened without following a symlink that may have
+    // taken its place since: its identity is what removal checks, and its
+    // mode is what changes, never a symlink target's.
+    let node = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(UnixBindError::Io)?;
+    let made = node.metadata().map_err(UnixBindError::Io)?;
+    if !made.file_type().is_socket() {
+        return Err(UnixBindError::NotSocket);
+    }
     let file = SocketFile {
         path: path.clone(),
         id: (made.dev(), made.ino()),
@@ -145,7 +161,8 @@ fn bind_unix(path: &Arc<Path>) -> Result<(ListenSocket, SocketFile), UnixBindErr
     // Anyone may connect, as to nginx's Unix sockets: a proxy in front
     // usually runs as another user. The folder's permissions say who
     // reaches the file.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+    let mode = std::fs::Permissions::from_mode(0o666);
+    std::fs::set_permissions(format!("/proc/self/fd/{}", node.as_raw_fd()), mode)
         .map_err(UnixBindError::Io)?;
     Ok((socket, file))
 }

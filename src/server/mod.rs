@@ -137,6 +137,8 @@ pub fn run(mut loaded: Loaded, config: Option<PathBuf>) -> Result<(), String> {
         &reload_tx,
         config.is_some(),
     );
+    // Also when the signals could not be read, which skips `stop`.
+    remove_socket_files(&shared);
     if let Some(path) = &config {
         reload::remove_state(path);
     }
@@ -167,6 +169,7 @@ fn signal_loop(
             }
             Some(Signal::SIGQUIT) => {
                 crate::log::info("SIGQUIT: exiting at once");
+                shared.stopping.store(true, Ordering::Release);
                 remove_socket_files(shared);
                 crate::log::flush();
                 std::process::exit(0);
@@ -191,7 +194,9 @@ fn signal_loop(
     }
 }
 
-/// Removes the `listen unix:` socket files.
+/// Removes the `listen unix:` socket files. `stopping` is set first, and
+/// the reloader checks it under the same lock, so no file added by a
+/// reload outlives this.
 fn remove_socket_files(shared: &Shared) {
     if let Ok(mut files) = shared.socket_files.lock() {
         files.clear();

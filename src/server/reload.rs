@@ -21,6 +21,7 @@ use std::collections::BTreeSet;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -376,7 +377,11 @@ impl Reloader {
         }
         if let Ok(mut files) = self.shared.socket_files.lock() {
             // The files of removed Unix sockets go (new connections there
-            // fail at once); new ones are kept.
+            // fail at once); new ones are kept, unless the server began
+            // stopping meanwhile (its files are gone already: these go too).
+            if self.shared.stopping.load(Ordering::Acquire) {
+                return;
+            }
             files.retain(|f| {
                 !removed
                     .iter()

@@ -116,7 +116,9 @@ impl Vars for RequestVars<'_> {
                 let _ = write!(out, "{}", self.peer);
             }
             Var::RemotePort => {
-                if let Some(port) = self.peer.port() {
+                // Port 0: an address a balancer gave without one (nginx
+                // leaves the variable empty too).
+                if let Some(port) = self.peer.port().filter(|&p| p != 0) {
                     let _ = write!(out, "{port}");
                 }
             }
