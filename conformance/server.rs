@@ -30,6 +30,38 @@ pub fn head_len(bytes: &[u8]) -> Option<usize> {
         .map(|i| i + 4)
 }
 
+/// Whether process `pid` holds a socket listening on TCP `port` (from
+/// `/proc/net/tcp*` and the process's descriptors).
+fn listens_on(pid: u32, port: u16) -> bool {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            // State 0A is LISTEN.
+            if local_port == Some(port) && *state == "0A" {
+                inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
 /// A running server.
 pub struct Server {
     child: Child,
@@ -127,7 +159,12 @@ impl Server {
             if let Ok(Some(_)) = self.child.try_wait() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            // The port is this server's, not another test's that was
+            // given the same free port a moment before (whose answers
+            // would then be taken for this one's).
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && listens_on(self.child.id(), self.port)
+            {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(5));
