@@ -99,9 +99,9 @@ impl AsFd for ListenSocket {
     }
 }
 
-/// A non-blocking listen socket on the Unix socket path `path`, which must
-/// not exist.
-pub fn listen_unix(path: &std::path::Path, backlog: i32) -> io::Result<ListenSocket> {
+/// A non-blocking, close-on-exec Unix stream socket, and `path` as its
+/// address.
+fn unix_socket(path: &std::path::Path) -> io::Result<(OwnedFd, socket::UnixAddr)> {
     let fd = socket::socket(
         AddressFamily::Unix,
         SockType::Stream,
@@ -109,7 +109,13 @@ pub fn listen_unix(path: &std::path::Path, backlog: i32) -> io::Result<ListenSoc
         None,
     )
     .map_err(io_err)?;
-    let addr = socket::UnixAddr::new(path).map_err(io_err)?;
+    Ok((fd, socket::UnixAddr::new(path).map_err(io_err)?))
+}
+
+/// A non-blocking listen socket on the Unix socket path `path`, which must
+/// not exist.
+pub fn listen_unix(path: &std::path::Path, backlog: i32) -> io::Result<ListenSocket> {
+    let (fd, addr) = unix_socket(path)?;
     socket::bind(fd.as_raw_fd(), &addr).map_err(io_err)?;
     let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
     socket::listen(&fd, backlog).map_err(io_err)?;
@@ -507,14 +513,7 @@ impl AsFd for Stream {
 /// Starts a non-blocking connection to a Unix domain socket. A listener
 /// whose queue is full refuses at once (`EAGAIN`), as a closed port does.
 pub fn connect_unix(path: &std::path::Path) -> io::Result<Stream> {
-    let fd = socket::socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(io_err)?;
-    let addr = socket::UnixAddr::new(path).map_err(io_err)?;
+    let (fd, addr) = unix_socket(path)?;
     match socket::connect(fd.as_raw_fd(), &addr) {
         Ok(()) | Err(nix::Error::EINPROGRESS) => {}
         Err(e) => return Err(io_err(e)),
