@@ -5,7 +5,7 @@
 //! with their place and without printing a hash.
 
 use crate::server::Server;
-use crate::support::xps;
+use crate::support::{assert_contains_all, xps};
 use crate::upstream::{self, ok};
 use std::time::{Duration, Instant};
 
@@ -218,18 +218,19 @@ fn check_reports_user_file_problems_with_their_place_and_no_hash() {
     let out = xps(dir.path(), &["--check", "xps.conf"]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     let e = &out.stderr;
-    for expected in [
-        "warning: this line is not `user:hash`: it is left out\n --> users:6:1",
-        "warning: user `plain` cannot log in: the password is not hashed in a format xps checks",
-        " --> users:7:7",
-        "warning: user `old` cannot log in: `{SHA}` (unsalted SHA-1) is not supported",
-        " --> users:8:5",
-        "warning: user `apr1` cannot log in: the hash is malformed",
-        "error: `auth_basic` has no `auth_basic_user_file`\n --> xps.conf:9:20",
-        "error: cannot read the user file `missing`: No such file or directory\n  --> xps.conf:13:30",
-    ] {
-        assert!(e.contains(expected), "missing {expected:?} in:\n{e}");
-    }
+    assert_contains_all(
+        e,
+        &[
+            "warning: this line is not `user:hash`: it is left out\n --> users:6:1",
+            "warning: user `plain` cannot log in: the password is not hashed in a format xps checks",
+            " --> users:7:7",
+            "warning: user `old` cannot log in: `{SHA}` (unsalted SHA-1) is not supported",
+            " --> users:8:5",
+            "warning: user `apr1` cannot log in: the hash is malformed",
+            "error: `auth_basic` has no `auth_basic_user_file`\n --> xps.conf:9:20",
+            "error: cannot read the user file `missing`: No such file or directory\n  --> xps.conf:13:30",
+        ],
+    );
     for secret in ["hunter2", "5en6G6", "$2y$05$9lJZ", "$apr1$x"] {
         assert!(!e.contains(secret), "{secret} printed:\n{e}");
     }

@@ -5,7 +5,7 @@
 //! metrics, and the check-time errors.
 
 use crate::server::{Server, connect_from, read_response, request};
-use crate::support::xps;
+use crate::support::{assert_contains_all, xps};
 use crate::upstream::{self, ok};
 use std::io::Write;
 use std::net::{Ipv4Addr, TcpStream};
@@ -237,18 +237,19 @@ server {
     let out = xps(dir.path(), &["--check", "xps.conf"]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
     let e = &out.stderr;
-    for expected in [
-        "error: zone `per_ip` is declared twice\n --> xps.conf:2:16",
-        "error: invalid rate `10r/h`",
-        "error: a zone needs at least 32k, not `1k`",
-        "error: the key `all` names no variable",
-        "error: unknown zone `per_iq`\n  --> xps.conf:10:15",
-        "help: did you mean `per_ip`?",
-        "error: zone `conns` is a `limit_conn_zone`, not a `limit_req_zone`",
-        "error: zone `per_ip` is a `limit_req_zone`, not a `limit_conn_zone`",
-    ] {
-        assert!(e.contains(expected), "missing {expected:?} in:\n{e}");
-    }
+    assert_contains_all(
+        e,
+        &[
+            "error: zone `per_ip` is declared twice\n --> xps.conf:2:16",
+            "error: invalid rate `10r/h`",
+            "error: a zone needs at least 32k, not `1k`",
+            "error: the key `all` names no variable",
+            "error: unknown zone `per_iq`\n  --> xps.conf:10:15",
+            "help: did you mean `per_ip`?",
+            "error: zone `conns` is a `limit_conn_zone`, not a `limit_req_zone`",
+            "error: zone `per_ip` is a `limit_req_zone`, not a `limit_conn_zone`",
+        ],
+    );
 }
 
 #[test]
@@ -342,20 +343,17 @@ server {
         &["--explain", "xps.conf", "/admin/x", "--from", "10.1.1.1"],
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    for expected in [
-        "real ip    10.1.1.1 is a listed balancer (set_real_ip_from): the client's address is read from `x-forwarded-for`",
-        "limit      limit_req zone=per_ip: 2r/s per $binary_remote_addr, burst 5 waiting their turn; over it 503 with Retry-After",
-        "limit      limit_conn conns: 3 at once per $binary_remote_addr; one more 429 with Retry-After",
-        "auth       auth_basic \"Team\": 1 user in ",
-        "log        access_log ",
-        "admin.log (j)",
-    ] {
-        assert!(
-            out.stdout.contains(expected),
-            "missing {expected:?} in:\n{}",
-            out.stdout
-        );
-    }
+    assert_contains_all(
+        &out.stdout,
+        &[
+            "real ip    10.1.1.1 is a listed balancer (set_real_ip_from): the client's address is read from `x-forwarded-for`",
+            "limit      limit_req zone=per_ip: 2r/s per $binary_remote_addr, burst 5 waiting their turn; over it 503 with Retry-After",
+            "limit      limit_conn conns: 3 at once per $binary_remote_addr; one more 429 with Retry-After",
+            "auth       auth_basic \"Team\": 1 user in ",
+            "log        access_log ",
+            "admin.log (j)",
+        ],
+    );
     let out = xps(
         dir.path(),
         &["--explain", "xps.conf", "/admin/x", "--from", "192.0.2.1"],

@@ -5,7 +5,7 @@
 //! strings, and the check-time errors.
 
 use crate::server::Server;
-use crate::support::xps;
+use crate::support::{assert_contains_all, xps};
 use crate::upstream::{self, ok};
 use std::time::{Duration, Instant};
 
@@ -116,21 +116,18 @@ server {
     std::fs::write(dir.path().join("xps.conf"), conf).unwrap();
     let out = xps(dir.path(), &["--check", "xps.conf"]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
-    for expected in [
-        "error: log format `main` is declared twice",
-        "error: `combined` is the built-in format",
-        "error: unknown escape `xml`",
-        "error: unknown log format `mian`",
-        "help: did you mean `main`?",
-        "error: unknown variable `$status`",
-        "`$status` is known in `log_format` only",
-    ] {
-        assert!(
-            out.stderr.contains(expected),
-            "missing {expected:?} in:\n{}",
-            out.stderr
-        );
-    }
+    assert_contains_all(
+        &out.stderr,
+        &[
+            "error: log format `main` is declared twice",
+            "error: `combined` is the built-in format",
+            "error: unknown escape `xml`",
+            "error: unknown log format `mian`",
+            "help: did you mean `main`?",
+            "error: unknown variable `$status`",
+            "`$status` is known in `log_format` only",
+        ],
+    );
     let conf = "log_format main escape=json '{\"s\":$status}';\n";
     std::fs::write(dir.path().join("f.conf"), conf).unwrap();
     let out = xps(dir.path(), &["--fmt", "f.conf"]);

@@ -5,7 +5,7 @@
 //! is required where it is configured.
 
 use crate::server::{Server, connect_from, read_response, request};
-use crate::support::xps;
+use crate::support::{assert_contains_all, xps};
 use crate::upstream;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
@@ -211,16 +211,13 @@ stream {
     std::fs::write(dir.path().join("xps.conf"), conf).unwrap();
     let out = xps(dir.path(), &["--check", "xps.conf"]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
-    for expected in [
-        "error: servers on 127.0.0.1:8080 disagree about `proxy_protocol`\n --> xps.conf:6:12",
-        "error: `proxy_protocol` applies to HTTP servers only",
-    ] {
-        assert!(
-            out.stderr.contains(expected),
-            "missing {expected:?} in:\n{}",
-            out.stderr
-        );
-    }
+    assert_contains_all(
+        &out.stderr,
+        &[
+            "error: servers on 127.0.0.1:8080 disagree about `proxy_protocol`\n --> xps.conf:6:12",
+            "error: `proxy_protocol` applies to HTTP servers only",
+        ],
+    );
 }
 
 #[test]

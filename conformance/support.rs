@@ -115,3 +115,11 @@ pub fn cases(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
     v.sort();
     v
 }
+
+/// Asserts that `text` holds every one of `expected`, naming the first
+/// missing one and showing the whole text.
+pub fn assert_contains_all(text: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(text.contains(e), "missing {e:?} in:\n{text}");
+    }
+}

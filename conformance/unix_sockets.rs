@@ -6,7 +6,7 @@
 //! file's life, reloads; and the check-time errors.
 
 use crate::server::{Response, Server, read_response, request};
-use crate::support::{xps, xps_in};
+use crate::support::{assert_contains_all, xps, xps_in};
 use crate::upstream;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -173,18 +173,15 @@ server {{
     std::fs::write(dir.path().join("xps.conf"), conf).unwrap();
     let out = xps(dir.path(), &["--check", "xps.conf"]);
     assert_eq!(out.code, Some(1), "{}", out.stderr);
-    for expected in [
-        "error: the socket path `run/app.sock` is not absolute",
-        "error: the socket path is 121 bytes; a Unix socket path is at most 107",
-        "error: a URI part needs the `http://` form",
-        "error: `/run/app.sock:` is not a socket path",
-    ] {
-        assert!(
-            out.stderr.contains(expected),
-            "missing {expected:?} in:\n{}",
-            out.stderr
-        );
-    }
+    assert_contains_all(
+        &out.stderr,
+        &[
+            "error: the socket path `run/app.sock` is not absolute",
+            "error: the socket path is 121 bytes; a Unix socket path is at most 107",
+            "error: a URI part needs the `http://` form",
+            "error: `/run/app.sock:` is not a socket path",
+        ],
+    );
 }
 
 #[test]
@@ -672,17 +669,14 @@ fn check_dump_and_explain_speak_of_unix_listeners() {
     let url = format!("http://unix:{}/xps.sock:/api/x", dir.path().display());
     let out = xps(dir.path(), &["--explain", "xps.conf", &url]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    for expected in [
-        "request    GET /api/x from unix:",
-        &format!("listener   unix:{}/xps.sock", dir.path().display()),
-        "access     `allow unix:`",
-    ] {
-        assert!(
-            out.stdout.contains(expected),
-            "missing {expected:?} in:\n{}",
-            out.stdout
-        );
-    }
+    assert_contains_all(
+        &out.stdout,
+        &[
+            "request    GET /api/x from unix:",
+            &format!("listener   unix:{}/xps.sock", dir.path().display()),
+            "access     `allow unix:`",
+        ],
+    );
     let out = xps(
         dir.path(),
         &["--explain", "xps.conf", "http://unix:/elsewhere.sock:/"],
