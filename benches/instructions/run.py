@@ -24,6 +24,8 @@ request with start-up and shutdown taken out.
   real-ip    static with `set_real_ip_from` and an `X-Forwarded-For` sent
   log        static with `access_log` in the combined format (to a file)
   log-json   static with `access_log` in a JSON `log_format` of 9 variables
+  static-unix  static, the clients on a `listen unix:` socket (a build
+           without Unix socket listeners shows n/a)
 
 WORKLOADS="static-ae gzip-on" runs only those.
 
@@ -80,8 +82,17 @@ def read_response(s, buf):
     return rest[n:]
 
 
-def load(port, path, count, extra=""):
-    conns = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in range(CONNS)]
+def connect(port, unix):
+    if unix is None:
+        return socket.create_connection(("127.0.0.1", port), timeout=60)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect(unix)
+    return s
+
+
+def load(port, path, count, extra="", unix=None):
+    conns = [connect(port, unix) for _ in range(CONNS)]
     req = f"GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode()
     bufs = [b""] * CONNS
     for i in range(count):
@@ -90,6 +101,15 @@ def load(port, path, count, extra=""):
         bufs[k] = read_response(conns[k], bufs[k])
     for c in conns:
         c.close()
+
+
+def unix_listeners(binary, work):
+    """Whether this build takes `listen unix:` (older ones do not)."""
+    conf = os.path.join(work, "probe.conf")
+    with open(conf, "w") as f:
+        f.write(f"server {{\n    listen unix:{work}/probe.sock;\n    return 204;\n}}\n")
+    run = subprocess.run([binary, "--check", conf], capture_output=True, timeout=60)
+    return run.returncode == 0
 
 
 def backend():
@@ -121,7 +141,7 @@ def backend():
     return l.getsockname()[1]
 
 
-def instructions(binary, conf_text, port, path, count, work, extra=""):
+def instructions(binary, conf_text, port, path, count, work, extra="", unix=None):
     conf = os.path.join(work, "xps.conf")
     with open(conf, "w") as f:
         f.write(conf_text)
@@ -132,7 +152,7 @@ def instructions(binary, conf_text, port, path, count, work, extra=""):
     )
     try:
         wait_port(port, deadline=60.0)
-        load(port, path, count, extra)
+        load(port, path, count, extra, unix)
     finally:
         server.terminate()
         server.wait(timeout=120)
@@ -156,7 +176,7 @@ def main():
         workloads = [("static", "/1k.bin"), ("404", "/missing"), ("proxy", "/"),
                      ("static-ae", "/1k.bin"), ("gzip-on", "/1k.bin"),
                      ("limits", "/1k.bin"), ("auth", "/1k.bin"), ("real-ip", "/1k.bin"),
-                     ("log", "/1k.bin"), ("log-json", "/1k.bin")]
+                     ("log", "/1k.bin"), ("log-json", "/1k.bin"), ("static-unix", "/1k.bin")]
         with open(os.path.join(work, "htpasswd"), "w") as f:
             # `htpasswd -nbm user secret`
             f.write("user:$apr1$cexihJm9$BmZkbwEqYKQ.wmj74Ygs2.\n")
@@ -165,7 +185,10 @@ def main():
             workloads = [w for w in workloads if w[0] in only.split()]
         for workload, path in workloads:
             per = []
-            for _, binary in builds:
+            for name, binary in builds:
+                if workload == "static-unix" and name == "xps-base" and not unix_listeners(binary, work):
+                    per.append(float("nan"))
+                    continue
                 counts = []
                 for n in (N1, N2):
                     port = free_port()
@@ -201,12 +224,19 @@ def main():
                         route = f"root {work};"
                     if workload in ("static-ae", "gzip-on"):
                         extra = ACCEPT
-                    conf = f"workers 1;\n{main}server {{\n    listen 127.0.0.1:{port};\n    {route}\n}}\n"
-                    counts.append(instructions(binary, conf, port, path, n, work, extra))
+                    unix = None
+                    listen = f"listen 127.0.0.1:{port};"
+                    if workload == "static-unix":
+                        # Bound first, so it is ready when the port is.
+                        unix = os.path.join(logs, "xps.sock")
+                        listen = f"listen unix:{unix};\n    {listen}"
+                    conf = f"workers 1;\n{main}server {{\n    {listen}\n    {route}\n}}\n"
+                    counts.append(instructions(binary, conf, port, path, n, work, extra, unix))
                 per.append((counts[1] - counts[0]) / (N2 - N1))
             rows[workload] = per
-            line = f"{workload:10} " + " ".join(f"{p:12.0f}" for p in per)
-            if XPS_BASE:
+            line = f"{workload:10} " + " ".join(
+                "n/a".rjust(12) if p != p else f"{p:12.0f}" for p in per)
+            if XPS_BASE and per[1] == per[1]:
                 line += f"   {per[0] / per[1]:8.3f}x"
             print(line, flush=True)
 

@@ -156,15 +156,6 @@ impl Conn {
         c
     }
 
-    /// `$server_port`: the port the connection came in on; none for a Unix
-    /// socket.
-    pub(super) fn server_port(&self) -> Option<u16> {
-        match &self.local {
-            Endpoint::Inet(a) => Some(a.port()),
-            Endpoint::Unix(_) => None,
-        }
-    }
-
     /// The socket (for registration).
     pub fn stream(&self) -> &sys::Stream {
         &self.client.stream
@@ -227,6 +218,12 @@ impl Conn {
         closed: bool,
         ctx: &mut Ctx,
     ) -> Next {
+        // A writable edge while writing was possible already says nothing
+        // new: a Unix socket signals one each time its client reads, which
+        // would drive the connection twice per request.
+        if writable && !readable && !closed && self.client.writable {
+            return Next::Keep;
+        }
         self.client.readable |= readable || closed;
         self.client.hangup |= closed;
         self.client.writable |= writable;

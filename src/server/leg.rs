@@ -85,7 +85,7 @@ impl Conn {
         let kept = route.vars.any.then(|| {
             Box::new(vars::KeptVars {
                 head: head.clone(),
-                server_port: self.server_port(),
+                server_port: vars::server_port(&self.local),
                 names: snapshot.servers[at.0].server_name.clone(),
                 request_id: request_id.to_string(),
                 user: self.user.clone(),
@@ -97,7 +97,7 @@ impl Conn {
                 head,
                 raw: &raw,
                 peer: self.client.peer,
-                server_port: self.server_port(),
+                server_port: vars::server_port(&self.local),
                 names: &snapshot.servers[at.0].server_name,
                 request_id,
                 user: self.user.as_deref(),

@@ -49,6 +49,15 @@ impl KeptVars {
     }
 }
 
+/// `$server_port`: the port a connection came in on; none for a Unix
+/// socket.
+pub fn server_port(local: &crate::upstream::Endpoint) -> Option<u16> {
+    match local {
+        crate::upstream::Endpoint::Inet(a) => Some(a.port()),
+        crate::upstream::Endpoint::Unix(_) => None,
+    }
+}
+
 /// A new request id: 32 hex digits.
 pub fn request_id(seed: u64) -> String {
     use std::hash::{BuildHasher, RandomState};
