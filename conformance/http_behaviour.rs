@@ -590,6 +590,20 @@ fn saved_files_are_served_new_at_once() {
     // A listing shows a new file at once.
     std::fs::write(dir.join("sub/new.txt"), "n").expect("write");
     assert!(get("/sub/").text().contains("new.txt"));
+    // A file written in place in a folder whose other entries stay cached:
+    // its new bytes, and the listing's new size for it.
+    assert_eq!(get("/sub/new.txt").body, b"n");
+    std::fs::write(dir.join("sub/new.txt"), "grown").expect("write");
+    assert_eq!(get("/sub/new.txt").body, b"grown");
+    s.write_all(request("GET", "/sub/", &["Accept: application/json"]).as_bytes())
+        .expect("send");
+    let listing: serde_json::Value =
+        serde_json::from_slice(&read_response(&mut s, false).expect("listing").body).expect("json");
+    let new = listing
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["name"] == "new.txt"))
+        .expect("new.txt listed");
+    assert_eq!(new["size"], 5, "{listing}");
 }
 
 #[test]

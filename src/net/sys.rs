@@ -395,17 +395,43 @@ impl DirWatch {
         self.inotify.add_watch(dir, mask).map_err(io_err)
     }
 
-    /// The folders that changed since the last call (empty when none).
-    pub fn changed(&self) -> Vec<WatchId> {
+    /// What changed since the last call (empty when nothing).
+    pub fn changed(&self) -> Vec<DirChange> {
+        use nix::sys::inotify::AddWatchFlags as F;
         let mut out = Vec::new();
         while let Ok(events) = self.inotify.read_events() {
             if events.is_empty() {
                 break;
             }
-            out.extend(events.into_iter().map(|e| e.wd));
+            for e in events {
+                let content = F::IN_MODIFY | F::IN_CLOSE_WRITE;
+                out.push(if e.mask.contains(F::IN_Q_OVERFLOW) {
+                    DirChange::Overflow
+                } else {
+                    match e.name {
+                        // Written to: the file's bytes changed, not the
+                        // folder's entries (a log appended to, say).
+                        Some(name) if content.contains(e.mask) => DirChange::File(e.wd, name),
+                        _ => DirChange::Folder(e.wd),
+                    }
+                });
+            }
         }
         out
     }
+}
+
+/// One change a [`DirWatch`] reports.
+#[derive(Debug)]
+pub enum DirChange {
+    /// The folder's entries, or the folder itself (created, removed,
+    /// renamed, attributes): anything in it may differ.
+    Folder(WatchId),
+    /// The bytes of one file in the folder.
+    File(WatchId, std::ffi::OsString),
+    /// Events were lost (the kernel's queue overflowed): anything may
+    /// differ, anywhere.
+    Overflow,
 }
 
 impl AsFd for DirWatch {

@@ -15,7 +15,7 @@
 use crate::handler::autoindex::{self, ListEntry};
 use crate::handler::files::{Entry, Files, Found, ListingAsk, Meta};
 use crate::handler::gzip;
-use crate::net::sys::{self, DirWatch, Stat, WatchId};
+use crate::net::sys::{self, DirChange, DirWatch, Stat, WatchId};
 use crate::routing::ListingFormat;
 use rustc_hash::FxHashMap;
 use std::fs::File;
@@ -173,11 +173,31 @@ impl FileCache {
         self.watch.as_ref()
     }
 
-    /// Drops the entries of every folder the watcher reports changed. The
-    /// worker calls this before serving the requests of a loop turn.
+    /// Drops what the watcher reports changed: a written file's entry and
+    /// its folder's listings, or all of a folder whose entries changed.
+    /// The worker calls this before serving the requests of a loop turn.
     pub fn invalidate(&mut self) {
         let Some(watch) = &self.watch else { return };
-        for id in watch.changed() {
+        for change in watch.changed() {
+            let id = match change {
+                DirChange::Folder(id) => id,
+                // (A name that is not UTF-8 is no key: its whole folder goes.)
+                DirChange::File(id, name) => match name.to_str() {
+                    Some(name) => {
+                        self.file_changed(id, name);
+                        continue;
+                    }
+                    None => id,
+                },
+                DirChange::Overflow => {
+                    for (_, r) in self.roots.0.iter_mut() {
+                        r.files.clear();
+                        r.listings.clear();
+                    }
+                    self.bytes = 0;
+                    continue;
+                }
+            };
             let Some((root, dir)) = self.folders.remove(&id) else {
                 continue;
             };
@@ -189,6 +209,27 @@ impl FileCache {
                     .retain(|(key, _, _), _| key.trim_end_matches('/') != dir);
             }
         }
+    }
+
+    /// Drops the entry of the file `name` of a watched folder, whose bytes
+    /// changed, and the folder's listings (sizes and times); the rest of
+    /// the folder stays cached.
+    fn file_changed(&mut self, id: WatchId, name: &str) {
+        let Some((root, dir)) = self.folders.get(&id) else {
+            return;
+        };
+        let key = if dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        };
+        let Some(r) = self.roots.get_mut(root) else {
+            return;
+        };
+        r.files.remove(&key);
+        r.files.remove(&format!("{key}/"));
+        r.listings
+            .retain(|(listed, _, _), _| listed.trim_end_matches('/') != dir);
     }
 
     /// Watches `root/dir` unless it already is; whether it is watched.
