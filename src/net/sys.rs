@@ -365,10 +365,13 @@ pub fn splice(from: impl AsFd, to: impl AsFd, len: usize) -> io::Result<usize> {
 /// through epoll when something changed.
 pub struct DirWatch {
     inotify: nix::sys::inotify::Inotify,
+    /// Where events are read into: kept, and never cleared (a read says
+    /// how much of it holds events).
+    buf: Vec<u8>,
 }
 
 /// Identifies one watched folder of a [`DirWatch`].
-pub type WatchId = nix::sys::inotify::WatchDescriptor;
+pub type WatchId = i32;
 
 impl DirWatch {
     /// A new watcher.
@@ -376,7 +379,10 @@ impl DirWatch {
         use nix::sys::inotify::{InitFlags, Inotify};
         let inotify =
             Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).map_err(io_err)?;
-        Ok(DirWatch { inotify })
+        Ok(DirWatch {
+            inotify,
+            buf: vec![0; 4096],
+        })
     }
 
     /// Watches a folder for any change to its entries or itself.
@@ -392,28 +398,43 @@ impl DirWatch {
             | F::IN_DELETE_SELF
             | F::IN_MOVE_SELF
             | F::IN_ONLYDIR;
-        self.inotify.add_watch(dir, mask).map_err(io_err)
+        self.inotify
+            .add_watch(dir, mask)
+            .map(|wd| wd.as_raw())
+            .map_err(io_err)
     }
 
     /// What changed since the last call (empty when nothing).
-    pub fn changed(&self) -> Vec<DirChange> {
-        use nix::sys::inotify::AddWatchFlags as F;
+    pub fn changed(&mut self) -> Vec<DirChange> {
         let mut out = Vec::new();
-        while let Ok(events) = self.inotify.read_events() {
-            if events.is_empty() {
-                break;
-            }
-            for e in events {
-                let content = F::IN_MODIFY | F::IN_CLOSE_WRITE;
-                out.push(if e.mask.contains(F::IN_Q_OVERFLOW) {
+        // `struct inotify_event`: wd, mask, cookie, len, then `len` bytes
+        // of name padded with NULs.
+        const HEADER: usize = 16;
+        while let Ok(n @ 1..) = nix::unistd::read(&self.inotify, &mut self.buf) {
+            let events = &self.buf[..n];
+            let mut at = 0;
+            while at + HEADER <= n {
+                let word = |i: usize| {
+                    let b = &events[at + 4 * i..at + 4 * i + 4];
+                    u32::from_ne_bytes([b[0], b[1], b[2], b[3]])
+                };
+                let (wd, mask, len) = (word(0) as i32, word(1), word(3) as usize);
+                let name_bytes = events.get(at + HEADER..at + HEADER + len).unwrap_or(&[]);
+                let name = name_bytes.split(|&b| b == 0).next().unwrap_or(&[]);
+                at += HEADER + len;
+                let content = libc::IN_MODIFY | libc::IN_CLOSE_WRITE;
+                out.push(if mask & libc::IN_Q_OVERFLOW != 0 {
                     DirChange::Overflow
-                } else {
-                    match e.name {
-                        // Written to: the file's bytes changed, not the
-                        // folder's entries (a log appended to, say).
-                        Some(name) if content.contains(e.mask) => DirChange::File(e.wd, name),
-                        _ => DirChange::Folder(e.wd),
+                } else if mask & !content == 0 && !name.is_empty() {
+                    // Written to: the file's bytes changed, not the
+                    // folder's entries (a log appended to, say).
+                    match std::str::from_utf8(name) {
+                        Ok(name) => DirChange::File(wd, name.to_string()),
+                        // Not UTF-8, so no key: the whole folder.
+                        Err(_) => DirChange::Folder(wd),
                     }
+                } else {
+                    DirChange::Folder(wd)
                 });
             }
         }
@@ -427,8 +448,8 @@ pub enum DirChange {
     /// The folder's entries, or the folder itself (created, removed,
     /// renamed, attributes): anything in it may differ.
     Folder(WatchId),
-    /// The bytes of one file in the folder.
-    File(WatchId, std::ffi::OsString),
+    /// The bytes of one file in the folder (its name).
+    File(WatchId, String),
     /// Events were lost (the kernel's queue overflowed): anything may
     /// differ, anywhere.
     Overflow,
@@ -567,4 +588,43 @@ pub fn connect(addr: SocketAddr) -> io::Result<Stream> {
 /// The id of the calling thread (as `/proc/self/task/` names it).
 pub fn thread_id() -> u64 {
     nix::unistd::gettid().as_raw() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dir_watch_tells_a_written_file_from_a_changed_folder() {
+        let dir = std::env::temp_dir().join(format!("xps-dirwatch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("log.txt"), "a").unwrap();
+        let mut watch = DirWatch::new().unwrap();
+        let id = watch.add(&dir).unwrap();
+        // Appended to in place: that file only.
+        let mut log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("log.txt"))
+            .unwrap();
+        io::Write::write_all(&mut log, b"more").unwrap();
+        let changes = watch.changed();
+        assert!(
+            changes
+                .iter()
+                .all(|c| matches!(c, DirChange::File(w, n) if *w == id && n == "log.txt")),
+            "{changes:?}"
+        );
+        assert!(!changes.is_empty());
+        // A new entry: the folder.
+        std::fs::write(dir.join("new.txt"), "n").unwrap();
+        let changes = watch.changed();
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, DirChange::Folder(w) if *w == id)),
+            "{changes:?}"
+        );
+        assert!(watch.changed().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -177,18 +177,16 @@ impl FileCache {
     /// its folder's listings, or all of a folder whose entries changed.
     /// The worker calls this before serving the requests of a loop turn.
     pub fn invalidate(&mut self) {
-        let Some(watch) = &self.watch else { return };
+        let Some(watch) = self.watch.as_mut() else {
+            return;
+        };
         for change in watch.changed() {
             let id = match change {
                 DirChange::Folder(id) => id,
-                // (A name that is not UTF-8 is no key: its whole folder goes.)
-                DirChange::File(id, name) => match name.to_str() {
-                    Some(name) => {
-                        self.file_changed(id, name);
-                        continue;
-                    }
-                    None => id,
-                },
+                DirChange::File(id, name) => {
+                    self.file_changed(id, &name);
+                    continue;
+                }
                 DirChange::Overflow => {
                     for (_, r) in self.roots.0.iter_mut() {
                         r.files.clear();
