@@ -16,6 +16,7 @@ use crate::config::{self, Loaded, diagnostic};
 use crate::net::sys::Wake;
 use crate::routing::Snapshot;
 use crate::upstream::Endpoint;
+use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 use std::collections::BTreeSet;
 use std::hash::Hasher;
@@ -106,13 +107,15 @@ impl WatchSet {
             require_literal_leading_dot: true,
             ..glob::MatchOptions::new()
         };
-        let path = absolute(path);
+        // The name first: it decides most events without an allocation.
         self.names.contains(name)
             || name.to_string_lossy().starts_with("..")
-            || self
-                .patterns
-                .iter()
-                .any(|p| p.matches_path_with(&path, options))
+            || (!self.patterns.is_empty() && {
+                let path = absolute(path);
+                self.patterns
+                    .iter()
+                    .any(|p| p.matches_path_with(&path, options))
+            })
     }
 }
 
@@ -149,7 +152,10 @@ pub struct Reloader {
     /// Reloads that failed since start.
     failures: u64,
     watcher: Option<Box<dyn Watcher + Send>>,
-    watch: WatchSet,
+    /// Shared with the watcher's thread, which drops events that cannot
+    /// matter before they wake this one (a log written into the config's
+    /// folder makes one per line).
+    watch: Arc<ArcSwap<WatchSet>>,
 }
 
 impl Reloader {
@@ -175,7 +181,7 @@ impl Reloader {
             failed: None,
             failures: 0,
             watcher: None,
-            watch: WatchSet::default(),
+            watch: Arc::new(ArcSwap::from_pointee(WatchSet::default())),
         };
         let watching = r.shared.snapshot.load().main.watch;
         if watching {
@@ -193,6 +199,7 @@ impl Reloader {
     /// available (`XPS_WATCH=poll` forces polling).
     fn start_watcher(&mut self) {
         let tx = self.tx.clone();
+        let watch = self.watch.clone();
         let handler = move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event {
                 // Reading the config (as every reload does) is an access
@@ -200,8 +207,11 @@ impl Reloader {
                 if matches!(event.kind, notify::EventKind::Access(_)) {
                     return;
                 }
+                let watch = watch.load();
                 for path in event.paths {
-                    let _ = tx.send(Trigger::Changed(path));
+                    if watch.matters(&path) {
+                        let _ = tx.send(Trigger::Changed(path));
+                    }
                 }
             }
         };
@@ -235,17 +245,20 @@ impl Reloader {
     fn update_watch(&mut self, loaded: &Loaded) {
         let mut next = WatchSet::default();
         next.add_loaded(&self.config, loaded);
+        let current = self.watch.load_full();
+        // What matters is known before the new folders send events.
+        self.watch.store(Arc::new(next));
+        let next = self.watch.load();
         if let Some(w) = self.watcher.as_mut() {
-            for gone in self.watch.folders.difference(&next.folders) {
+            for gone in current.folders.difference(&next.folders) {
                 let _ = w.unwatch(gone);
             }
-            for new in next.folders.difference(&self.watch.folders) {
+            for new in next.folders.difference(&current.folders) {
                 if let Err(e) = w.watch(new, RecursiveMode::NonRecursive) {
                     crate::log::warn(&format!("cannot watch {}: {e}", new.display()));
                 }
             }
         }
-        self.watch = next;
     }
 
     /// Runs until the process ends.
@@ -254,7 +267,7 @@ impl Reloader {
             let signal = match first {
                 Trigger::Signal => true,
                 Trigger::Changed(path) => {
-                    if !self.watch.matters(&path) {
+                    if !self.watch.load().matters(&path) {
                         continue;
                     }
                     false
