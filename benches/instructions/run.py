@@ -22,7 +22,10 @@ request with start-up and shutdown taken out.
   auth       static with `auth_basic` (apr1) and the right password: the
            remembered-credential path
   real-ip    static with `set_real_ip_from` and an `X-Forwarded-For` sent
-  log        static with `access_log` in the combined format (to a file)
+  log        static with `access_log` in the combined format (to a file
+           outside the served and config folders, as in /var/log)
+  log-here   the same log written into the served folder, which is also
+           the config's: every line is a change both file watches see
   log-json   static with `access_log` in a JSON `log_format` of 9 variables
   static-unix  static, the clients on a `listen unix:` socket (a build
            without Unix socket listeners shows n/a)
@@ -176,7 +179,8 @@ def main():
         workloads = [("static", "/1k.bin"), ("404", "/missing"), ("proxy", "/"),
                      ("static-ae", "/1k.bin"), ("gzip-on", "/1k.bin"),
                      ("limits", "/1k.bin"), ("auth", "/1k.bin"), ("real-ip", "/1k.bin"),
-                     ("log", "/1k.bin"), ("log-json", "/1k.bin"), ("static-unix", "/1k.bin")]
+                     ("log", "/1k.bin"), ("log-here", "/1k.bin"), ("log-json", "/1k.bin"),
+                     ("static-unix", "/1k.bin")]
         with open(os.path.join(work, "htpasswd"), "w") as f:
             # `htpasswd -nbm user secret`
             f.write("user:$apr1$cexihJm9$BmZkbwEqYKQ.wmj74Ygs2.\n")
@@ -215,6 +219,8 @@ def main():
                         # Logs outside the served and config folders (as
                         # in /var/log): their writes wake no file watch.
                         route = f"root {work};\n    access_log {logs}/access.log;"
+                    elif workload == "log-here":
+                        route = f"root {work};\n    access_log {work}/access.log;"
                     elif workload == "log-json":
                         main = ("log_format j escape=json '{\"t\":\"$time_iso8601\",\"ip\":\"$remote_addr\","
                                 "\"r\":\"$request\",\"s\":$status,\"b\":$body_bytes_sent,\"id\":\"$request_id\","
