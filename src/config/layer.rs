@@ -302,7 +302,7 @@ pub fn log_target(spec: &LogSpec, folder: &Path) -> LogTarget {
     match spec {
         LogSpec::Stdout => LogTarget::Stdout,
         LogSpec::Stderr => LogTarget::Stderr,
-        LogSpec::Path(p) => LogTarget::File(absolute(folder, p)),
+        LogSpec::Path(p) => LogTarget::File(absolute(folder, p).into()),
     }
 }
 

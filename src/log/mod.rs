@@ -12,8 +12,6 @@ pub use error::{
     configure, enabled, error, error_with, flush, info, info_with, reopen, warn, write, write_with,
 };
 
-use std::path::PathBuf;
-
 /// `error_log TARGET [LEVEL]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorLog {
@@ -30,8 +28,8 @@ pub enum LogTarget {
     Stdout,
     /// Standard error.
     Stderr,
-    /// A file, appended to.
-    File(PathBuf),
+    /// A file, appended to (shared: every line names it).
+    File(std::sync::Arc<std::path::Path>),
 }
 
 /// Levels of `error_log`, least severe first.

@@ -5,9 +5,10 @@
 //! stuck on a pipe nobody reads can never hold the process.
 
 use super::LogTarget;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::hash_map::Entry;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -115,9 +116,9 @@ impl Queue {
 /// The open destinations of one writer.
 struct Outputs {
     kind: Kind,
-    files: HashMap<PathBuf, std::io::BufWriter<std::fs::File>>,
+    files: FxHashMap<Arc<Path>, std::io::BufWriter<std::fs::File>>,
     /// Files that could not be opened (said once each, until a reopen).
-    failed: HashSet<PathBuf>,
+    failed: FxHashSet<Arc<Path>>,
     out: std::io::BufWriter<std::io::Stdout>,
     err: std::io::BufWriter<std::io::Stderr>,
 }
@@ -128,16 +129,20 @@ impl Outputs {
         Some(match target {
             LogTarget::Stdout => &mut self.out,
             LogTarget::Stderr => &mut self.err,
-            LogTarget::File(path) => {
-                if !self.files.contains_key(path) && !self.failed.contains(path) {
+            LogTarget::File(path) if self.failed.contains(path) => match self.kind {
+                Kind::Error => &mut self.err,
+                Kind::Access => return None,
+            },
+            // One lookup per line (the path is hashed once).
+            LogTarget::File(path) => match self.files.entry(path.clone()) {
+                Entry::Occupied(f) => f.into_mut(),
+                Entry::Vacant(slot) => {
                     match std::fs::OpenOptions::new()
                         .create(true)
                         .append(true)
                         .open(path)
                     {
-                        Ok(f) => {
-                            self.files.insert(path.clone(), std::io::BufWriter::new(f));
-                        }
+                        Ok(f) => slot.insert(std::io::BufWriter::new(f)),
                         Err(e) => {
                             let instead = match self.kind {
                                 Kind::Access => "its lines are left out",
@@ -149,15 +154,14 @@ impl Outputs {
                                 path.display()
                             );
                             self.failed.insert(path.clone());
+                            match self.kind {
+                                Kind::Error => &mut self.err,
+                                Kind::Access => return None,
+                            }
                         }
                     }
                 }
-                match self.files.get_mut(path) {
-                    Some(f) => f,
-                    None if self.kind == Kind::Error => &mut self.err,
-                    None => return None,
-                }
-            }
+            },
         })
     }
 
@@ -174,8 +178,8 @@ impl Outputs {
 fn writer(rx: Receiver<Message>, kind: Kind) {
     let mut outputs = Outputs {
         kind,
-        files: HashMap::new(),
-        failed: HashSet::new(),
+        files: FxHashMap::default(),
+        failed: FxHashSet::default(),
         out: std::io::BufWriter::new(std::io::stdout()),
         err: std::io::BufWriter::new(std::io::stderr()),
     };
@@ -217,15 +221,15 @@ mod tests {
         let path = dir.path().join("a.log");
         let q = Queue::start("test-log", 64, Kind::Access);
         for i in 0..10 {
-            assert!(q.send(LogTarget::File(path.clone()), format!("line {i}\n")));
+            assert!(q.send(LogTarget::File(path.clone().into()), format!("line {i}\n")));
         }
         q.flush(Duration::from_secs(10));
         let text = std::fs::read_to_string(&path).expect("the log");
         assert_eq!(text.lines().count(), 10, "{text}");
         // A file that cannot be opened loses its lines, not the others.
-        let gone = LogTarget::File(dir.path().join("no/such/folder/b.log"));
+        let gone = LogTarget::File(dir.path().join("no/such/folder/b.log").into());
         assert!(q.send(gone, "lost\n".into()));
-        assert!(q.send(LogTarget::File(path.clone()), "kept\n".into()));
+        assert!(q.send(LogTarget::File(path.clone().into()), "kept\n".into()));
         q.flush(Duration::from_secs(10));
         let text = std::fs::read_to_string(&path).expect("the log");
         assert!(text.ends_with("kept\n"), "{text}");
