@@ -69,24 +69,25 @@ pub fn request_id(seed: u64) -> String {
 
 /// Every value of the header `name` (lower case) in a raw head, in order.
 pub fn headers<'a>(raw: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-    raw.split(|&b| b == b'\n').skip(1).filter_map(move |line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line.iter().position(|&b| b == b':')?;
-        line[..colon]
-            .eq_ignore_ascii_case(name.as_bytes())
-            .then(|| line[colon + 1..].trim_ascii())
-    })
+    raw.split(|&b| b == b'\n')
+        .skip(1)
+        .filter_map(move |line| field(line, name.as_bytes()))
+}
+
+/// The value of a head line if it is the field `name`: the name's length
+/// is looked at first, so a value (a long cookie) is never scanned.
+fn field<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let (field, rest) = line.split_at_checked(name.len())?;
+    let value = rest.strip_prefix(b":")?;
+    field.eq_ignore_ascii_case(name).then(|| value.trim_ascii())
 }
 
 /// The first value of the header `name` (lower case) in a raw head.
 pub fn header<'a>(raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    raw.split(|&b| b == b'\n').skip(1).find_map(|line| {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line.iter().position(|&b| b == b':')?;
-        line[..colon]
-            .eq_ignore_ascii_case(name.as_bytes())
-            .then(|| line[colon + 1..].trim_ascii())
-    })
+    raw.split(|&b| b == b'\n')
+        .skip(1)
+        .find_map(|line| field(line, name.as_bytes()))
 }
 
 impl Vars for RequestVars<'_> {
@@ -169,5 +170,19 @@ impl Vars for RequestVars<'_> {
             // Filled in by the log line when the response is out.
             Var::Status | Var::BodyBytesSent | Var::RequestTime => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lines_are_matched_by_their_whole_name() {
+        let raw = b"GET / HTTP/1.1\r\nX-Forwarded-For: 192.0.2.1\r\nX-Forwarded-For-Extra: no\r\nCookie: x-forwarded-for: no\r\nx-forwarded-for:198.51.100.2 \r\nX-Forwarded-For : no\r\n\r\n";
+        let all: Vec<&[u8]> = headers(raw, "x-forwarded-for").collect();
+        assert_eq!(all, [&b"192.0.2.1"[..], &b"198.51.100.2"[..]]);
+        assert_eq!(header(raw, "cookie"), Some(&b"x-forwarded-for: no"[..]));
+        assert_eq!(header(raw, "x"), None);
     }
 }
