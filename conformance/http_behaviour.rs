@@ -593,8 +593,12 @@ fn saved_files_are_served_new_at_once() {
     // A file written in place in a folder whose other entries stay cached:
     // its new bytes, and the listing's new size for it.
     assert_eq!(get("/sub/new.txt").body, b"n");
+    // (A symlink to it in the same folder is the same file.)
+    std::os::unix::fs::symlink("new.txt", dir.join("sub/link.txt")).expect("symlink");
+    assert_eq!(get("/sub/link.txt").body, b"n");
     std::fs::write(dir.join("sub/new.txt"), "grown").expect("write");
     assert_eq!(get("/sub/new.txt").body, b"grown");
+    assert_eq!(get("/sub/link.txt").body, b"grown");
     s.write_all(request("GET", "/sub/", &["Accept: application/json"]).as_bytes())
         .expect("send");
     let listing: serde_json::Value =

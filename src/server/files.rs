@@ -184,8 +184,10 @@ impl FileCache {
             let id = match change {
                 DirChange::Folder(id) => id,
                 DirChange::File(id, name) => {
-                    self.file_changed(id, &name);
-                    continue;
+                    if self.file_changed(id, &name) {
+                        continue;
+                    }
+                    id
                 }
                 DirChange::Overflow => {
                     for (_, r) in self.roots.0.iter_mut() {
@@ -210,11 +212,13 @@ impl FileCache {
     }
 
     /// Drops the entry of the file `name` of a watched folder, whose bytes
-    /// changed, and the folder's listings (sizes and times); the rest of
-    /// the folder stays cached.
-    fn file_changed(&mut self, id: WatchId, name: &str) {
+    /// changed, the entries of that folder that are the same file (a
+    /// symlink to it, a hard link), and the folder's listings (sizes and
+    /// times); the rest of the folder stays cached. `false` when the file
+    /// cannot be looked at (gone already): the caller drops the folder.
+    fn file_changed(&mut self, id: WatchId, name: &str) -> bool {
         let Some((root, dir)) = self.folders.get(&id) else {
-            return;
+            return true;
         };
         let key = if dir.is_empty() {
             name.to_string()
@@ -222,12 +226,17 @@ impl FileCache {
             format!("{dir}/{name}")
         };
         let Some(r) = self.roots.get_mut(root) else {
-            return;
+            return true;
         };
-        r.files.remove(&key);
-        r.files.remove(&format!("{key}/"));
+        let Some(written) = r.dir.as_ref().and_then(|d| sys::stat_at(d, &key).ok()) else {
+            return false;
+        };
+        let same = |s: &Stat| s.dev == written.dev && s.ino == written.ino;
+        r.files
+            .retain(|k, c| k.trim_end_matches('/') != key && !(c.dir == *dir && same(&c.stat)));
         r.listings
             .retain(|(listed, _, _), _| listed.trim_end_matches('/') != dir);
+        true
     }
 
     /// Watches `root/dir` unless it already is; whether it is watched.

@@ -188,10 +188,9 @@ impl Reloader {
             r.start_watcher();
         }
         r.update_watch(loaded);
+        // (A save between the first load and the start of the watch has no
+        // event: `update_watch` looked once more, the set having grown.)
         write_state(&r.config, &r.shared.snapshot.load());
-        // A save between the first load and the start of the watch has no
-        // event: look once more now (nothing happens if nothing changed).
-        let _ = r.tx.send(Trigger::Changed(r.config.clone()));
         r
     }
 
@@ -258,6 +257,20 @@ impl Reloader {
                     crate::log::warn(&format!("cannot watch {}: {e}", new.display()));
                 }
             }
+        }
+        // A file the config newly reads may have changed after the load
+        // read it and before the watcher knew it mattered (its events were
+        // dropped then, as were those of a folder not watched yet): look
+        // once more. A load that finds nothing new changes nothing, and the
+        // set stops growing, so this ends.
+        let grew = !next.names.is_subset(&current.names)
+            || !next.folders.is_subset(&current.folders)
+            || next
+                .patterns
+                .iter()
+                .any(|p| !current.patterns.iter().any(|q| q.as_str() == p.as_str()));
+        if grew && self.watcher.is_some() {
+            let _ = self.tx.send(Trigger::Changed(self.config.clone()));
         }
     }
 
