@@ -6,6 +6,15 @@ import sys
 import time
 
 
+def free_port():
+    """A loopback port nothing listens on now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def wait_port(port, deadline=10.0):
     """Returns once 127.0.0.1:port accepts a connection; exits after
     `deadline` seconds."""

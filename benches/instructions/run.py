@@ -45,7 +45,7 @@ import tempfile
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from common import wait_port  # noqa: E402  benches/common.py
+from common import free_port, wait_port  # noqa: E402  benches/common.py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -57,14 +57,6 @@ CONNS = 10
 # What a browser sends, for the gzip workloads.
 ACCEPT = "Accept-Encoding: gzip, deflate, br, zstd\r\n"
 BODY = b"x" * 1024
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def read_response(s, buf):

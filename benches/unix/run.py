@@ -24,7 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
-from common import cpu_ticks, wait_port  # noqa: E402  benches/common.py
+from common import cpu_ticks, free_port, wait_port  # noqa: E402  benches/common.py
 
 XPS = os.environ.get("XPS", os.path.join(ROOT, "target/release/xps"))
 NGINX = os.environ.get("NGINX", "nginx")
@@ -32,15 +32,6 @@ DURATION = float(os.environ.get("DURATION", "8"))
 CONNS = int(os.environ.get("CONNS", "50"))
 REPEAT = int(os.environ.get("REPEAT", "3"))
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_path(path, deadline=10.0):
