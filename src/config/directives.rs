@@ -521,7 +521,7 @@ pub static TABLE: &[Spec] = &[
         "allow ADDRESS | CIDR | unix: | all",
         "–",
         "Lets matching clients in (`unix:`: clients of a `listen unix:` socket, which no address or CIDR block matches). `allow` and `deny` rules form one ordered list: the first that matches decides, and a client no rule matches is allowed. Denied requests get 403; denied stream connections are closed. Checked before anything else, `return` included.",
-        "allow 127.0.0.0/8;\nallow ::1;\ndeny all;",
+        "allow 127.0.0.0/8;\nallow ::1;\nallow unix:;\ndeny all;",
     ),
     Spec::new(Key::Deny, "deny", &[M, S, L, ST, SS], ONE, Kind::Access).repeatable().inherited().docs(
         "deny ADDRESS | CIDR | unix: | all",
@@ -581,7 +581,7 @@ pub static TABLE: &[Spec] = &[
         "set_real_ip_from ADDRESS | CIDR | unix: | all",
         "–",
         "A load balancer whose word on the client's address is taken (`unix:`: whatever connects to a `listen unix:` socket, such as nginx on the same machine): a request arriving from one of these gets the address `real_ip_header` carries, and that address is what `allow`/`deny`, `ip_hash`, limits, `auth_basic`'s allowance, the access log, `$remote_addr` and the `X-Forwarded-For` sent upstream see. Requests from other addresses keep their own. A block with its own list replaces the outer one.",
-        "set_real_ip_from 10.0.0.0/8;\nreal_ip_header X-Forwarded-For;",
+        "set_real_ip_from 10.0.0.0/8;\nset_real_ip_from unix:;\nreal_ip_header X-Forwarded-For;",
     ),
     Spec::new(Key::RealIpHeader, "real_ip_header", MSL, ONE, Kind::RealIpHeader).inherited().docs(
         "real_ip_header NAME | proxy_protocol",
