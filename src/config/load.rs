@@ -16,6 +16,27 @@ pub const MAX_FILE_SIZE: u64 = 32 << 20;
 /// Includes nested deeper than this are refused (cycles are caught sooner).
 const MAX_INCLUDE_DEPTH: usize = 32;
 
+/// Why a file the config reads could not be read.
+pub enum ReadFailure {
+    /// The path is a folder.
+    Folder,
+    /// Larger than [`MAX_FILE_SIZE`]: its size in bytes.
+    TooLarge(u64),
+    /// Missing, not permitted, …
+    Io(std::io::Error),
+}
+
+/// The bytes of a file the config reads: not a folder, and at most
+/// [`MAX_FILE_SIZE`].
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadFailure> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(ReadFailure::Folder),
+        Ok(meta) if meta.len() > MAX_FILE_SIZE => Err(ReadFailure::TooLarge(meta.len())),
+        Ok(_) => std::fs::read(path).map_err(ReadFailure::Io),
+        Err(e) => Err(ReadFailure::Io(e)),
+    }
+}
+
 /// Reads a file as text. Too large, unreadable or binary files are errors;
 /// invalid UTF-8 is an error pointing at the first bad byte (the file is
 /// still added, with the bad bytes replaced, so the error can show it).
@@ -33,33 +54,18 @@ pub fn read(
             None => d,
         }
     };
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            out.push(fail(format!("`{name}` is a folder, not a config file")));
-            return None;
-        }
-        Ok(meta) if meta.len() > MAX_FILE_SIZE => {
-            out.push(fail(format!(
-                "`{name}` is too large to be a config file ({} MiB; the limit is {} MiB)",
-                meta.len() >> 20,
-                MAX_FILE_SIZE >> 20
-            )));
-            return None;
-        }
-        Ok(_) => {}
-        Err(e) => {
-            out.push(fail(format!("cannot read `{name}`: {}", io_reason(&e))));
-            return None;
-        }
-    }
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
-            out.push(fail(format!("cannot read `{name}`: {}", io_reason(&e))));
-            return None;
-        }
+    let message = match read_bounded(path) {
+        Ok(bytes) => return Some(add_text(bytes, path, name, sources, out)),
+        Err(ReadFailure::Folder) => format!("`{name}` is a folder, not a config file"),
+        Err(ReadFailure::TooLarge(size)) => format!(
+            "`{name}` is too large to be a config file ({} MiB; the limit is {} MiB)",
+            size >> 20,
+            MAX_FILE_SIZE >> 20
+        ),
+        Err(ReadFailure::Io(e)) => format!("cannot read `{name}`: {}", io_reason(&e)),
     };
-    Some(add_text(bytes, path, name, sources, out))
+    out.push(fail(message));
+    None
 }
 
 /// Adds bytes as a source file, reporting invalid UTF-8.

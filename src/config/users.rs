@@ -6,7 +6,7 @@ use super::check::Node;
 use super::diagnostic::Diagnostic;
 use super::directives::Key;
 use super::layer::absolute;
-use super::load::{MAX_FILE_SIZE, display_name, io_reason};
+use super::load::{ReadFailure, display_name, io_reason, read_bounded};
 use super::source::{SourceFile, SourceMap, Span};
 use super::values::Value;
 use crate::routing::auth::UserFile;
@@ -62,31 +62,23 @@ fn one(
         .and_then(|cwd| path.strip_prefix(cwd).ok().map(display_name))
         .unwrap_or_else(|| display_name(path));
     let fail = |message: String| Diagnostic::error(message).at(at, "named here");
-    let bytes = match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            out.push(fail(format!("`{name}` is a folder, not a user file")));
+    let bytes = match read_bounded(path) {
+        Ok(bytes) => bytes,
+        Err(why) => {
+            out.push(match why {
+                ReadFailure::Folder => fail(format!("`{name}` is a folder, not a user file")),
+                ReadFailure::TooLarge(size) => fail(format!(
+                    "`{name}` is too large to be a user file ({} MiB)",
+                    size >> 20
+                )),
+                ReadFailure::Io(e) => fail(format!(
+                    "cannot read the user file `{name}`: {}",
+                    io_reason(&e)
+                ))
+                .help("create it with `htpasswd -c -B FILE USER`"),
+            });
             return None;
         }
-        Ok(m) if m.len() > MAX_FILE_SIZE => {
-            out.push(fail(format!(
-                "`{name}` is too large to be a user file ({} MiB)",
-                m.len() >> 20
-            )));
-            return None;
-        }
-        _ => match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => {
-                out.push(
-                    fail(format!(
-                        "cannot read the user file `{name}`: {}",
-                        io_reason(&e)
-                    ))
-                    .help("create it with `htpasswd -c -B FILE USER`"),
-                );
-                return None;
-            }
-        },
     };
     let Ok(text) = String::from_utf8(bytes) else {
         out.push(fail(format!("the user file `{name}` is not UTF-8 text")));
