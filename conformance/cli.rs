@@ -134,6 +134,15 @@ fn dump_of_every_ok_case_round_trips() {
     }
 }
 
+#[test]
+fn dump_keeps_a_value_that_holds_a_comment_mark() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conf = "server {\n    listen 8080;\n    return 200 \"a  # b\";\n}\n";
+    std::fs::write(dir.path().join("xps.conf"), conf).expect("write");
+    let out = dump(dir.path(), "xps.conf");
+    assert!(out.contains("    return 200 \"a  # b\";\n"), "{out}");
+}
+
 fn explain(dir: &Path, args: &[&str]) -> String {
     let mut all = vec!["--explain", "xps.conf"];
     all.extend_from_slice(args);

@@ -73,10 +73,10 @@ pub fn dump(s: &Snapshot) -> String {
         } else {
             o.push_str("    # when no location matches:\n");
         }
-        route(&mut o, s, &server.fallback, 1);
+        route(&mut o, s, &server.fallback, 1, ";");
         for loc in server.locations.list() {
             let _ = writeln!(o, "\n    location {} {{  # {}", loc.matcher, loc.origin);
-            route(&mut o, s, &loc.route, 2);
+            route(&mut o, s, &loc.route, 2, ";");
             o.push_str("    }\n");
         }
         o.push_str("}\n");
@@ -194,79 +194,90 @@ fn upstream(o: &mut String, u: &UpstreamGroup) {
 /// without indentation or `;` — what a reload's route diff compares.
 pub fn route_lines(s: &Snapshot, r: &Route) -> Vec<String> {
     let mut o = String::new();
-    route(&mut o, s, r, 0);
-    o.lines()
-        .map(|l| l.trim_end_matches(';').replacen(";  #", "  #", 1))
-        .collect()
+    route(&mut o, s, r, 0, "");
+    o.lines().map(str::to_string).collect()
 }
 
-fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
-    let pad = "    ".repeat(depth);
-    // A line may end in a comment (`  # …`): the `;` goes before it.
-    let mut line = |text: String| {
-        o.push_str(&pad);
-        match text.split_once("  # ") {
-            Some((directive, comment)) => {
-                o.push_str(directive);
-                o.push_str(";  # ");
-                o.push_str(comment);
-                o.push('\n');
-            }
-            None => {
-                o.push_str(&text);
-                o.push_str(";\n");
-            }
-        }
+/// Directive lines at one depth of `--dump`.
+struct Lines<'a> {
+    o: &'a mut String,
+    pad: String,
+    /// What ends a directive: `;`, or nothing for a reload's route diff.
+    end: &'static str,
+}
+
+impl Lines<'_> {
+    fn line(&mut self, text: String) {
+        self.o.push_str(&self.pad);
+        self.o.push_str(&text);
+        self.o.push_str(self.end);
+        self.o.push('\n');
+    }
+
+    /// A line with a comment after its `;`.
+    fn commented(&mut self, text: String, comment: String) {
+        self.o.push_str(&self.pad);
+        self.o.push_str(&text);
+        self.o.push_str(self.end);
+        self.o.push_str("  # ");
+        self.o.push_str(&comment);
+        self.o.push('\n');
+    }
+}
+
+fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize, end: &'static str) {
+    let mut out = Lines {
+        o,
+        pad: "    ".repeat(depth),
+        end,
     };
     for rule in &r.access.rules {
-        line(format!("{rule}"));
+        out.line(format!("{rule}"));
     }
     if let Some(real) = &r.real_ip {
         for t in &real.from {
-            line(format!("set_real_ip_from {t}"));
+            out.line(format!("set_real_ip_from {t}"));
         }
-        line(format!(
+        out.line(format!(
             "real_ip_header {}",
             match &real.source {
                 crate::routing::real_ip::RealIpSource::ProxyProtocol => "proxy_protocol",
                 crate::routing::real_ip::RealIpSource::Header(h) => h.as_str(),
             }
         ));
-        line(format!("real_ip_recursive {}", on_off(real.recursive)));
+        out.line(format!("real_ip_recursive {}", on_off(real.recursive)));
     }
     for l in &r.limits.req {
-        let mut text = format!("limit_req zone={}", l.zone.name);
-        if l.burst > 0 {
-            text.push_str(&format!(" burst={}", l.burst));
-        }
-        if l.nodelay {
-            text.push_str(" nodelay");
-        }
-        line(text);
+        out.line(l.text());
     }
     if !r.limits.req.is_empty() {
-        line(format!("limit_req_status {}", r.limits.req_status));
+        out.line(format!("limit_req_status {}", r.limits.req_status));
     }
     for l in &r.limits.conn {
-        line(format!("limit_conn {} {}", l.zone.name, l.max));
+        out.line(format!("limit_conn {} {}", l.zone.name, l.max));
     }
     if !r.limits.conn.is_empty() {
-        line(format!("limit_conn_status {}", r.limits.conn_status));
+        out.line(format!("limit_conn_status {}", r.limits.conn_status));
     }
     if let Some(auth) = &r.auth {
-        line(format!("auth_basic {}", quote(&auth.realm)));
+        out.line(format!("auth_basic {}", quote(&auth.realm)));
         let n = auth.users.len();
-        line(format!(
-            "auth_basic_user_file {}  # {n} user{}, version {:08x}",
-            quote(&auth.users.path.to_string_lossy()),
-            if n == 1 { "" } else { "s" },
-            auth.users.version
-        ));
+        out.commented(
+            format!(
+                "auth_basic_user_file {}",
+                quote(&auth.users.path.to_string_lossy())
+            ),
+            format!(
+                "{n} user{}, version {:08x}",
+                if n == 1 { "" } else { "s" },
+                auth.users.version
+            ),
+        );
     }
     match &r.action {
         Action::Return(ret) => match &ret.text {
-            Some(t) => line(format!("return {} {}", ret.code, quote(t.source()))),
-            None => line(format!("return {}", ret.code)),
+            Some(t) => out.line(format!("return {} {}", ret.code, quote(t.source()))),
+            None => out.line(format!("return {}", ret.code)),
         },
         Action::Proxy(id) => {
             match &r.proxy_uri {
@@ -274,59 +285,59 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
                     let target = proxy_target(&s.upstreams[*id]);
                     // nginx's form for a socket: `http://unix:/path:/uri`.
                     let colon = if target.starts_with("unix:") { ":" } else { "" };
-                    line(format!(
+                    out.line(format!(
                         "proxy_pass {}",
                         quote(&format!("http://{target}{colon}{}", p.uri))
                     ))
                 }
-                None => line(format!(
+                None => out.line(format!(
                     "proxy_pass {}",
                     quote(&proxy_target(&s.upstreams[*id]))
                 )),
             }
             for h in &r.proxy_set_header {
-                line(format!(
+                out.line(format!(
                     "proxy_set_header {} {}",
                     quote(&h.name),
                     quote(h.value.source())
                 ));
             }
-            line(format!(
+            out.line(format!(
                 "proxy_connect_timeout {}",
                 duration(r.proxy_connect_timeout)
             ));
-            line(format!(
+            out.line(format!(
                 "proxy_read_timeout {}",
                 duration(r.proxy_read_timeout)
             ));
-            line(format!(
+            out.line(format!(
                 "proxy_send_timeout {}",
                 duration(r.proxy_send_timeout)
             ));
         }
-        Action::Metrics => line("metrics".to_string()),
+        Action::Metrics => out.line("metrics".to_string()),
         Action::Static | Action::NotFound => {}
     }
     if let Some(root) = &r.root {
-        line(format!("root {}", quote(&root.to_string_lossy())));
+        out.line(format!("root {}", quote(&root.to_string_lossy())));
         let index: Vec<String> = r.index.iter().map(|i| quote(i)).collect();
-        line(format!("index {}", index.join(" ")));
-        line(format!("autoindex {}", on_off(r.autoindex)));
-        line(format!("autoindex_format {}", r.autoindex_format.name()));
-        line(format!(
+        out.line(format!("index {}", index.join(" ")));
+        out.line(format!("autoindex {}", on_off(r.autoindex)));
+        out.line(format!("autoindex_format {}", r.autoindex_format.name()));
+        out.line(format!(
             "dotfiles {}",
             if r.dotfiles { "allow" } else { "deny" }
         ));
-        line(format!(
+        out.line(format!(
             "charset {}",
             r.charset.as_deref().map_or("off".to_string(), quote)
         ));
-        line(format!("gzip_static {}", on_off(r.gzip.static_files)));
+        out.line(format!("gzip_static {}", on_off(r.gzip.static_files)));
     }
     for p in &r.error_page {
         let codes: Vec<String> = p.codes.iter().map(u16::to_string).collect();
         let answer = p.status.map(|s| format!(" ={s}")).unwrap_or_default();
-        line(format!(
+        out.line(format!(
             "error_page {}{answer} {}",
             codes.join(" "),
             quote(&p.path)
@@ -338,35 +349,35 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
             crate::routing::TryFallback::Code(c) => format!("={c}"),
             crate::routing::TryFallback::Uri(t) => quote(t.source()),
         });
-        line(format!("try_files {}", args.join(" ")));
+        out.line(format!("try_files {}", args.join(" ")));
     }
     if r.expires != crate::routing::Expires::Off {
-        line(format!("expires {}", r.expires.text()));
+        out.line(format!("expires {}", r.expires.text()));
     }
     for h in &r.add_header {
-        line(format!(
+        out.line(format!(
             "add_header {} {}",
             quote(&h.name),
             quote(h.value.source())
         ));
     }
-    line(format!("gzip {}", on_off(r.gzip.enabled)));
+    out.line(format!("gzip {}", on_off(r.gzip.enabled)));
     if r.gzip.enabled {
-        line(format!("gzip_types {}", r.gzip.types.join(" ")));
-        line(format!("gzip_min_length {}", size(r.gzip.min_length)));
-        line(format!("gzip_comp_level {}", r.gzip.comp_level));
+        out.line(format!("gzip_types {}", r.gzip.types.join(" ")));
+        out.line(format!("gzip_min_length {}", size(r.gzip.min_length)));
+        out.line(format!("gzip_comp_level {}", r.gzip.comp_level));
     }
-    line(format!(
+    out.line(format!(
         "client_max_body_size {}",
         size(r.client_max_body_size)
     ));
-    line(format!(
+    out.line(format!(
         "client_body_timeout {}",
         duration(r.client_body_timeout)
     ));
-    line(format!("send_timeout {}", duration(r.send_timeout)));
+    out.line(format!("send_timeout {}", duration(r.send_timeout)));
     if matches!(r.action, Action::Proxy(_)) {
-        line(format!(
+        out.line(format!(
             "underscores_in_headers {}",
             on_off(r.underscores_in_headers)
         ));
@@ -375,7 +386,7 @@ fn route(o: &mut String, s: &Snapshot, r: &Route, depth: usize) {
         (Some(_), Some(f)) => format!(" {}", f.name),
         _ => String::new(),
     };
-    line(format!(
+    out.line(format!(
         "access_log {}{format}",
         r.access_log.as_ref().map_or("off".to_string(), log_target)
     ));
