@@ -348,10 +348,7 @@ fn real_ip(o: &mut String, route: &Route, from: Peer) {
 fn limits(o: &mut String, route: &Route) {
     let l = &route.limits;
     for r in &l.req {
-        let rate = match &r.zone.kind {
-            crate::routing::limits::ZoneKind::Req { rate, .. } => rate.text(),
-            crate::routing::limits::ZoneKind::Conn { .. } => String::new(),
-        };
+        let rate = r.zone.rate().map(|rate| rate.text()).unwrap_or_default();
         let burst = match (r.burst, r.nodelay) {
             (0, _) => String::new(),
             (b, true) => format!(", burst {b} at once"),

@@ -148,16 +148,14 @@ fn main(o: &mut String, s: &Snapshot) {
 /// A `limit_req_zone` or `limit_conn_zone` as written.
 pub fn zone_text(z: &crate::routing::limits::ZoneDef) -> String {
     let key = quote(z.key.source());
-    match &z.kind {
-        crate::routing::limits::ZoneKind::Req { rate, .. } => format!(
+    match z.rate() {
+        Some(rate) => format!(
             "limit_req_zone {key} zone={}:{} rate={}",
             z.name,
             size(z.size),
             rate.text()
         ),
-        crate::routing::limits::ZoneKind::Conn { .. } => {
-            format!("limit_conn_zone {key} zone={}:{}", z.name, size(z.size))
-        }
+        None => format!("limit_conn_zone {key} zone={}:{}", z.name, size(z.size)),
     }
 }
 

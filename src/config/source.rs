@@ -76,10 +76,10 @@ impl SourceFile {
 
     /// A file of `name:secret` lines (an htpasswd file) whose secrets are
     /// shown as `*`: diagnostics point into it, and never print a password
-    /// hash. Offsets are those of the real text (BOM removed).
+    /// hash. Offsets are those of `text`, which the caller parses too (a
+    /// byte-order mark already removed).
     pub fn masked(name: impl Into<String>, path: impl Into<PathBuf>, text: &str) -> Self {
         use std::hash::Hasher;
-        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut shown = String::with_capacity(text.len());
         for line in text.split_inclusive('\n') {
             let body = line.trim_end_matches(['\n', '\r']);

@@ -2,6 +2,7 @@
 //! chunked one, strictly. Sizes are checked for overflow; a malformed
 //! chunk is an error, never a guess.
 
+use super::is_tchar;
 use std::fmt;
 
 /// Why a chunked body was refused.
@@ -30,11 +31,6 @@ impl BodyError {
 pub const MAX_SIZE_LINE: usize = 4096;
 /// Largest trailer section.
 pub const MAX_TRAILERS: usize = 16 << 10;
-
-/// `tchar` (RFC 9110 §5.6.2): the characters of a token.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
 
 /// A byte that may not appear in a field value or an extension: a control
 /// character other than HTAB, or DEL.

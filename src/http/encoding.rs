@@ -1,5 +1,7 @@
 //! `Accept-Encoding` (RFC 9110 §12.5.3): whether a client takes gzip.
 
+use super::is_token;
+
 /// Whether `value` (every `Accept-Encoding` line of a request, joined with
 /// commas) accepts gzip: `gzip` or `x-gzip` with a q-value above 0, or, when
 /// neither is named, `*` with a q-value above 0. `gzip;q=0` and `*;q=0`
@@ -18,7 +20,7 @@ pub fn accepts_gzip(value: Option<&str>) -> bool {
         }
         let mut parts = element.split(';');
         let coding = parts.next().unwrap_or("").trim_matches([' ', '\t']);
-        if coding.is_empty() || !coding.bytes().all(is_tchar) {
+        if !is_token(coding) {
             return false;
         }
         let mut q = 1000;
@@ -65,11 +67,6 @@ fn qvalue(v: &str) -> Option<u16> {
         "1" if thousandths == 0 => Some(1000),
         _ => None,
     }
-}
-
-/// A `tchar` of RFC 9110 §5.6.2 (and `*`).
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]

@@ -43,6 +43,15 @@ impl fmt::Display for AccessTarget {
     }
 }
 
+/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) as the IPv4 address it
+/// stands for, which rules name.
+pub fn unmapped(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
 /// One `allow` or `deny`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccessRule {
@@ -77,10 +86,7 @@ impl AccessList {
         if self.rules.is_empty() {
             return (true, None);
         }
-        let ip = ip.map(|ip| match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            IpAddr::V4(_) => ip,
-        });
+        let ip = ip.map(unmapped);
         match self.rules.iter().position(|r| r.target.contains(ip)) {
             Some(i) => (self.rules[i].allow, Some(i)),
             None => (true, None),

@@ -44,6 +44,14 @@ impl ZoneDef {
         matches!(self.kind, ZoneKind::Req { .. })
     }
 
+    /// The rate of a `limit_req_zone`.
+    pub fn rate(&self) -> Option<&Rate> {
+        match &self.kind {
+            ZoneKind::Req { rate, .. } => Some(rate),
+            ZoneKind::Conn { .. } => None,
+        }
+    }
+
     /// What must stay the same for a reload to keep the zone's state.
     pub fn signature(&self) -> String {
         format!("{}\u{0}{}", self.key.source(), self.size)

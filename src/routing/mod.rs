@@ -130,12 +130,9 @@ impl Snapshot {
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it stands for.
 pub fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
+    match access::unmapped(addr.ip()) {
+        IpAddr::V4(v4) if addr.is_ipv6() => SocketAddr::new(v4.into(), addr.port()),
+        _ => addr,
     }
 }
 

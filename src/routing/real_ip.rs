@@ -4,7 +4,7 @@
 //! `$remote_addr`, `X-Forwarded-For` upstream).
 
 use super::Peer;
-use super::access::AccessTarget;
+use super::access::{AccessTarget, unmapped};
 use std::net::{IpAddr, SocketAddr};
 
 /// Where the address is read from.
@@ -28,18 +28,11 @@ pub struct RealIp {
     pub recursive: bool,
 }
 
-fn plain(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        IpAddr::V4(_) => ip,
-    }
-}
-
 impl RealIp {
     /// Whether `ip` is a balancer listed in `set_real_ip_from` (`None`: a
     /// Unix socket peer, trusted with `set_real_ip_from unix:`).
     pub fn trusted(&self, ip: Option<IpAddr>) -> bool {
-        let ip = ip.map(plain);
+        let ip = ip.map(unmapped);
         self.from.iter().any(|t| t.contains(ip))
     }
 

@@ -60,13 +60,6 @@ pub enum Var {
     Request,
 }
 
-impl Var {
-    /// Known only when the response is out: a log line fills it last.
-    pub fn is_late(&self) -> bool {
-        matches!(self, Var::Status | Var::BodyBytesSent | Var::RequestTime)
-    }
-}
-
 /// The variables only `log_format` may name.
 pub const LOG_NAMES: &[&str] = &[
     "status",

@@ -84,10 +84,8 @@ fn field<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// The first value of the header `name` (lower case) in a raw head.
-pub fn header<'a>(raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
-    raw.split(|&b| b == b'\n')
-        .skip(1)
-        .find_map(|line| field(line, name.as_bytes()))
+pub fn header<'a>(raw: &'a [u8], name: &'a str) -> Option<&'a [u8]> {
+    headers(raw, name).next()
 }
 
 impl Vars for RequestVars<'_> {

@@ -368,12 +368,7 @@ fn template_with(arg: &Arg, log: bool) -> Result<Template, Diagnostic> {
 
 pub(super) fn header(spec: &Spec, args: &[Arg]) -> Parsed<Header> {
     let (name, value) = (&args[0], &args[1]);
-    let token = !name.value.is_empty()
-        && name
-            .value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !token {
+    if !crate::http::is_token(&name.value) {
         return Err(bad(
             name,
             format!("invalid header name `{}`", name.value),

@@ -105,12 +105,7 @@ pub enum Value {
 
 /// `real_ip_header`: a header name, or `proxy_protocol`.
 fn real_ip_header(arg: &Arg) -> Parsed<String> {
-    let token = !arg.value.is_empty()
-        && arg
-            .value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if token {
+    if crate::http::is_token(&arg.value) {
         Ok(arg.value.clone())
     } else {
         Err(bad(

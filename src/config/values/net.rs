@@ -236,7 +236,7 @@ fn prefix_too_long(text: &str) -> Option<(u8, &'static str)> {
 }
 
 /// The path of `unix:/path` (any case of `unix:`).
-fn strip_unix(text: &str) -> Option<&str> {
+pub(super) fn strip_unix(text: &str) -> Option<&str> {
     let prefix = text.get(..5)?;
     prefix.eq_ignore_ascii_case("unix:").then(|| &text[5..])
 }
@@ -270,10 +270,9 @@ pub(super) fn proxy_pass(arg: &Arg, http: bool) -> Parsed<(ProxyTarget, Option<S
     let text = arg.value.as_str();
     let lower = text.to_ascii_lowercase();
     // `unix:/path`, or nginx's `http://unix:/path:/uri`.
-    let unix = match (lower.strip_prefix("http://"), http) {
-        (Some(rest), true) if rest.starts_with("unix:") => Some((&text[12..], true)),
-        _ if lower.starts_with("unix:") => Some((&text[5..], false)),
-        _ => None,
+    let unix = match lower.starts_with("http://") {
+        true if http => strip_unix(&text[7..]).map(|path| (path, true)),
+        _ => strip_unix(text).map(|path| (path, false)),
     };
     if let Some((rest, scheme)) = unix {
         let (path, uri) = match rest.find(":/") {

@@ -78,10 +78,7 @@ pub(super) fn option_duration(arg: &Arg, v: &str) -> Parsed<Duration> {
 
 pub(super) fn member(args: &[Arg]) -> Parsed<Member> {
     let first = &args[0];
-    let unix = first
-        .value
-        .get(..5)
-        .is_some_and(|p| p.eq_ignore_ascii_case("unix:"));
+    let unix = super::net::strip_unix(&first.value);
     if first.value.starts_with("http://") {
         return Err(bad(
             first,
@@ -98,10 +95,9 @@ pub(super) fn member(args: &[Arg]) -> Parsed<Member> {
         )
         .help(format!("write `server {}:80;`", first.value)));
     }
-    let addr = if unix {
-        super::net::unix_path(first, &first.value[5..])?
-    } else {
-        backend(first, &first.value)?.into()
+    let addr = match unix {
+        Some(path) => super::net::unix_path(first, path)?,
+        None => backend(first, &first.value)?.into(),
     };
     let mut m = Member::new(first.value.clone(), addr);
     for (key, arg, v) in options(
