@@ -53,28 +53,30 @@ fn unix_secs(now: std::time::SystemTime) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// `make(secs)`, made once per second and thread: every log line of a
-/// second has the same time.
+/// Appends `make(secs)` to `out`, made once per second and thread: every
+/// log line of a second has the same time.
 fn per_second(
     cache: &'static std::thread::LocalKey<std::cell::RefCell<(i64, String)>>,
     secs: i64,
     make: fn(i64) -> String,
-) -> String {
+    out: &mut String,
+) {
     cache.with(|last| {
         let mut last = last.borrow_mut();
         if last.0 != secs {
             *last = (secs, make(secs));
         }
-        last.1.clone()
+        out.push_str(&last.1);
     })
 }
 
-/// `[26/Nov/2026:07:49:13 +0000]`'s inside, for the combined format.
-pub fn clf_time(now: std::time::SystemTime) -> String {
+/// Appends `[26/Nov/2026:07:49:13 +0000]`'s inside, for the combined
+/// format.
+pub fn clf_time(now: std::time::SystemTime, out: &mut String) {
     thread_local! {
         static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
-    per_second(&LAST, unix_secs(now), clf_time_of)
+    per_second(&LAST, unix_secs(now), clf_time_of, out)
 }
 
 fn clf_time_of(secs: i64) -> String {
@@ -93,12 +95,12 @@ fn clf_time_of(secs: i64) -> String {
     )
 }
 
-/// `2026-12-01T10:00:00+00:00` (nginx's `$time_iso8601`, in UTC).
-pub fn iso_time(now: std::time::SystemTime) -> String {
+/// Appends `2026-12-01T10:00:00+00:00` (nginx's `$time_iso8601`, in UTC).
+pub fn iso_time(now: std::time::SystemTime, out: &mut String) {
     thread_local! {
         static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
     }
-    per_second(&LAST, unix_secs(now), iso_time_of)
+    per_second(&LAST, unix_secs(now), iso_time_of, out)
 }
 
 fn iso_time_of(secs: i64) -> String {
@@ -118,7 +120,10 @@ mod tests {
     #[test]
     fn common_log_time() {
         let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
-        assert_eq!(clf_time(t), "18/Nov/2026:11:06:40 +0000");
-        assert_eq!(iso_time(t), "2026-11-18T11:06:40+00:00");
+        let (mut clf, mut iso) = (String::new(), String::new());
+        clf_time(t, &mut clf);
+        iso_time(t, &mut iso);
+        assert_eq!(clf, "18/Nov/2026:11:06:40 +0000");
+        assert_eq!(iso, "2026-11-18T11:06:40+00:00");
     }
 }

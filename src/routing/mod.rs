@@ -169,6 +169,26 @@ impl Peer {
         }
     }
 
+    /// Appends `$remote_addr`: the address (an IPv4 one without the
+    /// formatting machinery), or `unix:`.
+    pub fn push_to(self, out: &mut String) {
+        match self.ip() {
+            None => out.push_str("unix:"),
+            Some(IpAddr::V4(v4)) => {
+                for (i, o) in v4.octets().iter().enumerate() {
+                    if i > 0 {
+                        out.push('.');
+                    }
+                    out.push_str(itoa::Buffer::new().format(*o));
+                }
+            }
+            Some(IpAddr::V6(v6)) => {
+                use std::fmt::Write;
+                let _ = write!(out, "{v6}");
+            }
+        }
+    }
+
     /// The client's port; `None` for a Unix socket client.
     pub fn port(self) -> Option<u16> {
         match self {

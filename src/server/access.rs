@@ -65,16 +65,16 @@ pub fn pending(
             custom: Some(format.begin(vars)),
         });
     }
-    let time = crate::log::clf_time(SystemTime::now());
     // Built by hand: `format!` was most of what a line cost.
     let target_text = escape(&head.target);
     let user_text = escape(vars.user.unwrap_or("-"));
-    let mut prefix = String::with_capacity(48 + time.len() + target_text.len() + user_text.len());
-    push_peer(&mut prefix, vars.peer);
+    // 26: the time's length.
+    let mut prefix = String::with_capacity(48 + 26 + target_text.len() + user_text.len());
+    vars.peer.push_to(&mut prefix);
     prefix.push_str(" - ");
     prefix.push_str(&user_text);
     prefix.push_str(" [");
-    prefix.push_str(&time);
+    crate::log::clf_time(SystemTime::now(), &mut prefix);
     prefix.push_str("] \"");
     prefix.push_str(head.method.as_str());
     prefix.push(' ');
@@ -98,29 +98,6 @@ pub fn pending(
         status,
         started: now,
     })
-}
-
-/// `$remote_addr`: an address as text (an IPv4 one without the formatting
-/// machinery), or `unix:`.
-fn push_peer(out: &mut String, peer: crate::routing::Peer) {
-    let Some(ip) = peer.ip() else {
-        out.push_str("unix:");
-        return;
-    };
-    match ip {
-        std::net::IpAddr::V4(v4) => {
-            for (i, o) in v4.octets().iter().enumerate() {
-                if i > 0 {
-                    out.push('.');
-                }
-                out.push_str(itoa::Buffer::new().format(*o));
-            }
-        }
-        std::net::IpAddr::V6(v6) => {
-            use std::fmt::Write;
-            let _ = write!(out, "{v6}");
-        }
-    }
 }
 
 /// Quotes and control characters escaped, as nginx does in its logs.

@@ -121,7 +121,7 @@ impl Vars for RequestVars<'_> {
             Var::Scheme => out.push_str("http"),
             Var::RequestMethod => out.push_str(h.method.as_str()),
             Var::RemoteAddr | Var::BinaryRemoteAddr => {
-                let _ = write!(out, "{}", self.peer);
+                self.peer.push_to(out);
             }
             Var::RemotePort => {
                 // Port 0: an address a balancer gave without one (nginx
@@ -150,12 +150,12 @@ impl Vars for RequestVars<'_> {
                     out.push_str(&String::from_utf8_lossy(v));
                     out.push_str(", ");
                 }
-                let _ = write!(out, "{}", self.peer);
+                self.peer.push_to(out);
             }
             Var::RequestId => out.push_str(self.request_id),
             Var::RemoteUser => out.push_str(self.user.unwrap_or("")),
-            Var::TimeLocal => out.push_str(&crate::log::clf_time(std::time::SystemTime::now())),
-            Var::TimeIso8601 => out.push_str(&crate::log::iso_time(std::time::SystemTime::now())),
+            Var::TimeLocal => crate::log::clf_time(std::time::SystemTime::now(), out),
+            Var::TimeIso8601 => crate::log::iso_time(std::time::SystemTime::now(), out),
             Var::Msec => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
