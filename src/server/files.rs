@@ -72,6 +72,20 @@ struct Root {
     listings: FxHashMap<ListingKey, Listing>,
 }
 
+impl Root {
+    /// Forgets every file and listing.
+    fn clear(&mut self) {
+        self.files.clear();
+        self.listings.clear();
+    }
+
+    /// Forgets the listings of the folder `dir`.
+    fn drop_listings(&mut self, dir: &str) {
+        self.listings
+            .retain(|(listed, _, _), _| listed.trim_end_matches('/') != dir);
+    }
+}
+
 /// A rendered listing, for the folder as it was, and its compressed
 /// variant once asked for.
 struct Listing {
@@ -191,8 +205,7 @@ impl FileCache {
                 }
                 DirChange::Overflow => {
                     for (_, r) in self.roots.0.iter_mut() {
-                        r.files.clear();
-                        r.listings.clear();
+                        r.clear();
                     }
                     self.bytes = 0;
                     continue;
@@ -205,8 +218,7 @@ impl FileCache {
             if let Some(r) = self.roots.get_mut(&root) {
                 r.files
                     .retain(|key, c| c.dir != dir && key.trim_end_matches('/') != dir);
-                r.listings
-                    .retain(|(key, _, _), _| key.trim_end_matches('/') != dir);
+                r.drop_listings(&dir);
             }
         }
     }
@@ -234,8 +246,7 @@ impl FileCache {
         let same = |s: &Stat| s.dev == written.dev && s.ino == written.ino;
         r.files
             .retain(|k, c| k.trim_end_matches('/') != key && !(c.dir == *dir && same(&c.stat)));
-        r.listings
-            .retain(|(listed, _, _), _| listed.trim_end_matches('/') != dir);
+        r.drop_listings(dir);
         true
     }
 
@@ -404,8 +415,7 @@ impl Files for FileCache {
         };
         let added = entry.content.as_ref().map_or(0, |c| c.len());
         if cached_bytes + added > MAX_CACHED_BYTES || r.files.len() >= MAX_ENTRIES {
-            r.files.clear();
-            r.listings.clear();
+            r.clear();
             self.bytes = 0;
         }
         let folder = folder_of(relative).to_string();

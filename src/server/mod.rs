@@ -36,6 +36,15 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 use worker::Worker;
 
+/// Starts a non-blocking connection to an upstream member, on an address
+/// or a Unix socket.
+fn connect(addr: &crate::upstream::Endpoint) -> std::io::Result<sys::Stream> {
+    match addr {
+        crate::upstream::Endpoint::Inet(a) => sys::connect(*a),
+        crate::upstream::Endpoint::Unix(p) => sys::connect_unix(p),
+    }
+}
+
 /// Runs the server on a loaded config until a signal stops it. `config`
 /// is the file to watch and reload (`None` for the built-in default).
 /// `Err` when it cannot start.

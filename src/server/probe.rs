@@ -154,11 +154,7 @@ impl Prober {
         let timeout = e
             .interval
             .clamp(Duration::from_millis(200), Duration::from_secs(5));
-        let connected = match &e.addr {
-            Endpoint::Inet(a) => sys::connect(*a),
-            Endpoint::Unix(p) => sys::connect_unix(p),
-        };
-        let stream = match connected {
+        let stream = match super::connect(&e.addr) {
             Ok(s) => s,
             Err(_) => return self.finish(i, false, shared),
         };

@@ -5,7 +5,6 @@
 use super::pool::UpSock;
 use super::{Proxy, State};
 use crate::handler::proxy;
-use crate::net::sys;
 use crate::server::client::{Client, RateClock};
 use crate::server::ctx::Ctx;
 use crate::server::vars::RequestVars;
@@ -67,11 +66,9 @@ impl Proxy {
                 self.started(ctx);
                 return true;
             }
-            let connected = match &addr {
-                Endpoint::Inet(a) => sys::connect(*a),
-                Endpoint::Unix(p) => sys::connect_unix(p),
-            };
-            match connected.and_then(|s| ctx.sockets.add(s, self.owner, &ctx.poller)) {
+            match crate::server::connect(&addr)
+                .and_then(|s| ctx.sockets.add(s, self.owner, &ctx.poller))
+            {
                 Ok(s) => {
                     self.stream = Some(s);
                     self.reused = false;
