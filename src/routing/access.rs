@@ -45,6 +45,7 @@ impl fmt::Display for AccessTarget {
 
 /// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) as the IPv4 address it
 /// stands for, which rules name.
+#[inline]
 pub fn unmapped(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),

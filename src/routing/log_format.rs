@@ -114,9 +114,28 @@ impl Vars for Escaping<'_> {
             out.push(code);
             return;
         }
-        let mut value = String::new();
-        self.inner.write(var, &mut value);
-        escape(&value, self.escape, out);
+        // Written in place; moved out and escaped only when it has to be
+        // (most values need nothing).
+        let start = out.len();
+        self.inner.write(var, out);
+        if needs_escape(&out[start..], self.escape) {
+            let value = out.split_off(start);
+            escape(&value, self.escape, out);
+        }
+    }
+}
+
+/// Whether [`escape`] would write `value` other than as it is.
+fn needs_escape(value: &str, how: Escape) -> bool {
+    match how {
+        Escape::None => value.contains(MARK),
+        Escape::Default => {
+            value.is_empty()
+                || value
+                    .bytes()
+                    .any(|b| b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b))
+        }
+        Escape::Json => value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20),
     }
 }
 
