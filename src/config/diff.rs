@@ -22,23 +22,7 @@ pub fn diff(old: &Snapshot, new: &Snapshot) -> Vec<String> {
     }
     upstreams(old, new, &mut out);
     zones(old, new, &mut out);
-    for f in &new.log_formats {
-        match old.log_formats.iter().find(|o| o.name == f.name) {
-            None => out.push(format!("+ log_format {}", f.name)),
-            Some(o) if o != f => out.push(format!(
-                "~ log_format {}: {} → {}",
-                f.name,
-                o.template.source(),
-                f.template.source()
-            )),
-            Some(_) => {}
-        }
-    }
-    for o in &old.log_formats {
-        if !new.log_formats.iter().any(|f| f.name == o.name) {
-            out.push(format!("- log_format {}", o.name));
-        }
-    }
+    log_formats(old, new, &mut out);
     let several = new.servers.len() > 1 || old.servers.len() > 1;
     for (i, s) in new.servers.iter().enumerate() {
         let label = server_label(s, i);
@@ -131,6 +115,27 @@ fn zones(old: &Snapshot, new: &Snapshot, out: &mut Vec<String>) {
     for o in &old.zones {
         if !new.zones.iter().any(|z| z.name == o.name) {
             out.push(format!("- {}", zone_text(o)));
+        }
+    }
+}
+
+/// `log_format`s added, changed or removed.
+fn log_formats(old: &Snapshot, new: &Snapshot, out: &mut Vec<String>) {
+    for f in &new.log_formats {
+        match old.log_formats.iter().find(|o| o.name == f.name) {
+            None => out.push(format!("+ log_format {}", f.name)),
+            Some(o) if o != f => out.push(format!(
+                "~ log_format {}: {} → {}",
+                f.name,
+                o.template.source(),
+                f.template.source()
+            )),
+            Some(_) => {}
+        }
+    }
+    for o in &old.log_formats {
+        if !new.log_formats.iter().any(|f| f.name == o.name) {
+            out.push(format!("- log_format {}", o.name));
         }
     }
 }
