@@ -57,9 +57,9 @@ impl LogFormat {
 
     /// A begun line with its late variables filled in (`millis`: the
     /// request's time).
-    pub fn finish(begun: &str, status: u16, sent: u64, millis: u64) -> String {
+    pub fn finish(begun: String, status: u16, sent: u64, millis: u64) -> String {
         if !begun.contains(MARK) {
-            return begun.to_string();
+            return begun;
         }
         let mut out = String::with_capacity(begun.len() + 16);
         let mut parts = begun.split(MARK);
@@ -191,7 +191,7 @@ mod tests {
             template: Template::parse_log(text).unwrap(),
             escape,
         };
-        LogFormat::finish(&f.begin(&Fixed), 404, 12, 2)
+        LogFormat::finish(f.begin(&Fixed), 404, 12, 2)
     }
 
     #[test]

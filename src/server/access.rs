@@ -11,34 +11,43 @@ use std::time::{Instant, SystemTime};
 /// An access-log line waiting for its byte count and duration.
 pub struct PendingLog {
     pub target: LogTarget,
-    /// `addr - - [time] "request"` (up to the status).
-    pub prefix: String,
-    /// `"referer" "user agent"`.
-    pub suffix: String,
     pub status: u16,
     pub started: Instant,
-    /// A `log_format` line begun ([`crate::routing::log_format`]); `None`
-    /// for `combined`.
-    pub custom: Option<String>,
+    pub line: Begun,
+}
+
+/// The part of a line known when the request is routed.
+pub enum Begun {
+    /// The combined format, around the status, bytes and time.
+    Combined {
+        /// `addr - - [time] "request"` (up to the status).
+        prefix: String,
+        /// `"referer" "user agent"`.
+        suffix: String,
+    },
+    /// A `log_format` line begun ([`crate::routing::log_format`]).
+    Custom(String),
 }
 
 impl PendingLog {
     /// Where the line goes, and the whole line with `sent` body bytes
-    /// (made in the prefix's own buffer).
+    /// (made in the begun line's own buffer).
     pub fn line(self, sent: u64) -> (LogTarget, String) {
         let millis = self.started.elapsed().as_millis() as u64;
-        if let Some(begun) = &self.custom {
-            let line = LogFormat::finish(begun, self.status, sent, millis);
-            return (self.target, line);
-        }
-        let mut out = self.prefix;
-        out.reserve(self.suffix.len() + 40);
+        let (mut out, suffix) = match self.line {
+            Begun::Custom(begun) => {
+                let line = LogFormat::finish(begun, self.status, sent, millis);
+                return (self.target, line);
+            }
+            Begun::Combined { prefix, suffix } => (prefix, suffix),
+        };
+        out.reserve(suffix.len() + 40);
         out.push(' ');
         out.push_str(itoa::Buffer::new().format(self.status));
         out.push(' ');
         out.push_str(itoa::Buffer::new().format(sent));
         out.push(' ');
-        out.push_str(&self.suffix);
+        out.push_str(&suffix);
         out.push(' ');
         crate::routing::log_format::push_seconds(&mut out, millis);
         (self.target, out)
@@ -58,11 +67,9 @@ pub fn pending(
     if let Some(format) = &route.log_format {
         return Some(PendingLog {
             target,
-            prefix: String::new(),
-            suffix: String::new(),
             status,
             started: now,
-            custom: Some(format.begin(vars)),
+            line: Begun::Custom(format.begin(vars)),
         });
     }
     // Built by hand: `format!` was most of what a line cost.
@@ -91,12 +98,10 @@ pub fn pending(
     suffix.push_str(&agent);
     suffix.push('"');
     Some(PendingLog {
-        custom: None,
         target,
-        prefix,
-        suffix,
         status,
         started: now,
+        line: Begun::Combined { prefix, suffix },
     })
 }
 
