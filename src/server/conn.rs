@@ -88,8 +88,6 @@ pub struct Conn {
     /// The request waiting in [`Phase::Delayed`] (its head stays in the
     /// read buffer until it is answered).
     pub(super) delayed: Option<Box<crate::http::RequestHead>>,
-    /// The request being routed waited its turn already.
-    pub(super) resumed: bool,
     /// The current request's limits were applied.
     pub(super) limits_checked: bool,
     /// `limit_conn` slots the current request holds.
@@ -139,7 +137,6 @@ impl Conn {
             log: None,
             user: None,
             delayed: None,
-            resumed: false,
             limits_checked: false,
             slots: Vec::new(),
             socket_peer: peer,
@@ -459,7 +456,7 @@ impl Conn {
                 // The head stays in the buffer while the request is routed
                 // (a proxied request forwards it).
                 let len = head.head_len;
-                self.respond(head, ctx);
+                self.respond(head, false, ctx);
                 if matches!(self.phase, Phase::Delayed { .. }) {
                     // Answered later, from the buffer as it is.
                     return true;
@@ -545,8 +542,7 @@ impl Conn {
             return;
         };
         let len = head.head_len;
-        self.resumed = true;
-        self.respond(*head, ctx);
+        self.respond(*head, true, ctx);
         if let Some(i) = self.client.input.as_mut() {
             i.consume(len);
         }

@@ -46,12 +46,13 @@ impl Refusal {
 const MAX_REDIRECTS: u8 = 10;
 
 impl Conn {
-    /// Routes a request and writes its response.
-    pub(super) fn respond(&mut self, head: RequestHead, ctx: &mut Ctx) {
+    /// Routes a request and writes its response. `resumed`: the request
+    /// waited its `limit_req` turn and comes back (it was counted already).
+    pub(super) fn respond(&mut self, head: RequestHead, resumed: bool, ctx: &mut Ctx) {
         // The snapshot of this loop turn, taken out of the context for the
         // request (no reference count traffic) and put back after.
         let snapshot = ctx.take_snapshot();
-        self.respond_with(&head, &snapshot, ctx, 0);
+        self.respond_with(&head, &snapshot, ctx, 0, resumed);
         ctx.snapshot = Some(snapshot);
     }
 
@@ -63,10 +64,9 @@ impl Conn {
         snapshot: &Arc<Snapshot>,
         ctx: &mut Ctx,
         redirects: u8,
+        resumed: bool,
     ) {
-        // A request that waited its `limit_req` turn comes back here: it
-        // was counted already.
-        let fresh = redirects == 0 && !self.resumed;
+        let fresh = redirects == 0 && !resumed;
         if fresh {
             self.requests += 1;
             self.user = None;
@@ -168,7 +168,7 @@ impl Conn {
                 request_id: &request_id,
                 user: None,
             };
-            match super::limits::check(route, &key_vars, self.resumed, ctx.now, &mut self.slots) {
+            match super::limits::check(route, &key_vars, resumed, ctx.now, &mut self.slots) {
                 Outcome::Pass => None,
                 Outcome::Delay(wait) => {
                     // Checked again when it resumes (for `limit_conn`).
@@ -184,7 +184,6 @@ impl Conn {
         } else {
             None
         };
-        self.resumed = false;
         let permitted = limited.is_none() && route.access.check(self.client.peer.ip()).0;
         // `auth_basic`: checked once the address is let in; its 401 comes
         // before everything but a 413 or 403.
@@ -272,7 +271,7 @@ impl Conn {
                         let mut next = head.clone();
                         next.uri = uri;
                         next.rerouted = Some(target);
-                        return self.respond_with(&next, snapshot, ctx, redirects + 1);
+                        return self.respond_with(&next, snapshot, ctx, redirects + 1, false);
                     }
                     Err(_) => canned::error(500),
                 }
