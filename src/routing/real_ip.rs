@@ -39,9 +39,13 @@ impl RealIp {
     /// The client's address for a request that came from `peer` over a
     /// connection whose PROXY header said `proxied`; `values` are the
     /// configured header's fields, in the order they came (a balancer may
-    /// add a field of its own after the client's). An untrusted peer, a
+    /// add a field of its own after the client's; they are read from the
+    /// last, and not at all for an untrusted peer). An untrusted peer, a
     /// missing source or a value that is not an address leave `peer`.
-    pub fn resolve(&self, peer: Peer, proxied: Option<SocketAddr>, values: &[&[u8]]) -> Peer {
+    pub fn resolve<V>(&self, peer: Peer, proxied: Option<SocketAddr>, values: V) -> Peer
+    where
+        V: IntoIterator<Item: AsRef<[u8]>, IntoIter: DoubleEndedIterator>,
+    {
         if !self.trusted(peer.ip()) {
             return peer;
         }
@@ -57,10 +61,13 @@ impl RealIp {
     /// the rightmost address of the last field; with `recursive`, the
     /// rightmost one that is not a trusted balancer, across the fields (or
     /// the leftmost when all are).
-    fn pick_from_list(&self, values: &[&[u8]]) -> Option<IpAddr> {
+    fn pick_from_list<V>(&self, values: V) -> Option<IpAddr>
+    where
+        V: IntoIterator<Item: AsRef<[u8]>, IntoIter: DoubleEndedIterator>,
+    {
         let mut found = None;
-        for value in values.iter().rev() {
-            let value = std::str::from_utf8(value).ok()?;
+        for value in values.into_iter().rev() {
+            let value = std::str::from_utf8(value.as_ref()).ok()?;
             for part in value.rsplit(',') {
                 let ip = parse_ip(part.trim())?;
                 found = Some(ip);
@@ -102,6 +109,9 @@ mod tests {
         }
     }
 
+    /// No header field.
+    const NONE: &[&[u8]] = &[];
+
     fn inet(text: &str) -> Peer {
         Peer::Inet(text.parse().unwrap())
     }
@@ -115,7 +125,7 @@ mod tests {
         let client = inet("203.0.113.9:5000");
         assert_eq!(r.resolve(peer, None, xff), client);
         assert_eq!(r.resolve(other, None, xff), other);
-        assert_eq!(r.resolve(peer, None, &[]), peer);
+        assert_eq!(r.resolve(peer, None, NONE), peer);
         assert_eq!(r.resolve(peer, None, &[b"not-an-ip"]), peer);
     }
 
@@ -149,10 +159,10 @@ mod tests {
         r.source = RealIpSource::ProxyProtocol;
         let peer = inet("10.1.2.3:5000");
         let client: SocketAddr = "203.0.113.9:4000".parse().unwrap();
-        assert_eq!(r.resolve(peer, Some(client), &[]), Peer::Inet(client));
-        assert_eq!(r.resolve(peer, None, &[]), peer);
+        assert_eq!(r.resolve(peer, Some(client), NONE), Peer::Inet(client));
+        assert_eq!(r.resolve(peer, None, NONE), peer);
         let mapped = inet("[::ffff:10.1.2.3]:5000");
-        assert_eq!(r.resolve(mapped, Some(client), &[]), Peer::Inet(client));
+        assert_eq!(r.resolve(mapped, Some(client), NONE), Peer::Inet(client));
     }
 
     #[test]
@@ -162,6 +172,6 @@ mod tests {
         assert_eq!(r.resolve(Peer::Unix, None, xff), Peer::Unix);
         r.from.push(AccessTarget::Unix);
         assert_eq!(r.resolve(Peer::Unix, None, xff), inet("203.0.113.9:0"));
-        assert_eq!(r.resolve(Peer::Unix, None, &[]), Peer::Unix);
+        assert_eq!(r.resolve(Peer::Unix, None, NONE), Peer::Unix);
     }
 }

@@ -106,14 +106,17 @@ impl Conn {
             // what a trusted balancer says.
             self.client.peer = self.socket_peer;
             if let Some(real) = &route.real_ip {
-                let mut values: Vec<&[u8]> = Vec::new();
-                if let crate::routing::real_ip::RealIpSource::Header(name) = &real.source {
-                    let raw = self.client.head_bytes(head.head_len);
-                    values.extend(vars::headers(raw, name));
-                }
-                let peer = real.resolve(self.socket_peer, self.proxied, &values);
-                drop(values);
-                self.client.peer = peer;
+                use crate::routing::real_ip::RealIpSource;
+                let (peer, proxied) = (self.socket_peer, self.proxied);
+                self.client.peer = match &real.source {
+                    RealIpSource::Header(name) => {
+                        let raw = self.client.head_bytes(head.head_len);
+                        real.resolve(peer, proxied, vars::headers(raw, name))
+                    }
+                    RealIpSource::ProxyProtocol => {
+                        real.resolve(peer, proxied, std::iter::empty::<&[u8]>())
+                    }
+                };
             }
         }
         let kind = match &route.action {

@@ -68,9 +68,15 @@ pub fn request_id(seed: u64) -> String {
 }
 
 /// Every value of the header `name` (lower case) in a raw head, in order.
-pub fn headers<'a>(raw: &'a [u8], name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-    raw.split(|&b| b == b'\n')
-        .skip(1)
+/// (From either end: a balancer's own field is the last.)
+pub fn headers<'a>(raw: &'a [u8], name: &'a str) -> impl DoubleEndedIterator<Item = &'a [u8]> + 'a {
+    // The fields: what follows the request line.
+    let fields = raw
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(&[][..], |i| &raw[i + 1..]);
+    fields
+        .split(|&b| b == b'\n')
         .filter_map(move |line| field(line, name.as_bytes()))
 }
 
