@@ -27,6 +27,17 @@ fn basic(user: &str, password: &str) -> String {
     format!("Authorization: Basic {token}")
 }
 
+/// A server whose `/admin/` asks for the users of `htpasswd`.
+const ADMIN: &str = "server {
+    listen 127.0.0.1:{port};
+    root {dir}/site;
+    location /admin/ {
+        auth_basic team;
+        auth_basic_user_file htpasswd;
+    }
+}
+";
+
 fn site(dir: &std::path::Path) {
     for d in ["site/admin/open", "site/public"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
@@ -155,15 +166,7 @@ fn the_users_of_the_file_get_in_and_everyone_else_gets_401() {
 
 #[test]
 fn a_saved_user_file_is_read_again() {
-    let template = "server {
-    listen 127.0.0.1:{port};
-    root {dir}/site;
-    location /admin/ {
-        auth_basic team;
-        auth_basic_user_file htpasswd;
-    }
-}
-";
+    let template = ADMIN;
     let server = Server::start(template, site);
     let newcomer = basic("newcomer", "welcome");
     assert_eq!(server.get("/admin/", &[&newcomer]).status, 401);
@@ -240,16 +243,7 @@ fn check_reports_user_file_problems_with_their_place_and_no_hash() {
 fn a_client_trying_passwords_at_speed_is_slowed_and_others_are_not() {
     use crate::server::{connect_from, read_response, request};
     use std::io::Write;
-    let template = "workers 1;
-server {
-    listen 127.0.0.1:{port};
-    root {dir}/site;
-    location /admin/ {
-        auth_basic team;
-        auth_basic_user_file htpasswd;
-    }
-}
-";
+    let template = &format!("workers 1;\n{ADMIN}");
     let server = Server::start(template, site);
     let ask = |from: [u8; 4], creds: &str| {
         let mut s = connect_from(from.into(), server.addr());
